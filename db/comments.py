@@ -1,0 +1,341 @@
+"""Threads, comments and their events: every query about the discussion lives here.
+
+The invariant the live channel and the read cache rely on: every change to what readers can
+see of a thread writes event rows and bumps ``threads.last_seq`` in the same transaction
+(:func:`record_events`). ``last_seq`` is therefore a version number of the visible thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from db.database import Connection, Database
+from db.errors import DatabaseError
+from db.models import Comment, Event, Thread, now
+
+COLUMNS = (
+    "c.id, c.thread_id, c.parent_id, c.author, c.email, c.website, c.text, c.html, c.status, "
+    "c.reason, c.address, c.staff_id, c.created, c.edited, c.source, s.name AS staff_name"
+)
+FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
+
+
+class UnknownThread(DatabaseError):
+    """No thread has that uri and the caller may not create one."""
+
+
+class InvalidParent(DatabaseError):
+    """The parent is not an approved comment of the same thread."""
+
+
+class UnknownComment(DatabaseError):
+    """No comment has that id."""
+
+
+@dataclass(frozen=True)
+class NewComment:
+    author: str
+    email: str
+    website: str | None
+    text: str
+    html: str
+    status: str
+    parent_id: int | None = None
+    reason: str | None = None
+    address: str | None = None
+    staff_id: int | None = None
+    created: datetime | None = None
+    source: str | None = None
+
+
+# -- visibility -------------------------------------------------------------------------------
+
+FULL, PLACEHOLDER = "full", "placeholder"
+
+
+def visible_states(rows: Iterable[tuple[int, int | None, str]]) -> dict[int, str]:
+    """Map each comment a reader may see to ``full`` or ``placeholder``.
+
+    Approved comments are shown in full. Any other comment is shown only as an empty
+    placeholder, and only while something below it is shown, so replies keep their place.
+    """
+    parent_of: dict[int, int | None] = {}
+    status_of: dict[int, str] = {}
+    for cid, parent, status in rows:
+        parent_of[cid], status_of[cid] = parent, status
+    states = {cid: FULL for cid, status in status_of.items() if status == "approved"}
+    for cid in [c for c, s in states.items() if s == FULL]:
+        parent = parent_of.get(cid)
+        while parent is not None and parent in status_of and parent not in states:
+            states[parent] = PLACEHOLDER
+            parent = parent_of.get(parent)
+    return states
+
+
+async def _thread_states(conn: Connection, thread_id: int) -> dict[int, str]:
+    rows = await conn.fetch(
+        "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id
+    )
+    return visible_states((r["id"], r["parent_id"], r["status"]) for r in rows)
+
+
+def diff_events(before: dict[int, str], after: dict[int, str],
+                edited: Iterable[int] = ()) -> list[tuple[str, int]]:
+    """The events that take a reader from the ``before`` view to the ``after`` view."""
+    events: list[tuple[str, int]] = []
+    for cid in sorted(set(before) | set(after)):
+        old, new = before.get(cid), after.get(cid)
+        if old is None and new is not None:
+            events.append(("comment.approved", cid))
+        elif old is not None and new is None:
+            events.append(("comment.deleted", cid))
+        elif old != new:
+            events.append(("comment.approved" if new == FULL else "comment.updated", cid))
+    for cid in edited:
+        if after.get(cid) == FULL and before.get(cid) == FULL:
+            events.append(("comment.updated", cid))
+    return events
+
+
+async def record_events(conn: Connection, thread: Thread | int,
+                        changes: Sequence[tuple[str, int]]) -> list[Event]:
+    """Write events and bump the thread's counter in the caller's transaction.
+
+    The ``UPDATE … RETURNING`` takes the thread's row lock on PostgreSQL (SQLite has one
+    writer), so a later seq can never commit before an earlier one of the same thread.
+    """
+    if not changes:
+        return []
+    thread_id = thread if isinstance(thread, int) else thread.id
+    row = await conn.fetchrow(
+        "UPDATE threads SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq, uri",
+        thread_id, len(changes),
+    )
+    assert row is not None
+    first = row["last_seq"] - len(changes) + 1
+    when = now()
+    events = [Event(thread_id, first + i, kind, cid, row["uri"])
+              for i, (kind, cid) in enumerate(changes)]
+    await conn.executemany(
+        "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)",
+        [(e.thread_id, e.seq, e.type, e.comment_id, when) for e in events],
+    )
+    return events
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+THREAD_BY_URI = (
+    "SELECT id, uri, title, last_seq FROM threads WHERE uri = $1 "
+    "UNION ALL "
+    "SELECT t.id, t.uri, t.title, t.last_seq FROM thread_aliases a "
+    "JOIN threads t ON t.id = a.thread_id WHERE a.uri = $1"
+)
+
+
+async def find_thread(conn: Connection, uri: str) -> Thread | None:
+    row = await conn.fetchrow(THREAD_BY_URI, uri)
+    return Thread.from_row(row) if row else None
+
+
+async def ensure_thread(conn: Connection, uri: str, title: str | None = None) -> Thread:
+    """Return the thread for ``uri`` (or its alias), creating it when there is none."""
+    found = await find_thread(conn, uri)
+    if found:
+        return found
+    await conn.execute(
+        "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) ON CONFLICT (uri) DO NOTHING",
+        uri, title, now(),
+    )
+    created = await find_thread(conn, uri)
+    assert created is not None
+    return created
+
+
+class CommentStore:
+    """Reads and writes of comments, each write with its events in one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def thread(self, uri: str) -> Thread | None:
+        async with self.db.read() as conn:
+            return await find_thread(conn, uri)
+
+    async def cursor(self, uri: str) -> tuple[Thread | None, int]:
+        thread = await self.thread(uri)
+        return thread, thread.last_seq if thread else 0
+
+    async def visible(self, thread_id: int) -> list[Comment]:
+        """Every comment a reader may see in the thread, oldest first, in one query.
+
+        Non-approved rows are fetched only when they have replies, to decide placeholders;
+        callers must shape them with the state from :func:`visible_states`.
+        """
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                f"SELECT {COLUMNS} {FROM} WHERE c.thread_id = $1 AND (c.status = 'approved' "
+                "OR EXISTS (SELECT 1 FROM comments r WHERE r.parent_id = c.id)) "
+                "ORDER BY c.created, c.id",
+                thread_id,
+            )
+        comments = [Comment.from_row(r) for r in rows]
+        states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+        return [c for c in comments if c.id in states]
+
+    async def get(self, comment_id: int) -> Comment | None:
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+        return Comment.from_row(row) if row else None
+
+    async def uri_of(self, thread_id: int) -> str:
+        async with self.db.read() as conn:
+            return str(await conn.fetchval("SELECT uri FROM threads WHERE id = $1", thread_id))
+
+    async def counts(self, uris: Sequence[str]) -> dict[str, int]:
+        """Approved comments per uri (aliases resolve to their thread); unknown uris count 0."""
+        result = dict.fromkeys(uris, 0)
+        if not uris:
+            return result
+        marks = ", ".join(f"${i + 1}" for i in range(len(uris)))
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                "WITH wanted AS ("
+                f" SELECT id AS thread_id, uri FROM threads WHERE uri IN ({marks})"
+                f" UNION ALL SELECT thread_id, uri FROM thread_aliases WHERE uri IN ({marks}))"
+                " SELECT w.uri, COUNT(c.id) AS n FROM wanted w"
+                " LEFT JOIN comments c ON c.thread_id = w.thread_id AND c.status = 'approved'"
+                " GROUP BY w.uri",
+                *uris,
+            )
+        for row in rows:
+            result[row["uri"]] = row["n"]
+        return result
+
+    async def has_approved_email(self, email: str) -> bool:
+        async with self.db.read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM comments WHERE lower(email) = lower($1) AND status = 'approved' "
+                "LIMIT 1",
+                email,
+            )
+        return found is not None
+
+    async def with_status(self, status: str, *, limit: int = 200, offset: int = 0) -> list[Comment]:
+        order = "ASC" if status == "pending" else "DESC"
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                f"SELECT {COLUMNS} {FROM} WHERE c.status = $1 ORDER BY c.id {order} "
+                "LIMIT $2 OFFSET $3",
+                status, limit, offset,
+            )
+        return [Comment.from_row(r) for r in rows]
+
+    async def events_since(self, thread_id: int, since: int, limit: int = 1000) -> list[Event]:
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                "SELECT e.thread_id, e.seq, e.type, e.comment_id, t.uri FROM events e "
+                "JOIN threads t ON t.id = e.thread_id "
+                "WHERE e.thread_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+                thread_id, since, limit,
+            )
+        return [Event(r["thread_id"], r["seq"], r["type"], r["comment_id"], r["uri"]) for r in rows]
+
+    async def oldest_seq(self, thread_id: int) -> int | None:
+        async with self.db.read() as conn:
+            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1", thread_id)
+        return None if value is None else int(value)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def add(self, uri: str, new: NewComment, *, create_thread: bool,
+                  title: str | None = None) -> tuple[Comment, list[Event]]:
+        """Insert a comment; an approved one gets its ``comment.created`` event at once."""
+        async with self.db.transaction() as conn:
+            thread = await (ensure_thread(conn, uri, title) if create_thread
+                            else find_thread(conn, uri))
+            if thread is None:
+                raise UnknownThread(uri)
+            if new.parent_id is not None:
+                parent = await conn.fetchrow(
+                    "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
+                if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
+                    raise InvalidParent(str(new.parent_id))
+            comment_id = await conn.fetchval(
+                "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
+                "status, reason, address, staff_id, created, source) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
+                new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
+            )
+            events = (await record_events(conn, thread, [("comment.created", comment_id)])
+                      if new.status == "approved" else [])
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+        assert row is not None
+        return Comment.from_row(row), events
+
+    async def change(self, comment_id: int, *, status: str | None = None,
+                     text: str | None = None, html: str | None = None,
+                     edited: datetime | None = None) -> tuple[Comment, Comment, list[Event]]:
+        """Change a comment's status or text; return it before and after, with the events.
+
+        The events are the difference between what readers saw before and after, so a
+        deletion can also remove a placeholder parent that has just lost its last reply.
+        """
+        async with self.db.transaction() as conn:
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+            if row is None:
+                raise UnknownComment(str(comment_id))
+            old = Comment.from_row(row)
+            before = await _thread_states(conn, old.thread_id)
+            sets: list[str] = []
+            args: list[Any] = [comment_id]
+            for column, value in (("status", status), ("text", text), ("html", html),
+                                  ("edited", edited)):
+                if value is not None:
+                    args.append(value)
+                    sets.append(f"{column} = ${len(args)}")
+            if sets:
+                await conn.execute(f"UPDATE comments SET {', '.join(sets)} WHERE id = $1", *args)
+            after = await _thread_states(conn, old.thread_id)
+            changes = diff_events(before, after, edited=[comment_id] if text is not None else [])
+            events = await record_events(conn, old.thread_id, changes)
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+        assert row is not None
+        return old, Comment.from_row(row), events
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, Comment]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        marks = ", ".join(f"${i + 1}" for i in range(len(wanted)))
+        async with self.db.read() as conn:
+            rows = await conn.fetch(f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})", *wanted)
+        return {r["id"]: Comment.from_row(r) for r in rows}
+
+    async def thread_states(self, thread_id: int) -> dict[int, str]:
+        async with self.db.read() as conn:
+            return await _thread_states(conn, thread_id)
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    async def erase_addresses(self, before: datetime) -> int:
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "UPDATE comments SET address = NULL WHERE address IS NOT NULL AND created < $1 "
+                "RETURNING id", before)
+        return len(rows)
+
+    async def prune_events(self, before: datetime) -> int:
+        """Drop old events, but always keep each thread's newest so its cursor stays valid."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM events WHERE created < $1 AND seq < "
+                "(SELECT t.last_seq FROM threads t WHERE t.id = events.thread_id) RETURNING seq",
+                before)
+        return len(rows)

@@ -1,0 +1,59 @@
+"""The one interface both database backends offer.
+
+Queries are written once with ``$1``-style placeholders in the SQL subset SQLite and
+PostgreSQL share (``RETURNING``, ``ON CONFLICT``, CTEs). The SQLite backend rewrites ``$n`` to
+its ``?n``. Rows come back as mappings; the stores turn them into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+Row = Mapping[str, Any]
+
+
+class Connection(Protocol):
+    """A connection handed out for one read or one transaction."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None: ...
+
+
+class Database(Protocol):
+    dialect: str  # "sqlite" or "postgres": picks migration files and rare per-dialect SQL
+
+    def read(self) -> AbstractAsyncContextManager[Connection]:
+        """A connection for reads; it sees only committed data."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A write transaction: committed when the block ends, rolled back on an exception."""
+
+    def migration_lock(self) -> AbstractAsyncContextManager[Connection]:
+        """A transaction that no other process can hold at the same time (for migrations)."""
+
+    async def ping(self) -> None:
+        """Raise :class:`db.errors.Unavailable` when the database does not answer."""
+
+    async def close(self) -> None: ...
+
+
+async def connect(url: str, *, readers: int = 4) -> Database:
+    """Open the database named by a ``KIBITZ_DATABASE_URL``."""
+    if url.startswith("sqlite:///"):
+        from db.sqlite import SQLiteDatabase
+
+        return await SQLiteDatabase.open(url.removeprefix("sqlite:///"), readers=readers)
+    from db.postgres import PostgresDatabase
+
+    return await PostgresDatabase.open(url)
+
+

@@ -1,0 +1,137 @@
+"""What the data layer hands out: frozen dataclasses, never driver rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from db.database import Row
+
+STATUSES = ("approved", "pending", "spam", "deleted")
+
+
+def as_datetime(value: Any) -> datetime:
+    """Read a timestamp from either backend: PostgreSQL gives datetimes, SQLite ISO text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def maybe_datetime(value: Any) -> datetime | None:
+    return None if value is None else as_datetime(value)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Thread:
+    id: int
+    uri: str
+    title: str | None
+    last_seq: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> Thread:
+        return cls(row["id"], row["uri"], row["title"], row["last_seq"])
+
+
+@dataclass(frozen=True)
+class Post:
+    id: int
+    slug: str
+    title: str
+    author: str
+    body_html: str
+    categories: tuple[str, ...]
+    language: str | None
+    published: datetime
+    thread_id: int
+    comment_count: int = 0
+
+    @property
+    def uri(self) -> str:
+        return f"/posts/{self.slug}"
+
+    @classmethod
+    def from_row(cls, row: Row) -> Post:
+        keys = row.keys()
+        return cls(
+            id=row["id"], slug=row["slug"], title=row["title"], author=row["author"],
+            body_html=row["body_html"], categories=tuple(json.loads(row["categories"] or "[]")),
+            language=row["language"], published=as_datetime(row["published"]),
+            thread_id=row["thread_id"],
+            comment_count=row["comment_count"] if "comment_count" in keys else 0,
+        )
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment with everything the database knows, private fields included.
+
+    Only :func:`server.shapes.public_comment` decides what a reader may see of it.
+    """
+
+    id: int
+    thread_id: int
+    parent_id: int | None
+    author: str
+    email: str
+    website: str | None
+    text: str
+    html: str
+    status: str
+    reason: str | None
+    address: str | None
+    staff_id: int | None
+    created: datetime
+    edited: datetime | None
+    source: str | None = None
+    staff_name: str | None = None
+
+    @property
+    def staff(self) -> bool:
+        return self.staff_id is not None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Comment:
+        keys = row.keys()
+        return cls(
+            id=row["id"], thread_id=row["thread_id"], parent_id=row["parent_id"],
+            author=row["author"], email=row["email"], website=row["website"], text=row["text"],
+            html=row["html"], status=row["status"], reason=row["reason"],
+            address=row["address"], staff_id=row["staff_id"],
+            created=as_datetime(row["created"]), edited=maybe_datetime(row["edited"]),
+            source=row["source"] if "source" in keys else None,
+            staff_name=row["staff_name"] if "staff_name" in keys else None,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change readers must see; ``comment`` is its state when the event is delivered."""
+
+    thread_id: int
+    seq: int
+    type: str
+    comment_id: int
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    name: str
+    email: str | None
+    role: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> StaffMember:
+        return cls(row["id"], row["name"], row["email"], row["role"])

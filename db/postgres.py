@@ -1,0 +1,119 @@
+"""PostgreSQL through an asyncpg pool: the path for real sites and several processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from db.database import Row
+from db.errors import Conflict, DatabaseError, Unavailable
+
+# Any advisory-lock key will do, as long as every kibitz process uses the same one.
+MIGRATION_LOCK = 0x6B6962
+_CONNECTION_ERRORS = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                      asyncpg.exceptions.CannotConnectNowError,
+                      asyncpg.exceptions.InterfaceError)
+
+
+def _translate(exc: Exception) -> DatabaseError:
+    if isinstance(exc, asyncpg.exceptions.IntegrityConstraintViolationError):
+        return Conflict(str(exc))
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return Unavailable(f"PostgreSQL did not answer: {exc}")
+    return DatabaseError(str(exc))
+
+
+class PostgresConnection:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            return list(await self._conn.fetch(sql, *args))
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            return await self._conn.fetchrow(sql, *args)
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self._conn.fetchval(sql, *args)
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        try:
+            await self._conn.execute(sql, *args)
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(sql, list(args))
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+
+    async def executescript(self, script: str) -> None:
+        await self.execute(script)
+
+
+class PostgresDatabase:
+    dialect = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+                                             command_timeout=60)
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise Unavailable(f"cannot connect to PostgreSQL: {exc}. Check KIBITZ_DATABASE_URL "
+                              "and that the server is running.") from exc
+        return cls(pool)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self._pool.acquire()
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            raise _translate(exc) from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[PostgresConnection]:
+        async with self._acquire() as conn:
+            yield PostgresConnection(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresConnection]:
+        async with self._acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield PostgresConnection(conn)
+            except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+                raise _translate(exc) from exc
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[PostgresConnection]:
+        async with self.transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()

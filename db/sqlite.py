@@ -1,0 +1,143 @@
+"""SQLite through aiosqlite: the embedded default.
+
+One connection writes, behind an asyncio lock, with ``BEGIN IMMEDIATE`` so a transaction
+never has to upgrade its lock half-way; a few others read. WAL lets reads run beside the
+writer, and ``synchronous=FULL`` makes a commit durable before we answer 2xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from db.database import Row
+from db.errors import Conflict, DatabaseError, Unavailable
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _adapt_datetime(value: datetime) -> str:
+    # One fixed, sortable format: text comparisons in SQL then order like the instants.
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+sqlite3.register_adapter(datetime, _adapt_datetime)
+
+
+def translate(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+class SQLiteConnection:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            async with self._conn.execute(translate(sql), args) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.fetch(sql, *args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(translate(sql), args)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    async def executescript(self, script: str) -> None:
+        await self._conn.executescript(script)
+
+
+async def _open(path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SQLiteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection]) -> None:
+        self.path = path
+        self._writer = writer
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        for reader in readers:
+            self._readers.put_nowait(reader)
+        self._all = [writer, *readers]
+
+    @classmethod
+    async def open(cls, path: str, *, readers: int = 4) -> SQLiteDatabase:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            writer = await _open(path)
+            pool = [await _open(path) for _ in range(max(1, readers))]
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
+        return cls(path, writer, pool)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SQLiteConnection]:
+        conn = await self._readers.get()
+        try:
+            yield SQLiteConnection(conn)
+        finally:
+            self._readers.put_nowait(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SQLiteConnection]:
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteConnection(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    def migration_lock(self) -> Any:
+        # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
+        return self.transaction()
+
+    async def ping(self) -> None:
+        try:
+            async with self.read() as conn:
+                await conn.fetchval("SELECT 1")
+        except DatabaseError as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.close()

@@ -1,0 +1,70 @@
+"""Staff accounts and their API tokens (stored as SHA-256 hashes, never in the clear)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from db.database import Database
+from db.errors import Conflict
+from db.models import StaffMember, now
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256-bit random strings, so a fast hash is enough; argon2 is for passwords.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class StaffStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, name: str, role: str, password_hash: str, email: str | None = None) -> StaffMember:
+        async with self.db.transaction() as conn:
+            if await conn.fetchval("SELECT 1 FROM staff WHERE name = $1", name):
+                raise Conflict(f"a staff account named {name!r} exists")
+            row = await conn.fetchrow(
+                "INSERT INTO staff (name, email, role, password_hash, created) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING id, name, email, role",
+                name, email, role, password_hash, now(),
+            )
+        assert row is not None
+        return StaffMember.from_row(row)
+
+    async def by_name(self, name: str) -> tuple[StaffMember, str] | None:
+        """The account and its password hash, for login."""
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, name, email, role, password_hash FROM staff WHERE name = $1", name)
+        return (StaffMember.from_row(row), row["password_hash"]) if row else None
+
+    async def by_id(self, staff_id: int) -> StaffMember | None:
+        async with self.db.read() as conn:
+            row = await conn.fetchrow("SELECT id, name, email, role FROM staff WHERE id = $1", staff_id)
+        return StaffMember.from_row(row) if row else None
+
+    async def all(self) -> list[StaffMember]:
+        async with self.db.read() as conn:
+            rows = await conn.fetch("SELECT id, name, email, role FROM staff ORDER BY name")
+        return [StaffMember.from_row(r) for r in rows]
+
+    async def add_token(self, staff_id: int, token: str) -> int:
+        async with self.db.transaction() as conn:
+            return int(await conn.fetchval(
+                "INSERT INTO api_tokens (staff_id, token_hash, created) VALUES ($1, $2, $3) "
+                "RETURNING id", staff_id, token_hash(token), now()))
+
+    async def by_token(self, token: str) -> StaffMember | None:
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(
+                "SELECT s.id, s.name, s.email, s.role FROM api_tokens t "
+                "JOIN staff s ON s.id = t.staff_id WHERE t.token_hash = $1 AND t.revoked IS NULL",
+                token_hash(token))
+        return StaffMember.from_row(row) if row else None
+
+    async def is_staff_identity(self, name: str, email: str) -> bool:
+        """True when a commenter uses a staff member's name or e-mail (impersonation)."""
+        async with self.db.read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM staff WHERE lower(name) = lower($1) "
+                "OR (email IS NOT NULL AND lower(email) = lower($2)) LIMIT 1", name.strip(), email)
+        return found is not None

@@ -1,0 +1,55 @@
+"""Reading request bodies with a hard size cap, before anything parses them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY = 64 * 1024
+
+
+async def read_capped(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge()
+    return bytes(body)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: 415 for another type, 413 past 64 KiB, 400 if malformed."""
+    if _media_type(request) != "application/json":
+        raise UnsupportedMediaType()
+    raw = await read_capped(request)
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return data
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form: the last value of each field wins."""
+    if _media_type(request) != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Send the form as application/x-www-form-urlencoded.")
+    raw = await read_capped(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The form is not UTF-8 text.") from None
+    return dict(parse_qsl(text, keep_blank_values=True))

@@ -1,0 +1,229 @@
+"""The ``kibitz`` command: serve, migrate, and the operator's small tools.
+
+Exit status 0 on success and 2 on bad arguments or input, with one line on stderr that says
+what to do next: an operator's script should never have to parse a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn
+
+from db.database import connect
+from db.errors import Conflict, DatabaseError
+from db.migrate import migrate
+from server.errors import ConfigError
+from server.settings import Settings, load
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+class UsageError(Exception):
+    """Bad arguments or input: exit 2 with this message."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"kibitz: {message} (see 'kibitz --help')\n")
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    db = await connect(settings.database_url, readers=1)
+    try:
+        await migrate(db)
+        return await work(db)
+    finally:
+        await db.close()
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    db = await connect(settings.database_url, readers=1)
+    try:
+        return await migrate(db)
+    finally:
+        await db.close()
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = _run(_migrate(settings))
+    print(f"applied {', '.join(applied)}" if applied else "the database is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if args.workers > 1 and not (settings.is_postgres and settings.redis_url):
+        raise UsageError(
+            "--workers above 1 needs KIBITZ_DATABASE_URL=postgresql://… and KIBITZ_REDIS_URL="
+            "redis://…: SQLite and in-process fan-out serve one process only")
+    if args.live_port is not None:
+        os.environ["KIBITZ_LIVE_PORT"] = str(args.live_port)
+
+    _run(_migrate(settings))
+    uvicorn.run(
+        "server.app:from_environment", factory=True, host=args.host, port=args.port,
+        workers=args.workers, proxy_headers=False, server_header=False,
+        ws="websockets-sansio", ws_per_message_deflate=False, log_level="info",
+    )
+    return 0
+
+
+def _read_body(path: str | None) -> str:
+    if path is None:
+        return ""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
+def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
+    from db.posts import PostStore
+    from server.markup import clean_article
+
+    if not SLUG.match(args.slug):
+        raise UsageError(f"slug {args.slug!r}: use lowercase letters, digits and hyphens")
+    if not args.title.strip():
+        raise UsageError("--title must not be empty")
+    body = clean_article(_read_body(args.body_file))
+
+    async def work(db: Any) -> Any:
+        return await PostStore(db).add(slug=args.slug, title=args.title.strip(),
+                                       author=(args.author or "").strip() or "admin",
+                                       body_html=body, categories=args.category or [])
+
+    post = _run(_with_db(settings, work))
+    print(f"{settings.public_url}{post.uri}")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    from db.staff import StaffStore
+    from server.auth import hash_password
+
+    if not args.password_stdin:
+        raise UsageError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise UsageError("the password must have at least 8 characters")
+    if not re.match(r"^[\w.@-]{1,64}$", args.name):
+        raise UsageError(f"name {args.name!r}: use letters, digits, '.', '@', '-' or '_'")
+
+    async def work(db: Any) -> Any:
+        return await StaffStore(db).add(args.name, args.role, hash_password(password),
+                                        email=args.email)
+
+    member = _run(_with_db(settings, work))
+    print(f"created {member.role} {member.name}")
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
+    from db.staff import StaffStore
+    from server.auth import new_api_token
+
+    token = new_api_token()
+
+    async def work(db: Any) -> None:
+        store = StaffStore(db)
+        found = await store.by_name(args.name)
+        if found is None:
+            raise UsageError(f"no staff account named {args.name!r}; create it with "
+                             "'kibitz user add'")
+        await store.add_token(found[0].id, token)
+
+    _run(_with_db(settings, work))
+    print(token)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from server.demo import seed
+
+    created = _run(_with_db(settings, seed))
+    print(f"demo: {created} post(s) created" if created else "demo: already there")
+    return 0
+
+
+def parser() -> Parser:
+    top = Parser(prog="kibitz", description="Self-hosted, real-time discussion for blogs.")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    serve = sub.add_parser("serve", help="serve the site, API and live channel")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--live-port", type=int, default=None,
+                       help="serve the live channel on a port of its own")
+    serve.set_defaults(run=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        run=cmd_migrate)
+
+    post = sub.add_parser("post", help="manage posts").add_subparsers(
+        dest="action", required=True, parser_class=Parser)
+    post_add = post.add_parser("add", help="create a post; prints its URL")
+    post_add.add_argument("--slug", required=True)
+    post_add.add_argument("--title", required=True)
+    post_add.add_argument("--author")
+    post_add.add_argument("--category", action="append")
+    post_add.add_argument("--body-file", help="HTML body; - reads standard input")
+    post_add.set_defaults(run=cmd_post_add)
+
+    user = sub.add_parser("user", help="manage staff accounts").add_subparsers(
+        dest="action", required=True, parser_class=Parser)
+    user_add = user.add_parser("add", help="create a staff account")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=("admin", "moderator"), default="moderator")
+    user_add.add_argument("--email")
+    user_add.add_argument("--password-stdin", action="store_true")
+    user_add.set_defaults(run=cmd_user_add)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True, parser_class=Parser)
+    token_add = token.add_parser("add", help="print a new API token for a staff account")
+    token_add.add_argument("name")
+    token_add.set_defaults(run=cmd_token_add)
+
+    sub.add_parser("demo", help="seed the demo posts (once)").set_defaults(run=cmd_demo)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load()
+        return int(args.run(args, settings))
+    except UsageError as exc:
+        print(f"kibitz: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"kibitz: {exc}", file=sys.stderr)
+        return 2
+    except Conflict as exc:
+        print(f"kibitz: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:
+        print(f"kibitz: database error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The errors kibitz raises on purpose, and the one place they become HTTP responses.
+
+    KibitzError                 500, the root: anything we raise deliberately
+    ├── BadRequest              400  malformed JSON, a bad query parameter
+    ├── Unauthorized            401  no credentials (API)
+    ├── Forbidden               403  an Origin, role, token or window that does not allow it
+    ├── NotFound                404
+    ├── PayloadTooLarge         413
+    ├── UnsupportedMediaType    415
+    ├── ValidationFailed        422  carries a message per field
+    └── RateLimited             429  carries Retry-After
+    ConfigError                      a setting is wrong; printed at start, never served
+
+Database errors (``db.errors``) are translated here too, so handlers never see driver types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class KibitzError(Exception):
+    status = 500
+    message = "Something went wrong on our side."
+
+    def __init__(self, message: str | None = None, fields: Mapping[str, str] | None = None) -> None:
+        self.message = message or self.message
+        self.fields = dict(fields or {})
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
+
+class BadRequest(KibitzError):
+    status = 400
+    message = "The request could not be understood."
+
+
+class Unauthorized(KibitzError):
+    status = 401
+    message = "Sign in, or send an API token as 'Authorization: Bearer …'."
+
+
+class Forbidden(KibitzError):
+    status = 403
+    message = "You may not do that."
+
+
+class NotFound(KibitzError):
+    status = 404
+    message = "Not found."
+
+
+class PayloadTooLarge(KibitzError):
+    status = 413
+    message = "The request body is larger than 64 KiB."
+
+
+class UnsupportedMediaType(KibitzError):
+    status = 415
+    message = "Send the body as application/json."
+
+
+class ValidationFailed(KibitzError):
+    status = 422
+    message = "Some fields need attention."
+
+
+class RateLimited(KibitzError):
+    status = 429
+    message = "Too many comments from your address. Please wait a little and try again."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class ConfigError(Exception):
+    """A setting has a value kibitz cannot use; the message names the variable and the fix."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        self.name, self.value, self.expected = name, value, expected
+        super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+# -- the one place errors become responses ------------------------------------------------------
+
+def _wants_html(request: object) -> bool:
+    path: str = request.url.path  # type: ignore[attr-defined]
+    return not (path.startswith("/api/") or path.startswith("/feeds/") or path == "/healthz")
+
+
+def handlers() -> dict[object, object]:
+    """Starlette exception handlers: JSON for the API, a rendered page for people."""
+    from db.errors import Conflict, DatabaseError, Unavailable
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse, Response
+
+    def render(request: object, error: KibitzError) -> Response:
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
+        if _wants_html(request):
+            state = request.app.state.kibitz  # type: ignore[attr-defined]
+            return state.templates.response(request, "error.html", {"error": error},
+                                            status_code=error.status, headers=headers)
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+    async def kibitz_error(request: object, exc: Exception) -> Response:
+        assert isinstance(exc, KibitzError)
+        return render(request, exc)
+
+    async def http_error(request: object, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = {404: NotFound(), 405: KibitzError("This method is not allowed here.")}.get(
+            exc.status_code, KibitzError(exc.detail))
+        error.status = exc.status_code
+        return render(request, error)
+
+    async def database_error(request: object, exc: Exception) -> Response:
+        import logging
+
+        if isinstance(exc, Conflict):
+            error = KibitzError("That conflicts with something that exists already.")
+            error.status = 409
+        elif isinstance(exc, Unavailable):
+            error = KibitzError("The database is not reachable right now. Please try again "
+                                "in a moment; nothing you typed was saved.")
+            error.status = 503
+        else:
+            logging.getLogger("kibitz").exception("database error")
+            error = KibitzError()
+        return render(request, error)
+
+    return {KibitzError: kibitz_error, HTTPException: http_error, DatabaseError: database_error}

@@ -1,0 +1,62 @@
+"""Languages: gettext catalogues read from ``web/locale`` with Babel, dates and plurals.
+
+The ``.po`` files are compiled in memory at start, so there is no build step and no binary
+file in the repository. Templates use ``{% trans %}`` and ``_()``; the widget gets the same
+catalogue as JSON.
+"""
+
+from __future__ import annotations
+
+import gettext
+from datetime import datetime
+from functools import cache
+from io import BytesIO
+from pathlib import Path
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALES = Path(__file__).resolve().parent.parent / "web" / "locale"
+
+
+@cache
+def translations(language: str) -> gettext.NullTranslations:
+    path = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return gettext.NullTranslations()
+    with path.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+@cache
+def catalogue(language: str) -> dict[str, str | list[str]]:
+    """msgid → msgstr (or the plural forms), for the widget's JavaScript."""
+    path = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    out: dict[str, str | list[str]] = {}
+    for message in catalog:
+        if not message.id or not message.string:
+            continue
+        if isinstance(message.id, tuple):
+            out[message.id[0]] = list(message.string)
+        else:
+            out[message.id] = message.string
+    return out
+
+
+def long_date(value: datetime, language: str) -> str:
+    """"May 24, 2011" / "24. Mai 2011"."""
+    return format_date(value, format="long", locale=language)
+
+
+def long_datetime(value: datetime, language: str) -> str:
+    return format_datetime(value, format="long", locale=language, tzinfo=value.tzinfo)

@@ -1,0 +1,30 @@
+"""Which origins may embed kibitz, post to it and open its live channel."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from server.settings import Settings, origin_of
+
+
+def own_origins(settings: Settings, conn: HTTPConnection) -> set[str]:
+    """The public origin, and the origin of the listener the browser used (its Host)."""
+    origins = {settings.public_origin}
+    host = conn.headers.get("host")
+    if host:
+        scheme = "https" if conn.url.scheme in ("https", "wss") else "http"
+        try:
+            origins.add(origin_of(f"{scheme}://{host}"))
+        except ValueError:
+            pass
+    return origins
+
+
+def allowed(settings: Settings, conn: HTTPConnection, origin: str | None) -> bool:
+    if origin is None:
+        return True
+    try:
+        normalised = origin_of(origin)
+    except ValueError:
+        return False
+    return normalised in settings.allowed_origins or normalised in own_origins(settings, conn)

@@ -1,0 +1,134 @@
+"""HTML pages: the post index, a post with its thread, and the no-JavaScript comment form."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from itsdangerous import BadSignature, TimestampSigner
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from db.comments import visible_states
+from server import tree
+from server.bodies import read_form
+from server.clients import client_address
+from server.discussion import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.errors import NotFound, RateLimited, ValidationFailed
+from server.validation import validate_comment
+
+FORM_FIELDS = ("author", "email", "website", "text", "parent")
+HONEYPOT = "subject"
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.kibitz
+
+
+def _form_signer(request: Request) -> TimestampSigner:
+    return TimestampSigner(_state(request).settings.secret_key, salt="kibitz.form")
+
+
+def form_check(request: Request, form: dict[str, str]) -> str | None:
+    """Why an invisible anti-spam check would hold this submission, or None.
+
+    People never notice these: the honeypot field is hidden from them and from screen
+    readers, and nobody types a comment within the minimum fill time.
+    """
+    if form.get(HONEYPOT, "").strip():
+        return HELD_HONEYPOT
+    token = form.get("form_token", "")
+    try:
+        rendered = float(_form_signer(request).unsign(token).decode())
+    except (BadSignature, ValueError):
+        return HELD_NO_FORM_TOKEN
+    if time.time() - rendered < _state(request).settings.min_fill_seconds:
+        return HELD_TOO_FAST
+    return None
+
+
+async def index(request: Request) -> Response:
+    posts = await _state(request).posts.newest()
+    return _state(request).templates.response(request, "index.html", {"posts": posts})
+
+
+async def _render_post(request: Request, slug: str, *, values: dict[str, str] | None = None,
+                       errors: dict[str, str] | None = None, form_error: str | None = None,
+                       status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    state = _state(request)
+    post = await state.posts.by_slug(slug)
+    if post is None:
+        raise NotFound()
+    thread, cursor = await state.comments.cursor(post.uri)
+    comments = await state.comments.visible(thread.id) if thread else []
+    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+    nodes = tree.build(comments, states, state.settings.max_depth)
+    values = dict(values or {})
+    reply_to = None
+    wanted = values.get("parent") or request.query_params.get("replytocom", "")
+    if wanted.isdigit():
+        reply_to = next((c for c in comments if c.id == int(wanted) and c.status == "approved"),
+                        None)
+        values["parent"] = str(reply_to.id) if reply_to else ""
+    context = {
+        "post": post, "nodes": nodes, "cursor": cursor,
+        "count": sum(1 for c in comments if c.status == "approved"),
+        "values": values, "errors": errors or {}, "form_error": form_error,
+        "reply_to": reply_to, "notice": request.query_params.get("notice"),
+        "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
+        "edit_window": state.settings.edit_window,
+        "csrf_token": state.extras["csrf_token"](request) if "csrf_token" in state.extras else None,
+        "page_scripts": state.extras.get("page_scripts", []),
+    }
+    return state.templates.response(request, "post.html", context, status_code=status_code,
+                                    headers=headers)
+
+
+async def post_page(request: Request) -> Response:
+    return await _render_post(request, request.path_params["slug"])
+
+
+async def submit_comment(request: Request) -> Response:
+    """The form path: 303 on success, 422 (or 429) with the page and every typed value kept."""
+    state = _state(request)
+    slug = request.path_params["slug"]
+    post = await state.posts.by_slug(slug)
+    if post is None:
+        raise NotFound()
+    form = await read_form(request)
+    values = {name: form.get(name, "") for name in FORM_FIELDS}
+    if "csrf_check" in state.extras:
+        await state.extras["csrf_check"](request, form)
+    try:
+        entry = validate_comment(values)
+        staff = (await state.extras["session_staff"](request)
+                 if "session_staff" in state.extras else None)
+        comment = await state.discussion.submit(
+            post.uri, entry, address=client_address(request, state.settings.trusted_proxies),
+            staff=staff, may_create_thread=True,
+            held=None if staff else form_check(request, form), title=post.title)
+    except ValidationFailed as exc:
+        return await _render_post(request, slug, values=values, errors=exc.fields,
+                                  status_code=422)
+    except RateLimited as exc:
+        return await _render_post(request, slug, values=values, form_error=exc.message,
+                                  status_code=429, headers={"Retry-After": str(exc.retry_after)})
+    if comment.status == "approved":
+        target = f"{post.uri}#comment-{comment.id}"
+    else:
+        target = f"{post.uri}?notice=held#respond"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        f"kibitz_edit_{comment.id}", state.edit_tokens.issue(comment.id),
+        max_age=state.settings.edit_window, path=post.uri, samesite="strict",
+        secure=state.settings.https, httponly=False,
+    )
+    return response
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/posts/{slug:str}", post_page, methods=["GET"]),
+    Route("/posts/{slug:str}/comments", submit_comment, methods=["POST"]),
+]

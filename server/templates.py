@@ -1,0 +1,57 @@
+"""Jinja2 templates from ``web/templates``, with the site's language installed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from server.i18n import long_date, long_datetime, translations
+from server.markup import COMMENT_TAGS
+from server.settings import Settings
+from server.shapes import iso
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+
+# The line under the form that tells commenters which tags they may use.
+ALLOWED_TAGS_HINT = " ".join(
+    f"<{tag}{attrs}>" for tag, attrs in (
+        ("a", ' href="" title=""'), ("abbr", ' title=""'), ("acronym", ' title=""'), ("b", ""),
+        ("blockquote", ' cite=""'), ("cite", ""), ("code", ""), ("del", ' datetime=""'),
+        ("em", ""), ("i", ""), ("q", ' cite=""'), ("strike", ""), ("strong", ""))
+)
+assert {t.split()[0].strip("<>") for t in ALLOWED_TAGS_HINT.split("> <")} <= COMMENT_TAGS
+
+
+class Templates:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True, lstrip_blocks=True,
+        )
+        env.install_gettext_translations(translations(settings.language), newstyle=True)  # type: ignore[attr-defined]
+        language = settings.language
+        env.filters["longdate"] = lambda value: long_date(value, language)
+        env.filters["longdatetime"] = lambda value: long_datetime(value, language)
+        env.filters["iso"] = iso
+        env.globals.update(language=language, allowed_tags=ALLOWED_TAGS_HINT,
+                           follow_author_links=settings.follow_author_links,
+                           public_url=settings.public_url)
+        self.env = env
+        self._jinja = Jinja2Templates(env=env)
+
+    def response(self, request: Request, name: str, context: Mapping[str, Any] | None = None,
+                 *, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        return self._jinja.TemplateResponse(request, name, dict(context or {}),
+                                            status_code=status_code, headers=dict(headers or {}))
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(**context)
