@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 
 from db.database import Database
 from db.errors import Conflict
-from db.models import StaffMember, now
+from db.models import StaffMember, as_datetime, maybe_datetime, now
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """What the admin lists of a token: whose, its label, and whether it was revoked."""
+
+    id: int
+    staff_name: str
+    label: str | None
+    created: datetime
+    revoked: datetime | None
 
 
 def token_hash(token: str) -> str:
@@ -34,7 +47,8 @@ class StaffStore:
         """The account and its password hash, for login."""
         async with self.db.read() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, email, role, password_hash FROM staff WHERE name = $1", name)
+                "SELECT id, name, email, role, password_hash FROM staff "
+                "WHERE name = $1 AND disabled IS NULL", name)
         return (StaffMember.from_row(row), row["password_hash"]) if row else None
 
     async def by_id(self, staff_id: int) -> StaffMember | None:
@@ -47,17 +61,54 @@ class StaffStore:
             rows = await conn.fetch("SELECT id, name, email, role FROM staff ORDER BY name")
         return [StaffMember.from_row(r) for r in rows]
 
-    async def add_token(self, staff_id: int, token: str) -> int:
+    async def add_token(self, staff_id: int, token: str, label: str | None = None) -> int:
         async with self.db.transaction() as conn:
             return int(await conn.fetchval(
-                "INSERT INTO api_tokens (staff_id, token_hash, created) VALUES ($1, $2, $3) "
-                "RETURNING id", staff_id, token_hash(token), now()))
+                "INSERT INTO api_tokens (staff_id, token_hash, created, label) "
+                "VALUES ($1, $2, $3, $4) RETURNING id", staff_id, token_hash(token), now(), label))
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every API token (never the token itself: only its hash is stored), newest first."""
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                "SELECT t.id, s.name AS staff_name, t.label, t.created, t.revoked "
+                "FROM api_tokens t JOIN staff s ON s.id = t.staff_id ORDER BY t.id DESC")
+        return [ApiToken(r["id"], r["staff_name"], r["label"], as_datetime(r["created"]),
+                         maybe_datetime(r["revoked"])) for r in rows]
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """Revoke a token at once; False when there is no such token still in use."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL "
+                "RETURNING id", token_id, now())
+        return bool(rows)
+
+    async def accounts(self) -> list[tuple[StaffMember, datetime | None]]:
+        """Every account with the time it was disabled (None while active)."""
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                "SELECT id, name, email, role, disabled FROM staff ORDER BY name")
+        return [(StaffMember.from_row(r), maybe_datetime(r["disabled"])) for r in rows]
+
+    async def disable(self, staff_id: int) -> StaffMember | None:
+        """Disable an account: its sessions and tokens stop working; its comments stay."""
+        async with self.db.transaction() as conn:
+            row = await conn.fetchrow(
+                "UPDATE staff SET disabled = $2 WHERE id = $1 AND disabled IS NULL "
+                "RETURNING id, name, email, role", staff_id, now())
+            if row is not None:
+                await conn.execute("DELETE FROM staff_sessions WHERE staff_id = $1", staff_id)
+                await conn.execute("UPDATE api_tokens SET revoked = $2 WHERE staff_id = $1 "
+                                   "AND revoked IS NULL", staff_id, now())
+        return StaffMember.from_row(row) if row else None
 
     async def by_token(self, token: str) -> StaffMember | None:
         async with self.db.read() as conn:
             row = await conn.fetchrow(
                 "SELECT s.id, s.name, s.email, s.role FROM api_tokens t "
-                "JOIN staff s ON s.id = t.staff_id WHERE t.token_hash = $1 AND t.revoked IS NULL",
+                "JOIN staff s ON s.id = t.staff_id WHERE t.token_hash = $1 AND t.revoked IS NULL "
+                "AND s.disabled IS NULL",
                 token_hash(token))
         return StaffMember.from_row(row) if row else None
 

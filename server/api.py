@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.comments import visible_states
-from db.models import StaffMember
+from db.models import StaffMember, now
 from server import origins
 from server.auth import bearer, staff_from_token
 from server.bodies import read_json
@@ -112,21 +113,30 @@ async def _comment_or_404(request: Request) -> Any:
     return comment
 
 
-async def _authorise_owner(request: Request, comment_id: int) -> StaffMember | None:
-    """Staff, or the commenter holding this comment's edit token inside the window."""
+async def _authorise_owner(request: Request, comment: Any) -> StaffMember | None:
+    """Staff, or the commenter holding this comment's edit token inside the window.
+
+    The window is checked twice: by the token's signed timestamp and by the comment's own
+    date, so a token can never outlive the window of the comment it names.
+    """
+    state = _state(request)
     token = bearer(request)
-    if token and token.startswith("kbz_") or "session_staff" in _state(request).extras:
+    if token and token.startswith("kbz_") or "session_staff" in state.extras:
         staff = await current_staff(request)
         if staff is not None:
             return staff
-    _state(request).edit_tokens.check(token, comment_id)
+    state.edit_tokens.check(token, comment.id)
+    if now() - comment.created > timedelta(seconds=state.settings.edit_window):
+        raise Forbidden("The time to edit or delete this comment has passed.")
+    if comment.status not in ("approved", "pending"):
+        raise NotFound(f"There is no comment {comment.id}.")
     return None
 
 
 async def edit_comment(request: Request) -> Response:
     state = _state(request)
     comment = await _comment_or_404(request)
-    await _authorise_owner(request, comment.id)
+    await _authorise_owner(request, comment)
     if comment.status not in ("approved", "pending"):
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
@@ -137,7 +147,7 @@ async def edit_comment(request: Request) -> Response:
 async def delete_comment(request: Request) -> Response:
     state = _state(request)
     comment = await _comment_or_404(request)
-    await _authorise_owner(request, comment.id)
+    await _authorise_owner(request, comment)
     if comment.status == "deleted":
         return Response(status_code=204)
     await state.discussion.remove(comment.id)

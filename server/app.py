@@ -21,7 +21,7 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
-from server import api, errors, health, pages
+from server import admin, admin_login, admin_queue, admin_staff, api, errors, health, pages
 from server.auth import EditTokens
 from server.discussion import Discussion
 from server.ratelimit import PostLimiter
@@ -101,11 +101,12 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers=errors.handlers(), middleware=list[Middleware]())
-    app.state.plugins = []
+                    exception_handlers=errors.handlers(), middleware=[Middleware(admin.AdminHeaders)])
+    app.state.plugins = [admin.AdminPlugin()]
     return app
 
 

@@ -12,9 +12,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
 from db.models import Comment, Event, StaffMember, now
+from db.moderation import recent_duplicate
 from db.staff import StaffStore
 from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
 from server.markup import count_links, render_comment
@@ -37,6 +39,9 @@ HELD_HONEYPOT = "honeypot field filled in"
 HELD_TOO_FAST = "form sent faster than a person types"
 HELD_NO_FORM_TOKEN = "form sent without the page's form token"
 HELD_DUPLICATE = "same text posted on this thread moments ago"
+
+# Same text on the same thread within this time is held as a duplicate.
+DUPLICATE_WINDOW = timedelta(minutes=10)
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
@@ -105,6 +110,9 @@ class Discussion:
         """
         if staff is None:
             await self._limit(address)
+            if held is None and await recent_duplicate(
+                    self.comments.db, uri, data.text, now() - DUPLICATE_WINDOW):
+                held = HELD_DUPLICATE
         # Sanitising is CPU work that grows with nesting; keep it off the event loop.
         html = await asyncio.to_thread(render_comment, data.text)
         status, reason = await self._decide(data, html, staff, held)

@@ -28,3 +28,11 @@ def allowed(settings: Settings, conn: HTTPConnection, origin: str | None) -> boo
     except ValueError:
         return False
     return normalised in settings.allowed_origins or normalised in own_origins(settings, conn)
+
+
+def allowed_own(settings: Settings, conn: HTTPConnection, origin: str) -> bool:
+    """True only for the site's own origins (not embedding sites): staff pages live there."""
+    try:
+        return origin_of(origin) in own_origins(settings, conn)
+    except ValueError:
+        return False
