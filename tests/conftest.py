@@ -189,7 +189,11 @@ async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[Se
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", ws="websockets-sansio",
-                            ws_per_message_deflate=False)
+                            ws_per_message_deflate=False,
+                            # As `kibitz serve` does: kibitz alone decides whom to believe
+                            # (KIBITZ_TRUSTED_PROXIES); uvicorn would trust 127.0.0.1's
+                            # X-Forwarded-For by default.
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
