@@ -83,6 +83,12 @@ class AdminPlugin:
 
         state.discussion.listeners.moderated.append(audit_moderation)
 
+        async def audit(staff: StaffMember, action: str, target: str,
+                        detail: str | None = None) -> None:
+            await admin.audit.record(staff.id, staff.name, action, target, detail)
+
+        state.extras["audit"] = audit
+
     async def stop(self, state: Any) -> None:
         return None
 

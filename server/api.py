@@ -50,6 +50,14 @@ async def current_staff(request: Request) -> StaffMember | None:
     return member
 
 
+async def _audit(request: Request, staff: StaffMember | None, action: str, target: str,
+                 detail: str | None = None) -> None:
+    """Record a staff action in the audit log, where the admin installed one."""
+    record = _state(request).extras.get("audit")
+    if staff is not None and record is not None:
+        await record(staff, action, target, detail)
+
+
 async def require_staff(request: Request) -> StaffMember:
     member = await current_staff(request)
     if member is None:
@@ -101,6 +109,7 @@ async def post_comment(request: Request) -> Response:
     comment = await state.discussion.submit(
         uri, entry, address=client_address(request, state.settings.trusted_proxies),
         staff=staff, may_create_thread=may_create, title=(title or "")[:300] or None)
+    await _audit(request, staff, "post", f"comment {comment.id}", uri)
     return _json({"comment": own_comment(comment),
                   "edit_token": state.edit_tokens.issue(comment.id)}, status=201)
 
@@ -136,21 +145,26 @@ async def _authorise_owner(request: Request, comment: Any) -> StaffMember | None
 async def edit_comment(request: Request) -> Response:
     state = _state(request)
     comment = await _comment_or_404(request)
-    await _authorise_owner(request, comment)
+    staff = await _authorise_owner(request, comment)
     if comment.status not in ("approved", "pending"):
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
     updated = await state.discussion.edit(comment.id, text)
+    await _audit(request, staff, "edit", f"comment {comment.id}")
     return _json({"comment": own_comment(updated)})
 
 
 async def delete_comment(request: Request) -> Response:
     state = _state(request)
     comment = await _comment_or_404(request)
-    await _authorise_owner(request, comment)
+    staff = await _authorise_owner(request, comment)
     if comment.status == "deleted":
         return Response(status_code=204)
-    await state.discussion.remove(comment.id)
+    if staff is not None:
+        # As moderation, so open queues drop it and the audit log records who did it.
+        await state.discussion.moderate(comment.id, "delete", staff)
+    else:
+        await state.discussion.remove(comment.id)
     return Response(status_code=204)
 
 

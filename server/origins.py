@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.requests import HTTPConnection
 
 from server.settings import Settings, origin_of
@@ -36,3 +38,9 @@ def allowed_own(settings: Settings, conn: HTTPConnection, origin: str) -> bool:
         return origin_of(origin) in own_origins(settings, conn)
     except ValueError:
         return False
+
+
+def same_host(conn: HTTPConnection, origin: str) -> bool:
+    """True when ``origin`` names the host the browser connected to, on any port."""
+    host = urlsplit("//" + conn.headers.get("host", "")).hostname
+    return bool(host) and urlsplit(origin).hostname == host

@@ -95,9 +95,11 @@ class Sessions:
             return None
         if conn.scope["type"] == "websocket":
             # Browsers send cookies on cross-site websocket handshakes; only our own pages
-            # may use the session there.
+            # may use the session there. The same host on another port counts as ours: the
+            # live channel may be served on a port of its own (--live-port).
             origin = conn.headers.get("origin")
-            if origin is not None and not origins.allowed_own(self.settings, conn, origin):
+            if origin is not None and not (origins.allowed_own(self.settings, conn, origin)
+                                           or origins.same_host(conn, origin)):
                 return None
             return session.staff
         if conn.scope.get("method", "GET") not in SAFE_METHODS and not conn.scope.get(

@@ -411,3 +411,30 @@ async def test_sessions_hold_across_concurrent_requests(server: Server) -> None:
         await sign_in(client, "mod")
         results = await asyncio.gather(*(client.get("/api/moderation") for _ in range(20)))
     assert {r.status_code for r in results} == {200}
+
+
+async def test_staff_actions_through_the_api_are_audited(database_url: str,
+                                                        tmp_path: Path) -> None:
+    """Posting, editing and deleting with an API token each leave an audit entry naming the
+    staff member; a commenter's own edit leaves none."""
+    async with serve(make_settings(database_url, tmp_path)) as server:
+        await add_post(server)
+        await add_staff(server, "bot")
+        token = "kbz_" + "t" * 43
+        await server.state.staff.add_token((await server.state.staff.by_name("bot"))[0].id, token)
+        async with server.client() as reader:
+            mine = await reader.post("/api/comments", json={**COMMENT, "text": "reader's"})
+            await reader.patch(f"/api/comments/{mine.json()['comment']['id']}",
+                               json={"text": "fixed"},
+                               headers={"Authorization": f"Bearer {mine.json()['edit_token']}"})
+        async with server.client(headers={"Authorization": f"Bearer {token}"}) as bot:
+            posted = await bot.post("/api/comments", json={"uri": "/posts/hello",
+                                                           "author": "x", "email": "x@y.zz",
+                                                           "text": "from the bot"})
+            comment_id = posted.json()["comment"]["id"]
+            await bot.patch(f"/api/comments/{comment_id}", json={"text": "edited by bot"})
+            await bot.delete(f"/api/comments/{comment_id}")
+        entries = await server.state.extras["admin"].audit.newest()
+    assert [(e.staff_name, e.action, e.target) for e in reversed(entries)] == [
+        ("bot", "post", f"comment {comment_id}"), ("bot", "edit", f"comment {comment_id}"),
+        ("bot", "delete", f"comment {comment_id}")]
