@@ -40,9 +40,6 @@ HELD_TOO_FAST = "form sent faster than a person types"
 HELD_NO_FORM_TOKEN = "form sent without the page's form token"
 HELD_DUPLICATE = "same text posted on this thread moments ago"
 
-# Same text on the same thread within this time is held as a duplicate.
-DUPLICATE_WINDOW = timedelta(minutes=10)
-
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
 
@@ -110,8 +107,9 @@ class Discussion:
         """
         if staff is None:
             await self._limit(address)
-            if held is None and await recent_duplicate(
-                    self.comments.db, uri, data.text, now() - DUPLICATE_WINDOW):
+            window = timedelta(seconds=self.settings.duplicate_window)
+            if held is None and window and await recent_duplicate(
+                    self.comments.db, uri, data.text, now() - window):
                 held = HELD_DUPLICATE
         # Sanitising is CPU work that grows with nesting; keep it off the event loop.
         html = await asyncio.to_thread(render_comment, data.text)

@@ -36,6 +36,8 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("KIBITZ_ADDRESS_RETENTION_DAYS", "30", "client addresses are erased this many days after the comment"),
     ("KIBITZ_EVENT_RETENTION_DAYS", "7", "live events kept for resuming"),
     ("KIBITZ_SESSION_HOURS", "12", "staff sessions expire after this"),
+    ("KIBITZ_DUPLICATE_WINDOW", "600", "seconds within which the same text on the same thread "
+     "is held as a duplicate; 0 disables"),
     ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
@@ -65,6 +67,7 @@ class Settings:
     address_retention_days: int
     event_retention_days: int
     session_hours: int
+    duplicate_window: int
     mail_from: str
     min_fill_seconds: float
     redis_prefix: str
@@ -209,6 +212,7 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         address_retention_days=integer("KIBITZ_ADDRESS_RETENTION_DAYS"),
         event_retention_days=integer("KIBITZ_EVENT_RETENTION_DAYS", 1),
         session_hours=integer("KIBITZ_SESSION_HOURS", 1),
+        duplicate_window=integer("KIBITZ_DUPLICATE_WINDOW"),
         mail_from=get("KIBITZ_MAIL_FROM") or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
         min_fill_seconds=min_fill,
         redis_prefix=get("KIBITZ_REDIS_PREFIX"),

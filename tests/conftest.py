@@ -161,6 +161,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: str) -> Settin
         "KIBITZ_POST_RATE": "off",
         "KIBITZ_MIN_FILL_SECONDS": "0",
         "KIBITZ_MODERATION": "none",
+        "KIBITZ_DUPLICATE_WINDOW": "0",  # tests post the same text freely; one test turns it on
         "KIBITZ_REDIS_PREFIX": f"kibitz-test-{RUN_ID}-{uuid.uuid4().hex[:6]}",
     }
     env.update(overrides)

@@ -169,7 +169,8 @@ async def test_rate_limit_holds_across_two_processes(pg_url: str, redis_url: str
 async def test_duplicate_comment_is_held(database_url: str, tmp_path: Path) -> None:
     """The same text again on the same thread within minutes is held with its reason; on
     another thread it is not a duplicate."""
-    async with serve(make_settings(database_url, tmp_path)) as server:
+    async with serve(make_settings(database_url, tmp_path,
+                                   KIBITZ_DUPLICATE_WINDOW="600")) as server:
         await add_post(server)
         await add_post(server, "other")
         async with server.client() as client:
