@@ -152,6 +152,30 @@ def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from db.staff import StaffStore
+
+    async def work(db: Any) -> Any:
+        return await StaffStore(db).tokens()
+
+    for t in _run(_with_db(settings, work)):
+        state = f"revoked {t.revoked:%Y-%m-%d}" if t.revoked else "in use"
+        print(f"{t.id}\t{t.staff_name}\t{t.created:%Y-%m-%d}\t{state}\t{t.label or ''}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from db.staff import StaffStore
+
+    async def work(db: Any) -> Any:
+        return await StaffStore(db).revoke_token(args.id)
+
+    if not _run(_with_db(settings, work)):
+        raise UsageError(f"no token {args.id} in use; see 'kibitz token list'")
+    print(f"revoked token {args.id}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.demo import seed
 
@@ -199,6 +223,11 @@ def parser() -> Parser:
     token_add = token.add_parser("add", help="print a new API token for a staff account")
     token_add.add_argument("name")
     token_add.set_defaults(run=cmd_token_add)
+    token.add_parser("list", help="list API tokens (never the tokens themselves)").set_defaults(
+        run=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke an API token by its number")
+    token_revoke.add_argument("id", type=int)
+    token_revoke.set_defaults(run=cmd_token_revoke)
 
     sub.add_parser("demo", help="seed the demo posts (once)").set_defaults(run=cmd_demo)
     return top

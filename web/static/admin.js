@@ -101,7 +101,9 @@
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
-    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    // Typing in a field is typing, not a shortcut; a focused checkbox or button is not.
+    const typing = 'input:not([type="checkbox"]):not([type="radio"]), textarea, select, [contenteditable]';
+    if (target.closest && target.closest(typing)) return;
     const key = event.key;
     if (key === "j") { move(1); } else if (key === "k") { move(-1); } else if (current && key === "x") {
       const box = current.querySelector("[data-select]");
