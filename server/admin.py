@@ -215,8 +215,9 @@ def render(request: Request, name: str, member: StaffMember | None,
     sessions = admin_of(request).sessions
     full = {"me": member, "csrf_token": sessions.csrf_token(request) if member else None,
             "path": request.url.path, **(context or {})}
-    return state.templates.response(request, name, full, status_code=status_code,
-                                    headers=headers)
+    response: Response = state.templates.response(request, name, full,
+                                                  status_code=status_code, headers=headers)
+    return response
 
 
 def safe_next(value: str) -> str:

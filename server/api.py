@@ -130,7 +130,7 @@ async def _authorise_owner(request: Request, comment: Any) -> StaffMember | None
     """
     state = _state(request)
     token = bearer(request)
-    if token and token.startswith("kbz_") or "session_staff" in state.extras:
+    if (token and token.startswith("kbz_")) or "session_staff" in state.extras:
         staff = await current_staff(request)
         if staff is not None:
             return staff
