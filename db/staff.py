@@ -112,6 +112,12 @@ class StaffStore:
                 token_hash(token))
         return StaffMember.from_row(row) if row else None
 
+    async def identities(self) -> list[tuple[str, str | None]]:
+        """Every account's name and e-mail, disabled ones too: nobody may pose as them."""
+        async with self.db.read() as conn:
+            rows = await conn.fetch("SELECT name, email FROM staff")
+        return [(r["name"], r["email"]) for r in rows]
+
     async def is_staff_identity(self, name: str, email: str) -> bool:
         """True when a commenter uses a staff member's name or e-mail (impersonation)."""
         async with self.db.read() as conn:

@@ -19,6 +19,7 @@ from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
 from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from server.lookalikes import impersonates
 from server.markup import count_links, render_comment
 from server.ratelimit import PostLimiter
 from server.settings import Settings
@@ -84,7 +85,7 @@ class Discussion:
             return "approved", None
         if held:
             return "pending", held
-        if await self.staff.is_staff_identity(data.author, data.email):
+        if impersonates(data.author, data.email, await self.staff.identities()):
             return "pending", HELD_IMPERSONATION
         policy = self.settings.moderation
         if policy == "none":

@@ -231,3 +231,22 @@ async def test_addresses_are_erased_after_retention(database_url: str, tmp_path:
             await asyncio.sleep(0.05)
         assert (await server.state.comments.get(old.id)).address is None
         assert (await server.state.comments.get(new.id)).address == "203.0.113.10"
+
+
+async def test_disguised_impersonation_is_held(database_url: str, tmp_path: Path) -> None:
+    """Digits for letters, dots, accents, a Cyrillic letter or a +tag on the staff address do
+    not get past the check; an ordinary name does."""
+    async with serve(make_settings(database_url, tmp_path)) as server:
+        await add_post(server)
+        await add_staff(server, "Editor", email="editor@blog.example")
+        async with server.client() as client:
+            statuses = {}
+            for author, email in (("Ed1t0r", "a@example.org"), ("E.D.I.T.O.R", "b@example.org"),
+                                  ("\u0415ditor", "c@example.org"), ("ÉDITOR", "d@example.org"),
+                                  ("Someone", "Editor+news@Blog.example"),
+                                  ("Edith", "edith@example.org")):
+                created = await client.post("/api/comments", json={
+                    **COMMENT, "author": author, "email": email, "text": f"by {author}"})
+                statuses[author] = created.json()["comment"]["status"]
+    assert statuses == {"Ed1t0r": "pending", "E.D.I.T.O.R": "pending", "\u0415ditor": "pending",
+                        "ÉDITOR": "pending", "Someone": "pending", "Edith": "approved"}
