@@ -144,8 +144,8 @@ async def test_forwarded_for_believed_from_a_trusted_proxy(database_url: str,
 @pytest.mark.postgres
 async def test_rate_limit_holds_across_two_processes(pg_url: str, redis_url: str,
                                                      tmp_path: Path) -> None:
-    """With Redis, the limit is shared: two comments on each of two processes, and the fourth
-    is refused, whichever process takes it."""
+    """With Redis, limits are shared: of comments posted to two processes in turn the fourth
+    is refused, and so is the sixth login attempt on one account."""
     env = {"KIBITZ_DATABASE_URL": pg_url, "KIBITZ_REDIS_URL": redis_url,
            "KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_SECRET_KEY": "two-process-secret",
            "KIBITZ_POST_RATE": "3/minute", "KIBITZ_MODERATION": "none",
@@ -160,10 +160,18 @@ async def test_rate_limit_holds_across_two_processes(pg_url: str, redis_url: str
                     "/api/comments", headers={"Origin": process.url},
                     json={**COMMENT, "uri": "/elsewhere/page", "text": f"comment {i}"})
                 statuses.append(response.status_code)
+        logins = []
+        for i in range(6):
+            process = (first, second)[i % 2]
+            async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
+                response = await client.post("/admin/login",
+                                             data={"name": "someone", "password": "wrong"})
+                logins.append(response.status_code)
     finally:
         stop_process(first)
         stop_process(second)
     assert statuses == [201, 201, 201, 429]
+    assert logins == [401] * 5 + [429]
 
 
 async def test_duplicate_comment_is_held(database_url: str, tmp_path: Path) -> None:
