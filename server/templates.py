@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,20 @@ ALLOWED_TAGS_HINT = " ".join(
 assert {t.split()[0].strip("<>") for t in ALLOWED_TAGS_HINT.split("> <")} <= COMMENT_TAGS
 
 
+AVATAR_COLOURS = 8
+
+
+def initial(name: str) -> str:
+    """The first letter of a name, for the avatar beside a comment (``?`` if none)."""
+    letter = next((c for c in name if c.isalnum()), "?")
+    return letter.upper()
+
+
+def avatar_colour(name: str) -> int:
+    """One of a few avatar colours, the same for the same name on every page and process."""
+    return zlib.crc32(name.strip().lower().encode("utf-8", "replace")) % AVATAR_COLOURS
+
+
 class Templates:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,6 +57,8 @@ class Templates:
         env.filters["longdate"] = lambda value: long_date(value, language)
         env.filters["longdatetime"] = lambda value: long_datetime(value, language)
         env.filters["iso"] = iso
+        env.filters["initial"] = initial
+        env.filters["avatar_colour"] = avatar_colour
         env.globals.update(language=language, allowed_tags=ALLOWED_TAGS_HINT,
                            follow_author_links=settings.follow_author_links,
                            public_url=settings.public_url)
