@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean
+.PHONY: run test install install-test migrate demo browsers clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
+# the new entries; tests/test_i18n.py fails while any German translation is missing).
+messages: install
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --no-location -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d web/locale -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) data test-artifacts
