@@ -123,8 +123,8 @@ class Discussion:
             raise Forbidden(N_("This page may not start a discussion here: its site is not "
                                "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS).")) from None
         except InvalidParent:
-            raise ValidationFailed(fields={
-                "parent": N_("The comment you reply to does not exist or is not visible.")}) from None
+            raise ValidationFailed(fields={"parent": N_(
+                "The comment you reply to does not exist or is not visible.")}) from None
         await _notify(self.listeners.events, events)
         if comment.status == "pending":
             await _notify(self.listeners.held, comment)

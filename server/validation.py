@@ -149,5 +149,6 @@ def validate_text(data: Mapping[str, Any]) -> str:
     if not text:
         raise ValidationFailed(fields={"text": N_("Please write a comment.")})
     if len(text) > MAX_TEXT:
-        raise ValidationFailed(fields={"text": N_("Please shorten your comment to at most 10,000 characters.")})
+        raise ValidationFailed(
+            fields={"text": N_("Please shorten your comment to at most 10,000 characters.")})
     return text

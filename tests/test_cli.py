@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.browser_view import by_class, by_id, form_values, parse, text_of
-from tests.conftest import RUN_ID, ROOT, make_settings, serve, start_process, stop_process
+from tests.conftest import ROOT, RUN_ID, make_settings, serve, start_process, stop_process
 
 
 def cli_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -166,7 +166,7 @@ def test_serve_refuses_several_workers_without_postgres_and_redis(
 
 
 def test_served_form_works_without_javascript(tmp_path: Path) -> None:
-    """`kibitz serve` in a subprocess: a plain HTML form post, the 303 followed, shows the comment."""
+    """`kibitz serve` as a subprocess: a plain form post, the 303 followed, shows the comment."""
     env = cli_env(f"sqlite:///{tmp_path / 'site.db'}", tmp_path, KIBITZ_MODERATION="none",
                   KIBITZ_POST_RATE="off")
     env.pop("KIBITZ_PUBLIC_URL")

@@ -71,7 +71,8 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
 async def test_post_page_numbers_and_nests_comments(server: Server) -> None:
     """Top-level comments are numbered 1, 2, 3; replies sit under their parents, oldest first."""
     await add_post(server)
-    first = await add_comment(server, "/posts/hello", "First", created=datetime(2011, 5, 24, 9, tzinfo=UTC))
+    first = await add_comment(server, "/posts/hello", "First",
+                              created=datetime(2011, 5, 24, 9, tzinfo=UTC))
     reply = await add_comment(server, "/posts/hello", "Reply", parent=first)
     second = await add_comment(server, "/posts/hello", "Second")
     nested = await add_comment(server, "/posts/hello", "Nested", parent=reply)
