@@ -101,10 +101,9 @@ def _wants_html(request: object) -> bool:
 
 def handlers() -> dict[object, object]:
     """Starlette exception handlers: JSON for the API, a rendered page for people."""
+    from db.errors import Conflict, DatabaseError, Unavailable
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, Response
-
-    from db.errors import Conflict, DatabaseError, Unavailable
 
     def render(request: object, error: KibitzError) -> Response:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
