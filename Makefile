@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean messages
+.PHONY: run test install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,15 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The demo publishes comments at once (KIBITZ_MODERATION=none) so a newcomer sees theirs on the
+# page; set KIBITZ_MODERATION yourself to try the others.
 run: install
 	$(BIN)/kibitz demo
-	$(BIN)/kibitz serve --host $(HOST) --port $(PORT)
+	KIBITZ_MODERATION=$${KIBITZ_MODERATION:-none} $(BIN)/kibitz serve --host $(HOST) --port $(PORT)
+
+# Regenerate the settings tables in README.md and docs/settings.md from server/settings.py.
+docs: install
+	$(BIN)/python tools/settings_table.py
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
