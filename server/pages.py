@@ -127,8 +127,17 @@ async def submit_comment(request: Request) -> Response:
     return response
 
 
+async def to_comments(request: Request) -> Response:
+    """After a 422 the address bar shows the form's URL; opening it again leads to the post."""
+    post = await _state(request).posts.by_slug(request.path_params["slug"])
+    if post is None:
+        raise NotFound()
+    return RedirectResponse(f"{post.uri}#comments", status_code=303)
+
+
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/posts/{slug:str}", post_page, methods=["GET"]),
     Route("/posts/{slug:str}/comments", submit_comment, methods=["POST"]),
+    Route("/posts/{slug:str}/comments", to_comments, methods=["GET"]),
 ]

@@ -144,7 +144,7 @@ async def test_reply_link_works_without_javascript(server: Server) -> None:
         page = await client.get("/posts/hello")
         reply_link = by_class(by_id(parse(page.text), f"comment-{parent}"),  # type: ignore[arg-type]
                               "comment__reply")[0].get("href")
-        assert reply_link == f"?replytocom={parent}#respond"
+        assert reply_link == f"/posts/hello?replytocom={parent}#respond"
         form_page = await client.get(f"/posts/hello?replytocom={parent}")
         root = parse(form_page.text)
         assert form_values(root)["parent"] == str(parent)
@@ -266,6 +266,22 @@ async def test_invalid_form_keeps_every_value_and_marks_every_field(server: Serv
     assert text_of(by_id(root, "kibitz-author-error")) == "Please enter your name."  # type: ignore[arg-type]
     assert by_class(root, "notice--error")
     assert not any(e.tag == "script" for e in root.iter())
+
+
+async def test_links_on_the_422_page_lead_back_to_the_post(server: Server) -> None:
+    """The 422 page lives at the form's URL: its reply links and that URL still reach the post."""
+    await add_post(server)
+    parent = await add_comment(server, "/posts/hello", "Grace")
+    async with server.client() as client:
+        answer = await fill_and_post(client, "hello", **{**PERSON, "author": ""})
+        href = by_class(parse(answer.text), "comment__reply")[0].get("href") or ""
+        followed = await client.get(str(answer.url.join(href)))
+        reopened = await client.get("/posts/hello/comments")
+    assert answer.status_code == 422
+    assert followed.status_code == 200
+    assert form_values(parse(followed.text))["parent"] == str(parent)
+    assert reopened.status_code == 303
+    assert reopened.headers["location"] == "/posts/hello#comments"
 
 
 async def test_empty_text_and_unknown_parent_are_reported(server: Server) -> None:
