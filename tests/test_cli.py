@@ -117,6 +117,27 @@ async def test_user_and_token_work_against_the_api(database_url: str, tmp_path: 
     assert wrong.status_code == 401
 
 
+async def test_demo_seeds_two_threaded_posts_once(database_url: str, tmp_path: Path) -> None:
+    """`kibitz demo` (what `make run` runs) creates the two demo posts once, with replies."""
+    env = cli_env(database_url, tmp_path)
+    first = kibitz(env, "demo")
+    second = kibitz(env, "demo")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert one_line(first.stdout) == "demo: 2 post(s) created"
+    assert one_line(second.stdout) == "demo: already there"
+    async with serve(make_settings(database_url, tmp_path)) as server:
+        async with server.client() as client:
+            index = await client.get("/")
+            english = await client.get("/posts/slow-bread")
+            german = await client.get("/posts/stadtgarten")
+    assert len(by_class(parse(index.text), "post-summary")) == 2
+    for page in (english, german):
+        root = parse(page.text)
+        assert page.status_code == 200
+        assert by_class(root, "comment-list--children"), "the demo discussion has replies"
+        assert "@example" not in page.text
+
+
 @pytest.mark.parametrize(("args", "stdin", "says"), [
     ((), None, "command"),
     (("frobnicate",), None, "frobnicate"),

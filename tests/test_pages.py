@@ -49,7 +49,9 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
     await add_post(server, "older", "Older post", published=datetime(2011, 5, 24, tzinfo=UTC),
                    categories=["Kitchen", "Notes"], author="Maren")
     await add_post(server, "newer", "Newer post", published=datetime(2012, 1, 2, tzinfo=UTC))
-    await add_post(server, "newest", "Newest post", published=datetime(2013, 1, 2, tzinfo=UTC))
+    await server.state.posts.add(
+        slug="newest", title="Newest post", author="Admin", published=datetime(2013, 1, 2, tzinfo=UTC),
+        body_html="<h2>Start</h2><p>One.</p><p>Two &amp; <b>three</b>.</p>")
     await add_comment(server, "/posts/older", "A")
     await add_comment(server, "/posts/older", "B")
     await add_comment(server, "/posts/older", "Held", status="pending")
@@ -66,6 +68,8 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
     older = text_of(by_class(summaries[2], "post-meta")[0])
     assert "By Maren" in older and "May 24, 2011" in older
     assert [text_of(c) for c in by_class(summaries[2], "category")] == ["Kitchen", "Notes"]
+    assert text_of(by_class(summaries[0], "post-summary__excerpt")[0]) == "Start One. Two & three."
+    assert "Comments are moderated" not in page.text  # this server publishes at once
 
 
 async def test_post_page_numbers_and_nests_comments(server: Server) -> None:
