@@ -51,7 +51,8 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
     await add_post(server, "newer", "Newer post", published=datetime(2012, 1, 2, tzinfo=UTC))
     await server.state.posts.add(
         slug="newest", title="Newest post", author="Admin",
-        published=datetime(2013, 1, 2, tzinfo=UTC), body_html="<h2>Start</h2><p>One.</p><p>Two &amp; <b>three</b>.</p>")
+        published=datetime(2013, 1, 2, tzinfo=UTC),
+        body_html="<h2>Start</h2><p>One.</p><p>Two &amp; <b>three</b>.</p>")
     await add_comment(server, "/posts/older", "A")
     await add_comment(server, "/posts/older", "B")
     await add_comment(server, "/posts/older", "Held", status="pending")
