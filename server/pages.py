@@ -16,6 +16,7 @@ from server.bodies import read_form
 from server.clients import client_address
 from server.discussion import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.errors import NotFound, RateLimited, ValidationFailed
+from server.templates import Templates
 from server.validation import validate_comment
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent")
@@ -50,7 +51,8 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 async def index(request: Request) -> Response:
     posts = await _state(request).posts.newest()
-    return _state(request).templates.response(request, "index.html", {"posts": posts})
+    templates: Templates = _state(request).templates
+    return templates.response(request, "index.html", {"posts": posts})
 
 
 async def _render_post(request: Request, slug: str, *, values: dict[str, str] | None = None,
@@ -81,8 +83,9 @@ async def _render_post(request: Request, slug: str, *, values: dict[str, str] | 
         "csrf_token": state.extras["csrf_token"](request) if "csrf_token" in state.extras else None,
         "page_scripts": state.extras.get("page_scripts", []),
     }
-    return state.templates.response(request, "post.html", context, status_code=status_code,
-                                    headers=headers)
+    templates: Templates = state.templates
+    return templates.response(request, "post.html", context, status_code=status_code,
+                              headers=headers)
 
 
 async def post_page(request: Request) -> Response:
