@@ -23,10 +23,12 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # The demo publishes comments at once (KIBITZ_MODERATION=none) so a newcomer sees theirs on the
-# page; set KIBITZ_MODERATION yourself to try the others.
+# page; set KIBITZ_MODERATION yourself to try the others. PORT=8123 make run serves elsewhere.
 run: install
 	$(BIN)/kibitz demo
-	KIBITZ_MODERATION=$${KIBITZ_MODERATION:-none} $(BIN)/kibitz serve --host $(HOST) --port $(PORT)
+	KIBITZ_MODERATION=$${KIBITZ_MODERATION:-none} \
+	KIBITZ_PUBLIC_URL=$${KIBITZ_PUBLIC_URL:-http://$(HOST):$(PORT)} \
+	$(BIN)/kibitz serve --host $(HOST) --port $(PORT)
 
 # Regenerate the settings tables in README.md and docs/settings.md from server/settings.py.
 docs: install
