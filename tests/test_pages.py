@@ -290,11 +290,16 @@ async def test_links_on_the_422_page_lead_back_to_the_post(server: Server) -> No
 
 
 async def test_empty_text_and_unknown_parent_are_reported(server: Server) -> None:
-    """An empty comment and a parent that does not exist both come back as 422 messages."""
+    """An empty comment, a missing parent and another thread's parent come back as 422."""
     await add_post(server)
+    await add_post(server, "other", "Other")
+    elsewhere = await add_comment(server, "/posts/other", "Elsewhere")
     async with server.client() as client:
         empty = await fill_and_post(client, "hello", **{**PERSON, "text": "  "})
         orphan = await fill_and_post(client, "hello", **{**PERSON, "parent": "999999"})
+        foreign = await fill_and_post(client, "hello", **{**PERSON, "parent": str(elsewhere)})
+    assert foreign.status_code == 422
+    assert by_id(parse(foreign.text), "kibitz-parent-error") is not None
     assert empty.status_code == 422
     assert text_of(by_id(parse(empty.text), "kibitz-text-error")) == "Please write a comment."  # type: ignore[arg-type]
     assert orphan.status_code == 422
