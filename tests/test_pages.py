@@ -398,3 +398,22 @@ async def test_pages_never_show_private_fields_or_hidden_comments(server: Server
     placeholder = by_id(root, f"comment-{deleted_parent}")
     assert placeholder is not None and "comment--deleted" in (placeholder.get("class") or "")
     assert "2 comments" in text_of(by_class(parse(pages[1].text), "post-summary__comments")[0])
+
+
+async def test_every_page_is_well_formed_html(server: Server) -> None:
+    """Index, post, reply form, 422, held notice and 404 parse without a single HTML error."""
+    import html5lib
+
+    await add_post(server)
+    parent = await add_comment(server, "/posts/hello", "Grace", website="https://grace.example/")
+    await add_comment(server, "/posts/hello", "Reply", parent=parent)
+    async with server.client() as client:
+        pages = [await client.get("/"), await client.get("/posts/hello"),
+                 await client.get(f"/posts/hello?replytocom={parent}"),
+                 await client.get("/posts/hello?notice=held"),
+                 await fill_and_post(client, "hello", author="", email="x", text="t"),
+                 await client.get("/posts/missing")]
+    for page in pages:
+        parser = html5lib.HTMLParser(namespaceHTMLElements=False)
+        parser.parse(page.text)
+        assert parser.errors == [], (page.url, parser.errors)
