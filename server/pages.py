@@ -21,6 +21,7 @@ from server.validation import validate_comment
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent")
 HONEYPOT = "subject"
+POSTS_PER_PAGE = 20
 
 
 def _state(request: Request) -> Any:
@@ -50,9 +51,21 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 
 async def index(request: Request) -> Response:
-    posts = await _state(request).posts.newest()
+    """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
+    raw = request.query_params.get("page", "1")
+    page = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 0
+    if not page:
+        raise NotFound()
+    posts = await _state(request).posts.newest(limit=POSTS_PER_PAGE + 1,
+                                              offset=(page - 1) * POSTS_PER_PAGE)
+    if page > 1 and not posts:
+        raise NotFound()
     templates: Templates = _state(request).templates
-    return templates.response(request, "index.html", {"posts": posts})
+    return templates.response(request, "index.html", {
+        "posts": posts[:POSTS_PER_PAGE], "page": page,
+        "older": page + 1 if len(posts) > POSTS_PER_PAGE else None,
+        "newer": page - 1 if page > 1 else None,
+    })
 
 
 async def _render_post(request: Request, slug: str, *, values: dict[str, str] | None = None,

@@ -417,3 +417,27 @@ async def test_every_page_is_well_formed_html(server: Server) -> None:
         parser = html5lib.HTMLParser(namespaceHTMLElements=False)
         parser.parse(page.text)
         assert parser.errors == [], (page.url, parser.errors)
+
+
+async def test_index_pages_through_older_posts(server: Server) -> None:
+    """Past twenty posts the index links to older pages and back; a page past the end is 404."""
+    from server.pages import POSTS_PER_PAGE
+
+    for n in range(POSTS_PER_PAGE + 3):
+        await add_post(server, f"post-{n}", f"Post {n}",
+                       published=datetime(2020, 1, 1 + n, tzinfo=UTC))
+    async with server.client() as client:
+        first = parse((await client.get("/")).text)
+        older_href = by_class(first, "pager__older")[0].get("href") or ""
+        second_page = await client.get(older_href)
+        beyond = await client.get("/?page=3")
+        nonsense = await client.get("/?page=x")
+    second = parse(second_page.text)
+    titles = [text_of(by_class(summary, "post-summary__title")[0])
+              for summary in by_class(second, "post-summary")]
+    assert len(by_class(first, "post-summary")) == POSTS_PER_PAGE
+    assert older_href == "/?page=2"
+    assert titles == ["Post 2", "Post 1", "Post 0"]
+    assert not by_class(second, "pager__older")
+    assert by_class(second, "pager__newer")[0].get("href") == "/"
+    assert beyond.status_code == 404 and nonsense.status_code == 404
