@@ -28,6 +28,11 @@ def _state(request: Request) -> Any:
     return request.app.state.kibitz
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit() and len(text) < 19
+
+
 def _form_signer(request: Request) -> TimestampSigner:
     return TimestampSigner(_state(request).settings.secret_key, salt="kibitz.form")
 
@@ -53,7 +58,7 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 async def index(request: Request) -> Response:
     """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
     raw = request.query_params.get("page", "1")
-    page = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 0
+    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
     if not page:
         raise NotFound()
     posts = await _state(request).posts.newest(limit=POSTS_PER_PAGE + 1,
@@ -82,7 +87,7 @@ async def _render_post(request: Request, slug: str, *, values: dict[str, str] | 
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if wanted.isdigit():
+    if _is_number(wanted):
         reply_to = next((c for c in comments if c.id == int(wanted) and c.status == "approved"),
                         None)
         values["parent"] = str(reply_to.id) if reply_to else ""

@@ -154,6 +154,10 @@ async def test_reply_link_works_without_javascript(server: Server) -> None:
         root = parse(form_page.text)
         assert form_values(root)["parent"] == str(parent)
         assert text_of(by_class(root, "respond__title")[0]) == "Reply to Grace"
+        for odd in ("²", "-1", "99999999999999999999999", "x"):
+            page_with_odd = await client.get("/posts/hello", params={"replytocom": odd})
+            assert page_with_odd.status_code == 200, odd
+            assert form_values(parse(page_with_odd.text))["parent"] == ""
         posted = await fill_and_post(client, "hello", f"/posts/hello?replytocom={parent}",
                                      **PERSON)
         after = await client.get("/posts/hello")
@@ -432,6 +436,7 @@ async def test_index_pages_through_older_posts(server: Server) -> None:
         second_page = await client.get(older_href)
         beyond = await client.get("/?page=3")
         nonsense = await client.get("/?page=x")
+        superscript = await client.get("/?page=²")
     second = parse(second_page.text)
     titles = [text_of(by_class(summary, "post-summary__title")[0])
               for summary in by_class(second, "post-summary")]
@@ -441,3 +446,4 @@ async def test_index_pages_through_older_posts(server: Server) -> None:
     assert not by_class(second, "pager__older")
     assert by_class(second, "pager__newer")[0].get("href") == "/"
     assert beyond.status_code == 404 and nonsense.status_code == 404
+    assert superscript.status_code == 404
