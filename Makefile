@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean
+.PHONY: run test install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,27 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The demo publishes comments at once (KIBITZ_MODERATION=none) so a newcomer sees theirs on the
+# page; set KIBITZ_MODERATION yourself to try the others. PORT=8123 make run serves elsewhere.
 run: install
 	$(BIN)/kibitz demo
+	KIBITZ_MODERATION=$${KIBITZ_MODERATION:-none} \
+	KIBITZ_PUBLIC_URL=$${KIBITZ_PUBLIC_URL:-http://$(HOST):$(PORT)} \
 	$(BIN)/kibitz serve --host $(HOST) --port $(PORT)
+
+# Regenerate the settings tables in README.md and docs/settings.md from server/settings.py.
+docs: install
+	$(BIN)/python tools/settings_table.py
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
+# the new entries; tests/test_i18n.py fails while any German translation is missing).
+messages: install
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --no-location -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d web/locale -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) data test-artifacts

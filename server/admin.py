@@ -24,6 +24,7 @@ from db.moderation import ModerationStore
 from db.sessions import SessionStore
 from server.bodies import read_capped
 from server.errors import BadRequest, Forbidden, UnsupportedMediaType
+from server.i18n import N_
 from server.ratelimit import PostLimiter
 from server.sessions import SAFE_METHODS, Sessions
 
@@ -198,7 +199,7 @@ def staff_page(*roles: str) -> Callable[[StaffEndpoint], Callable[[Request], Awa
                 target = request.url.path if request.method in SAFE_METHODS else "/admin"
                 return RedirectResponse(f"/admin/login?next={quote(target)}", status_code=303)
             if roles and member.role not in roles:
-                raise Forbidden("Only an admin may manage staff accounts and API tokens.")
+                raise Forbidden(N_("Only an admin may manage staff accounts and API tokens."))
             return await endpoint(request, member, form)
 
         page.__name__ = endpoint.__name__

@@ -19,10 +19,11 @@ from server.admin import admin_of, first, read_multi_form, render, safe_next, st
 from server.auth import verify_password
 from server.clients import client_address
 from server.errors import Forbidden, RateLimited
+from server.i18n import N_
 
 log = logging.getLogger("kibitz.admin")
 
-WRONG = "The name or the password is wrong."
+WRONG = N_("The name or the password is wrong.")
 
 
 async def admin_home(request: Request) -> Response:
@@ -55,7 +56,7 @@ async def login(request: Request) -> Response:
     state, admin = state_of(request), admin_of(request)
     origin = request.headers.get("origin")
     if origin is not None and not origins.allowed_own(state.settings, request, origin):
-        raise Forbidden("Sign in from this site's own login page.")
+        raise Forbidden(N_("Sign in from this site's own login page."))
     form = await read_multi_form(request)
     name, password = first(form, "name").strip(), first(form, "password")
     target = safe_next(first(form, "next"))

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from db.models import StaffMember
 from server.admin import Form, admin_of, first, live_moderation_url, render, staff_page, state_of
 from server.errors import BadRequest, NotFound, ValidationFailed
+from server.i18n import N_
 from server.validation import CommentInput, validate_text
 
 LISTS = ("pending", "approved", "spam", "deleted")
@@ -53,7 +54,7 @@ async def queue(request: Request, member: StaffMember, form: Form) -> Response:
 async def comment_list(request: Request, member: StaffMember, form: Form) -> Response:
     status = request.path_params["status"]
     if status not in LISTS[1:]:
-        raise NotFound("The lists are approved, spam and deleted.")
+        raise NotFound(N_("The lists are approved, spam and deleted."))
     return await _list_page(request, member, status)
 
 
@@ -62,10 +63,10 @@ async def moderate(request: Request, member: StaffMember, form: Form) -> Respons
     """Approve, spam, delete or restore the selected comments (one or many)."""
     action = first(form, "action")
     if action not in BULK_ACTIONS:
-        raise BadRequest("The actions are approve, spam, delete and restore.")
+        raise BadRequest(N_("The actions are approve, spam, delete and restore."))
     ids = [int(v) for v in form.get("ids", []) if v.isdigit()]
     if not ids:
-        raise BadRequest("Select at least one comment.")
+        raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
     for comment_id in dict.fromkeys(ids):
         await discussion.moderate(comment_id, BULK_ACTIONS[action], member)
@@ -87,7 +88,7 @@ async def reply(request: Request, member: StaffMember, form: Form) -> Response:
     try:
         text = validate_text({"text": first(form, "text")})
     except ValidationFailed as exc:
-        raise BadRequest(exc.fields.get("text", "Write a reply first.")) from None
+        raise BadRequest(exc.fields.get("text", N_("Write a reply first."))) from None
     if target.status != "approved":
         await state.discussion.moderate(comment_id, "approve", member)
     entry = CommentInput(author=member.name, email=member.email or "", website=None,

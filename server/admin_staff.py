@@ -19,9 +19,10 @@ from db.models import StaffMember
 from server.admin import Form, admin_of, first, render, staff_page, state_of
 from server.auth import hash_password, new_api_token
 from server.errors import BadRequest, NotFound
+from server.i18n import N_
 
 NAME = re.compile(r"^[\w.@-]{1,64}$")
-MIN_PASSWORD = 8
+MIN_PASSWORD = 8  # the message below says 8: keep them together
 
 
 async def _page(request: Request, member: StaffMember, *, status_code: int = 200,
@@ -46,20 +47,20 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
     password = first(form, "password")
     errors: dict[str, str] = {}
     if not NAME.match(values["name"]):
-        errors["name"] = "Use 1 to 64 letters, digits, '.', '@', '-' or '_'."
+        errors["name"] = N_("Use 1 to 64 letters, digits, '.', '@', '-' or '_'.")
     if values["role"] not in ("admin", "moderator"):
-        errors["role"] = "Choose admin or moderator."
+        errors["role"] = N_("Choose admin or moderator.")
     if len(password) < MIN_PASSWORD:
-        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+        errors["password"] = N_("Use at least 8 characters.")
     if values["email"] and "@" not in values["email"]:
-        errors["email"] = "Enter an e-mail address, or leave it empty."
+        errors["email"] = N_("Enter an e-mail address, or leave it empty.")
     if not errors:
         hashed = await asyncio.to_thread(hash_password, password)
         try:
             created = await state.staff.add(values["name"], values["role"], hashed,
                                             email=values["email"] or None)
         except Conflict:
-            errors["name"] = "An account with this name exists already."
+            errors["name"] = N_("An account with this name exists already.")
         else:
             await admin_of(request).audit.record(member.id, member.name, "create account",
                                                  f"staff {created.name}", created.role)
@@ -71,10 +72,10 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
 async def disable_account(request: Request, member: StaffMember, form: Form) -> Response:
     staff_id = int(request.path_params["id"])
     if staff_id == member.id:
-        raise BadRequest("You cannot disable your own account; ask another admin.")
+        raise BadRequest(N_("You cannot disable your own account; ask another admin."))
     disabled = await state_of(request).staff.disable(staff_id)
     if disabled is None:
-        raise NotFound("There is no active account with that id.")
+        raise NotFound(N_("There is no active account with that id."))
     await admin_of(request).audit.record(member.id, member.name, "disable account",
                                          f"staff {disabled.name}")
     return RedirectResponse("/admin/staff?notice=disabled", status_code=303)
@@ -89,7 +90,7 @@ async def create_token(request: Request, member: StaffMember, form: Form) -> Res
     found = await state.staff.by_name(owner_name)
     if found is None:
         return await _page(request, member, status_code=422,
-                           errors={"owner": "Choose an active staff account."})
+                           errors={"owner": N_("Choose an active staff account.")})
     token = new_api_token()
     token_id = await state.staff.add_token(found[0].id, token, label)
     await admin_of(request).audit.record(member.id, member.name, "create token",
@@ -101,7 +102,7 @@ async def create_token(request: Request, member: StaffMember, form: Form) -> Res
 async def revoke_token(request: Request, member: StaffMember, form: Form) -> Response:
     token_id = int(request.path_params["id"])
     if not await state_of(request).staff.revoke_token(token_id):
-        raise NotFound("There is no token in use with that id.")
+        raise NotFound(N_("There is no token in use with that id."))
     await admin_of(request).audit.record(member.id, member.name, "revoke token",
                                          f"token {token_id}")
     return RedirectResponse("/admin/staff?notice=revoked", status_code=303)

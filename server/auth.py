@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from db.models import StaffMember
 from db.staff import StaffStore
 from server.errors import Forbidden
+from server.i18n import N_
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A hash to verify against when the account does not exist, so both answers take as long.
@@ -62,12 +63,12 @@ class EditTokens:
 
     def check(self, token: str | None, comment_id: int) -> None:
         if not token:
-            raise Forbidden("Send the comment's edit token as 'Authorization: Bearer …'.")
+            raise Forbidden(N_("Send the comment's edit token as 'Authorization: Bearer …'."))
         try:
             value = self._serializer.loads(token, max_age=self.window)
         except SignatureExpired:
-            raise Forbidden("The time to edit or delete this comment has passed.") from None
+            raise Forbidden(N_("The time to edit or delete this comment has passed.")) from None
         except BadSignature:
-            raise Forbidden("This edit token is not valid for this comment.") from None
+            raise Forbidden(N_("This edit token is not valid for this comment.")) from None
         if value != comment_id:
-            raise Forbidden("This edit token is not valid for this comment.")
+            raise Forbidden(N_("This edit token is not valid for this comment."))

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from server.i18n import N_
 
 MAX_BODY = 64 * 1024
 
@@ -37,19 +38,19 @@ async def read_json(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("The body is not valid JSON.") from None
+        raise BadRequest(N_("The body is not valid JSON.")) from None
     if not isinstance(data, dict):
-        raise BadRequest("The body must be a JSON object.")
+        raise BadRequest(N_("The body must be a JSON object."))
     return data
 
 
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form: the last value of each field wins."""
     if _media_type(request) != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("Send the form as application/x-www-form-urlencoded.")
+        raise UnsupportedMediaType(N_("Send the form as application/x-www-form-urlencoded."))
     raw = await read_capped(request)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest("The form is not UTF-8 text.") from None
+        raise BadRequest(N_("The form is not UTF-8 text.")) from None
     return dict(parse_qsl(text, keep_blank_values=True))

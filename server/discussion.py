@@ -19,6 +19,7 @@ from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
 from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from server.i18n import N_
 from server.lookalikes import impersonates
 from server.markup import count_links, render_comment
 from server.ratelimit import PostLimiter
@@ -32,14 +33,14 @@ CommentListener = Callable[[Comment], Awaitable[None]]
 ModeratedListener = Callable[[Comment, Comment, str], Awaitable[None]]
 
 # Reasons a comment is held, stored with it and shown to moderators.
-HELD_POLICY_ALL = "policy: every comment is held"
-HELD_FIRST_TIME = "first-time commenter"
-HELD_LINKS = "too many links"
-HELD_IMPERSONATION = "uses a staff member's name or e-mail"
-HELD_HONEYPOT = "honeypot field filled in"
-HELD_TOO_FAST = "form sent faster than a person types"
-HELD_NO_FORM_TOKEN = "form sent without the page's form token"
-HELD_DUPLICATE = "same text posted on this thread moments ago"
+HELD_POLICY_ALL = N_("policy: every comment is held")
+HELD_FIRST_TIME = N_("first-time commenter")
+HELD_LINKS = N_("too many links")
+HELD_IMPERSONATION = N_("uses a staff member's name or e-mail")
+HELD_HONEYPOT = N_("honeypot field filled in")
+HELD_TOO_FAST = N_("form sent faster than a person types")
+HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
+HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
@@ -126,11 +127,11 @@ class Discussion:
             comment, events = await self.comments.add(
                 uri, new, create_thread=may_create_thread or staff is not None, title=title)
         except UnknownThread:
-            raise Forbidden("This page may not start a discussion here: its site is not "
-                            "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS).") from None
+            raise Forbidden(N_("This page may not start a discussion here: its site is not "
+                               "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS).")) from None
         except InvalidParent:
-            raise ValidationFailed(fields={
-                "parent": "The comment you reply to does not exist or is not visible."}) from None
+            raise ValidationFailed(fields={"parent": N_(
+                "The comment you reply to does not exist or is not visible.")}) from None
         await _notify(self.listeners.events, events)
         if comment.status == "pending":
             await _notify(self.listeners.held, comment)

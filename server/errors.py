@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from server.i18n import N_
+
 
 class KibitzError(Exception):
     status = 500
-    message = "Something went wrong on our side."
+    message = N_("Something went wrong on our side.")
 
     def __init__(self, message: str | None = None, fields: Mapping[str, str] | None = None) -> None:
         self.message = message or self.message
@@ -40,42 +42,42 @@ class KibitzError(Exception):
 
 class BadRequest(KibitzError):
     status = 400
-    message = "The request could not be understood."
+    message = N_("The request could not be understood.")
 
 
 class Unauthorized(KibitzError):
     status = 401
-    message = "Sign in, or send an API token as 'Authorization: Bearer …'."
+    message = N_("Sign in, or send an API token as 'Authorization: Bearer …'.")
 
 
 class Forbidden(KibitzError):
     status = 403
-    message = "You may not do that."
+    message = N_("You may not do that.")
 
 
 class NotFound(KibitzError):
     status = 404
-    message = "Not found."
+    message = N_("Not found.")
 
 
 class PayloadTooLarge(KibitzError):
     status = 413
-    message = "The request body is larger than 64 KiB."
+    message = N_("The request body is larger than 64 KiB.")
 
 
 class UnsupportedMediaType(KibitzError):
     status = 415
-    message = "Send the body as application/json."
+    message = N_("Send the body as application/json.")
 
 
 class ValidationFailed(KibitzError):
     status = 422
-    message = "Some fields need attention."
+    message = N_("Some fields need attention.")
 
 
 class RateLimited(KibitzError):
     status = 429
-    message = "Too many comments from your address. Please wait a little and try again."
+    message = N_("Too many comments from your address. Please wait a little and try again.")
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
@@ -117,7 +119,7 @@ def handlers() -> dict[object, object]:
 
     async def http_error(request: object, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        error = {404: NotFound(), 405: KibitzError("This method is not allowed here.")}.get(
+        error = {404: NotFound(), 405: KibitzError(N_("This method is not allowed here."))}.get(
             exc.status_code, KibitzError(exc.detail))
         error.status = exc.status_code
         return render(request, error)
@@ -126,11 +128,11 @@ def handlers() -> dict[object, object]:
         import logging
 
         if isinstance(exc, Conflict):
-            error = KibitzError("That conflicts with something that exists already.")
+            error = KibitzError(N_("That conflicts with something that exists already."))
             error.status = 409
         elif isinstance(exc, Unavailable):
-            error = KibitzError("The database is not reachable right now. Please try again "
-                                "in a moment; nothing you typed was saved.")
+            error = KibitzError(N_("The database is not reachable right now. Please try again "
+                                   "in a moment; nothing you typed was saved."))
             error.status = 503
         else:
             logging.getLogger("kibitz").exception("database error")

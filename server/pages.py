@@ -16,14 +16,21 @@ from server.bodies import read_form
 from server.clients import client_address
 from server.discussion import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.errors import NotFound, RateLimited, ValidationFailed
+from server.templates import Templates
 from server.validation import validate_comment
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent")
 HONEYPOT = "subject"
+POSTS_PER_PAGE = 20
 
 
 def _state(request: Request) -> Any:
     return request.app.state.kibitz
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _form_signer(request: Request) -> TimestampSigner:
@@ -49,8 +56,21 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 
 async def index(request: Request) -> Response:
-    posts = await _state(request).posts.newest()
-    return _state(request).templates.response(request, "index.html", {"posts": posts})
+    """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
+    raw = request.query_params.get("page", "1")
+    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
+    if not page:
+        raise NotFound()
+    posts = await _state(request).posts.newest(limit=POSTS_PER_PAGE + 1,
+                                              offset=(page - 1) * POSTS_PER_PAGE)
+    if page > 1 and not posts:
+        raise NotFound()
+    templates: Templates = _state(request).templates
+    return templates.response(request, "index.html", {
+        "posts": posts[:POSTS_PER_PAGE], "page": page,
+        "older": page + 1 if len(posts) > POSTS_PER_PAGE else None,
+        "newer": page - 1 if page > 1 else None,
+    })
 
 
 async def _render_post(request: Request, slug: str, *, values: dict[str, str] | None = None,
@@ -67,7 +87,7 @@ async def _render_post(request: Request, slug: str, *, values: dict[str, str] | 
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if wanted.isdigit():
+    if _is_number(wanted):
         reply_to = next((c for c in comments if c.id == int(wanted) and c.status == "approved"),
                         None)
         values["parent"] = str(reply_to.id) if reply_to else ""
@@ -81,8 +101,9 @@ async def _render_post(request: Request, slug: str, *, values: dict[str, str] | 
         "csrf_token": state.extras["csrf_token"](request) if "csrf_token" in state.extras else None,
         "page_scripts": state.extras.get("page_scripts", []),
     }
-    return state.templates.response(request, "post.html", context, status_code=status_code,
-                                    headers=headers)
+    templates: Templates = state.templates
+    return templates.response(request, "post.html", context, status_code=status_code,
+                              headers=headers)
 
 
 async def post_page(request: Request) -> Response:
@@ -127,8 +148,17 @@ async def submit_comment(request: Request) -> Response:
     return response
 
 
+async def to_comments(request: Request) -> Response:
+    """After a 422 the address bar shows the form's URL; opening it again leads to the post."""
+    post = await _state(request).posts.by_slug(request.path_params["slug"])
+    if post is None:
+        raise NotFound()
+    return RedirectResponse(f"{post.uri}#comments", status_code=303)
+
+
 routes = [
     Route("/", index, methods=["GET"]),
     Route("/posts/{slug:str}", post_page, methods=["GET"]),
     Route("/posts/{slug:str}/comments", submit_comment, methods=["POST"]),
+    Route("/posts/{slug:str}/comments", to_comments, methods=["GET"]),
 ]

@@ -24,6 +24,7 @@ from db.models import StaffMember, now
 from db.sessions import Session, SessionStore
 from server import origins
 from server.errors import Forbidden
+from server.i18n import N_
 from server.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,8 +82,8 @@ class Sessions:
             return
         sent = form.get("csrf_token") or conn.headers.get("x-csrf-token")
         if not self._valid(conn, sent):
-            raise Forbidden("This form has expired or did not come from this site. "
-                            "Reload the page and try again.")
+            raise Forbidden(N_("This form has expired or did not come from this site. "
+                               "Reload the page and try again."))
         conn.scope[_CSRF_OK_KEY] = True
 
     # -- who is asking ---------------------------------------------------------------------
@@ -105,7 +106,7 @@ class Sessions:
         if conn.scope.get("method", "GET") not in SAFE_METHODS and not conn.scope.get(
                 _CSRF_OK_KEY):
             if not self._valid(conn, conn.headers.get("x-csrf-token")):
-                raise Forbidden("Send the page's CSRF token as header X-CSRF-Token "
-                                "(from <meta name=\"csrf-token\">).")
+                raise Forbidden(N_("Send the page's CSRF token as header X-CSRF-Token "
+                                   "(from <meta name=\"csrf-token\">)."))
             conn.scope[_CSRF_OK_KEY] = True
         return session.staff

@@ -19,26 +19,31 @@ from server.errors import ConfigError
 SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("KIBITZ_DATABASE_URL", "", "sqlite:///relative.db, sqlite:////absolute.db or postgresql://…; "
      "default: a SQLite file in KIBITZ_DATA_DIR"),
-    ("KIBITZ_REDIS_URL", "", "redis://…; when set, live events and rate limits go through Redis"),
+    ("KIBITZ_REDIS_URL", "", "redis://…; when set, live events and rate limits go through "
+     "Redis, so several processes and hosts can serve one site; default: in-process fan-out "
+     "(one process)"),
     ("KIBITZ_DATA_DIR", "./data", "where the embedded default keeps its database and secret"),
     ("KIBITZ_SECRET_KEY", "", "signs sessions and edit tokens; default: generated once into the data dir"),
-    ("KIBITZ_MODERATION", "first-time", "none, first-time or all"),
+    ("KIBITZ_MODERATION", "first-time", "none (publish at once), first-time (hold unless an "
+     "earlier comment with the same e-mail address was approved) or all (hold every comment)"),
     ("KIBITZ_MAX_LINKS", "2", "under first-time, a comment with this many links or more is held"),
-    ("KIBITZ_ALLOWED_ORIGINS", "", "comma-separated origins allowed to embed the widget"),
+    ("KIBITZ_ALLOWED_ORIGINS", "", "comma-separated origins allowed to embed the widget and open the "
+     "live channel; default: the site's own origin only"),
     ("KIBITZ_PUBLIC_URL", "http://127.0.0.1:8000", "the site's own origin"),
     ("KIBITZ_EDIT_WINDOW", "900", "seconds a commenter may edit or delete their comment"),
     ("KIBITZ_LANGUAGE", "en", "interface language: en or de"),
     ("KIBITZ_FOLLOW_AUTHOR_LINKS", "false", "true drops nofollow from commenters' website links"),
     ("KIBITZ_MAX_DEPTH", "5", "deepest reply level shown nested"),
-    ("KIBITZ_SMTP_URL", "", "smtp://user:pass@host:587 for notification mail"),
+    ("KIBITZ_SMTP_URL", "", "smtp://user:pass@host:587 for notification mail; default: no mail"),
     ("KIBITZ_POST_RATE", "5/minute;30/hour", "comments one client address may post; off disables"),
-    ("KIBITZ_TRUSTED_PROXIES", "", "comma-separated proxy addresses whose X-Forwarded-For is believed"),
+    ("KIBITZ_TRUSTED_PROXIES", "", "comma-separated proxy addresses (or networks) whose "
+     "X-Forwarded-For is believed; default: none"),
     ("KIBITZ_ADDRESS_RETENTION_DAYS", "30", "client addresses are erased this many days after the comment"),
     ("KIBITZ_EVENT_RETENTION_DAYS", "7", "live events kept for resuming"),
-    ("KIBITZ_SESSION_HOURS", "12", "staff sessions expire after this"),
+    ("KIBITZ_SESSION_HOURS", "12", "hours after which staff sessions expire"),
     ("KIBITZ_DUPLICATE_WINDOW", "600", "seconds within which the same text on the same thread "
      "is held as a duplicate; 0 disables"),
-    ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default kibitz@ + the public host"),
+    ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default: kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
 )

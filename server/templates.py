@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -28,6 +31,32 @@ ALLOWED_TAGS_HINT = " ".join(
 assert {t.split()[0].strip("<>") for t in ALLOWED_TAGS_HINT.split("> <")} <= COMMENT_TAGS
 
 
+AVATAR_COLOURS = 8
+
+
+def initial(name: str) -> str:
+    """The first letter of a name, for the avatar beside a comment (``?`` if none)."""
+    letter = next((c for c in name if c.isalnum()), "?")
+    return letter.upper()
+
+
+def avatar_colour(name: str) -> int:
+    """One of a few avatar colours, the same for the same name on every page and process."""
+    return zlib.crc32(name.strip().lower().encode("utf-8", "replace")) % AVATAR_COLOURS
+
+
+_BLOCK_TAG = re.compile(r"</?(?:p|h[1-6]|li|ul|ol|dl|dt|dd|blockquote|br|div|pre|table|tr|td|th|"
+                        r"figure|figcaption|hr)\b[^>]*>", re.IGNORECASE)
+
+
+def excerpt(html: str, limit: int = 240) -> str:
+    """The opening words of a post body as plain text, cut at a word boundary."""
+    text = " ".join(Markup(_BLOCK_TAG.sub(" ", html)).striptags().split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
+
+
 class Templates:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,9 +71,12 @@ class Templates:
         env.filters["longdate"] = lambda value: long_date(value, language)
         env.filters["longdatetime"] = lambda value: long_datetime(value, language)
         env.filters["iso"] = iso
+        env.filters["initial"] = initial
+        env.filters["avatar_colour"] = avatar_colour
+        env.filters["excerpt"] = excerpt
         env.globals.update(language=language, allowed_tags=ALLOWED_TAGS_HINT,
                            follow_author_links=settings.follow_author_links,
-                           public_url=settings.public_url)
+                           public_url=settings.public_url, moderation=settings.moderation)
         self.env = env
         self._jinja = Jinja2Templates(env=env)
 

@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from server.errors import ValidationFailed
+from server.i18n import N_
 
+# The limits are spelled out in the messages below too, so that they can be translated.
 MAX_AUTHOR, MAX_EMAIL, MAX_WEBSITE, MAX_TEXT = 100, 254, 500, 10_000
 _EMAIL = re.compile(r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
@@ -83,43 +85,43 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     for name in ("author", "email", "website", "text"):
         raw = _as_text(data.get(name))
         if raw is None:
-            errors[name] = "This must be text."
+            errors[name] = N_("This must be text.")
             continue
         if has_lone_surrogate(raw):
-            errors[name] = "This contains characters that are not valid text."
+            errors[name] = N_("This contains characters that are not valid text.")
             continue
         values[name] = clean_text(raw)
 
     author = values.get("author", "").strip()
     if "author" not in errors:
         if not author:
-            errors["author"] = "Please enter your name."
+            errors["author"] = N_("Please enter your name.")
         elif len(author) > MAX_AUTHOR:
-            errors["author"] = f"Please use at most {MAX_AUTHOR} characters."
+            errors["author"] = N_("Please use at most 100 characters.")
 
     email = values.get("email", "").strip()
     if "email" not in errors:
         if not email:
-            errors["email"] = "Please enter your e-mail address."
+            errors["email"] = N_("Please enter your e-mail address.")
         elif len(email) > MAX_EMAIL or not _EMAIL.match(email):
-            errors["email"] = "Please enter a valid e-mail address."
+            errors["email"] = N_("Please enter a valid e-mail address.")
 
     website: str | None = None
     raw_site = values.get("website", "").strip()
     if "website" not in errors and raw_site:
         if len(raw_site) > MAX_WEBSITE:
-            errors["website"] = f"Please use at most {MAX_WEBSITE} characters."
+            errors["website"] = N_("Please use at most 500 characters.")
         else:
             website = normalise_website(raw_site)
             if website is None or len(website) > MAX_WEBSITE:
-                errors["website"] = "Please enter a web address starting with http:// or https://."
+                errors["website"] = N_("Please enter a web address starting with http:// or https://.")
 
     text = values.get("text", "").strip()
     if "text" not in errors:
         if not text:
-            errors["text"] = "Please write a comment."
+            errors["text"] = N_("Please write a comment.")
         elif len(text) > MAX_TEXT:
-            errors["text"] = f"Please shorten your comment to at most {MAX_TEXT:,} characters."
+            errors["text"] = N_("Please shorten your comment to at most 10,000 characters.")
 
     parent: int | None = None
     raw_parent = data.get("parent")
@@ -131,7 +133,7 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
             if parent <= 0:
                 raise ValueError
         except (TypeError, ValueError):
-            errors["parent"] = "The comment you reply to does not exist."
+            errors["parent"] = N_("The comment you reply to does not exist.")
 
     if errors:
         raise ValidationFailed(fields=errors)
@@ -142,10 +144,11 @@ def validate_text(data: Mapping[str, Any]) -> str:
     """The text of an edit: the same rules as for a new comment's text."""
     raw = _as_text(data.get("text"))
     if raw is None or has_lone_surrogate(raw):
-        raise ValidationFailed(fields={"text": "This must be valid text."})
+        raise ValidationFailed(fields={"text": N_("This must be valid text.")})
     text = clean_text(raw).strip()
     if not text:
-        raise ValidationFailed(fields={"text": "Please write a comment."})
+        raise ValidationFailed(fields={"text": N_("Please write a comment.")})
     if len(text) > MAX_TEXT:
-        raise ValidationFailed(fields={"text": f"Please shorten your comment to at most {MAX_TEXT:,} characters."})
+        raise ValidationFailed(
+            fields={"text": N_("Please shorten your comment to at most 10,000 characters.")})
     return text
