@@ -438,3 +438,28 @@ async def test_staff_actions_through_the_api_are_audited(database_url: str,
     assert [(e.staff_name, e.action, e.target) for e in reversed(entries)] == [
         ("bot", "post", f"comment {comment_id}"), ("bot", "edit", f"comment {comment_id}"),
         ("bot", "delete", f"comment {comment_id}")]
+
+
+async def test_admin_pages_are_well_formed_and_speak_german(database_url: str,
+                                                           tmp_path: Path) -> None:
+    """Every admin page kind parses without an HTML error, and KIBITZ_LANGUAGE=de translates it."""
+    import html5lib
+
+    async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all",
+                                   KIBITZ_LANGUAGE="de")) as server:
+        await add_post(server)
+        await add_staff(server, "boss", "admin")
+        async with server.client() as client:
+            await _held(server, client)
+            login = await client.get("/admin/login")
+            await sign_in(client, "boss")
+            pages = [login] + [await client.get(path) for path in (
+                "/admin/queue", "/admin/comments/approved", "/admin/comments/spam",
+                "/admin/audit", "/admin/staff")]
+    for page in pages:
+        assert page.status_code == 200, page.url
+        parser = html5lib.HTMLParser(namespaceHTMLElements=False)
+        parser.parse(page.text)
+        assert parser.errors == [], (page.url, parser.errors)
+    assert "Anmelden" in pages[0].text and "Moderations-Warteschlange" in pages[1].text
+    assert "Zurückgehalten, weil" in pages[1].text
