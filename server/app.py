@@ -21,7 +21,7 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
-from server import api, errors, health, pages
+from server import api, errors, feeds, health, pages
 from server.auth import EditTokens
 from server.discussion import Discussion
 from server.ratelimit import PostLimiter
@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *feeds.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
