@@ -100,6 +100,8 @@ async def post_comment(request: Request) -> Response:
     comment = await state.discussion.submit(
         uri, entry, address=client_address(request, state.settings.trusted_proxies),
         staff=staff, may_create_thread=may_create, title=(title or "")[:300] or None)
+    if data.get("notify") is True and "subscribe" in state.extras:
+        await state.extras["subscribe"](comment)  # reply mail, after a confirmation mail
     return _json({"comment": own_comment(comment),
                   "edit_token": state.edit_tokens.issue(comment.id)}, status=201)
 

@@ -1,0 +1,223 @@
+"""E-mail notifications: what goes to whom, decided after commit and queued, never sent here.
+
+- Staff with an e-mail address get one mail per held comment, with signed one-click links to
+  approve it or mark it as spam (``server.maillinks``; the pages are ``server.mailpages``).
+- A commenter who ticked "notify me of replies" gets a confirmation mail once their comment
+  is visible (double opt-in; a held or spam comment sends nothing, so the box cannot be used
+  to mail strangers), then one mail per approved reply to it, each with an unsubscribe link.
+
+Everything here only writes rows to the mail queue (``db.mail``); :mod:`server.mailqueue`
+delivers them. :class:`MailPlugin` wires it into the app when ``KIBITZ_SMTP_URL`` is set;
+without it nothing is installed and no mail is ever queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from db.mail import MailStore, OutgoingMail
+from db.models import Comment, Event
+from server.feeds import comment_link
+from server.maillinks import LINK_DAYS, MailLinks
+from server.mailqueue import MailSender
+from server.smtp import SmtpTransport
+
+log = logging.getLogger("kibitz.mail")
+
+VISIBLE = ("comment.created", "comment.approved")
+
+
+class _PlainText(HTMLParser):
+    """Sanitised comment HTML as plain text: paragraphs, line breaks, links with addresses."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.out.append("\n")
+        elif tag == "a":
+            self.href = dict(attrs).get("href")
+        elif tag in ("blockquote", "q"):
+            self.out.append("“")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p":
+            self.out.append("\n\n")
+        elif tag == "a" and self.href:
+            self.out.append(f" <{self.href}>")
+            self.href = None
+        elif tag in ("blockquote", "q"):
+            self.out.append("”")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(data)
+
+
+def plain_text(fragment: str) -> str:
+    parser = _PlainText()
+    parser.feed(fragment)
+    parser.close()
+    return re.sub(r"\n{3,}", "\n\n", "".join(parser.out)).strip()
+
+
+def one_line(value: str) -> str:
+    """Header-safe: a name or title with a line break must not start a new header."""
+    return " ".join(value.split())
+
+
+class Notifications:
+    """Turns discussion changes into queued mails."""
+
+    def __init__(self, state: Any, store: MailStore, links: MailLinks,
+                 wake: Any = lambda: None) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.store = store
+        self.links = links
+        self.wake = wake
+        self.site = urlsplit(self.settings.public_url).hostname or "kibitz"
+        self.sender_domain = self.settings.mail_from.rpartition("@")[2] or self.site
+
+    # -- composing ---------------------------------------------------------------------------
+
+    def _render(self, name: str, **context: Any) -> tuple[str, str]:
+        text = self.state.templates.render(f"mail/{name}.txt", site=self.site, **context)
+        head, _, body = text.partition("\n\n")
+        assert head.startswith("Subject: "), name
+        return one_line(head.removeprefix("Subject: ")), body.strip() + "\n"
+
+    async def _queue(self, dedupe: str, recipient: str, template: str,
+                     headers: dict[str, str] | None = None, **context: Any) -> None:
+        from email.utils import make_msgid
+
+        subject, body = self._render(template, **context)
+        # The Message-ID is fixed when queued, so a retried mail is recognisably the same.
+        all_headers = {"Message-ID": make_msgid("kibitz", domain=self.sender_domain),
+                       **(headers or {})}
+        if await self.store.enqueue(OutgoingMail(dedupe, recipient, subject, body, all_headers)):
+            self.wake()
+
+    def _url(self, path: str, token: str) -> str:
+        return f"{self.settings.public_url}{path}?t={quote(token)}"
+
+    async def _where(self, comment: Comment) -> tuple[str, str, str]:
+        uri, title = await self.store.thread_of(comment.thread_id)
+        return uri, one_line(title or uri), comment_link(self.settings, uri, comment.id)
+
+    # -- staff: held comments ----------------------------------------------------------------
+
+    async def held(self, comment: Comment) -> None:
+        members = [m for m in await self.state.staff.all() if m.email]
+        if not members:
+            return
+        _, title, page_url = await self._where(comment)
+        for member in members:
+            nonce = self.links.new_nonce()
+            await self._queue(
+                f"held:{comment.id}:{member.id}", member.email, "held",
+                comment=comment, title=title, page_url=page_url, days=LINK_DAYS,
+                approve_url=self._url("/mail/moderate", self.links.moderation_token(
+                    comment.id, member.id, "approve", nonce)),
+                spam_url=self._url("/mail/moderate", self.links.moderation_token(
+                    comment.id, member.id, "spam", nonce)),
+                admin_url=f"{self.settings.public_url}/admin",
+            )
+
+    # -- commenters: reply notifications -----------------------------------------------------
+
+    async def subscribe(self, comment: Comment) -> None:
+        """Record the wish; confirm at once if the comment is visible, else on approval.
+
+        Called after the comment is committed: a failure here is logged, never turned into
+        an error for a commenter whose comment was saved.
+        """
+        try:
+            await self.store.subscribe(comment.id, comment.email)
+            # Read again: a moderator may have approved it since, and that approval's event
+            # found no subscription yet.
+            current = await self.state.comments.get(comment.id)
+            if current is not None and current.status == "approved":
+                await self._confirm(current)
+        except Exception:
+            log.exception("could not record the reply subscription of comment %d", comment.id)
+
+    async def events(self, events: list[Event]) -> None:
+        visible = [e.comment_id for e in events if e.type in VISIBLE]
+        if not visible:
+            return
+        comments = await self.state.comments.by_ids(visible)
+        for comment in comments.values():
+            if comment.status != "approved":
+                continue
+            await self._confirm(comment)
+            if comment.parent_id is not None:
+                await self._reply(comment)
+
+    async def _confirm(self, comment: Comment) -> None:
+        subscription = await self.store.subscription_of(comment.id)
+        if subscription is None or subscription.confirmed or subscription.unsubscribed:
+            return
+        _, title, page_url = await self._where(comment)
+        await self._queue(
+            f"confirm:{subscription.id}", subscription.email, "confirm",
+            author=one_line(comment.author), title=title, page_url=page_url,
+            confirm_url=self._url("/mail/subscribe", self.links.confirm_token(subscription.id)))
+
+    async def _reply(self, reply: Comment) -> None:
+        assert reply.parent_id is not None
+        subscription = await self.store.subscription_of(reply.parent_id)
+        if subscription is None or not subscription.active:
+            return
+        if subscription.email.strip().lower() == reply.email.strip().lower():
+            return  # nobody needs a mail about their own answer
+        uri, title, reply_url = await self._where(reply)
+        parent_url = comment_link(self.settings, uri, reply.parent_id)
+        unsubscribe_url = self._url("/mail/unsubscribe",
+                                    self.links.unsubscribe_token(subscription.id))
+        await self._queue(
+            f"reply:{reply.id}:{subscription.id}", subscription.email, "reply",
+            headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
+                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            author=one_line(reply.author), title=title, page_url=parent_url,
+            text=plain_text(reply.html), reply_url=reply_url, unsubscribe_url=unsubscribe_url)
+
+
+class MailPlugin:
+    """Installs notifications and the sender task when ``KIBITZ_SMTP_URL`` is set."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, state: Any) -> None:
+        settings = state.settings
+        if not settings.smtp_url:
+            return
+        store = MailStore(state.db)
+        transport = SmtpTransport.from_url(settings.smtp_url)
+        sender = MailSender(store, transport.send, settings.mail_from)
+        notifications = Notifications(state, store, MailLinks(settings.secret_key), sender.wake)
+        listeners = state.discussion.listeners
+        listeners.held.append(notifications.held)
+        listeners.events.append(notifications.events)
+        state.extras["mail"] = notifications
+        state.extras["mail_sender"] = sender
+        state.extras["subscribe"] = notifications.subscribe
+        state.templates.env.globals["notify_replies"] = True
+        self.task = asyncio.create_task(sender.run(), name="kibitz-mail-sender")
+        state.background.append(self.task)
+        log.info("mail: sending through %s:%d as %s", transport.host, transport.port,
+                 settings.mail_from)
+
+    async def stop(self, state: Any) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
