@@ -145,6 +145,16 @@ class MailStore:
         return QueueStatus(int(row["waiting"]), int(row["sent"]), int(row["failed"]),
                            maybe_datetime(row["oldest"]))
 
+    async def prune(self, done_before: datetime, links_before: datetime) -> int:
+        """Forget mail sent or failed before ``done_before`` (bodies of staff mails hold
+        client addresses) and spent links older than any link can live."""
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM mail_queue WHERE sent < $1 OR failed < $1 RETURNING id",
+                done_before)
+            await conn.execute("DELETE FROM mail_links_used WHERE used < $1", links_before)
+        return len(rows)
+
     # -- one-time links ----------------------------------------------------------------------
 
     async def link_used(self, nonce: str) -> bool:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from db.mail import MailStore, OutgoingMail
-from db.models import Comment, Event
+from db.models import Comment, Event, now
 from server.feeds import comment_link
 from server.maillinks import LINK_DAYS, MailLinks
 from server.mailqueue import MailSender
@@ -211,8 +212,10 @@ class MailPlugin:
         state.extras["mail_sender"] = sender
         state.extras["subscribe"] = notifications.subscribe
         state.templates.env.globals["notify_replies"] = True
+        state.extras.setdefault("health", {})["mail"] = lambda: _queue_health(store)
         self.task = asyncio.create_task(sender.run(), name="kibitz-mail-sender")
         state.background.append(self.task)
+        state.background.append(asyncio.create_task(_prune_hourly(state, store)))
         log.info("mail: sending through %s:%d as %s", transport.host, transport.port,
                  settings.mail_from)
 
@@ -221,3 +224,27 @@ class MailPlugin:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
 
+
+
+async def _queue_health(store: MailStore) -> dict[str, object]:
+    """For /healthz: a growing ``waiting`` with an old ``oldest_waiting`` means the mail
+    server has been unreachable that long (``last_error`` in mail_queue says why)."""
+    status = await store.status()
+    oldest = status.oldest_waiting
+    return {"waiting": status.waiting, "failed": status.failed,
+            "oldest_waiting": oldest.strftime("%Y-%m-%dT%H:%M:%SZ") if oldest else None}
+
+
+async def _prune_hourly(state: Any, store: MailStore) -> None:
+    """Drop delivered mail after KIBITZ_ADDRESS_RETENTION_DAYS, surviving any error."""
+    while True:
+        try:
+            at = now()
+            pruned = await store.prune(
+                at - timedelta(days=state.settings.address_retention_days),
+                at - timedelta(days=LINK_DAYS + 1))
+            if pruned:
+                log.info("mail: forgot %d delivered mails", pruned)
+        except Exception:
+            log.exception("pruning the mail queue failed; trying again in an hour")
+        await asyncio.sleep(3600)

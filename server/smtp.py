@@ -18,7 +18,7 @@ import ipaddress
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -43,6 +43,8 @@ class SmtpTransport:
     username: str | None
     password: str | None
     timeout: float = 30.0
+    # None: the system's trusted certificates (ssl.create_default_context()).
+    tls_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 30.0) -> SmtpTransport:
@@ -82,7 +84,7 @@ class SmtpTransport:
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from exc
 
     def _send(self, message: EmailMessage) -> None:
-        context = ssl.create_default_context()
+        context = self.tls_context or ssl.create_default_context()
         client: smtplib.SMTP
         if self.implicit_tls:
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,

@@ -3,17 +3,17 @@
 -- same one is queued once however often a listener runs. A sender claims a row by moving
 -- `next_attempt` forward (a lease), so several processes never send the same row at once.
 CREATE TABLE mail_queue (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id BIGSERIAL PRIMARY KEY,
     dedupe TEXT NOT NULL UNIQUE,
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     body TEXT NOT NULL,
     headers TEXT NOT NULL DEFAULT '{}',
-    created TEXT NOT NULL,
-    next_attempt TEXT NOT NULL,
+    created TIMESTAMPTZ NOT NULL,
+    next_attempt TIMESTAMPTZ NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    sent TEXT,
-    failed TEXT,
+    sent TIMESTAMPTZ,
+    failed TIMESTAMPTZ,
     last_error TEXT
 );
 
@@ -22,16 +22,21 @@ CREATE INDEX mail_queue_due ON mail_queue (next_attempt) WHERE sent IS NULL AND 
 -- One-time links from mails (approve / mark as spam): a nonce is spent here exactly once.
 CREATE TABLE mail_links_used (
     nonce TEXT PRIMARY KEY,
-    used TEXT NOT NULL
+    used TIMESTAMPTZ NOT NULL
 );
 
 -- "Notify me of replies": one row per comment whose author asked; mail goes out only after
 -- `confirmed` (double opt-in) and never after `unsubscribed`.
 CREATE TABLE reply_subscriptions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id BIGSERIAL PRIMARY KEY,
     comment_id BIGINT NOT NULL UNIQUE REFERENCES comments (id),
     email TEXT NOT NULL,
-    created TEXT NOT NULL,
-    confirmed TEXT,
-    unsubscribed TEXT
+    created TIMESTAMPTZ NOT NULL,
+    confirmed TIMESTAMPTZ,
+    unsubscribed TIMESTAMPTZ
 );
+
+-- The feeds read the newest approved comments, of the site and of one thread.
+CREATE INDEX comments_approved_by_created ON comments (created) WHERE status = 'approved';
+CREATE INDEX comments_approved_by_thread_created ON comments (thread_id, created)
+    WHERE status = 'approved';

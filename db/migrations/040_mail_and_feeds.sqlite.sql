@@ -3,17 +3,17 @@
 -- same one is queued once however often a listener runs. A sender claims a row by moving
 -- `next_attempt` forward (a lease), so several processes never send the same row at once.
 CREATE TABLE mail_queue (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     dedupe TEXT NOT NULL UNIQUE,
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     body TEXT NOT NULL,
     headers TEXT NOT NULL DEFAULT '{}',
-    created TIMESTAMPTZ NOT NULL,
-    next_attempt TIMESTAMPTZ NOT NULL,
+    created TEXT NOT NULL,
+    next_attempt TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    sent TIMESTAMPTZ,
-    failed TIMESTAMPTZ,
+    sent TEXT,
+    failed TEXT,
     last_error TEXT
 );
 
@@ -22,16 +22,21 @@ CREATE INDEX mail_queue_due ON mail_queue (next_attempt) WHERE sent IS NULL AND 
 -- One-time links from mails (approve / mark as spam): a nonce is spent here exactly once.
 CREATE TABLE mail_links_used (
     nonce TEXT PRIMARY KEY,
-    used TIMESTAMPTZ NOT NULL
+    used TEXT NOT NULL
 );
 
 -- "Notify me of replies": one row per comment whose author asked; mail goes out only after
 -- `confirmed` (double opt-in) and never after `unsubscribed`.
 CREATE TABLE reply_subscriptions (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     comment_id BIGINT NOT NULL UNIQUE REFERENCES comments (id),
     email TEXT NOT NULL,
-    created TIMESTAMPTZ NOT NULL,
-    confirmed TIMESTAMPTZ,
-    unsubscribed TIMESTAMPTZ
+    created TEXT NOT NULL,
+    confirmed TEXT,
+    unsubscribed TEXT
 );
+
+-- The feeds read the newest approved comments, of the site and of one thread.
+CREATE INDEX comments_approved_by_created ON comments (created) WHERE status = 'approved';
+CREATE INDEX comments_approved_by_thread_created ON comments (thread_id, created)
+    WHERE status = 'approved';
