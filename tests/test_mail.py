@@ -267,6 +267,8 @@ async def test_mail_waits_for_a_down_server_and_survives_a_restart(
         assert await attempts() >= 3, "the sender kept trying"
         status = await store.status()
         assert (status.waiting, status.sent) == (3, 0)
+        health = (await client.get("/healthz")).json()
+        assert health["status"] == "ok" and health["mail"]["waiting"] == 3
 
     await mailbox.start()
     async with serve(settings, port=port) as server:
