@@ -20,6 +20,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import cache
 from urllib.parse import unquote, urlsplit
 
 
@@ -33,6 +34,12 @@ class TemporaryFailure(MailError):
 
 class PermanentFailure(MailError):
     """The server refused this message for good (a 5xx for its recipient or content)."""
+
+
+@cache
+def _system_tls() -> ssl.SSLContext:
+    # Loading the system's certificates takes longer than sending a mail: do it once.
+    return ssl.create_default_context()
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class SmtpTransport:
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from exc
 
     def _send(self, message: EmailMessage) -> None:
-        context = self.tls_context or ssl.create_default_context()
+        context = self.tls_context or _system_tls()
         client: smtplib.SMTP
         if self.implicit_tls:
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
