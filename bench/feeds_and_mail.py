@@ -19,16 +19,16 @@ from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.mail import MailStore, OutgoingMail  # noqa: E402
-from db.models import now  # noqa: E402
-from tests.conftest import (  # noqa: E402
+from db.mail import MailStore, OutgoingMail
+from db.models import now
+from tests.conftest import (
     drop_pg_database,
     free_port,
     make_settings,
     new_pg_database,
     serve,
 )
-from tests.test_mail import Inbox  # noqa: E402
+from tests.test_mail import Inbox
 
 
 async def fill(server, comments: int, threads: int = 200) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from db.comments import COLUMNS, FROM, find_thread
-from db.database import Database
+from db.database import Database, Row
 from db.models import Comment, Thread, as_datetime
 
 
@@ -64,7 +64,7 @@ class FeedStore:
         return thread, _feed(rows, changed)
 
 
-def _feed(rows: list, changed: object) -> Feed:
+def _feed(rows: list[Row], changed: object) -> Feed:
     entries = [FeedEntry(Comment.from_row(r), r["thread_uri"], r["thread_title"]) for r in rows]
     moments = [as_datetime(changed)] if changed is not None else []
     moments += [e.comment.edited or e.comment.created for e in entries]

@@ -114,7 +114,7 @@ def _respond(request: Request, body: bytes, changed: datetime) -> Response:
 def _render(request: Request, **context: Any) -> bytes:
     state = _state(request)
     settings = state.settings
-    text = state.templates.render(
+    text: str = state.templates.render(
         "feeds/atom.xml", site_name=_host(settings), language=settings.language, **context)
     return text.encode("utf-8")
 

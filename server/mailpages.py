@@ -48,8 +48,9 @@ async def _token(request: Request) -> str:
 
 def _page(request: Request, **context: Any) -> Response:
     context.setdefault("action", request.url.path)
-    return _state(request).templates.response(request, "mail/action.html", context,
-                                              headers=PRIVATE)
+    response: Response = _state(request).templates.response(
+        request, "mail/action.html", context, headers=PRIVATE)
+    return response
 
 
 async def moderate(request: Request) -> Response:

@@ -30,7 +30,7 @@ Send = Callable[[EmailMessage], None]  # blocking; runs in a thread
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Seconds before try ``attempt + 1``: doubling from ``base`` up to ``cap``, jittered
     down by up to half so that retries of many mails and processes spread out."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
     return delay * (0.5 + random.random() / 2)
 
 

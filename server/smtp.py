@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -85,7 +84,7 @@ class SmtpTransport:
         except smtplib.SMTPDataError as exc:
             kind = PermanentFailure if exc.smtp_code >= 500 else TemporaryFailure
             raise kind(f"message refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             # Includes refused connections, timeouts, TLS errors, 4xx, and authentication or
             # sender errors: all things that get better when the server or settings do.
             raise TemporaryFailure(f"{type(exc).__name__}: {exc}") from exc

@@ -169,7 +169,7 @@ async def test_held_comment_mails_staff_a_one_time_approve_link(
 
 async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
         database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
-    """Opt-in mails a confirmation; approved replies then mail the commenter; unsubscribe ends it."""
+    """Opt-in mails a confirmation; approved replies then mail the commenter; unsubscribe ends."""
     await mailbox.start()
     port = free_port()
     settings = mail_settings(database_url, tmp_path, mailbox, port)
