@@ -194,6 +194,7 @@ async def config(request: Request) -> Response:
         "live_url": live_url, "language": settings.language, "edit_window": settings.edit_window,
         "moderation": settings.moderation, "max_depth": settings.max_depth,
         "follow_author_links": settings.follow_author_links,
+        "notify": "subscribe" in state.extras,  # offer "notify me of replies" (mail is on)
     })
 
 

@@ -15,6 +15,7 @@ Feed readers poll, so every answer carries an ``ETag`` (a hash of the body) and 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -33,6 +34,7 @@ from server.uris import normalise_uri
 SITE_ENTRIES = 50
 THREAD_ENTRIES = 100
 MEDIA_TYPE = "application/atom+xml"
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
@@ -116,7 +118,8 @@ def _render(request: Request, **context: Any) -> bytes:
     settings = state.settings
     text: str = state.templates.render(
         "feeds/atom.xml", site_name=_host(settings), language=settings.language, **context)
-    return text.encode("utf-8")
+    # XML 1.0 forbids most control characters; one in an imported name must not break the feed.
+    return _NOT_XML.sub("", text).encode("utf-8")
 
 
 async def site_feed(request: Request) -> Response:

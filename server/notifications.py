@@ -40,12 +40,14 @@ class _PlainText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self.href: str | None = None
+        self.link_start = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "br":
             self.out.append("\n")
         elif tag == "a":
             self.href = dict(attrs).get("href")
+            self.link_start = len(self.out)
         elif tag in ("blockquote", "q"):
             self.out.append("“")
 
@@ -53,7 +55,8 @@ class _PlainText(HTMLParser):
         if tag == "p":
             self.out.append("\n\n")
         elif tag == "a" and self.href:
-            self.out.append(f" <{self.href}>")
+            if "".join(self.out[self.link_start:]).strip() != self.href:
+                self.out.append(f" <{self.href}>")
             self.href = None
         elif tag in ("blockquote", "q"):
             self.out.append("”")

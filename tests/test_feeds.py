@@ -215,3 +215,13 @@ async def test_pages_link_their_feeds(site: Server) -> None:
             check_atom(response.content)
         thread = await client.get(thread_links[0])
     assert [e["html"] for e in entries(check_atom(thread.content))] == ["<p>hello</p>"]
+
+
+async def test_control_characters_from_imports_do_not_break_the_feed(site: Server) -> None:
+    """A control character in an (imported) name or text is dropped, so the XML still parses."""
+    await add(site, "/posts/hello", "bell\x07 and form\x0cfeed", author="Ada\x0bLovelace")
+    async with site.client() as client:
+        response = await client.get("/feeds/comments.atom")
+    found = entries(check_atom(response.content))
+    assert found[0]["author"] == "AdaLovelace"
+    assert found[0]["html"] == "<p>bell and formfeed</p>"

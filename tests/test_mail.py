@@ -215,7 +215,7 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
         notification = inbox.to("alice@example.org")[1]
         body = notification.get_content()
         assert "Bob" in notification["Subject"]
-        assert "Hi Alice" in body and "https://example.net/x" in body
+        assert "Hi Alice" in body and "see https://example.net/x\r\n" in body
         assert "bob@example.org" not in notification.as_string()
         assert "held reply words" not in body
         unsubscribe_url = link_after(notification, "To stop:")
@@ -296,11 +296,12 @@ async def test_without_smtp_nothing_is_queued_and_no_checkbox(
     async with serve(settings) as server, server.client() as client:
         await setup_site(server)
         page = await client.get("/posts/hello")
+        config = (await client.get("/api/config")).json()
         await post(client, notify=True)
         async with server.state.db.read() as conn:
             queued = await conn.fetchval("SELECT COUNT(*) FROM mail_queue")
             subscribed = await conn.fetchval("SELECT COUNT(*) FROM reply_subscriptions")
-    assert 'name="notify"' not in page.text
+    assert 'name="notify"' not in page.text and config["notify"] is False
     assert queued == 0 and subscribed == 0
     assert "mail" not in server.state.extras
 
@@ -315,6 +316,7 @@ async def test_form_checkbox_subscribes_and_is_kept_on_errors(
         await setup_site(server)
         page = await client.get("/posts/hello")
         assert 'name="notify"' in page.text
+        assert (await client.get("/api/config")).json()["notify"] is True
         token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
         form = {"author": "Dora", "email": "dora@example.org", "text": "", "notify": "1",
                 "form_token": token}
