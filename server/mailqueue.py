@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from db.mail import MailStore, QueuedMail
 from db.models import now
@@ -61,6 +62,9 @@ class MailSender:
         self.lease = lease
         self._wake = asyncio.Event()
         self._resume_at: datetime | None = None  # set while the mail server is failing
+        # Outcomes the database did not take (it was unreachable): written before anything
+        # else, so a sent mail is not sent again and a failed one waits no longer than needed.
+        self._unrecorded: list[Callable[[], Awaitable[None]]] = []
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -99,6 +103,9 @@ class MailSender:
 
     async def deliver_due(self) -> int:
         """Send every mail that is due; stop at the first temporary failure. Returns sent."""
+        while self._unrecorded:
+            await self._unrecorded[0]()
+            self._unrecorded.pop(0)
         sent = 0
         while True:
             started = now()
@@ -109,26 +116,35 @@ class MailSender:
                 message = build_message(mail, self.sender)
             except (ValueError, TypeError) as exc:  # a header no mail server would take
                 log.error("mail %d cannot be built: %s", mail.id, exc)
-                await self.store.mark_failed(mail.id, f"cannot build the message: {exc}")
+                await self._record(self.store.mark_failed, mail.id,
+                                   f"cannot build the message: {exc}")
                 continue
             try:
                 await asyncio.to_thread(self.send, message)
             except PermanentFailure as exc:
                 log.error("mail %d to %s refused for good: %s", mail.id, mail.recipient, exc)
-                await self.store.mark_failed(mail.id, str(exc))
+                await self._record(self.store.mark_failed, mail.id, str(exc))
                 continue
             except TemporaryFailure as exc:
                 delay = backoff(mail.attempts + 1, self.backoff_base, self.backoff_cap)
                 log.warning("mail %d not sent (attempt %d), retrying in %.0f s: %s",
                             mail.id, mail.attempts + 1, delay, exc)
-                await self.store.retry_later(mail.id, _after(delay), str(exc))
+                await self._record(self.store.retry_later, mail.id, _after(delay), str(exc))
                 # The server is likely down for every mail: rest before trying the next one
                 # (a newly queued mail still wakes the sender and is tried at once).
                 self._resume_at = _after(delay)
                 return sent
             self._resume_at = None
-            await self.store.mark_sent(mail.id)
+            await self._record(self.store.mark_sent, mail.id)
             sent += 1
+
+    async def _record(self, write: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Write an outcome; if the database fails, keep it to write first next round."""
+        try:
+            await write(*args)
+        except Exception:
+            self._unrecorded.append(lambda: write(*args))
+            raise
 
 
 def _after(seconds: float) -> datetime:

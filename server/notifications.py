@@ -221,6 +221,9 @@ class MailPlugin:
         state.background.append(asyncio.create_task(_prune_hourly(state, store)))
         log.info("mail: sending through %s:%d as %s", transport.host, transport.port,
                  settings.mail_from)
+        if urlsplit(settings.public_url).hostname in ("127.0.0.1", "localhost", "::1"):
+            log.warning("mail: KIBITZ_PUBLIC_URL is %s, so links in mails only work on this "
+                        "machine; set it to the address readers use", settings.public_url)
 
     async def stop(self, state: Any) -> None:
         if self.task is not None and not self.task.done():

@@ -326,3 +326,38 @@ async def test_form_checkbox_subscribes_and_is_kept_on_errors(
         sent = await client.post("/posts/hello/comments", data={**form, "text": "hi"})
         assert sent.status_code == 303
         await until(lambda: len(mailbox.inbox.to("dora@example.org")) == 1)
+
+
+async def test_sender_survives_lost_database_connections(
+        pg_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    """PostgreSQL dropping every connection of the sender is logged and survived: mail goes out."""
+    import asyncpg
+
+    from tests.conftest import PG_URL
+
+    port = free_port()
+    settings = mail_settings(pg_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        sender = server.state.extras["mail_sender"]
+        sender.backoff_base, sender.poll = 0.1, 0.1
+        await setup_site(server)
+        await post(client, text="queued before the connections die")
+        name = pg_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(PG_URL)
+        try:
+            deadline = time.monotonic() + 1.5
+            killed = 0
+            while time.monotonic() < deadline:  # every connection of kibitz's pool, repeatedly
+                killed += len(await admin.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()", name))
+                await asyncio.sleep(0.05)
+        finally:
+            await admin.close()
+        assert killed > 0
+        await mailbox.start()
+        await until(lambda: len(mailbox.inbox.messages) == 1)
+        task = next(t for t in server.state.background if t.get_name() == "kibitz-mail-sender")
+        assert not task.done()
+        await post(client, text="queued after")
+        await until(lambda: len(mailbox.inbox.messages) == 2)
