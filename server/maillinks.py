@@ -79,8 +79,10 @@ class MailLinks:
 
     # -- reply subscriptions ---------------------------------------------------------------
 
-    def confirm_token(self, subscription_id: int) -> str:
-        return self._confirm.dumps(subscription_id)
+    def confirm_token(self, subscription_id: int, issued: float | None = None) -> str:
+        if issued is None:
+            return self._confirm.dumps(subscription_id)
+        return _issued_at(self.secret, "kibitz.mail.confirm", issued).dumps(subscription_id)
 
     def confirmation(self, token: str) -> int:
         return int(self._load(self._confirm, token))

@@ -225,3 +225,21 @@ async def test_control_characters_from_imports_do_not_break_the_feed(site: Serve
     found = entries(check_atom(response.content))
     assert found[0]["author"] == "AdaLovelace"
     assert found[0]["html"] == "<p>bell and formfeed</p>"
+
+
+async def test_embedded_thread_links_to_the_embedding_site(
+        database_url: str, tmp_path: Path) -> None:
+    """With one allowed origin, a widget thread's entries link to that site's page anchors."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_PUBLIC_URL=PUBLIC,
+                             KIBITZ_ALLOWED_ORIGINS="https://blog.example")
+    async with serve(settings) as server:
+        cid = await add(server, "/2010/07/social-media", "embedded")
+        async with server.client() as client:
+            response = await client.get("/feeds/thread.atom",
+                                        params={"uri": "https://blog.example/2010/07/social-media/"})
+    feed = check_atom(response.content)
+    assert entries(feed)[0]["link"] == f"https://blog.example/2010/07/social-media#comment-{cid}"
+    alternate = [link.get("href") for link in feed.findall(f"{ATOM}link")
+                 if link.get("rel") == "alternate"]
+    assert alternate == ["https://blog.example/2010/07/social-media"]
+    assert feed.findtext(f"{ATOM}title") == "Comments on “/2010/07/social-media”"

@@ -361,3 +361,30 @@ async def test_sender_survives_lost_database_connections(
         assert not task.done()
         await post(client, text="queued after")
         await until(lambda: len(mailbox.inbox.messages) == 2)
+
+
+async def test_held_commenter_gets_the_confirmation_only_once_approved(
+        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    """Ticking notify on a held comment mails nothing to the commenter until staff approve it."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        await setup_site(server)
+        held = await post(client, author="Hal", email="hal@example.org", notify=True)
+        spam = await post(client, author="Sam", email="victim@example.org", notify=True)
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
+        staff = (await server.state.staff.by_name("mod"))[0]
+        await server.state.discussion.moderate(spam["id"], "spam", staff)
+        await server.state.discussion.moderate(held["id"], "approve", staff)
+        await until(lambda: len(mailbox.inbox.to("hal@example.org")) == 1)
+        assert "Confirm" in mailbox.inbox.to("hal@example.org")[0]["Subject"]
+        # The confirmation link expires like every link in a mail.
+        links = server.state.extras["mail"].links
+        store = MailStore(server.state.db)
+        subscription = await store.subscription_of(held["id"])
+        expired = links.confirm_token(subscription.id, issued=time.time() - 8 * 86400)
+        refused = await client.post("/mail/subscribe", data={"t": expired})
+        assert refused.status_code == 403
+        assert not (await store.subscription_of(held["id"])).confirmed
+    assert mailbox.inbox.to("victim@example.org") == []
