@@ -42,7 +42,7 @@ async def _token(request: Request) -> str:
     else:
         token = request.query_params.get("t", "")
     if not token:
-        raise BadRequest("This address is incomplete: copy the whole link from the e-mail.")
+        raise BadRequest(N_("This address is incomplete: copy the whole link from the e-mail."))
     return token
 
 
@@ -59,10 +59,10 @@ async def moderate(request: Request) -> Response:
     token = await _token(request)
     link = links.moderation(token)
     if await store.link_used(link.nonce):
-        raise Forbidden("This link was used already: each moderation mail acts once.")
+        raise Forbidden(N_("This link was used already: each moderation mail acts once."))
     staff = await state.staff.by_id(link.staff_id)
     if staff is None:
-        raise Forbidden("The staff account this link was sent to no longer exists.")
+        raise Forbidden(N_("The staff account this link was sent to no longer exists."))
     comment = await state.comments.get(link.comment_id)
     if comment is None:
         raise NotFound(f"There is no comment {link.comment_id}.")
@@ -70,16 +70,16 @@ async def moderate(request: Request) -> Response:
     page_url = comment_link(state.settings, uri, comment.id)
     approve = link.action == "approve"
     if request.method == "GET":
-        return _page(request, heading=_("Approve this comment?") if approve
-                     else _("Mark this comment as spam?"), comment=comment, title=title or uri,
+        return _page(request, heading=N_("Approve this comment?") if approve
+                     else N_("Mark this comment as spam?"), comment=comment, title=title or uri,
                      page_url=page_url, token=token,
-                     button=_("Approve") if approve else _("Mark as spam"))
+                     button=N_("Approve") if approve else N_("Mark as spam"))
     if not await store.spend_link(link.nonce):
-        raise Forbidden("This link was used already: each moderation mail acts once.")
+        raise Forbidden(N_("This link was used already: each moderation mail acts once."))
     updated = await state.discussion.moderate(comment.id, link.action, staff)
-    return _page(request, heading=_("Approved") if approve else _("Marked as spam"),
-                 message=_("The comment is now visible to readers.") if approve
-                 else _("The comment stays hidden and is kept as spam."),
+    return _page(request, heading=N_("Approved") if approve else N_("Marked as spam"),
+                 message=N_("The comment is now visible to readers.") if approve
+                 else N_("The comment stays hidden and is kept as spam."),
                  comment=updated, title=title or uri, page_url=page_url)
 
 
@@ -88,18 +88,18 @@ async def subscribe(request: Request) -> Response:
     token = await _token(request)
     subscription = await store.subscription(links.confirmation(token))
     if subscription is None:
-        raise NotFound("This subscription does not exist.")
+        raise NotFound(N_("This subscription does not exist."))
     if subscription.unsubscribed:
-        return _page(request, heading=_("Unsubscribed"),
-                     message=_("You stopped these notifications already."))
+        return _page(request, heading=N_("Unsubscribed"),
+                     message=N_("You stopped these notifications already."))
     if request.method == "GET" and not subscription.confirmed:
-        return _page(request, heading=_("Notify you of replies?"),
-                     message=_("Confirm to get an e-mail when someone replies to your "
+        return _page(request, heading=N_("Notify you of replies?"),
+                     message=N_("Confirm to get an e-mail when someone replies to your "
                                "comment. Every such mail has a link to stop them."),
-                     token=token, button=_("Yes, notify me of replies"))
+                     token=token, button=N_("Yes, notify me of replies"))
     await store.confirm(subscription.id)
-    return _page(request, heading=_("Confirmed"),
-                 message=_("You will get an e-mail when someone replies to your comment."))
+    return _page(request, heading=N_("Confirmed"),
+                 message=N_("You will get an e-mail when someone replies to your comment."))
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -107,18 +107,18 @@ async def unsubscribe(request: Request) -> Response:
     token = await _token(request)
     subscription = await store.subscription(links.unsubscription(token))
     if subscription is None:
-        raise NotFound("This subscription does not exist.")
+        raise NotFound(N_("This subscription does not exist."))
     if request.method == "GET" and not subscription.unsubscribed:
-        return _page(request, heading=_("Stop reply notifications?"),
-                     message=_("You will get no more e-mail about replies to this comment."),
-                     token=token, button=_("Unsubscribe"))
+        return _page(request, heading=N_("Stop reply notifications?"),
+                     message=N_("You will get no more e-mail about replies to this comment."),
+                     token=token, button=N_("Unsubscribe"))
     await store.unsubscribe(subscription.id)
-    return _page(request, heading=_("Unsubscribed"),
-                 message=_("You will get no more e-mail about replies to this comment."))
+    return _page(request, heading=N_("Unsubscribed"),
+                 message=N_("You will get no more e-mail about replies to this comment."))
 
 
-def _(message: str) -> str:
-    """Marks a message for translation; the template translates it when rendering."""
+def N_(message: str) -> str:
+    """Marks a message for the catalogue (as ``server.i18n.N_`` does); templates translate it."""
     return message
 
 
