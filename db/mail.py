@@ -92,7 +92,8 @@ class MailStore:
             )
         return row is not None
 
-    async def claim(self, at: datetime, lease_until: datetime) -> QueuedMail | None:
+    async def claim(self, at: datetime, lease_until: datetime,
+                    owner: str) -> QueuedMail | None:
         """Take the oldest mail due at ``at``, leasing it until ``lease_until``.
 
         The lease is a compare-and-set on ``next_attempt``: of several processes claiming the
@@ -104,12 +105,25 @@ class MailStore:
                     f"SELECT id FROM mail_queue WHERE {OPEN} AND next_attempt <= $1 "
                     "ORDER BY next_attempt, id LIMIT 5", at):
                 claimed = await conn.fetchrow(
-                    f"UPDATE mail_queue SET next_attempt = $2 WHERE id = $1 AND {OPEN} "
-                    f"AND next_attempt <= $3 RETURNING {MAIL_COLUMNS}",
-                    row["id"], lease_until, at)
+                    f"UPDATE mail_queue SET next_attempt = $2, lease_owner = $4 "
+                    f"WHERE id = $1 AND {OPEN} AND next_attempt <= $3 RETURNING {MAIL_COLUMNS}",
+                    row["id"], lease_until, at, owner)
                 if claimed is not None:
                     return QueuedMail.from_row(claimed)
         return None
+
+    async def release_leases(self, owner: str, at: datetime) -> int:
+        """Make ``owner``'s leased mails due at ``at`` again.
+
+        A sender calls this when it is sending nothing: a lease it still holds then belongs
+        to a claim whose answer was lost (the connection broke after the commit), and the
+        mail should not wait for the lease to run out.
+        """
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                f"UPDATE mail_queue SET next_attempt = $2 WHERE lease_owner = $1 AND {OPEN} "
+                "AND next_attempt > $2 RETURNING id", owner, at)
+        return len(rows)
 
     async def next_due(self) -> datetime | None:
         async with self.db.read() as conn:
@@ -119,19 +133,21 @@ class MailStore:
     async def mark_sent(self, mail_id: int) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE mail_queue SET sent = $2, attempts = attempts + 1, last_error = NULL "
+                "UPDATE mail_queue SET sent = $2, attempts = attempts + 1, last_error = NULL, "
+                "lease_owner = NULL "
                 "WHERE id = $1", mail_id, now())
 
     async def retry_later(self, mail_id: int, at: datetime, error: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE mail_queue SET next_attempt = $2, attempts = attempts + 1, "
-                "last_error = $3 WHERE id = $1", mail_id, at, error[:1000])
+                "lease_owner = NULL, last_error = $3 WHERE id = $1", mail_id, at, error[:1000])
 
     async def mark_failed(self, mail_id: int, error: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE mail_queue SET failed = $2, attempts = attempts + 1, last_error = $3 "
+                "UPDATE mail_queue SET failed = $2, attempts = attempts + 1, last_error = $3, "
+                "lease_owner = NULL "
                 "WHERE id = $1", mail_id, now(), error[:1000])
 
     async def status(self) -> QueueStatus:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -65,6 +68,8 @@ class MailSender:
         # Outcomes the database did not take (it was unreachable): written before anything
         # else, so a sent mail is not sent again and a failed one waits no longer than needed.
         self._unrecorded: list[Callable[[], Awaitable[None]]] = []
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lost_claims = False  # a round failed: a claim may have committed unseen
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -106,10 +111,16 @@ class MailSender:
         while self._unrecorded:
             await self._unrecorded[0]()
             self._unrecorded.pop(0)
+        if self._lost_claims:
+            await self.store.release_leases(self.owner, now())
+            self._lost_claims = False
         sent = 0
         while True:
             started = now()
-            mail = await self.store.claim(started, started + timedelta(seconds=self.lease))
+            self._lost_claims = True  # until the claim's answer is in hand
+            mail = await self.store.claim(started, started + timedelta(seconds=self.lease),
+                                          self.owner)
+            self._lost_claims = False
             if mail is None:
                 return sent
             try:

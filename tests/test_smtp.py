@@ -156,3 +156,26 @@ async def test_queue_fails_refused_mail_and_still_sends_the_rest(
     finally:
         await asyncio.to_thread(controller.stop)
         await db.close()
+
+
+async def test_lost_claims_are_released_but_backoffs_are_kept(database_url: str) -> None:
+    """A sender's own leases come back at once; a mail waiting out a backoff keeps waiting."""
+    db = await connect(database_url)
+    await migrate(db)
+    try:
+        store = MailStore(db)
+        for n in range(2):
+            await store.enqueue(OutgoingMail(f"lease:{n}", f"r{n}@example.org", "s", "b"))
+        at = now()
+        later = at + timedelta(minutes=5)
+        first = await store.claim(at, later, "me")
+        second = await store.claim(at, later, "me")
+        assert first and second and await store.claim(at, later, "other") is None
+        await store.retry_later(second.id, later, "451 busy")
+        assert await store.release_leases("other", at) == 0
+        assert await store.release_leases("me", at) == 1
+        again = await store.claim(now(), later, "other")
+        assert again is not None and again.id == first.id
+        assert await store.claim(now(), later, "other") is None  # the backoff stands
+    finally:
+        await db.close()

@@ -1,7 +1,8 @@
 -- Outgoing mail lives in the database, so a down mail server or a restart delays mail and
 -- loses none. `dedupe` names the notification (held:COMMENT:STAFF, reply:COMMENT:SUB, …): the
 -- same one is queued once however often a listener runs. A sender claims a row by moving
--- `next_attempt` forward (a lease), so several processes never send the same row at once.
+-- `next_attempt` forward (a lease, with `lease_owner` naming the sender), so several
+-- processes never send the same row at once.
 CREATE TABLE mail_queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     dedupe TEXT NOT NULL UNIQUE,
@@ -14,7 +15,8 @@ CREATE TABLE mail_queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     sent TEXT,
     failed TEXT,
-    last_error TEXT
+    last_error TEXT,
+    lease_owner TEXT
 );
 
 CREATE INDEX mail_queue_due ON mail_queue (next_attempt) WHERE sent IS NULL AND failed IS NULL;
