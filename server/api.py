@@ -191,10 +191,10 @@ async def config(request: Request) -> Response:
         scheme = "wss" if settings.https else "ws"
         live_url = f"{scheme}://{settings.public_origin.split('://', 1)[1]}/ws"
     return _json({
+        "notify": "subscribe" in state.extras,  # offer "notify me of replies" (mail is on)
         "live_url": live_url, "language": settings.language, "edit_window": settings.edit_window,
         "moderation": settings.moderation, "max_depth": settings.max_depth,
         "follow_author_links": settings.follow_author_links,
-        "notify": "subscribe" in state.extras,  # offer "notify me of replies" (mail is on)
     })
 
 
