@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from email.utils import make_msgid, parseaddr
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -43,7 +44,8 @@ class Notifications:
         self.links = links
         self.wake = wake
         self.site = urlsplit(self.settings.public_url).hostname or "kibitz"
-        self.sender_domain = self.settings.mail_from.rpartition("@")[2] or self.site
+        # KIBITZ_MAIL_FROM may be "kibitz@example.org" or "Kibitz <kibitz@example.org>".
+        self.sender_domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or self.site
 
     # -- composing ---------------------------------------------------------------------------
 
@@ -55,8 +57,6 @@ class Notifications:
 
     async def _queue(self, dedupe: str, recipient: str, template: str,
                      headers: dict[str, str] | None = None, **context: Any) -> None:
-        from email.utils import make_msgid
-
         subject, body = self._render(template, **context)
         # The Message-ID is fixed when queued, so a retried mail is recognisably the same.
         all_headers = {"Message-ID": make_msgid("kibitz", domain=self.sender_domain),

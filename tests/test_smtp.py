@@ -179,3 +179,25 @@ async def test_lost_claims_are_released_but_backoffs_are_kept(database_url: str)
         assert await store.claim(now(), later, "other") is None  # the backoff stands
     finally:
         await db.close()
+
+
+async def test_smtps_speaks_tls_from_the_first_byte(certificate: tuple[Path, Path]) -> None:
+    """smtps:// connects with TLS at once (port 465 style), checking the certificate."""
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=server_tls)
+    await asyncio.to_thread(controller.start)
+    try:
+        plain = SmtpTransport.from_url(f"smtps://127.0.0.1:{port}")
+        assert plain.implicit_tls and SmtpTransport.from_url("smtps://mail.example").port == 465
+        trusting = SmtpTransport(plain.host, plain.port, True, None, None,
+                                 tls_context=ssl.create_default_context(cafile=str(cert)))
+        await asyncio.to_thread(trusting.send, message())
+        with pytest.raises(TemporaryFailure):  # the system does not trust a self-signed cert
+            await asyncio.to_thread(plain.send, message())
+    finally:
+        await asyncio.to_thread(controller.stop)
+    assert len(inbox.messages) == 1
