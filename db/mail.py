@@ -79,18 +79,22 @@ class MailStore:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    async def enqueue(self, mail: OutgoingMail) -> bool:
-        """Queue ``mail``; False when one with the same ``dedupe`` was queued before."""
+    async def enqueue(self, *mails: OutgoingMail) -> int:
+        """Queue ``mails`` in one transaction; returns how many were new (a ``dedupe`` seen
+        before queues nothing)."""
         when = now()
+        queued = 0
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO mail_queue (dedupe, recipient, subject, body, headers, created, "
-                "next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $6) "
-                "ON CONFLICT (dedupe) DO NOTHING RETURNING id",
-                mail.dedupe, mail.recipient, mail.subject, mail.body,
-                json.dumps(mail.headers, ensure_ascii=False), when,
-            )
-        return row is not None
+            for mail in mails:
+                row = await conn.fetchrow(
+                    "INSERT INTO mail_queue (dedupe, recipient, subject, body, headers, "
+                    "created, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $6) "
+                    "ON CONFLICT (dedupe) DO NOTHING RETURNING id",
+                    mail.dedupe, mail.recipient, mail.subject, mail.body,
+                    json.dumps(mail.headers, ensure_ascii=False), when,
+                )
+                queued += row is not None
+        return queued
 
     async def claim(self, at: datetime, lease_until: datetime,
                     owner: str) -> QueuedMail | None:

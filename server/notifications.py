@@ -55,13 +55,16 @@ class Notifications:
         assert head.startswith("Subject: "), name
         return one_line(head.removeprefix("Subject: ")), body.strip() + "\n"
 
-    async def _queue(self, dedupe: str, recipient: str, template: str,
-                     headers: dict[str, str] | None = None, **context: Any) -> None:
+    def _compose(self, dedupe: str, recipient: str, template: str,
+                 headers: dict[str, str] | None = None, **context: Any) -> OutgoingMail:
         subject, body = self._render(template, **context)
         # The Message-ID is fixed when queued, so a retried mail is recognisably the same.
         all_headers = {"Message-ID": make_msgid("kibitz", domain=self.sender_domain),
                        **(headers or {})}
-        if await self.store.enqueue(OutgoingMail(dedupe, recipient, subject, body, all_headers)):
+        return OutgoingMail(dedupe, recipient, subject, body, all_headers)
+
+    async def _queue(self, *mails: OutgoingMail) -> None:
+        if await self.store.enqueue(*mails):
             self.wake()
 
     def _url(self, path: str, token: str) -> str:
@@ -78,9 +81,11 @@ class Notifications:
         if not members:
             return
         _, title, page_url = await self._where(comment)
+        mails = []
         for member in members:
+            assert member.email is not None
             nonce = self.links.new_nonce()
-            await self._queue(
+            mails.append(self._compose(
                 f"held:{comment.id}:{member.id}", member.email, "held",
                 comment=comment, title=title, page_url=page_url, days=LINK_DAYS,
                 approve_url=self._url("/mail/moderate", self.links.moderation_token(
@@ -88,7 +93,8 @@ class Notifications:
                 spam_url=self._url("/mail/moderate", self.links.moderation_token(
                     comment.id, member.id, "spam", nonce)),
                 admin_url=f"{self.settings.public_url}/admin",
-            )
+            ))
+        await self._queue(*mails)  # one transaction for every staff member's mail
 
     # -- commenters: reply notifications -----------------------------------------------------
 
@@ -125,10 +131,10 @@ class Notifications:
         if subscription is None or subscription.confirmed or subscription.unsubscribed:
             return
         _, title, page_url = await self._where(comment)
-        await self._queue(
+        await self._queue(self._compose(
             f"confirm:{subscription.id}", subscription.email, "confirm",
             author=one_line(comment.author), title=title, page_url=page_url,
-            confirm_url=self._url("/mail/subscribe", self.links.confirm_token(subscription.id)))
+            confirm_url=self._url("/mail/subscribe", self.links.confirm_token(subscription.id))))
 
     async def _reply(self, reply: Comment) -> None:
         assert reply.parent_id is not None
@@ -141,12 +147,12 @@ class Notifications:
         parent_url = comment_link(self.settings, uri, reply.parent_id)
         unsubscribe_url = self._url("/mail/unsubscribe",
                                     self.links.unsubscribe_token(subscription.id))
-        await self._queue(
+        await self._queue(self._compose(
             f"reply:{reply.id}:{subscription.id}", subscription.email, "reply",
             headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
                      "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
             author=one_line(reply.author), title=title, page_url=parent_url,
-            text=plain_text(reply.html), reply_url=reply_url, unsubscribe_url=unsubscribe_url)
+            text=plain_text(reply.html), reply_url=reply_url, unsubscribe_url=unsubscribe_url))
 
 
 class MailPlugin:
