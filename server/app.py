@@ -21,9 +21,10 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
-from server import api, errors, health, pages
+from server import api, errors, feeds, health, mailpages, pages
 from server.auth import EditTokens
 from server.discussion import Discussion
+from server.notifications import MailPlugin
 from server.ratelimit import PostLimiter
 from server.settings import Settings, load
 from server.templates import Templates
@@ -101,11 +102,13 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *feeds.routes,
+        *mailpages.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(), middleware=list[Middleware]())
-    app.state.plugins = []
+    app.state.plugins = [MailPlugin()]
     return app
 
 
