@@ -68,8 +68,15 @@ def _wp_date(value: str) -> datetime | None:
 
 
 def slugify(value: str) -> str:
-    """A slug kibitz serves: lowercase ASCII letters, digits and hyphens."""
-    value = unicodedata.normalize("NFKD", unquote(value)).encode("ascii", "ignore").decode()
+    """A slug kibitz serves: lowercase ASCII letters, digits and hyphens.
+
+    Accents are dropped (``café`` → ``cafe``); a name in another script gives "" so that the
+    caller falls back to the post id rather than to a mangled fragment such as ``-2``.
+    """
+    value = unicodedata.normalize("NFKD", unquote(value))
+    if any(unicodedata.category(ch).startswith("L") and not ch.isascii() for ch in value):
+        return ""
+    value = value.encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", value.lower()).strip("-")[:100].strip("-")
 
 
@@ -91,18 +98,19 @@ class Source:
 
     def scan(self) -> int:
         """Read the whole file once; refuse it before anything is written."""
-        wp_seen = False
+        wp_seen, root = False, ""
         for is_root, elem in elements(self.path, 2):
             if is_root:
-                if local(elem.tag) != "rss":
-                    raise ImportRefused(f"not a WordPress export: the root element is "
-                                        f"<{local(elem.tag)}>, not <rss>")
+                root = local(elem.tag)  # judged after the parse: a syntax error says more
                 continue
             if local(elem.tag) == "item":
                 for child in elem:
                     name = _name(child.tag)
                     wp_seen = wp_seen or name.startswith("wp:")
                     self.total += name == "wp:comment"
+        if root != "rss":
+            raise ImportRefused(f"not a WordPress export: the root element is <{root}>, "
+                                "not <rss>")
         if not wp_seen:
             raise ImportRefused("not a WordPress export: no wp: elements (WXR) in any <item>")
         return self.total
