@@ -83,13 +83,14 @@ def wxr(items: str, ns: str = "http://wordpress.org/export/1.2/") -> str:
             f"{items}\n</channel>\n</rss>\n")
 
 
-def wxr_item(post_id: int, slug: str, comments: str, link: str | None = None) -> str:
+def wxr_item(post_id: int, slug: str, comments: str, link: str | None = None,
+             status: str = "publish") -> str:
     return (f"<item><title>Post {post_id}</title>"
             f"<link>{link or f'https://blog.example/2010/07/{slug}/'}</link>"
             f"<dc:creator>Ann</dc:creator><content:encoded><![CDATA[Body of {slug}]]>"
             f"</content:encoded><wp:post_id>{post_id}</wp:post_id>"
             f"<wp:post_date_gmt>2010-07-01 10:00:00</wp:post_date_gmt>"
-            f"<wp:post_name>{slug}</wp:post_name><wp:status>publish</wp:status>"
+            f"<wp:post_name>{slug}</wp:post_name><wp:status>{status}</wp:status>"
             f"<wp:post_type>post</wp:post_type>{comments}</item>")
 
 
