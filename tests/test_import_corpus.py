@@ -151,3 +151,13 @@ async def test_second_import_of_the_same_file_changes_nothing(database_url: str)
     assert again.imported == 0 and again.existing == 29 and again.posts_created == 0
     assert await table_counts(database_url) == before
     assert await rows(database_url, "SELECT id, last_seq FROM threads ORDER BY id") == seqs
+
+
+@pytest.mark.parametrize("link", ["https://blog.example//greek/%ce%b5-2/", "/a//b/", "//x/y",
+                                  "https://blog.example/2010/07/social-media/?p=1#c"])
+def test_normalised_permalinks_are_a_fixed_point(link: str) -> None:
+    """An alias normalised once stays itself, so an export re-imports to the same paths."""
+    from server.uris import normalise_uri
+
+    once = normalise_uri(link)
+    assert normalise_uri(once) == once and once.startswith("/") and not once.startswith("//")
