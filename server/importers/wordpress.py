@@ -13,6 +13,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,6 +26,8 @@ from server.importers.xmlstream import elements, local, namespace, text
 from server.markup import clean_article, render_comment
 from server.uris import normalise_uri
 from server.validation import MAX_AUTHOR, clean_text, normalise_website
+
+website = lru_cache(maxsize=4096)(normalise_website)  # commenters come back: same URLs
 
 _PREFIXES = (
     (re.compile(r"^https?://wordpress\.org/export/1\.\d+/?$"), "wp:"),
@@ -39,6 +42,7 @@ _BLOCK = re.compile(r"^<(p|div|h[1-6]|ul|ol|dl|li|blockquote|pre|table|figure|hr
                     re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
 def _name(tag: str) -> str:
     ns = namespace(tag)
     for pattern, prefix in _PREFIXES:
@@ -62,7 +66,7 @@ def _wp_date(value: str) -> datetime | None:
     if value in NOT_DATES or value.startswith("0000"):
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -204,7 +208,7 @@ class Source:
             author=html.unescape(clean_text(_get(f, "wp:comment_author"))).strip()[:MAX_AUTHOR]
             or "Anonymous",
             email=clean_text(_get(f, "wp:comment_author_email")),
-            website=normalise_website(clean_text(_get(f, "wp:comment_author_url"))),
+            website=website(clean_text(_get(f, "wp:comment_author_url"))),
             text=content, html=render_comment(content),
             status=STATUSES.get(_get(f, "wp:comment_approved"), "pending"),
             created=created, address=_get(f, "wp:comment_author_IP") or None,

@@ -2,7 +2,9 @@
 
 The source is read twice: ``scan()`` validates the whole input (streaming) and refuses it
 before the first write; ``records()`` then streams threads and comments, which go to the
-database in short transactions of ``batch_size`` comments. If anything fails after the first
+database in short transactions of ``batch_size`` comments. Parsing runs in a thread of its
+own, a batch or two ahead of the writes (a bounded queue), so XML parsing and sanitising on
+one core overlap the database's work on the other. If anything fails after the first
 batch (a database error, Ctrl-C), the run is undone, so a failed import leaves nothing behind.
 """
 
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from db.database import Database
 from db.imports import CommentIn, ImportStore, ThreadIn
@@ -53,37 +57,88 @@ async def run_import(db: Database, source: Source, *, retention_days: int,
     cutoff = now() - timedelta(days=retention_days)
     run = await store.begin(source.fmt, source.path)
     thread_ids: dict[str, int] = {}
-    threads: list[ThreadIn] = []
-    comments: list[CommentIn] = []
-
-    async def flush() -> None:
-        if not threads and not comments:
-            return
-        result = await store.write_batch(run, threads, comments, thread_ids)
-        report.add(result, thread_ids)
-        progress.update(len(comments))
-        threads.clear()
-        comments.clear()
-        if publish is not None and result.events:
-            await publish(result.events)
-
+    batches = _Batches(source.records(), batch_size, lambda c: _retained(c, cutoff, report))
     try:
-        for record in source.records():
-            if isinstance(record, ThreadIn):
-                threads.append(record)
-            else:
-                comments.append(_retained(record, cutoff, report))
-            if len(comments) >= batch_size or len(threads) >= batch_size:
-                await flush()
-        await flush()
+        while (batch := await asyncio.to_thread(batches.next)) is not None:
+            threads, comments = batch
+            result = await store.write_batch(run, threads, comments, thread_ids)
+            report.add(result, thread_ids)
+            progress.update(len(comments))
+            if publish is not None and result.events:
+                await publish(result.events)
         await store.finish(run)
     except BaseException:
         log.warning("import of %s failed; undoing run %s", source.path, run)
+        batches.close()
         await asyncio.shield(store.undo(run))
         raise
     finally:
+        batches.close()
         progress.close()
     return report
+
+
+_END = object()
+Batch = tuple[list[ThreadIn], list[CommentIn]]
+
+
+class _Batches:
+    """Reads records in a thread and hands them out a batch at a time, at most two ahead."""
+
+    def __init__(self, records: Iterator[ThreadIn | CommentIn], size: int,
+                 prepare: Callable[[CommentIn], CommentIn]) -> None:
+        self.records, self.size, self.prepare = records, size, prepare
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._read, name="kibitz-import-reader",
+                                       daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            threads: list[ThreadIn] = []
+            comments: list[CommentIn] = []
+            for record in self.records:
+                if self.stopped.is_set():
+                    return
+                if isinstance(record, ThreadIn):
+                    threads.append(record)
+                else:
+                    comments.append(self.prepare(record))
+                if len(comments) >= self.size or len(threads) >= self.size:
+                    self._put((threads, comments))
+                    threads, comments = [], []
+            if threads or comments:
+                self._put((threads, comments))
+            self._put(_END)
+        except BaseException as exc:  # handed to the writer, which undoes the run
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next(self) -> Batch | None:
+        """The next batch, None at the end; re-raises what the reader raised."""
+        while not self.stopped.is_set():
+            try:
+                item = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            return item  # type: ignore[no-any-return]
+        return None
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
 
 
 def _retained(comment: CommentIn, cutoff: datetime, report: Report) -> CommentIn:
