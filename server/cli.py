@@ -168,6 +168,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     if not os.path.isfile(args.file):
         raise UsageError(f"cannot import {args.file}: no such file")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
     report = Report(args.format, args.file)
     if args.format == "wordpress":
         source: Any = wordpress.Source(args.file, report, pingbacks=args.pingbacks)

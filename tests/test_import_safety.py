@@ -225,3 +225,34 @@ async def test_unfinished_run_of_a_killed_process_is_removed(database_url: str,
     assert "removed the unfinished wordpress import of killed.xml" in result.stderr
     left = await rows(database_url, "SELECT source FROM comments")
     assert [r["source"] for r in left] == ["wordpress:1:1"]
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    """tqdm draws on a terminal; a pipe or log gets plain lines and a closing line."""
+    import fcntl
+    import io
+    import pty
+    import select
+    import struct
+    import termios
+
+    from server.importers.progress import Progress
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with os.fdopen(follower, "w") as terminal:
+        bar = Progress(10, stream=terminal)
+        bar.update(10)
+        bar.close()
+        terminal.flush()
+        drawn = ""
+        while select.select([leader], [], [], 0.5)[0]:
+            drawn += os.read(leader, 4096).decode()
+    os.close(leader)
+    assert "10/10" in drawn and "|" in drawn
+    plain = io.StringIO()
+    lines = Progress(10, stream=plain, every=0)
+    lines.update(4)
+    lines.close()
+    assert plain.getvalue().splitlines() == ["import: 4 of 10 comments (40%)",
+                                             "import: done, 4 comments written"]

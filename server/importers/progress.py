@@ -8,7 +8,8 @@ from typing import Any, TextIO
 
 
 class Progress:
-    """Counts comments written out of ``total``; writes to ``stream`` (stderr by default)."""
+    """Counts comments written out of ``total`` (the comments in the file, skipped ones
+    included, so the count may end below it); writes to ``stream`` (stderr by default)."""
 
     def __init__(self, total: int, *, stream: TextIO | None = None, every: float = 5.0,
                  label: str = "comments") -> None:
@@ -35,7 +36,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
         else:
-            self._line()
+            print(f"import: done, {self.done} {self.label} written", file=self.stream,
+                  flush=True)
 
     def _line(self) -> None:
         share = f" ({100 * self.done // self.total}%)" if self.total else ""

@@ -70,7 +70,12 @@ async def run_import(db: Database, source: Source, *, retention_days: int,
     except BaseException:
         log.warning("import of %s failed; undoing run %s", source.path, run)
         batches.close()
-        await asyncio.shield(store.undo(run))
+        try:
+            await asyncio.shield(store.undo(run))
+        except Exception:
+            # The database is gone too: the run stays marked unfinished, and the next
+            # `kibitz import` removes it (undo_unfinished) before it starts.
+            log.exception("could not undo import run %s; the next import will", run)
         raise
     finally:
         batches.close()
