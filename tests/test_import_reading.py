@@ -186,3 +186,53 @@ async def test_wordpress_statuses_map_to_kibitz_statuses(database_url: str,
     assert found == {"status 1": "approved", "status 0": "pending", "status spam": "spam",
                      "status trash": "deleted", "status post-trashed": "deleted",
                      "status weird": "pending"}
+
+
+DISQUS = """<?xml version="1.0" encoding="utf-8"?>
+<disqus xmlns="http://disqus.com" xmlns:dsq="http://disqus.com/disqus-internals">
+  <post dsq:id="3"><message><![CDATA[<p>reply first</p><p>second paragraph</p>]]></message>
+    <createdAt>2015-05-05T10:00:00.123Z</createdAt>
+    <author><name>Rea</name><email>rea@example.org</email></author>
+    <thread dsq:id="1"/><parent dsq:id="2"/></post>
+  <thread dsq:id="1"><id>old-identifier</id>
+    <link>https://old-domain.example/2015/05/hello/?utm=x#top</link><title>Hello</title>
+    <createdAt>2015-05-01T00:00:00Z</createdAt><isDeleted>false</isDeleted></thread>
+  <thread dsq:id="9"><link>https://old-domain.example/gone/</link><isDeleted>true</isDeleted>
+  </thread>
+  <thread dsq:id="8"><id>no-link</id></thread>
+  <post><id>wp_id=77</id><message>parent</message><createdAt>2015-05-04T10:00:00Z</createdAt>
+    <author><name>Par</name><email>par@example.org</email></author><thread dsq:id="1"/></post>
+  <post dsq:id="2"><message>the parent</message><createdAt>2015-05-04T10:00:00Z</createdAt>
+    <author><name>Par</name><email>par@example.org</email></author><thread dsq:id="1"/></post>
+  <post dsq:id="4"><message>in a deleted thread</message>
+    <createdAt>2015-05-04T10:00:00Z</createdAt><thread dsq:id="9"/></post>
+  <post dsq:id="5"><message>nowhere</message><createdAt>2015-05-04T10:00:00Z</createdAt>
+    <thread dsq:id="8"/></post>
+</disqus>
+"""
+
+
+async def test_disqus_threads_replies_and_flags(database_url: str, tmp_path: Path) -> None:
+    """Links lose origin and query, ids become aliases, replies may precede parents, and
+    missing flags, fractional dates, <id>-only posts and deleted threads are handled."""
+    path = tmp_path / "disqus.xml"
+    path.write_text(DISQUS)
+    report = await import_into(database_url, "disqus", path)
+    found = {r["source"]: r for r in await rows(
+        database_url, "SELECT c.source, c.status, c.text, c.created, t.uri, p.source AS parent "
+        "FROM comments c JOIN threads t ON t.id = c.thread_id "
+        "LEFT JOIN comments p ON p.id = c.parent_id")}
+    assert set(found) == {"disqus:2", "disqus:3", "disqus:wp_id=77", "disqus:4"}
+    assert found["disqus:3"]["parent"] == "disqus:2"
+    assert found["disqus:3"]["text"] == "reply first\n\nsecond paragraph"
+    assert found["disqus:3"]["uri"] == "/2015/05/hello"
+    assert found["disqus:4"]["status"] == "deleted"
+    assert {found[s]["status"] for s in ("disqus:2", "disqus:3", "disqus:wp_id=77")} == {
+        "approved"}
+    assert report.skipped == {"orphan: thread without link": 1}
+    async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
+        by_alias = (await client.get("/api/comments", params={"uri": "old-identifier"})).json()
+    assert by_alias["uri"] == "/2015/05/hello" and by_alias["count"] == 3
+    html = {c["html"] for c in by_alias["comments"]}
+    assert "<p>reply first</p><p>second paragraph</p>" in html
+    assert by_alias["comments"][-1]["created"] == "2015-05-05T10:00:00Z"

@@ -9,6 +9,7 @@ input like any other: HTML is sanitised again and websites checked again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,8 @@ from server.importers.report import ImportRefused, Report
 from server.markup import clean_article, resanitise
 from server.uris import normalise_uri
 from server.validation import clean_text, normalise_website
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")  # what `kibitz post add` accepts
 
 
 def _date(value: Any, where: str) -> datetime:
@@ -79,6 +82,9 @@ class Source:
                 raise ImportRefused(f"posts[{i}]: expected an object")
             for name in ("slug", "title", "author", "body_html"):
                 _text(post.get(name), f"posts[{i}].{name}")
+            if not SLUG.match(post["slug"]):
+                raise ImportRefused(f"posts[{i}].slug: {post['slug']!r} is not a slug "
+                                    "(lowercase letters, digits and hyphens)")
             _date(post.get("published"), f"posts[{i}].published")
         self.doc = doc
         return total
