@@ -104,6 +104,31 @@ async def _by_source(conn: Connection, sources: Sequence[str]) -> dict[str, tupl
     return found
 
 
+_APPROVED_BELOW = (
+    "WITH RECURSIVE below(id) AS ("
+    " SELECT id FROM comments WHERE parent_id = $1"
+    " UNION ALL SELECT c.id FROM comments c JOIN below b ON c.parent_id = b.id)"
+    " SELECT 1 FROM comments c JOIN below b ON b.id = c.id WHERE c.status = 'approved' LIMIT 1"
+)
+
+
+async def _hidden_ancestors(conn: Connection, parent_id: int, checked: set[int]) -> list[int]:
+    """Stored comments, from ``parent_id`` up, that readers do not see yet and will once a
+    visible reply is added below them (they become placeholders)."""
+    hidden: list[int] = []
+    current: int | None = parent_id
+    while current is not None and current not in checked:
+        checked.add(current)
+        row = await conn.fetchrow("SELECT parent_id, status FROM comments WHERE id = $1", current)
+        if row is None or row["status"] == "approved":
+            break  # shown already, and so is everything above it
+        if await conn.fetchval(_APPROVED_BELOW, current) is not None:
+            break  # a placeholder already
+        hidden.append(current)
+        current = row["parent_id"]
+    return hidden
+
+
 async def _states(conn: Connection, thread_id: int) -> dict[int, str]:
     rows = await conn.fetch(
         "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id)
@@ -273,7 +298,6 @@ class ImportStore:
         # Parents: an earlier batch (``earlier``) or earlier in this batch (``placed``).
         placed: dict[str, int] = {}  # source → thread id, in stream order
         parents: dict[str, str | int] = {}  # source → parent source (this batch) or parent id
-        full_diff: set[int] = set()
         for c in fresh:
             thread_id = thread_ids[c.thread_key]
             p = c.parent_source
@@ -287,13 +311,25 @@ class ImportStore:
                     pid, ptid = earlier[p]
                     if ptid == thread_id:
                         parents[c.source] = pid
-                        full_diff.add(thread_id)
                     else:
                         result.rerooted.append((c.source, "parent is in another thread"))
                 else:
                     result.rerooted.append((c.source, "parent not imported"))
             placed[c.source] = thread_id
-        before = {t: await _states(conn, t) for t in sorted(full_diff)}
+        # Which of these will readers see, and which stored comments do they make visible?
+        # (A hidden stored ancestor turns into a placeholder.) Found before the insert, so
+        # "stored" needs no care, and without reading whole threads.
+        index = {c.source: i for i, c in enumerate(fresh)}
+        local = {s: index[p] for s, p in parents.items() if isinstance(p, str)}
+        visible = visible_states((i, local.get(c.source), c.status) for i, c in enumerate(fresh))
+        shown = {c.source for i, c in enumerate(fresh) if i in visible}
+        uncovered: dict[int, list[int]] = {}
+        checked: set[int] = set()
+        for c in fresh:
+            p = parents.get(c.source)
+            if isinstance(p, int) and c.source in shown:
+                uncovered.setdefault(thread_ids[c.thread_key], []).extend(
+                    await _hidden_ancestors(conn, p, checked))
 
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
@@ -310,18 +346,15 @@ class ImportStore:
                 [(ids[s], pid) for s, pid in parent_ids.items()])
         result.inserted = [(c, parent_ids.get(c.source)) for c in fresh]
 
-        by_thread: dict[int, list[tuple[int, int | None, str]]] = {}
+        by_thread: dict[int, list[tuple[str, int]]] = {}
         for c in fresh:
-            by_thread.setdefault(thread_ids[c.thread_key], []).append(
-                (ids[c.source], parent_ids.get(c.source), c.status))
-        new_ids = set(ids.values())
-        for thread_id, rows in by_thread.items():
-            if thread_id in full_diff:
-                changes = [("comment.created" if cid in new_ids else kind, cid)
-                           for kind, cid in diff_events(before[thread_id],
-                                                        await _states(conn, thread_id))]
-            else:
-                changes = [("comment.created", cid) for cid in sorted(visible_states(rows))]
+            if c.source in shown:
+                by_thread.setdefault(thread_ids[c.thread_key], []).append(
+                    ("comment.created", ids[c.source]))
+        for thread_id, ancestors in uncovered.items():
+            by_thread.setdefault(thread_id, []).extend(("comment.approved", a) for a in ancestors)
+        for thread_id, changes in by_thread.items():
+            changes.sort(key=lambda change: change[1])
             result.events += await record_events(conn, thread_id, changes)
 
     async def _staff(self, conn: Connection, names: set[str],

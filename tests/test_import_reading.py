@@ -236,3 +236,27 @@ async def test_disqus_threads_replies_and_flags(database_url: str, tmp_path: Pat
     html = {c["html"] for c in by_alias["comments"]}
     assert "<p>reply first</p><p>second paragraph</p>" in html
     assert by_alias["comments"][-1]["created"] == "2015-05-05T10:00:00Z"
+
+
+async def test_reply_to_a_hidden_stored_comment_reveals_its_placeholder(
+        database_url: str, tmp_path: Path) -> None:
+    """A newer export's approved reply under a trashed comment shows it as a placeholder,
+    with an event for each, so live readers and caches see the same thing."""
+    first = tmp_path / "v1.xml"
+    newer = tmp_path / "v2.xml"
+    trashed = wxr_comment(1, "trashed words", approved="trash")
+    first.write_text(wxr(wxr_item(3, "p", trashed)))
+    newer.write_text(wxr(wxr_item(3, "p", trashed + wxr_comment(2, "answer", parent=1))))
+    await import_into(database_url, "wordpress", first)
+    assert await rows(database_url, "SELECT type FROM events") == []
+    await import_into(database_url, "wordpress", newer)
+    async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
+        read = (await client.get("/api/comments", params={"uri": "/posts/p"})).json()
+    assert [(c["status"], c["html"]) for c in read["comments"]] == [
+        ("deleted", ""), ("approved", "<p>answer</p>")]
+    events = await rows(database_url, "SELECT type, comment_id FROM events ORDER BY seq")
+    assert [(e["type"], e["comment_id"]) for e in events] == [
+        ("comment.approved", read["comments"][0]["id"]),
+        ("comment.created", read["comments"][1]["id"])]
+    assert read["cursor"] == 2
+    assert "trashed words" not in str(read)

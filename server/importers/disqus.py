@@ -19,7 +19,7 @@ from xml.etree.ElementTree import Element
 from db.imports import CommentIn, ThreadIn
 from server.importers.ordering import ParentsFirst
 from server.importers.report import ImportRefused, Report
-from server.importers.xmlstream import elements, local, text
+from server.importers.xmlstream import ROOT, elements, local, text
 from server.markup import render_comment
 from server.uris import normalise_uri
 from server.validation import MAX_AUTHOR, clean_text, normalise_website
@@ -92,8 +92,8 @@ class Source:
 
     def scan(self) -> int:
         root = ""
-        for is_root, elem in elements(self.path, 1):
-            if is_root:
+        for depth, elem, _ in elements(self.path, 1):
+            if depth == ROOT:
                 root = local(elem.tag)  # judged after the parse: a syntax error says more
             elif local(elem.tag) == "thread":
                 link = _get(elem, "link")
@@ -117,8 +117,8 @@ class Source:
     def records(self) -> Iterator[ThreadIn | CommentIn]:
         order = ParentsFirst(self.report, known={f"disqus:{k}" for k in self.posts})
         emitted: set[str] = set()
-        for is_root, elem in elements(self.path, 1):
-            if is_root or local(elem.tag) != "post":
+        for depth, elem, _ in elements(self.path, 1):
+            if depth == ROOT or local(elem.tag) != "post":
                 continue
             key = _post_key(elem)
             if not key:

@@ -22,7 +22,7 @@ from xml.etree.ElementTree import Element
 from db.imports import CommentIn, PostIn, ThreadIn
 from server.importers.ordering import ParentsFirst
 from server.importers.report import ImportRefused, Report
-from server.importers.xmlstream import elements, local, namespace, text
+from server.importers.xmlstream import ROOT, elements, local, namespace
 from server.markup import clean_article, render_comment
 from server.uris import normalise_uri
 from server.validation import MAX_AUTHOR, clean_text, normalise_website
@@ -51,15 +51,15 @@ def _name(tag: str) -> str:
     return local(tag) if not ns else f"{{{ns}}}{local(tag)}"
 
 
-def _fields(elem: Element) -> dict[str, Element]:
-    found: dict[str, Element] = {}
+def _fields(elem: Element) -> dict[str, str]:
+    found: dict[str, str] = {}
     for child in elem:
-        found.setdefault(_name(child.tag), child)
+        found.setdefault(_name(child.tag), child.text or "")
     return found
 
 
-def _get(fields: dict[str, Element], name: str) -> str:
-    return (text(fields.get(name)) or "").strip()
+def _get(fields: dict[str, str], name: str) -> str:
+    return fields.get(name, "").strip()
 
 
 def _wp_date(value: str) -> datetime | None:
@@ -91,6 +91,20 @@ def autop(body: str) -> str:
                      for b in blocks)
 
 
+class _Item:
+    """What is known of the ``<item>`` being read: its fields up to its first comment."""
+
+    def __init__(self, elem: Element) -> None:
+        self.elem = elem
+        self.fields: dict[str, str] = {}
+        self.categories: list[str] = []
+        self.started = False
+        self.key = ""
+        self.published: datetime | None = None
+        self.skip_why: str | None = None
+        self.order: ParentsFirst
+
+
 class Source:
     fmt = "wordpress"
 
@@ -103,15 +117,13 @@ class Source:
     def scan(self) -> int:
         """Read the whole file once; refuse it before anything is written."""
         wp_seen, root = False, ""
-        for is_root, elem in elements(self.path, 2):
-            if is_root:
+        for depth, elem, parent in elements(self.path, 3):
+            if depth == ROOT:
                 root = local(elem.tag)  # judged after the parse: a syntax error says more
-                continue
-            if local(elem.tag) == "item":
-                for child in elem:
-                    name = _name(child.tag)
-                    wp_seen = wp_seen or name.startswith("wp:")
-                    self.total += name == "wp:comment"
+            elif parent is not None and local(parent.tag) == "item":
+                name = _name(elem.tag)
+                wp_seen = wp_seen or name.startswith("wp:")
+                self.total += name == "wp:comment"
         if root != "rss":
             raise ImportRefused(f"not a WordPress export: the root element is <{root}>, "
                                 "not <rss>")
@@ -120,17 +132,46 @@ class Source:
         return self.total
 
     def records(self) -> Iterator[ThreadIn | CommentIn]:
-        for is_root, elem in elements(self.path, 2):
-            if not is_root and local(elem.tag) == "item":
-                yield from self._item(elem)
+        """Stream items a field and a comment at a time: a post with 100k comments is never
+        held whole. WXR lists an item's comments after its fields, so the post is decided at
+        its first comment (or at its end when it has none)."""
+        item: _Item | None = None
+        for depth, elem, parent in elements(self.path, 2, 3):
+            if depth == 3:
+                if parent is None or local(parent.tag) != "item":
+                    continue
+                if item is None or item.elem is not parent:
+                    item = _Item(parent)
+                name = _name(elem.tag)
+                if name == "wp:comment":
+                    if not item.started:
+                        yield from self._start(item, has_comments=True)
+                    if item.skip_why is not None:
+                        self.report.skip(item.skip_why)
+                    else:
+                        yield from self._comment(elem, item)
+                elif not item.started:
+                    item.fields.setdefault(name, elem.text or "")
+                    if name == "category" and elem.get("domain") == "category":
+                        item.categories.append((elem.text or "").strip())
+            elif depth == 2 and local(elem.tag) == "item":
+                if item is None or item.elem is not elem:
+                    item = _Item(elem)
+                if not item.started:
+                    yield from self._start(item, has_comments=False)
+                yield from item.order.finish()
+                item = None
 
-    def _item(self, item: Element) -> Iterator[ThreadIn | CommentIn]:
-        f = _fields(item)
+    def _start(self, item: _Item, *, has_comments: bool) -> Iterator[ThreadIn]:
+        """Decide what the item becomes: a post, a thread at its old address, or nothing."""
+        item.started = True
+        item.order = ParentsFirst(self.report)
+        f = item.fields
         link = _get(f, "link")
         parts = urlsplit(link)
-        post_id = _get(f, "wp:post_id") or next(
-            iter(parse_qs(parts.query).get("p", []) + parse_qs(parts.query).get("page_id", [])),
-            "")
+        query = parse_qs(parts.query)
+        post_id = _get(f, "wp:post_id") or next(iter(query.get("p", []) + query.get("page_id", [])),
+                                                "")
         old_path = normalise_uri(link) if link else None
         if old_path == "/":
             old_path = None  # the link names only the site (``/?p=4``): no alias to keep
@@ -140,48 +181,38 @@ class Source:
         post_type = _get(f, "wp:post_type") or "post"
         status = _get(f, "wp:status") or "publish"
         protected = bool(_get(f, "wp:post_password"))
-        published = (_wp_date(_get(f, "wp:post_date_gmt")) or _wp_date(_get(f, "wp:post_date"))
-                     or self._rfc822(_get(f, "pubDate")))
-        key = f"wordpress:{post_id or link}"
-        comments = [c for c in item if _name(c.tag) == "wp:comment"]
+        item.published = (_wp_date(_get(f, "wp:post_date_gmt"))
+                          or _wp_date(_get(f, "wp:post_date")) or self._rfc822(_get(f, "pubDate")))
+        item.key = f"wordpress:{post_id or link}"
         is_post = (post_type in ("post", "page") and status == "publish" and not protected
                    and bool(slug))
-        title = html.unescape(clean_text(_get(f, "title"))) or slug
+        title = (html.unescape(clean_text(_get(f, "title"))) or slug)[:300]
         if is_post:
-            categories = tuple(dict.fromkeys(
-                (c.text or "").strip() for c in item
-                if local(c.tag) == "category" and c.get("domain") == "category"
-                and (c.text or "").strip()))
             post = PostIn(
-                slug=slug, title=title[:300], author=clean_text(_get(f, "dc:creator")) or "admin",
+                slug=slug, title=title, author=clean_text(_get(f, "dc:creator")) or "admin",
                 body_html=clean_article(autop(clean_text(_get(f, "content:encoded")))),
-                published=published or datetime.now(UTC), categories=categories,
+                published=item.published or datetime.now(UTC),
+                categories=tuple(dict.fromkeys(c for c in item.categories if c)),
                 source=f"wordpress:post:{post_id}" if post_id else None)
-            yield ThreadIn(key, f"/posts/{slug}", title[:300], published,
+            yield ThreadIn(item.key, f"/posts/{slug}", title, item.published,
                            (old_path,) if old_path else (), post)
-        else:
-            why = "password-protected" if protected else f"{post_type} ({status})"
-            self.report.not_posts[why] += 1
-        if not comments:
+            return
+        why = "password-protected" if protected else f"{post_type} ({status})"
+        self.report.not_posts[why] += 1
+        if not has_comments:
             return
         if not post_id and not link:
-            self.report.skip("item without id or link", len(comments))
-            return
-        if not is_post:
-            if old_path is None:
-                self.report.skip("item without an address of its own", len(comments))
-                return
+            item.skip_why = "item without id or link"
+        elif old_path is None:
+            item.skip_why = "item without an address of its own"
+        else:
             self.report.notes.append(f"{old_path}: {why}, not a post; its comments are kept on "
                                      "a thread at that address")
-            yield ThreadIn(key, old_path, title[:300], published)
-        order = ParentsFirst(self.report)
-        for elem in comments:
-            yield from self._comment(elem, key, published, order)
-        yield from order.finish()
+            yield ThreadIn(item.key, old_path, title, item.published)
 
-    def _comment(self, elem: Element, key: str, post_date: datetime | None,
-                 order: ParentsFirst) -> list[CommentIn]:
+    def _comment(self, elem: Element, item: _Item) -> list[CommentIn]:
         f = _fields(elem)
+        key, post_date, order = item.key, item.published, item.order
         comment_id = _get(f, "wp:comment_id")
         if not comment_id:
             self.report.skip("comment without comment_id")

@@ -27,6 +27,9 @@ from server.importers.report import Report
 
 log = logging.getLogger("kibitz.import")
 BATCH = 500
+# SQLite has one writer, and a writer waiting for the lock polls every 100 ms at most: a pause
+# this long between batches lets a live site's comment in, however long the import runs.
+SQLITE_PAUSE = 0.1
 
 Publish = Callable[[list[Event]], Awaitable[None]]
 
@@ -43,12 +46,15 @@ class Source(Protocol):
 
 async def run_import(db: Database, source: Source, *, retention_days: int,
                      progress: Progress | None = None, batch_size: int = BATCH,
-                     publish: Publish | None = None) -> Report:
+                     publish: Publish | None = None, pause: float | None = None) -> Report:
     """Validate, then write ``source`` into ``db``; return the report of what happened.
 
     ``publish`` receives each batch's events after its commit (a running server's hub);
-    readers who connect later get them from the database anyway.
+    readers who connect later get them from the database anyway. ``pause`` (default: 0.1 s
+    on SQLite, none on PostgreSQL) separates batches so other writers are never starved.
     """
+    if pause is None:
+        pause = SQLITE_PAUSE if db.dialect == "sqlite" else 0.0
     report = source.report
     total = await asyncio.to_thread(source.scan)  # raises ImportRefused: nothing written yet
     progress = progress if progress is not None else Silent()
@@ -66,6 +72,8 @@ async def run_import(db: Database, source: Source, *, retention_days: int,
             progress.update(len(comments))
             if publish is not None and result.events:
                 await publish(result.events)
+            if pause:
+                await asyncio.sleep(pause)
         await store.finish(run)
     except BaseException:
         log.warning("import of %s failed; undoing run %s", source.path, run)

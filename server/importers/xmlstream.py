@@ -3,7 +3,7 @@
 ``defusedxml`` refuses entity declarations (no billion laughs) and external references (no
 file or network reads); expat never fetches external DTDs. Elements at the depth a format
 cares about are handed out complete and then detached from their parent, so memory stays that
-of one item however large the file is.
+of one element (one comment, one post's fields) however large the file or a single post is.
 """
 
 from __future__ import annotations
@@ -26,26 +26,33 @@ def namespace(tag: str) -> str:
     return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
 
 
-def elements(path: str, depth: int) -> Iterator[tuple[bool, Element]]:
-    """Yield ``(True, root)`` once at its start tag, then ``(False, element)`` for every
-    complete element ``depth`` levels below the root, detaching each after use.
+ROOT = -1
+
+
+def elements(path: str, *depths: int) -> Iterator[tuple[int, Element, Element | None]]:
+    """Yield ``(ROOT, root, None)`` once at the root's start tag, then ``(depth, element,
+    parent)`` for every complete element at one of ``depths`` below the root (1 = its
+    children), detaching and clearing each once the caller is done with it: read what you
+    need while you hold it.
 
     Raises :class:`ImportRefused` with the line and column when the file is not well-formed.
     """
     stack: list[Element] = []
+    wanted = set(depths)
     try:
         for event, elem in iterparse(path, events=("start", "end"), forbid_dtd=False,
                                      forbid_entities=True, forbid_external=True):
             if event == "start":
                 if not stack:
-                    yield True, elem
+                    yield ROOT, elem, None
                 stack.append(elem)
                 continue
             stack.pop()
-            if len(stack) == depth:
-                yield False, elem
-                if stack:
-                    stack[-1].remove(elem)
+            if len(stack) in wanted:
+                parent = stack[-1] if stack else None
+                yield len(stack), elem, parent
+                if parent is not None:
+                    parent.remove(elem)
                 elem.clear()
     except ParseError as exc:
         raise ImportRefused(f"not well-formed XML ({_position(exc)})") from None
