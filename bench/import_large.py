@@ -113,6 +113,8 @@ def main() -> int:
     parser.add_argument("--per-post", type=int, default=50)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--keep", help="generate into this directory and keep the files")
+    parser.add_argument("--twice", action="store_true",
+                        help="import the file a second time and time that no-op run too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -145,6 +147,13 @@ def main() -> int:
               f"peak RSS {peak:.0f} MB")
         if probe:
             print(f"longest wait of another writer for the SQLite lock: {probe.longest:.2f} s")
+        if args.twice:
+            started = time.monotonic()
+            again = subprocess.run([sys.executable, "-m", "server", "import", "wordpress",
+                                    str(wxr)], cwd=ROOT, env=env, capture_output=True, text=True)
+            new = [line for line in again.stdout.splitlines() if "comments:" in line]
+            print(f"second import of the same file: {time.monotonic() - started:.1f} s; "
+                  f"{new[0].strip() if new else again.stderr.strip()}")
     return 0
 
 

@@ -4,8 +4,9 @@ The source is read twice: ``scan()`` validates the whole input (streaming) and r
 before the first write; ``records()`` then streams threads and comments, which go to the
 database in short transactions of ``batch_size`` comments. Parsing runs in a thread of its
 own, a batch or two ahead of the writes (a bounded queue), so XML parsing and sanitising on
-one core overlap the database's work on the other. If anything fails after the first
-batch (a database error, Ctrl-C), the run is undone, so a failed import leaves nothing behind.
+one core overlap the database's work on the other. On SQLite a short pause separates batches,
+so a live site's writes get the lock in between. If anything fails after the first batch (a
+database error, Ctrl-C), the run is undone, so a failed import leaves nothing behind.
 """
 
 from __future__ import annotations
