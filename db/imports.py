@@ -173,8 +173,9 @@ class ImportStore:
                 "SELECT DISTINCT thread_id FROM comments WHERE import_run = $1", run)}
             before = {t: await _states(conn, t) for t in sorted(touched - own)}
             await conn.execute(
-                "UPDATE comments SET parent_id = NULL WHERE (import_run IS NULL OR import_run <> $1)"
-                " AND parent_id IN (SELECT id FROM comments WHERE import_run = $1)", run)
+                "UPDATE comments SET parent_id = NULL "
+                "WHERE (import_run IS NULL OR import_run <> $1) "
+                "AND parent_id IN (SELECT id FROM comments WHERE import_run = $1)", run)
             await conn.execute(
                 "DELETE FROM events WHERE comment_id IN "
                 "(SELECT id FROM comments WHERE import_run = $1)", run)
@@ -326,10 +327,10 @@ class ImportStore:
         uncovered: dict[int, list[int]] = {}
         checked: set[int] = set()
         for c in fresh:
-            p = parents.get(c.source)
-            if isinstance(p, int) and c.source in shown:
+            stored_parent = parents.get(c.source)
+            if isinstance(stored_parent, int) and c.source in shown:
                 uncovered.setdefault(thread_ids[c.thread_key], []).extend(
-                    await _hidden_ancestors(conn, p, checked))
+                    await _hidden_ancestors(conn, stored_parent, checked))
 
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
@@ -338,7 +339,8 @@ class ImportStore:
             [(thread_ids[c.thread_key], c.author, c.email, c.website, c.text, c.html, c.status,
               c.reason, c.address, staff.get(c.staff_name or ""), c.created, c.edited, c.source,
               run) for c in fresh])
-        ids = {s: cid for s, (cid, _) in (await _by_source(conn, [c.source for c in fresh])).items()}
+        written = await _by_source(conn, [c.source for c in fresh])
+        ids = {s: cid for s, (cid, _) in written.items()}
         parent_ids = {s: (p if isinstance(p, int) else ids[p]) for s, p in parents.items()}
         if parent_ids:
             await conn.executemany(

@@ -37,7 +37,8 @@ async def _check(url: str, report, want: dict) -> None:
 
 @pytest.mark.parametrize("name", WORDPRESS)
 async def test_wordpress_corpus_matches_expected_counts(database_url: str, name: str) -> None:
-    """Each WordPress fixture imports the threads, statuses, replies and skips expected.json names."""
+    """Each WordPress fixture imports the threads, statuses, replies and skips expected.json
+    names."""
     key = f"wordpress/{name}.xml"
     report = await import_into(database_url, "wordpress", corpus(key))
     await _check(database_url, report, _policy(key))

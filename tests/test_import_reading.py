@@ -57,6 +57,7 @@ async def test_disqus_deleted_and_spam_never_reach_readers(database_url: str,
                       retention_days=100_000)
     hidden, private = await _private_values(database_url)
     assert hidden and private
+    assert await rows(database_url, "SELECT 1 FROM comments WHERE address IS NOT NULL")
     async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
         counts = await client.get("/api/counts", params={"uri": [
             "/four-replies.html", "/2019/a-blog-post-one-reply.html",
@@ -137,6 +138,8 @@ async def test_addresses_older_than_the_retention_are_not_stored(database_url: s
     stored = await rows(database_url, "SELECT text, address FROM comments ORDER BY text")
     assert stored == [{"text": "new", "address": "192.0.2.2"}, {"text": "old", "address": None}]
     assert report.addresses_dropped == 1
+    again = await import_into(database_url, "wordpress", path, retention_days=30)
+    assert again.addresses_dropped == 0  # nothing new was written
 
 
 async def test_replies_before_parents_cycles_and_missing_parents(database_url: str,

@@ -78,12 +78,13 @@ class Report:
     def lines(self) -> list[str]:
         statuses = ", ".join(f"{s} {self.statuses[s]}"
                              for s in ("approved", "pending", "spam", "deleted"))
+        not_posts = ", ".join(f"{why} {n}" for why, n in sorted(self.not_posts.items()))
         out = [
             f"imported {self.file} ({self.fmt})",
             f"  posts: {self.posts_created} created, {self.posts_existing} already there",
-            *([f"  items that are not public posts: " + ", ".join(
-                f"{why} {n}" for why, n in sorted(self.not_posts.items()))] if self.not_posts else []),
-            f"  threads: {len(self.threads)} with new comments ({self.threads_created} new threads)",
+            *([f"  items that are not public posts: {not_posts}"] if not_posts else []),
+            f"  threads: {len(self.threads)} with new comments "
+            f"({self.threads_created} new threads)",
             f"  comments: {self.imported} new ({statuses}), {self.existing} already there",
             f"  replies: {self.replies}",
         ]

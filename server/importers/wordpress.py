@@ -13,9 +13,9 @@ import html
 import re
 import unicodedata
 from collections.abc import Iterator
-from functools import lru_cache
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree.ElementTree import Element
 
@@ -219,7 +219,7 @@ class Source:
             return []
         source = f"{key}:{comment_id}"
         kind = _get(f, "wp:comment_type") or "comment"
-        if kind in ("pingback", "trackback") and not self.pingbacks or kind not in (
+        if (kind in ("pingback", "trackback") and not self.pingbacks) or kind not in (
                 "comment", "pingback", "trackback"):
             self.report.skip(kind)
             return order.drop(source, kind)

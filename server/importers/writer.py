@@ -64,12 +64,13 @@ async def run_import(db: Database, source: Source, *, retention_days: int,
     cutoff = now() - timedelta(days=retention_days)
     run = await store.begin(source.fmt, source.path)
     thread_ids: dict[str, int] = {}
-    batches = _Batches(source.records(), batch_size, lambda c: _retained(c, cutoff, report))
+    batches = _Batches(source.records(), batch_size, lambda c: _retained(c, cutoff))
     try:
         while (batch := await asyncio.to_thread(batches.next)) is not None:
-            threads, comments = batch
+            threads, comments, dropped = batch
             result = await store.write_batch(run, threads, comments, thread_ids)
             report.add(result, thread_ids)
+            report.addresses_dropped += sum(c.source in dropped for c, _ in result.inserted)
             progress.update(len(comments))
             if publish is not None and result.events:
                 await publish(result.events)
@@ -93,14 +94,14 @@ async def run_import(db: Database, source: Source, *, retention_days: int,
 
 
 _END = object()
-Batch = tuple[list[ThreadIn], list[CommentIn]]
+Batch = tuple[list[ThreadIn], list[CommentIn], set[str]]  # + sources whose address went
 
 
 class _Batches:
     """Reads records in a thread and hands them out a batch at a time, at most two ahead."""
 
     def __init__(self, records: Iterator[ThreadIn | CommentIn], size: int,
-                 prepare: Callable[[CommentIn], CommentIn]) -> None:
+                 prepare: Callable[[CommentIn], tuple[CommentIn, bool]]) -> None:
         self.records, self.size, self.prepare = records, size, prepare
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.stopped = threading.Event()
@@ -112,18 +113,22 @@ class _Batches:
         try:
             threads: list[ThreadIn] = []
             comments: list[CommentIn] = []
+            dropped: set[str] = set()
             for record in self.records:
                 if self.stopped.is_set():
                     return
                 if isinstance(record, ThreadIn):
                     threads.append(record)
                 else:
-                    comments.append(self.prepare(record))
+                    comment, was_dropped = self.prepare(record)
+                    comments.append(comment)
+                    if was_dropped:
+                        dropped.add(comment.source)
                 if len(comments) >= self.size or len(threads) >= self.size:
-                    self._put((threads, comments))
-                    threads, comments = [], []
+                    self._put((threads, comments, dropped))
+                    threads, comments, dropped = [], [], set()
             if threads or comments:
-                self._put((threads, comments))
+                self._put((threads, comments, dropped))
             self._put(_END)
         except BaseException as exc:  # handed to the writer, which undoes the run
             self._put(exc)
@@ -155,12 +160,11 @@ class _Batches:
         self.thread.join(timeout=10)
 
 
-def _retained(comment: CommentIn, cutoff: datetime, report: Report) -> CommentIn:
+def _retained(comment: CommentIn, cutoff: datetime) -> tuple[CommentIn, bool]:
     """KIBITZ_ADDRESS_RETENTION_DAYS counts from the comment's date, imported or not."""
     if comment.address is not None and comment.created < cutoff:
-        report.addresses_dropped += 1
-        return replace(comment, address=None)
-    return comment
+        return replace(comment, address=None), True
+    return comment, False
 
 
 async def undo_unfinished(db: Database) -> list[str]:
