@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from db.errors import DatabaseError
-from db.imports import ImportStore
 from server.importers.report import ImportRefused
 from tests.conftest import ROOT
 from tests.importing import (
@@ -19,7 +19,6 @@ from tests.importing import (
     import_into,
     open_db,
     rows,
-    source_for,
     table_counts,
     wxr,
     wxr_comment,
@@ -203,30 +202,6 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
         assert [e["type"] for e in events] == ["comment.created", "comment.deleted"]
 
 
-async def test_unfinished_run_of_a_killed_process_is_removed(database_url: str,
-                                                             tmp_path: Path) -> None:
-    """Rows of a run that never finished are removed by the next `kibitz import`."""
-    db = await open_db(database_url)
-    try:
-        source = source_for("wordpress", corpus("wordpress/isso-wordpress.xml"))
-        source.scan()
-        store = ImportStore(db)
-        run = await store.begin("wordpress", "killed.xml")
-        records = list(source.records())
-        threads = [r for r in records if not hasattr(r, "thread_key")]
-        comments = [r for r in records if hasattr(r, "thread_key")]
-        await store.write_batch(run, threads, comments[:3], {})
-    finally:
-        await db.close()
-    assert (await table_counts(database_url))["comments"] == 3
-    result = await asyncio.to_thread(_cli, _env(database_url, tmp_path), "import", "wordpress",
-                                     str(corpus("wordpress/wpimporter-slashes.xml")))
-    assert result.returncode == 0, result.stderr
-    assert "removed the unfinished wordpress import of killed.xml" in result.stderr
-    left = await rows(database_url, "SELECT source FROM comments")
-    assert [r["source"] for r in left] == ["wordpress:1:1"]
-
-
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     """tqdm draws on a terminal; a pipe or log gets plain lines and a closing line."""
     import fcntl
@@ -256,3 +231,63 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     lines.close()
     assert plain.getvalue().splitlines() == ["import: 4 of 10 comments (40%)",
                                              "import: done, 4 comments written"]
+
+
+def _large_wxr(path: Path, posts: int = 200, per_post: int = 50) -> None:
+    path.write_text(wxr("".join(
+        wxr_item(p, f"post-{p}", "".join(wxr_comment(c, f"comment {p}.{c}")
+                                          for c in range(1, per_post + 1)))
+        for p in range(1, posts + 1))))
+
+
+async def _start_import(url: str, tmp_path: Path, path: Path) -> subprocess.Popen[str]:
+    """A real `kibitz import` in small batches; returns once it has committed some."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "import", "wordpress", str(path), "--batch-size", "50"],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **_env(url, tmp_path)})
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        try:
+            if (await table_counts(url))["comments"] > 0:
+                return proc
+        except DatabaseError:
+            pass  # not migrated yet
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate())
+    proc.kill()
+    proc.communicate()
+    raise AssertionError("the import wrote nothing in 30 s")
+
+
+@pytest.mark.timeout(180)
+async def test_ctrl_c_undoes_the_import(database_url: str, tmp_path: Path) -> None:
+    """SIGINT in the middle of an import exits 130 and leaves no imported row behind."""
+    path = tmp_path / "large.xml"
+    _large_wxr(path)
+    proc = await _start_import(database_url, tmp_path, path)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.to_thread(proc.communicate, None, 60)
+    assert proc.returncode == 130, err
+    assert await table_counts(database_url) == {"posts": 0, "threads": 0, "thread_aliases": 0,
+                                                "comments": 0, "events": 0}
+    assert [r["outcome"] for r in await rows(database_url, "SELECT outcome FROM import_runs")] \
+        == ["undone"]
+
+
+@pytest.mark.timeout(180)
+async def test_a_killed_import_is_removed_by_the_next(database_url: str, tmp_path: Path) -> None:
+    """After `kill -9` mid-import, the next `kibitz import` removes the partial run first."""
+    path = tmp_path / "large.xml"
+    _large_wxr(path)
+    proc = await _start_import(database_url, tmp_path, path)
+    proc.kill()
+    await asyncio.to_thread(proc.communicate, None, 60)
+    assert (await table_counts(database_url))["comments"] > 0
+    result = await asyncio.to_thread(_cli, _env(database_url, tmp_path), "import", "wordpress",
+                                     str(corpus("wordpress/wpimporter-slashes.xml")))
+    assert result.returncode == 0, result.stderr
+    assert f"removed the unfinished wordpress import of {path}" in result.stderr
+    left = await rows(database_url, "SELECT source FROM comments")
+    assert [r["source"] for r in left] == ["wordpress:1:1"]
+    assert (await table_counts(database_url))["posts"] == 1
