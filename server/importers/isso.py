@@ -3,7 +3,8 @@
 Isso modes: 1 approved, 2 pending, 4 deleted (a placeholder kept for its replies). Isso keeps
 what the commenter typed (Markdown), so the text is rendered as a new kibitz comment would be.
 Anything that is not an Isso database (another SQLite file, or no SQLite at all) is refused
-before a row is written.
+before a row is written. The SQL below reads Isso's file, an input format like WXR; kibitz's
+own database is only ever touched through ``db/``.
 """
 
 from __future__ import annotations
