@@ -142,14 +142,19 @@ async def test_slashes_and_unicode_survive(database_url: str) -> None:
     assert "\\o/ ¯\\_(ツ)_/¯" in found[0]["html"]
 
 
-async def test_second_import_of_the_same_file_changes_nothing(database_url: str) -> None:
+@pytest.mark.parametrize(("fmt", "name", "count"), [
+    ("wordpress", "wordpress/wpimporter-theme-unit-test-data.xml", 29),
+    ("disqus", "disqus/talkyard-e2e-disqus-export.xml", 9),
+    ("isso", "isso/isso-from-theme-unit-test-data.db", 33),
+])
+async def test_second_import_of_the_same_file_changes_nothing(database_url: str, fmt: str,
+                                                              name: str, count: int) -> None:
     """Importing a file twice adds no row and no event: source ids make it a no-op."""
-    path = corpus("wordpress/wpimporter-theme-unit-test-data.xml")
-    await import_into(database_url, "wordpress", path)
+    await import_into(database_url, fmt, corpus(name))
     before = await table_counts(database_url)
     seqs = await rows(database_url, "SELECT id, last_seq FROM threads ORDER BY id")
-    again = await import_into(database_url, "wordpress", path)
-    assert again.imported == 0 and again.existing == 29 and again.posts_created == 0
+    again = await import_into(database_url, fmt, corpus(name))
+    assert again.imported == 0 and again.existing == count and again.posts_created == 0
     assert await table_counts(database_url) == before
     assert await rows(database_url, "SELECT id, last_seq FROM threads ORDER BY id") == seqs
 
