@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,8 @@ import asyncpg
 
 from db.database import Row
 from db.errors import Conflict, DatabaseError, Unavailable
+
+log = logging.getLogger("kibitz.db")
 
 # Any advisory-lock key will do, as long as every kibitz process uses the same one.
 MIGRATION_LOCK = 0x6B6962
@@ -89,7 +92,12 @@ class PostgresDatabase:
         try:
             yield conn
         finally:
-            await self._pool.release(conn)
+            try:
+                await self._pool.release(conn)
+            except (asyncpg.PostgresError, *_CONNECTION_ERRORS):
+                # The connection died after the work was done (a commit may already be
+                # durable): failing the caller now would report a saved write as lost.
+                log.warning("could not release a PostgreSQL connection; the pool replaces it")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresConnection]:

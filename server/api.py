@@ -110,6 +110,8 @@ async def post_comment(request: Request) -> Response:
         uri, entry, address=client_address(request, state.settings.trusted_proxies),
         staff=staff, may_create_thread=may_create, title=(title or "")[:300] or None)
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
+    if data.get("notify") is True and "subscribe" in state.extras:
+        await state.extras["subscribe"](comment)  # reply mail, after a confirmation mail
     return _json({"comment": own_comment(comment),
                   "edit_token": state.edit_tokens.issue(comment.id)}, status=201)
 
@@ -213,6 +215,7 @@ async def config(request: Request) -> Response:
         scheme = "wss" if settings.https else "ws"
         live_url = f"{scheme}://{settings.public_origin.split('://', 1)[1]}/ws"
     return _json({
+        "notify": "subscribe" in state.extras,  # offer "notify me of replies" (mail is on)
         "live_url": live_url, "language": settings.language, "edit_window": settings.edit_window,
         "moderation": settings.moderation, "max_depth": settings.max_depth,
         "follow_author_links": settings.follow_author_links,

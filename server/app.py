@@ -21,9 +21,11 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
-from server import admin, admin_login, admin_queue, admin_staff, api, errors, health, pages
+from server import (admin, admin_login, admin_queue, admin_staff, api, errors, feeds, health,
+                    mailpages, pages)
 from server.auth import EditTokens
 from server.discussion import Discussion
+from server.notifications import MailPlugin
 from server.ratelimit import PostLimiter
 from server.settings import Settings, load
 from server.templates import Templates
@@ -101,12 +103,14 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *feeds.routes,
+        *mailpages.routes,
         *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(), middleware=[Middleware(admin.AdminHeaders)])
-    app.state.plugins = [admin.AdminPlugin()]
+    app.state.plugins = [admin.AdminPlugin(), MailPlugin()]
     return app
 
 

@@ -184,6 +184,59 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from server.importers import disqus, isso, kibitz, wordpress
+    from server.importers.progress import Progress
+    from server.importers.report import ImportRefused, Report
+    from server.importers.writer import run_import, undo_unfinished
+
+    if not os.path.isfile(args.file):
+        raise UsageError(f"cannot import {args.file}: no such file")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    report = Report(args.format, args.file)
+    if args.format == "wordpress":
+        source: Any = wordpress.Source(args.file, report, pingbacks=args.pingbacks)
+    else:
+        source = {"disqus": disqus, "isso": isso, "kibitz": kibitz}[args.format].Source(
+            args.file, report)
+
+    async def work(db: Any) -> Any:
+        for line in await undo_unfinished(db):
+            print(f"kibitz: {line}", file=sys.stderr)
+        return await run_import(db, source, retention_days=settings.address_retention_days,
+                                progress=Progress(0), batch_size=args.batch_size)
+
+    try:
+        _run(_with_db(settings, work))
+    except ImportRefused as exc:
+        raise UsageError(f"cannot import {args.file}: {exc}; nothing was imported") from None
+    print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from server.export import write_export
+
+    if args.file in (None, "-"):
+        counts = _run(_with_db(settings, lambda db: write_export(db, sys.stdout)))
+    else:
+        # Written beside the target and renamed: a failed export never leaves half a file.
+        partial = f"{args.file}.partial"
+        try:
+            with open(partial, "w", encoding="utf-8") as out:
+                counts = _run(_with_db(settings, lambda db: write_export(db, out)))
+            os.replace(partial, args.file)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.file}: {exc.strerror}") from None
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+    print(f"exported {counts['posts']} posts, {counts['threads']} threads, "
+          f"{counts['comments']} comments", file=sys.stderr)
+    return 0
+
+
 def parser() -> Parser:
     top = Parser(prog="kibitz", description="Self-hosted, real-time discussion for blogs.")
     sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -230,6 +283,19 @@ def parser() -> Parser:
     token_revoke.set_defaults(run=cmd_token_revoke)
 
     sub.add_parser("demo", help="seed the demo posts (once)").set_defaults(run=cmd_demo)
+
+    imports = sub.add_parser("import", help="import posts and comments from another system")
+    imports.add_argument("format", choices=("wordpress", "disqus", "isso", "kibitz"))
+    imports.add_argument("file")
+    imports.add_argument("--pingbacks", action="store_true",
+                         help="WordPress: import pingbacks and trackbacks as comments too")
+    imports.add_argument("--batch-size", type=int, default=500,
+                         help="comments written per transaction (default 500)")
+    imports.set_defaults(run=cmd_import)
+
+    export = sub.add_parser("export", help="write every post, thread and comment as JSON")
+    export.add_argument("file", nargs="?", default="-", help="default: standard output")
+    export.set_defaults(run=cmd_export)
     return top
 
 

@@ -19,7 +19,7 @@ from server.errors import NotFound, RateLimited, ValidationFailed
 from server.templates import Templates
 from server.validation import validate_comment
 
-FORM_FIELDS = ("author", "email", "website", "text", "parent")
+FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
 
@@ -135,6 +135,8 @@ async def submit_comment(request: Request) -> Response:
     except RateLimited as exc:
         return await _render_post(request, slug, values=values, form_error=exc.message,
                                   status_code=429, headers={"Retry-After": str(exc.retry_after)})
+    if values["notify"] and "subscribe" in state.extras:
+        await state.extras["subscribe"](comment)  # reply mail, after a confirmation mail
     if comment.status == "approved":
         target = f"{post.uri}#comment-{comment.id}"
     else:

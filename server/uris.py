@@ -15,8 +15,8 @@ def normalise_uri(value: str) -> str:
     parts = urlsplit(value)
     path = parts.path if (parts.scheme or parts.netloc) else value.split("#", 1)[0].split("?", 1)[0]
     path = quote(unquote(path, errors="surrogateescape"), safe=_SAFE, errors="surrogateescape")
-    if not path.startswith("/"):
-        path = "/" + path
+    # "https://host//a" has the path "//a", which would read as a host when normalised again.
+    path = "/" + path.lstrip("/")
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     return path
