@@ -281,7 +281,10 @@ def bare_server(port: int) -> None:
                     "id": seq, "parent": None, "author": "Bench", "website": None,
                     "html": "<p>" + "x" * 160 + "</p>", "created": "2026-11-29T08:20:00Z",
                     "edited": None, "status": "approved", "staff": False}}
-                broadcast(server.connections, json.dumps(body, separators=(",", ":")))
+                # Like kibitz, answer first and fan out right after (kibitz's response and
+                # its fan-out both follow the publish), so both are timed from the response.
+                asyncio.get_running_loop().call_soon(
+                    broadcast, server.connections, json.dumps(body, separators=(",", ":")))
                 return Response(200, "OK", Headers([("Content-Length", "0")]), b"")
             return None
 
@@ -325,7 +328,8 @@ def kibitz_processes(database_url: str, redis_url: str, count: int = 1) -> Itera
             proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--port", str(port), "--live-port",
                  str(live)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+                stderr=open(os.environ["BENCH_SERVER_LOG"], "ab") if os.environ.get(
+                    "BENCH_SERVER_LOG") else subprocess.DEVNULL)
             started.append((proc, port, live))
         for _, port, _ in started:
             wait_http(f"http://127.0.0.1:{port}/healthz")
