@@ -216,7 +216,8 @@ async def measure(name: str, targets: list[tuple[str, int, str]], readers: int,
     pipes, procs = [], []
     per_target = spread(readers, len(targets))
     for (host, port, path), share in zip(targets, per_target, strict=True):
-        for count in spread(share, max(1, min(client_procs, share // 200 or 1))):
+        per = max(1, min(client_procs // len(targets), share // 200 or 1))
+        for count in spread(share, per):
             parent, child = mp.Pipe()
             proc = mp.Process(target=client_process, args=(child, host, port, path, count),
                               daemon=True)
