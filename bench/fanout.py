@@ -97,6 +97,8 @@ class RawReader(asyncio.Protocol):
             if end < 0:
                 self.buffer = buffer
                 return
+            if self.ready.done():  # given up on already
+                return
             if not buffer.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(ConnectionError(buffer[:80].decode(errors="replace")))
                 return
@@ -157,9 +159,13 @@ def client_process(conn: Any, host: str, port: int, path: str, count: int) -> No
             async with gate:
                 for attempt in range(20):
                     try:
-                        _, proto = await loop.create_connection(
+                        transport, proto = await loop.create_connection(
                             lambda: RawReader(path, f"{host}:{port}", tally), host, port)
-                        await asyncio.wait_for(proto.ready, 60)
+                        try:
+                            await asyncio.wait_for(proto.ready, 300)
+                        except BaseException:
+                            transport.close()
+                            raise
                         readers.append(proto)
                         return
                     except (OSError, ConnectionError, TimeoutError):
