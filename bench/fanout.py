@@ -419,6 +419,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                             [proc.pid], args.client_procs)
                 print(result.line(), flush=True)
                 results.append(result)
+            if args.skip_bare:
+                continue
             port = free_port()
             bare = mp.Process(target=bare_server, args=(port,), daemon=True)
             bare.start()
@@ -445,6 +447,7 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=20)
     parser.add_argument("--transport", nargs="+", default=["direct"], choices=["direct", "asgi"])
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--skip-bare", action="store_true", help="measure kibitz only")
     parser.add_argument("--database-url", default=os.environ.get(
         "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--redis-url", default=os.environ.get(
