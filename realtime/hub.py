@@ -266,6 +266,8 @@ class Hub:
             room.catch_up_again = True
             return
         room.catch_up = asyncio.get_running_loop().create_task(self._catch_up(room))
+        self._tasks.add(room.catch_up)
+        room.catch_up.add_done_callback(self._tasks.discard)
 
     async def _catch_up(self, room: Room) -> None:
         """Deliver every stored event after the room's seq, in order, from the database."""
