@@ -191,6 +191,8 @@ class Hub:
                 self._offer(room, frame)
         except Exception:
             log.exception("opening the live room for %s failed", room.uri)
+            if self.rooms.get(room.uri) is room:  # the next reader tries afresh
+                del self.rooms[room.uri]
         finally:
             room.ready.set()
 
