@@ -318,10 +318,13 @@ async def test_presence_is_sent_at_most_once_a_second(live: Server, transport: s
     async with reader(base, uri) as watcher:
         await asyncio.sleep(1.1)
         async with contextlib.AsyncExitStack() as stack:
+            started = time.monotonic()
             for _ in range(10):
                 await stack.enter_async_context(reader(base, uri))
             await watcher.presence_reaches(11, timeout=5)
-            assert len(watcher.presence) <= 2, watcher.presence
+            # One message per started second at most (a loaded machine connects slowly).
+            allowed = int(time.monotonic() - started) + 1
+            assert len(watcher.presence) <= allowed < 10, watcher.presence
 
 
 async def test_a_since_that_is_not_a_number_gets_a_reset(live: Server, transport: str) -> None:
