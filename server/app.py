@@ -21,6 +21,8 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
+from realtime import endpoint as live_endpoint
+from realtime.plugin import LivePlugin
 from server import (admin, admin_login, admin_queue, admin_staff, api, errors, feeds, health,
                     mailpages, pages)
 from server.auth import EditTokens
@@ -105,17 +107,20 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *feeds.routes,
         *mailpages.routes,
+        *live_endpoint.routes,
         *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(), middleware=[Middleware(admin.AdminHeaders)])
-    app.state.plugins = [admin.AdminPlugin(), MailPlugin()]
+    app.state.plugins = [admin.AdminPlugin(), MailPlugin(), LivePlugin(app)]
     return app
 
 
 def from_environment() -> Starlette:
     """The factory uvicorn workers call: settings are read here, once per process."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(load())
+    app = create_app(load())
+    app.state.tune_gc = True  # a long-running server process: see realtime.plugin
+    return app
 
