@@ -21,6 +21,8 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
+from realtime import endpoint as live_endpoint
+from realtime.plugin import LivePlugin
 from server import api, errors, feeds, health, mailpages, pages
 from server.auth import EditTokens
 from server.discussion import Discussion
@@ -104,16 +106,19 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *feeds.routes,
         *mailpages.routes,
+        *live_endpoint.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(), middleware=list[Middleware]())
-    app.state.plugins = [MailPlugin()]
+    app.state.plugins = [LivePlugin(app), MailPlugin()]
     return app
 
 
 def from_environment() -> Starlette:
     """The factory uvicorn workers call: settings are read here, once per process."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(load())
+    app = create_app(load())
+    app.state.tune_gc = True  # a long-running server process: see realtime.plugin
+    return app
 
