@@ -136,6 +136,17 @@ THREAD_BY_URI = (
 )
 
 
+async def lock_thread(conn: Connection, thread_id: int) -> None:
+    """Hold the thread's row lock until the transaction ends (a no-op write, both engines).
+
+    A change reads the thread's visible state before and after to compute its events; two
+    changes on one thread must not both read the same "before". Taking the lock first makes
+    them queue on PostgreSQL (READ COMMITTED then shows each the other's committed rows);
+    SQLite has one writer, so it holds already.
+    """
+    await conn.execute("UPDATE threads SET last_seq = last_seq WHERE id = $1", thread_id)
+
+
 async def find_thread(conn: Connection, uri: str) -> Thread | None:
     row = await conn.fetchrow(THREAD_BY_URI, uri)
     return Thread.from_row(row) if row else None
@@ -172,21 +183,32 @@ class CommentStore:
         return thread, thread.last_seq if thread else 0
 
     async def visible(self, thread_id: int) -> list[Comment]:
-        """Every comment a reader may see in the thread, oldest first, in one query.
+        """Every comment a reader may see in the thread, oldest first, in one query."""
+        return (await self.visible_with_cursor(thread_id))[1]
 
+    async def visible_with_cursor(self, thread_id: int) -> tuple[int, list[Comment]]:
+        """The thread's ``last_seq`` and every comment a reader may see, from one snapshot.
+
+        One statement reads both, so the comments are exactly the state named by the
+        cursor: a reader that subscribes with ``since=cursor`` neither misses an event nor
+        gets one for a comment it already has, and the thread cache may key the result by it.
         Non-approved rows are fetched only when they have replies, to decide placeholders;
         callers must shape them with the state from :func:`visible_states`.
         """
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                f"SELECT {COLUMNS} {FROM} WHERE c.thread_id = $1 AND (c.status = 'approved' "
+                f"SELECT t.last_seq AS thread_last_seq, {COLUMNS} FROM threads t "
+                "LEFT JOIN comments c ON c.thread_id = t.id AND (c.status = 'approved' "
                 "OR EXISTS (SELECT 1 FROM comments r WHERE r.parent_id = c.id)) "
-                "ORDER BY c.created, c.id",
+                "LEFT JOIN staff s ON s.id = c.staff_id "
+                "WHERE t.id = $1 ORDER BY c.created, c.id",
                 thread_id,
             )
-        comments = [Comment.from_row(r) for r in rows]
+        if not rows:
+            return 0, []
+        comments = [Comment.from_row(r) for r in rows if r["id"] is not None]
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-        return [c for c in comments if c.id in states]
+        return int(rows[0]["thread_last_seq"]), [c for c in comments if c.id in states]
 
     async def get(self, comment_id: int) -> Comment | None:
         async with self.db.read() as conn:
@@ -261,6 +283,9 @@ class CommentStore:
                             else find_thread(conn, uri))
             if thread is None:
                 raise UnknownThread(uri)
+            # Lock before checking the parent, so a concurrent deletion of the parent either
+            # commits first (and the reply is refused) or waits for the reply to commit.
+            await lock_thread(conn, thread.id)
             if new.parent_id is not None:
                 parent = await conn.fetchrow(
                     "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
@@ -288,9 +313,14 @@ class CommentStore:
         deletion can also remove a placeholder parent that has just lost its last reply.
         """
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
-            if row is None:
+            thread_id = await conn.fetchval("SELECT thread_id FROM comments WHERE id = $1",
+                                            comment_id)
+            if thread_id is None:
                 raise UnknownComment(str(comment_id))
+            await lock_thread(conn, thread_id)
+            # Read the comment after taking the lock: another change may just have committed.
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+            assert row is not None
             old = Comment.from_row(row)
             before = await _thread_states(conn, old.thread_id)
             sets: list[str] = []

@@ -8,6 +8,7 @@ writer, and ``synchronous=FULL`` makes a commit durable before we answer 2xx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -115,17 +116,37 @@ class SQLiteDatabase:
         finally:
             self._readers.put_nowait(conn)
 
+    async def _control(self, statement: str) -> None:
+        try:
+            await self._writer.execute(statement)
+        except sqlite3.OperationalError as exc:
+            # "database is locked" after busy_timeout: another process holds the write lock.
+            raise Unavailable(f"SQLite {statement}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"SQLite {statement}: {exc}") from exc
+
+    async def _rollback(self) -> None:
+        # SQLite rolls some failures back itself; then ROLLBACK would fail, and that is fine.
+        if self._writer.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer.execute("ROLLBACK")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteConnection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._control("BEGIN IMMEDIATE")
             try:
                 yield SQLiteConnection(self._writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            else:
-                await self._writer.execute("COMMIT")
+            try:
+                await self._control("COMMIT")
+            except BaseException:
+                # A failed COMMIT leaves the transaction open; without this every later
+                # BEGIN would fail with "cannot start a transaction within a transaction".
+                await asyncio.shield(self._rollback())
+                raise
 
     def migration_lock(self) -> Any:
         # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
