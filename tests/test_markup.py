@@ -222,3 +222,15 @@ async def test_sanitising_runs_off_the_event_loop(database_url: str, tmp_path: P
     assert response.status_code == 201
     assert threads and all(t is not threading.main_thread() for t in threads)
     check_fragment(response.json()["comment"]["html"])
+
+
+@pytest.mark.parametrize("bad", [
+    '<img src="x" onerror="alert(1)">', "<svg></svg>", "<math><mi>x</mi></math>",
+    '<a href="javascript:x" rel="nofollow ugc noopener">x</a>', '<b style="color:red">x</b>',
+    '<a href="java\tscript:x" rel="nofollow ugc noopener">x</a>', '<q cite="//evil.example">q</q>',
+    '<a href="https://e.example/">no rel</a>', '<b onclick="x()">b</b>', "<p><div>x</div></p>",
+])
+def test_the_browser_check_catches_unsafe_html(bad: str) -> None:
+    """The html5lib check used on the corpus does fail on unsafe HTML (it is no empty test)."""
+    with pytest.raises(AssertionError):
+        check_fragment(bad)
