@@ -16,10 +16,9 @@ from db.database import Connection, Database
 from db.errors import DatabaseError
 from db.models import Comment, Event, Thread, now
 
-COLUMNS = (
-    "c.id, c.thread_id, c.parent_id, c.author, c.email, c.website, c.text, c.html, c.status, "
-    "c.reason, c.address, c.staff_id, c.created, c.edited, c.source, s.name AS staff_name"
-)
+FIELDS = ("id", "thread_id", "parent_id", "author", "email", "website", "text", "html",
+          "status", "reason", "address", "staff_id", "created", "edited", "source")
+COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
 
 
@@ -119,10 +118,13 @@ async def record_events(conn: Connection, thread: Thread | int,
     when = now()
     events = [Event(thread_id, first + i, kind, cid, row["uri"])
               for i, (kind, cid) in enumerate(changes)]
-    await conn.executemany(
-        "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)",
-        [(e.thread_id, e.seq, e.type, e.comment_id, when) for e in events],
-    )
+    insert = "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)"
+    if len(events) == 1:  # the common case, in one round trip
+        e = events[0]
+        await conn.execute(insert, e.thread_id, e.seq, e.type, e.comment_id, when)
+    else:
+        await conn.executemany(insert, [(e.thread_id, e.seq, e.type, e.comment_id, when)
+                                        for e in events])
     return events
 
 
@@ -283,26 +285,56 @@ class CommentStore:
                             else find_thread(conn, uri))
             if thread is None:
                 raise UnknownThread(uri)
-            # Lock before checking the parent, so a concurrent deletion of the parent either
-            # commits first (and the reply is refused) or waits for the reply to commit.
-            await lock_thread(conn, thread.id)
             if new.parent_id is not None:
+                # Lock before checking the parent, so a concurrent deletion of the parent
+                # either commits first (and the reply is refused) or waits for the reply.
+                await lock_thread(conn, thread.id)
                 parent = await conn.fetchrow(
                     "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
                 if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
                     raise InvalidParent(str(new.parent_id))
-            comment_id = await conn.fetchval(
+            row = await conn.fetchrow(
                 "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
                 "status, reason, address, staff_id, created, source) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+                f"RETURNING {', '.join(FIELDS)}",
                 thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
                 new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
             )
-            events = (await record_events(conn, thread, [("comment.created", comment_id)])
+            assert row is not None
+            if new.staff_id is not None:  # the staff name comes from a join
+                row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", row["id"])
+                assert row is not None
+            # Last, so the thread's row lock (which orders seqs) is held only from here to
+            # the commit: concurrent comments on one busy thread queue for as short as can be.
+            events = (await record_events(conn, thread, [("comment.created", row["id"])])
                       if new.status == "approved" else [])
-            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
-        assert row is not None
         return Comment.from_row(row), events
+
+    async def add_many(self, uri: str, batch: Sequence[NewComment],
+                       title: str | None = None) -> list[int]:
+        """Insert top-level comments into one thread in one transaction (bulk loads, benches).
+
+        Approved ones get their ``comment.created`` events in the same transaction, exactly
+        as :meth:`add` would write them one by one.
+        """
+        async with self.db.transaction() as conn:
+            thread = await ensure_thread(conn, uri, title)
+            await lock_thread(conn, thread.id)
+            ids: list[int] = []
+            for new in batch:
+                ids.append(await conn.fetchval(
+                    "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
+                    "html, status, reason, address, staff_id, created, source) "
+                    "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                    thread.id, new.author, new.email, new.website, new.text, new.html,
+                    new.status, new.reason, new.address, new.staff_id, new.created or now(),
+                    new.source,
+                ))
+            await record_events(conn, thread, [("comment.created", cid) for cid, new
+                                               in zip(ids, batch, strict=True)
+                                               if new.status == "approved"])
+        return ids
 
     async def change(self, comment_id: int, *, status: str | None = None,
                      text: str | None = None, html: str | None = None,

@@ -308,3 +308,11 @@ async def test_reads_see_only_committed_writes(store: CommentStore, db: Database
         await conn.execute("UPDATE comments SET status = 'deleted' WHERE id = $1", first.id)
         assert await shown(store) == {first.id: FULL}
     assert await shown(store) == {}
+
+
+async def test_add_many_writes_one_event_per_approved_comment(store: CommentStore) -> None:
+    """A bulk insert is one transaction whose approved comments get created events in order."""
+    ids = await store.add_many("/bulk", [new("a"), new("b", status="pending"), new("c")])
+    assert await events_of(store, "/bulk") == [(1, "comment.created", ids[0]),
+                                               (2, "comment.created", ids[2])]
+    assert set(await shown(store, "/bulk")) == {ids[0], ids[2]}
