@@ -44,6 +44,19 @@ class Result:
         return cuts[min(98, max(0, round(p) - 1))] * 1000
 
 
+def merge(parts: list[Result]) -> Result:
+    """One result from several runs of the same scenario (rate over their summed time)."""
+    merged = Result()
+    for part in parts:
+        merged.ok += part.ok
+        merged.errors += part.errors
+        merged.latencies += part.latencies
+        merged.elapsed += part.elapsed
+        for status, n in part.statuses.items():
+            merged.statuses[status] = merged.statuses.get(status, 0) + n
+    return merged
+
+
 class Connection:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
