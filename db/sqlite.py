@@ -119,6 +119,8 @@ class SQLiteDatabase:
     async def _control(self, statement: str) -> None:
         try:
             await self._writer.execute(statement)
+        except sqlite3.IntegrityError as exc:  # a deferred constraint fails at COMMIT
+            raise Conflict(f"SQLite {statement}: {exc}") from exc
         except sqlite3.OperationalError as exc:
             # "database is locked" after busy_timeout: another process holds the write lock.
             raise Unavailable(f"SQLite {statement}: {exc}") from exc

@@ -316,3 +316,19 @@ async def test_add_many_writes_one_event_per_approved_comment(store: CommentStor
     assert await events_of(store, "/bulk") == [(1, "comment.created", ids[0]),
                                                (2, "comment.created", ids[2])]
     assert set(await shown(store, "/bulk")) == {ids[0], ids[2]}
+
+
+async def test_a_failed_commit_leaves_the_database_usable(db: Database) -> None:
+    """A constraint that fails only at COMMIT is a Conflict, and the next write still works."""
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE probe_parent (id INTEGER PRIMARY KEY)")
+        await conn.execute("CREATE TABLE probe_child (parent_id INTEGER REFERENCES probe_parent "
+                           "(id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(Conflict):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO probe_child (parent_id) VALUES (42)")
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO probe_parent (id) VALUES (42)")
+        await conn.execute("INSERT INTO probe_child (parent_id) VALUES (42)")
+    async with db.read() as conn:
+        assert await conn.fetchval("SELECT COUNT(*) FROM probe_child") == 1
