@@ -95,10 +95,11 @@ def isso_venv() -> Path:
 
 @dataclass
 class Server:
-    name: str
+    name: str  # isso, kibitz-sqlite or kibitz-pg: what the figures are reported under
     port: int
     proc: subprocess.Popen[bytes]
     seed: Callable[[dict[str, int]], None]
+    settle: Callable[[], None] = lambda: None
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -155,6 +156,7 @@ listen = http://127.0.0.1:{port}/
                       f"reader{i}@example.org", voters) for i in range(n)])
         conn.close()
 
+    # Isso's SQLite uses a rollback journal: nothing is pending after a bulk load.
     return Server("isso", port, proc, seed)
 
 
@@ -201,8 +203,23 @@ def start_kibitz(name: str, database_url: str, work: Path, *extra: str,
              "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off",
              "KIBITZ_PUBLIC_URL": f"http://127.0.0.1:{port}", **(env or {})})
     wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, log)
-    return Server(name, port, proc, lambda threads: asyncio.run(_seed_kibitz(database_url,
-                                                                            threads)))
+    return Server(name, port, proc,
+                  lambda threads: asyncio.run(_seed_kibitz(database_url, threads)),
+                  lambda: _settle_kibitz(database_url))
+
+
+def _settle_kibitz(database_url: str) -> None:
+    """After the bulk load, do what a database that grew slowly would have done already.
+
+    19,000 rows inserted in seconds leave PostgreSQL's autovacuum and SQLite's WAL checkpoint
+    work to do; measuring during that would measure the bulk load, not the bigger database.
+    """
+    if database_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=30)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+    else:
+        asyncio.run(_pg_run(database_url, "VACUUM ANALYZE"))
 
 
 async def _pg_admin(sql: str) -> None:
@@ -265,23 +282,6 @@ def measure(server: Server, make: Callable[[int], load.Request], duration: float
     return asyncio.run(go())
 
 
-def settle(servers: list[Server], work: Path, pg_name: str | None) -> None:
-    """After the bulk load, do what a database that grew slowly would have done already.
-
-    19,000 rows inserted in seconds leave PostgreSQL's autovacuum and SQLite's WAL checkpoint
-    work to do; measuring during that would measure the bulk load, not the bigger database.
-    (Isso's SQLite uses a rollback journal and has nothing pending.)
-    """
-    kibitz_db = work / "kibitz.db"
-    if kibitz_db.exists():
-        conn = sqlite3.connect(kibitz_db, timeout=30)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
-    if pg_name is not None:
-        asyncio.run(_pg_run(_with_database(POSTGRES, pg_name), "VACUUM ANALYZE"))
-    time.sleep(3)
-
-
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -305,59 +305,77 @@ def main() -> int:
                         help="comma-separated servers to run: isso, sqlite, postgres")
     args = parser.parse_args()
     wanted = args.only.split(",")
-    work = Path(tempfile.mkdtemp(prefix="kibitz-peer-", dir=PEER if PEER.exists() else None))
-    servers: list[Server] = []
-    pg_name = f"kibitz_bench_{uuid.uuid4().hex[:8]}"
+    root = Path(tempfile.mkdtemp(prefix="kibitz-peer-", dir=PEER if PEER.exists() else None))
+    grown: list[Server] = []  # grows to 20k comments; every scenario runs on these
+    small: list[Server] = []  # stays at 1k: the baseline of the growth scenario
+    pg_names: list[str] = []
     print(f"machine: {machine()}")
-    try:
-        if "isso" in wanted:
-            servers.append(start_isso(work))
-        if "sqlite" in wanted:
-            servers.append(start_kibitz("kibitz-sqlite", f"sqlite:///{work / 'kibitz.db'}", work))
-        if "postgres" in wanted:
-            asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
-            servers.append(start_kibitz(
-                "kibitz-pg", _with_database(POSTGRES, pg_name), work, "--workers", "2",
-                env={"KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": f"bench-{pg_name}"}))
-        results: dict[str, dict[str, load.Result]] = {s.name: {} for s in servers}
 
-        def scenario(label: str, make: Callable[[Server], Callable[[int], load.Request]],
-                     expect: tuple[int, ...] = (200,)) -> None:
+    def start(kind: str, tag: str) -> Server:
+        work = root / f"{kind}-{tag}"
+        work.mkdir()
+        if kind == "isso":
+            return start_isso(work)
+        if kind == "sqlite":
+            return start_kibitz("kibitz-sqlite", f"sqlite:///{work / 'kibitz.db'}", work)
+        name = f"kibitz_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        pg_names.append(name)
+        return start_kibitz("kibitz-pg", _with_database(POSTGRES, name), work, "--workers", "2",
+                            env={"KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": f"bench-{name}"})
+
+    try:
+        for kind in ("isso", "sqlite", "postgres"):
+            if kind in wanted:
+                grown.append(start(kind, "grown"))
+                small.append(start(kind, "small"))
+        results: dict[str, dict[str, load.Result]] = {s.name: {} for s in grown}
+
+        def interleaved(jobs: list[tuple[str, Server, Callable[[int], load.Request]]],
+                        expect: tuple[int, ...] = (200,)) -> None:
             # Servers take turns in short rounds, so a burst of load from other users of
             # the machine falls on all of them rather than on whichever ran at that moment.
-            parts: dict[str, list[load.Result]] = {s.name: [] for s in servers}
+            parts: dict[tuple[str, str], list[load.Result]] = {}
             for round_ in range(args.rounds):
-                for server in servers:
-                    parts[server.name].append(measure(
-                        server, make(server), args.duration / args.rounds, expect,
-                        warm=round_ == 0))
-            for server in servers:
-                result = load.merge(parts[server.name])
-                results[server.name][label] = result
-                print(f"  {label:<14} {server.name:<14} {result.rate:9.1f} req/s  "
+                for label, server, make in jobs:
+                    parts.setdefault((label, server.name), []).append(measure(
+                        server, make, args.duration / args.rounds, expect, warm=round_ == 0))
+            for (label, name), runs in parts.items():
+                result = results[name][label] = load.merge(runs)
+                print(f"  {label:<14} {name:<14} {result.rate:9.1f} req/s  "
                       f"p50 {result.percentile(50):8.1f} ms  p99 {result.percentile(99):8.1f} ms"
                       f"  ({result.ok} ok, {result.errors} errors)", flush=True)
 
-        print("seeding 1,000 comments …", flush=True)
-        for server in servers:
+        def scenario(label: str, make: Callable[[Server], Callable[[int], load.Request]],
+                     expect: tuple[int, ...] = (200,)) -> None:
+            interleaved([(label, server, make(server)) for server in grown], expect)
+
+        print("seeding 1,000 comments into every database …", flush=True)
+        for server in grown + small:
             server.seed(PHASE_A)
-        scenario("read 10 @1k", lambda s: thread_read(s, "/bench/t10"))
-        print("growing every database to 20,000 comments …", flush=True)
-        for server in servers:
+        print("growing one database of each server to 20,000 comments …", flush=True)
+        for server in grown:
             server.seed(PHASE_B)
-        settle(servers, work, pg_name if "postgres" in wanted else None)
-        scenario("read 10 @20k", lambda s: thread_read(s, "/bench/t10"))
+            server.settle()
+        time.sleep(3)
+        # The same 10-comment thread on the 1k and the 20k database, measured in turns.
+        interleaved([job for big, little in zip(grown, small, strict=True) for job in (
+            ("read 10 @1k", little, thread_read(little, "/bench/t10")),
+            ("read 10 @20k", big, thread_read(big, "/bench/t10")))])
+        for server in small:
+            server.stop()
+        small.clear()
         scenario("read 100", lambda s: thread_read(s, "/bench/t100"))
         scenario("read 1000", lambda s: thread_read(s, "/bench/t1000"))
         scenario("counts", counts)
         scenario("post", post, expect=(201, 202))
         report(results)
     finally:
-        for server in servers:
+        for server in grown + small:
             server.stop()
-        if "postgres" in wanted:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-        shutil.rmtree(work, ignore_errors=True)
+        for name in pg_names:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
