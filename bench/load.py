@@ -35,7 +35,7 @@ class Result:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
     def percentile(self, p: float) -> float:
-        """Latency in milliseconds at percentile ``p`` (0–100)."""
+        """Latency in milliseconds at percentile ``p`` (0 to 100)."""
         if not self.latencies:
             return float("nan")
         if len(self.latencies) == 1:
@@ -135,7 +135,7 @@ async def run(host: str, port: int, make_request: Callable[[int], Request], *,
                 try:
                     status, _ = await asyncio.wait_for(conn.request(method, path, body, headers),
                                                        timeout)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                     result.errors += 1
                     await conn.close()
                     continue

@@ -380,21 +380,22 @@ def main() -> int:
 
 
 def report(results: dict[str, dict[str, load.Result]]) -> None:
-    print("\n| scenario | server | req/s | p50 ms | p99 ms | × Isso |")
+    print("\n| scenario | server | req/s | p50 ms | p99 ms | x Isso |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     isso = results.get("isso", {})
     for label in ("read 10 @1k", "read 10 @20k", "read 100", "read 1000", "counts", "post"):
         for name, by_label in results.items():
             r = by_label[label]
             base = isso.get(label)
-            ratio = f"{r.rate / base.rate:.1f}×" if base and base.rate and name != "isso" else ""
+            ratio = f"{r.rate / base.rate:.1f}x" if base and base.rate and name != "isso" else ""
             print(f"| {label} | {name} | {r.rate:.1f} | {r.percentile(50):.1f} | "
                   f"{r.percentile(99):.1f} | {ratio} |")
     print("\nGrowth 1k → 20k comments, the same 10-comment thread:")
     for name, by_label in results.items():
         before, after = by_label["read 10 @1k"].rate, by_label["read 10 @20k"].rate
         if before:
-            print(f"  {name}: {before:.1f} → {after:.1f} req/s ({(after / before - 1) * 100:+.0f} %)")
+            change = (after / before - 1) * 100
+            print(f"  {name}: {before:.1f} → {after:.1f} req/s ({change:+.0f} %)")
     if isso:
         print("\nGoals (kibitz ÷ Isso):")
         for name, by_label in results.items():
@@ -405,7 +406,7 @@ def report(results: dict[str, dict[str, load.Result]]) -> None:
                 base = isso[label].rate
                 ratio = by_label[label].rate / base if base else float("inf")
                 mark = "met" if ratio >= goal else "MISSED"
-                print(f"  {name:<14} {key:<10} {ratio:7.1f}× (goal ≥ {goal}×) {mark}")
+                print(f"  {name:<14} {key:<10} {ratio:7.1f}x (goal ≥ {goal}x) {mark}")
             before, after = by_label["read 10 @1k"].rate, by_label["read 10 @20k"].rate
             slower = (1 - after / before) * 100 if before else 0.0
             print(f"  {name:<14} {'20k':<10} {slower:6.1f} % slower (goal ≤ 10 %) "

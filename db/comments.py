@@ -118,7 +118,8 @@ async def record_events(conn: Connection, thread: Thread | int,
     when = now()
     events = [Event(thread_id, first + i, kind, cid, row["uri"])
               for i, (kind, cid) in enumerate(changes)]
-    insert = "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)"
+    insert = ("INSERT INTO events (thread_id, seq, type, comment_id, created) "
+              "VALUES ($1, $2, $3, $4, $5)")
     if len(events) == 1:  # the common case, in one round trip
         e = events[0]
         await conn.execute(insert, e.thread_id, e.seq, e.type, e.comment_id, when)
@@ -160,7 +161,8 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
     if found:
         return found
     await conn.execute(
-        "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) ON CONFLICT (uri) DO NOTHING",
+        "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) "
+        "ON CONFLICT (uri) DO NOTHING",
         uri, title, now(),
     )
     created = await find_thread(conn, uri)
@@ -272,7 +274,8 @@ class CommentStore:
 
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
-            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1", thread_id)
+            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1",
+                                        thread_id)
         return None if value is None else int(value)
 
     # -- writes --------------------------------------------------------------------------
@@ -291,7 +294,8 @@ class CommentStore:
                 await lock_thread(conn, thread.id)
                 parent = await conn.fetchrow(
                     "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
-                if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
+                if (parent is None or parent["thread_id"] != thread.id
+                        or parent["status"] != "approved"):
                     raise InvalidParent(str(new.parent_id))
             row = await conn.fetchrow(
                 "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "

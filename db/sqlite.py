@@ -88,7 +88,8 @@ async def _open(path: str) -> aiosqlite.Connection:
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection]) -> None:
+    def __init__(self, path: str, writer: aiosqlite.Connection,
+                 readers: list[aiosqlite.Connection]) -> None:
         self.path = path
         self._writer = writer
         self._write_lock = asyncio.Lock()

@@ -1,4 +1,4 @@
-"""The sanitisers: exactly the contract's allowlist, safe links, a fixed point, nh3's gaps closed."""
+"""The sanitisers: exactly the allowlist, safe links, a fixed point, nh3's gaps closed."""
 
 from __future__ import annotations
 
