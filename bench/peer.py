@@ -337,7 +337,9 @@ def main() -> int:
             # the machine falls on all of them rather than on whichever ran at that moment.
             parts: dict[tuple[str, str], list[load.Result]] = {}
             for round_ in range(args.rounds):
-                for label, server, make in jobs:
+                # Every other round in reverse: whoever runs right after a busy neighbour
+                # (its connections still closing, its caches still warm) changes each time.
+                for label, server, make in jobs if round_ % 2 == 0 else jobs[::-1]:
                     parts.setdefault((label, server.name), []).append(measure(
                         server, make, args.duration / args.rounds, expect, warm=round_ == 0))
             for (label, name), runs in parts.items():
