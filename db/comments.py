@@ -179,8 +179,9 @@ class CommentStore:
     # -- reads ---------------------------------------------------------------------------
 
     async def thread(self, uri: str) -> Thread | None:
-        async with self.db.read() as conn:
-            return await find_thread(conn, uri)
+        # Every cached thread read starts here, so it takes the backend's cheapest path.
+        row = await self.db.lookup(THREAD_BY_URI, uri)
+        return Thread.from_row(row) if row else None
 
     async def cursor(self, uri: str) -> tuple[Thread | None, int]:
         thread = await self.thread(uri)

@@ -103,6 +103,10 @@ class PostgresDatabase:
         finally:
             await self._pool.release(conn)
 
+    async def lookup(self, sql: str, *args: Any) -> Row | None:
+        async with self.read() as conn:
+            return await conn.fetchrow(sql, *args)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresConnection]:
         async with self._acquire() as conn:

@@ -332,3 +332,12 @@ async def test_a_failed_commit_leaves_the_database_usable(db: Database) -> None:
         await conn.execute("INSERT INTO probe_child (parent_id) VALUES (42)")
     async with db.read() as conn:
         assert await conn.fetchval("SELECT COUNT(*) FROM probe_child") == 1
+
+
+
+async def test_thread_lookup_sees_each_commit_at_once(store: CommentStore) -> None:
+    """The fast thread lookup (inline on SQLite) never answers from an older snapshot."""
+    for expected in range(1, 6):
+        await add(store, text=str(expected))
+        thread = await store.thread("/t")
+        assert thread is not None and thread.last_seq == expected
