@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db.database import Connection, Database
+from db.database import Connection, Database, Row
 from db.errors import DatabaseError
+from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Thread, now
 
 FIELDS = ("id", "thread_id", "parent_id", "author", "email", "website", "text", "html",
@@ -170,11 +171,22 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
     return created
 
 
+@dataclass(frozen=True)
+class _Pending:
+    new: NewComment
+    create_thread: bool
+    title: str | None
+
+
+Added = tuple[Comment, list[Event]]
+
+
 class CommentStore:
     """Reads and writes of comments, each write with its events in one transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._adds: GroupCommit[str, _Pending, Added] = GroupCommit(self._add_batch)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -283,38 +295,76 @@ class CommentStore:
 
     async def add(self, uri: str, new: NewComment, *, create_thread: bool,
                   title: str | None = None) -> tuple[Comment, list[Event]]:
-        """Insert a comment; an approved one gets its ``comment.created`` event at once."""
+        """Insert a comment; an approved one gets its ``comment.created`` event at once.
+
+        Comments arriving together for one thread are committed together (group commit,
+        :mod:`db.groupcommit`); this returns once the transaction holding this one commits.
+        """
+        return await self._adds.submit(uri, _Pending(new, create_thread, title))
+
+    async def _add_batch(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
+        try:
+            return await self._insert(uri, batch)
+        except DatabaseError:
+            if len(batch) == 1:
+                raise
+        # One comment the database refuses must not fail the others: each on its own.
+        results: list[Added | Exception] = []
+        for pending in batch:
+            try:
+                results.extend(await self._insert(uri, [pending]))
+            except DatabaseError as exc:
+                results.append(exc)
+        return results
+
+    async def _insert(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
         async with self.db.transaction() as conn:
-            thread = await (ensure_thread(conn, uri, title) if create_thread
-                            else find_thread(conn, uri))
-            if thread is None:
-                raise UnknownThread(uri)
-            if new.parent_id is not None:
-                # Lock before checking the parent, so a concurrent deletion of the parent
-                # either commits first (and the reply is refused) or waits for the reply.
+            thread = await find_thread(conn, uri)
+            creator = next((p for p in batch if p.create_thread), None)
+            if thread is None and creator is not None:
+                thread = await ensure_thread(conn, uri, creator.title)
+            if thread is not None and any(p.new.parent_id is not None for p in batch):
+                # Lock before checking parents, so a concurrent deletion of a parent either
+                # commits first (and the reply is refused) or waits for the reply.
                 await lock_thread(conn, thread.id)
-                parent = await conn.fetchrow(
-                    "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
-                if (parent is None or parent["thread_id"] != thread.id
-                        or parent["status"] != "approved"):
-                    raise InvalidParent(str(new.parent_id))
-            row = await conn.fetchrow(
-                "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-                "status, reason, address, staff_id, created, source) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-                f"RETURNING {', '.join(FIELDS)}",
-                thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
-                new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
-            )
-            assert row is not None
-            if new.staff_id is not None:  # the staff name comes from a join
-                row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", row["id"])
-                assert row is not None
+            outcomes: list[Row | Exception] = []
+            for pending in batch:
+                outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
+            approved = [("comment.created", int(o["id"])) for o in outcomes
+                        if not isinstance(o, Exception) and o["status"] == "approved"]
             # Last, so the thread's row lock (which orders seqs) is held only from here to
             # the commit: concurrent comments on one busy thread queue for as short as can be.
-            events = (await record_events(conn, thread, [("comment.created", row["id"])])
-                      if new.status == "approved" else [])
-        return Comment.from_row(row), events
+            events = (await record_events(conn, thread, approved)
+                      if thread is not None else [])
+        by_comment = {e.comment_id: e for e in events}
+        return [o if isinstance(o, Exception) else
+                (Comment.from_row(o), [by_comment[o["id"]]] if o["id"] in by_comment else [])
+                for o in outcomes]
+
+    @staticmethod
+    async def _insert_one(conn: Connection, thread: Thread | None, uri: str,
+                          new: NewComment) -> Row | Exception:
+        if thread is None:
+            return UnknownThread(uri)
+        if new.parent_id is not None:
+            parent = await conn.fetchrow(
+                "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
+            if (parent is None or parent["thread_id"] != thread.id
+                    or parent["status"] != "approved"):
+                return InvalidParent(str(new.parent_id))
+        row = await conn.fetchrow(
+            "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
+            "status, reason, address, staff_id, created, source) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            f"RETURNING {', '.join(FIELDS)}",
+            thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
+            new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
+        )
+        assert row is not None
+        if new.staff_id is not None:  # the staff name comes from a join
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", row["id"])
+            assert row is not None
+        return row
 
     async def add_many(self, uri: str, batch: Sequence[NewComment],
                        title: str | None = None) -> list[int]:

@@ -341,3 +341,39 @@ async def test_thread_lookup_sees_each_commit_at_once(store: CommentStore) -> No
         await add(store, text=str(expected))
         thread = await store.thread("/t")
         assert thread is not None and thread.last_seq == expected
+
+
+async def test_comments_arriving_together_each_get_their_own_outcome(
+        store: CommentStore) -> None:
+    """Concurrent comments on one thread (group-committed) each get their own comment or error."""
+    parent = await add(store, text="parent")
+    held = await add(store, text="held", status="pending")
+    requests = [new(f"c{i}", parent=(held.id if i % 5 == 0 else parent.id if i % 2 else None))
+                for i in range(30)]
+    outcomes = await asyncio.gather(*(store.add("/t", r, create_thread=False) for r in requests),
+                                    return_exceptions=True)
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if request.parent_id == held.id:
+            assert isinstance(outcome, InvalidParent)
+            continue
+        assert not isinstance(outcome, BaseException)
+        comment, [event] = outcome
+        assert comment.text == request.text and event.comment_id == comment.id
+    seqs = [seq for seq, _, _ in await events_of(store)]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 1 + 24
+
+
+async def test_a_refused_comment_does_not_fail_the_others_in_its_batch(
+        store: CommentStore) -> None:
+    """A comment the database refuses (a duplicate import source) fails alone."""
+    await store.add("/t", NewComment(author="A", email="a@example.org", website=None, text="x",
+                                     html="x", status="approved", source="import:1"),
+                    create_thread=True)
+    batch = [NewComment(author="A", email="a@example.org", website=None, text=f"t{i}",
+                        html=f"t{i}", status="approved", source=f"import:{i}")
+             for i in range(1, 6)]
+    outcomes = await asyncio.gather(*(store.add("/t", n, create_thread=False) for n in batch),
+                                    return_exceptions=True)
+    assert isinstance(outcomes[0], Conflict)
+    assert all(not isinstance(o, BaseException) for o in outcomes[1:])
+    assert [seq for seq, _, _ in await events_of(store)] == [1, 2, 3, 4, 5]
