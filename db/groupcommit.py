@@ -45,6 +45,7 @@ class GroupCommit(Generic[K, T, R]):
 
     async def _drain(self, key: K) -> None:
         queue = self._queues[key]
+        batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while queue:
                 batch = queue[: self._max_batch]
@@ -62,6 +63,6 @@ class GroupCommit(Generic[K, T, R]):
                         future.set_result(result)
         finally:
             del self._queues[key]
-            for _, future in queue:  # only if this task itself was cancelled (shutdown)
+            for _, future in batch + queue:  # left only if this task was cancelled (shutdown)
                 if not future.done():
                     future.set_exception(RuntimeError("the server is shutting down"))
