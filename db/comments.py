@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db.database import Connection, Database
+from db.database import Connection, Database, Row
 from db.errors import DatabaseError
+from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Thread, now
 
-COLUMNS = (
-    "c.id, c.thread_id, c.parent_id, c.author, c.email, c.website, c.text, c.html, c.status, "
-    "c.reason, c.address, c.staff_id, c.created, c.edited, c.source, s.name AS staff_name"
-)
+FIELDS = ("id", "thread_id", "parent_id", "author", "email", "website", "text", "html",
+          "status", "reason", "address", "staff_id", "created", "edited", "source")
+COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
 
 
@@ -119,10 +119,14 @@ async def record_events(conn: Connection, thread: Thread | int,
     when = now()
     events = [Event(thread_id, first + i, kind, cid, row["uri"])
               for i, (kind, cid) in enumerate(changes)]
-    await conn.executemany(
-        "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)",
-        [(e.thread_id, e.seq, e.type, e.comment_id, when) for e in events],
-    )
+    insert = ("INSERT INTO events (thread_id, seq, type, comment_id, created) "
+              "VALUES ($1, $2, $3, $4, $5)")
+    if len(events) == 1:  # the common case, in one round trip
+        e = events[0]
+        await conn.execute(insert, e.thread_id, e.seq, e.type, e.comment_id, when)
+    else:
+        await conn.executemany(insert, [(e.thread_id, e.seq, e.type, e.comment_id, when)
+                                        for e in events])
     return events
 
 
@@ -136,6 +140,17 @@ THREAD_BY_URI = (
 )
 
 
+async def lock_thread(conn: Connection, thread_id: int) -> None:
+    """Hold the thread's row lock until the transaction ends (a no-op write, both engines).
+
+    A change reads the thread's visible state before and after to compute its events; two
+    changes on one thread must not both read the same "before". Taking the lock first makes
+    them queue on PostgreSQL (READ COMMITTED then shows each the other's committed rows);
+    SQLite has one writer, so it holds already.
+    """
+    await conn.execute("UPDATE threads SET last_seq = last_seq WHERE id = $1", thread_id)
+
+
 async def find_thread(conn: Connection, uri: str) -> Thread | None:
     row = await conn.fetchrow(THREAD_BY_URI, uri)
     return Thread.from_row(row) if row else None
@@ -147,7 +162,8 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
     if found:
         return found
     await conn.execute(
-        "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) ON CONFLICT (uri) DO NOTHING",
+        "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) "
+        "ON CONFLICT (uri) DO NOTHING",
         uri, title, now(),
     )
     created = await find_thread(conn, uri)
@@ -155,38 +171,61 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
     return created
 
 
+@dataclass(frozen=True)
+class _Pending:
+    new: NewComment
+    create_thread: bool
+    title: str | None
+
+
+Added = tuple[Comment, list[Event]]
+
+
 class CommentStore:
     """Reads and writes of comments, each write with its events in one transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._adds: GroupCommit[str, _Pending, Added] = GroupCommit(self._add_batch)
 
     # -- reads ---------------------------------------------------------------------------
 
     async def thread(self, uri: str) -> Thread | None:
-        async with self.db.read() as conn:
-            return await find_thread(conn, uri)
+        # Every cached thread read starts here, so it takes the backend's cheapest path.
+        row = await self.db.lookup(THREAD_BY_URI, uri)
+        return Thread.from_row(row) if row else None
 
     async def cursor(self, uri: str) -> tuple[Thread | None, int]:
         thread = await self.thread(uri)
         return thread, thread.last_seq if thread else 0
 
     async def visible(self, thread_id: int) -> list[Comment]:
-        """Every comment a reader may see in the thread, oldest first, in one query.
+        """Every comment a reader may see in the thread, oldest first, in one query."""
+        return (await self.visible_with_cursor(thread_id))[1]
 
+    async def visible_with_cursor(self, thread_id: int) -> tuple[int, list[Comment]]:
+        """The thread's ``last_seq`` and every comment a reader may see, from one snapshot.
+
+        One statement reads both, so the comments are exactly the state named by the
+        cursor: a reader that subscribes with ``since=cursor`` neither misses an event nor
+        gets one for a comment it already has, and the thread cache may key the result by it.
         Non-approved rows are fetched only when they have replies, to decide placeholders;
         callers must shape them with the state from :func:`visible_states`.
         """
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                f"SELECT {COLUMNS} {FROM} WHERE c.thread_id = $1 AND (c.status = 'approved' "
+                f"SELECT t.last_seq AS thread_last_seq, {COLUMNS} FROM threads t "
+                "LEFT JOIN comments c ON c.thread_id = t.id AND (c.status = 'approved' "
                 "OR EXISTS (SELECT 1 FROM comments r WHERE r.parent_id = c.id)) "
-                "ORDER BY c.created, c.id",
+                "LEFT JOIN staff s ON s.id = c.staff_id "
+                "WHERE t.id = $1 ORDER BY c.created, c.id",
                 thread_id,
             )
-        comments = [Comment.from_row(r) for r in rows]
+        if not rows:
+            return 0, []
+        comments = [Comment.from_row(r) for r in rows if r["id"] is not None]
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-        return [c for c in comments if c.id in states]
+        return int(rows[0]["thread_last_seq"]), [c for c in comments if c.id in states]
 
     async def get(self, comment_id: int) -> Comment | None:
         async with self.db.read() as conn:
@@ -248,36 +287,109 @@ class CommentStore:
 
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
-            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1", thread_id)
+            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1",
+                                        thread_id)
         return None if value is None else int(value)
 
     # -- writes --------------------------------------------------------------------------
 
     async def add(self, uri: str, new: NewComment, *, create_thread: bool,
                   title: str | None = None) -> tuple[Comment, list[Event]]:
-        """Insert a comment; an approved one gets its ``comment.created`` event at once."""
+        """Insert a comment; an approved one gets its ``comment.created`` event at once.
+
+        Comments arriving together for one thread are committed together (group commit,
+        :mod:`db.groupcommit`); this returns once the transaction holding this one commits.
+        """
+        return await self._adds.submit(uri, _Pending(new, create_thread, title))
+
+    async def _add_batch(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
+        try:
+            return await self._insert(uri, batch)
+        except DatabaseError:
+            if len(batch) == 1:
+                raise
+        # One comment the database refuses must not fail the others: each on its own.
+        results: list[Added | Exception] = []
+        for pending in batch:
+            try:
+                results.extend(await self._insert(uri, [pending]))
+            except DatabaseError as exc:
+                results.append(exc)
+        return results
+
+    async def _insert(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
         async with self.db.transaction() as conn:
-            thread = await (ensure_thread(conn, uri, title) if create_thread
-                            else find_thread(conn, uri))
-            if thread is None:
-                raise UnknownThread(uri)
-            if new.parent_id is not None:
-                parent = await conn.fetchrow(
-                    "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
-                if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
-                    raise InvalidParent(str(new.parent_id))
-            comment_id = await conn.fetchval(
-                "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-                "status, reason, address, staff_id, created, source) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-                thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
-                new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
-            )
-            events = (await record_events(conn, thread, [("comment.created", comment_id)])
-                      if new.status == "approved" else [])
-            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+            thread = await find_thread(conn, uri)
+            creator = next((p for p in batch if p.create_thread), None)
+            if thread is None and creator is not None:
+                thread = await ensure_thread(conn, uri, creator.title)
+            if thread is not None and any(p.new.parent_id is not None for p in batch):
+                # Lock before checking parents, so a concurrent deletion of a parent either
+                # commits first (and the reply is refused) or waits for the reply.
+                await lock_thread(conn, thread.id)
+            outcomes: list[Row | Exception] = []
+            for pending in batch:
+                outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
+            approved = [("comment.created", int(o["id"])) for o in outcomes
+                        if not isinstance(o, Exception) and o["status"] == "approved"]
+            # Last, so the thread's row lock (which orders seqs) is held only from here to
+            # the commit: concurrent comments on one busy thread queue for as short as can be.
+            events = (await record_events(conn, thread, approved)
+                      if thread is not None else [])
+        by_comment = {e.comment_id: e for e in events}
+        return [o if isinstance(o, Exception) else
+                (Comment.from_row(o), [by_comment[o["id"]]] if o["id"] in by_comment else [])
+                for o in outcomes]
+
+    @staticmethod
+    async def _insert_one(conn: Connection, thread: Thread | None, uri: str,
+                          new: NewComment) -> Row | Exception:
+        if thread is None:
+            return UnknownThread(uri)
+        if new.parent_id is not None:
+            parent = await conn.fetchrow(
+                "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
+            if (parent is None or parent["thread_id"] != thread.id
+                    or parent["status"] != "approved"):
+                return InvalidParent(str(new.parent_id))
+        row = await conn.fetchrow(
+            "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
+            "status, reason, address, staff_id, created, source) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            f"RETURNING {', '.join(FIELDS)}",
+            thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
+            new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
+        )
         assert row is not None
-        return Comment.from_row(row), events
+        if new.staff_id is not None:  # the staff name comes from a join
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", row["id"])
+            assert row is not None
+        return row
+
+    async def add_many(self, uri: str, batch: Sequence[NewComment],
+                       title: str | None = None) -> list[int]:
+        """Insert top-level comments into one thread in one transaction (bulk loads, benches).
+
+        Approved ones get their ``comment.created`` events in the same transaction, exactly
+        as :meth:`add` would write them one by one.
+        """
+        async with self.db.transaction() as conn:
+            thread = await ensure_thread(conn, uri, title)
+            await lock_thread(conn, thread.id)
+            ids: list[int] = []
+            for new in batch:
+                ids.append(await conn.fetchval(
+                    "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
+                    "html, status, reason, address, staff_id, created, source) "
+                    "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                    thread.id, new.author, new.email, new.website, new.text, new.html,
+                    new.status, new.reason, new.address, new.staff_id, new.created or now(),
+                    new.source,
+                ))
+            await record_events(conn, thread, [("comment.created", cid) for cid, new
+                                               in zip(ids, batch, strict=True)
+                                               if new.status == "approved"])
+        return ids
 
     async def change(self, comment_id: int, *, status: str | None = None,
                      text: str | None = None, html: str | None = None,
@@ -288,9 +400,14 @@ class CommentStore:
         deletion can also remove a placeholder parent that has just lost its last reply.
         """
         async with self.db.transaction() as conn:
-            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
-            if row is None:
+            thread_id = await conn.fetchval("SELECT thread_id FROM comments WHERE id = $1",
+                                            comment_id)
+            if thread_id is None:
                 raise UnknownComment(str(comment_id))
+            await lock_thread(conn, thread_id)
+            # Read the comment after taking the lock: another change may just have committed.
+            row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
+            assert row is not None
             old = Comment.from_row(row)
             before = await _thread_states(conn, old.thread_id)
             sets: list[str] = []

@@ -34,6 +34,13 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for reads; it sees only committed data."""
 
+    async def lookup(self, sql: str, *args: Any) -> Row | None:
+        """One row by primary or unique key, by the cheapest path the backend has.
+
+        For the hottest tiny reads (a thread's ``last_seq`` on every cached thread read):
+        SQLite runs them inline, which costs less than handing them to a reader thread.
+        """
+
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A write transaction: committed when the block ends, rolled back on an exception."""
 

@@ -8,6 +8,7 @@ writer, and ``synchronous=FULL`` makes a commit durable before we answer 2xx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -84,11 +85,22 @@ async def _open(path: str) -> aiosqlite.Connection:
     return conn
 
 
+def _open_inline(path: str) -> sqlite3.Connection:
+    """A read-only connection used on the event loop's thread only (see ``lookup``)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=0")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection]) -> None:
+    def __init__(self, path: str, writer: aiosqlite.Connection,
+                 readers: list[aiosqlite.Connection], inline: sqlite3.Connection) -> None:
         self.path = path
+        self._inline = inline
         self._writer = writer
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -103,9 +115,28 @@ class SQLiteDatabase:
         try:
             writer = await _open(path)
             pool = [await _open(path) for _ in range(max(1, readers))]
+            inline = _open_inline(path)
         except sqlite3.Error as exc:
             raise Unavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
-        return cls(path, writer, pool)
+        return cls(path, writer, pool, inline)
+
+    async def lookup(self, sql: str, *args: Any) -> Row | None:
+        """Run a point read on the event loop: microseconds, less than a hop to a thread.
+
+        A WAL reader does not wait for the writer. The rare moments it would have to wait
+        (a checkpoint resetting the log, recovery) fail at once with busy_timeout 0, and the
+        read goes to a reader thread instead: the event loop never waits for a lock.
+        """
+        try:
+            rows = self._inline.execute(translate(sql), args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise DatabaseError(str(exc)) from exc
+            async with self.read() as conn:
+                return await conn.fetchrow(sql, *args)
+        except sqlite3.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+        return rows[0] if rows else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SQLiteConnection]:
@@ -115,17 +146,39 @@ class SQLiteDatabase:
         finally:
             self._readers.put_nowait(conn)
 
+    async def _control(self, statement: str) -> None:
+        try:
+            await self._writer.execute(statement)
+        except sqlite3.IntegrityError as exc:  # a deferred constraint fails at COMMIT
+            raise Conflict(f"SQLite {statement}: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            # "database is locked" after busy_timeout: another process holds the write lock.
+            raise Unavailable(f"SQLite {statement}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"SQLite {statement}: {exc}") from exc
+
+    async def _rollback(self) -> None:
+        # SQLite rolls some failures back itself; then ROLLBACK would fail, and that is fine.
+        if self._writer.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self._writer.execute("ROLLBACK")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteConnection]:
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._control("BEGIN IMMEDIATE")
             try:
                 yield SQLiteConnection(self._writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            else:
-                await self._writer.execute("COMMIT")
+            try:
+                await self._control("COMMIT")
+            except BaseException:
+                # A failed COMMIT leaves the transaction open; without this every later
+                # BEGIN would fail with "cannot start a transaction within a transaction".
+                await asyncio.shield(self._rollback())
+                raise
 
     def migration_lock(self) -> Any:
         # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
@@ -139,5 +192,6 @@ class SQLiteDatabase:
             raise Unavailable(str(exc)) from exc
 
     async def close(self) -> None:
+        self._inline.close()
         for conn in self._all:
             await conn.close()

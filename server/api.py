@@ -73,7 +73,9 @@ async def read_comments(request: Request) -> Response:
         return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
     cached = state.cache.get(thread.id, cursor)
     if cached is None:
-        comments = await state.comments.visible(thread.id)
+        # The comments and their cursor come from one snapshot, and the body is cached under
+        # that cursor (a write may have committed since ``cursor`` was read above).
+        cursor, comments = await state.comments.visible_with_cursor(thread.id)
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
         body = {
             "uri": thread.uri, "count": sum(1 for c in comments if c.status == "approved"),

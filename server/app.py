@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(), middleware=[Middleware(admin.AdminHeaders)])
-    app.state.plugins = [admin.AdminPlugin(), MailPlugin(), LivePlugin(app)]
+    app.state.plugins = [admin.AdminPlugin(), LivePlugin(app), MailPlugin()]
     return app
 
 

@@ -163,7 +163,9 @@ def render_comment(text: str) -> str:
     linkifier = _Linkifier()
     linkifier.feed(cleaned)
     linkifier.close()
-    return _rendered_cleaner.clean(_paragraphs("".join(linkifier.out)))
+    rendered = _rendered_cleaner.clean(_paragraphs("".join(linkifier.out)))
+    # A block (blockquote) inside a paragraph splits it, leaving empty p elements behind.
+    return rendered.replace("<p></p>", "")
 
 
 def resanitise(rendered: str) -> str:

@@ -80,8 +80,7 @@ async def _render_post(request: Request, slug: str, *, values: dict[str, str] | 
     post = await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    thread, cursor = await state.comments.cursor(post.uri)
-    comments = await state.comments.visible(thread.id) if thread else []
+    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
     states = visible_states((c.id, c.parent_id, c.status) for c in comments)
     nodes = tree.build(comments, states, state.settings.max_depth)
     values = dict(values or {})

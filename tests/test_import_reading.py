@@ -31,7 +31,13 @@ async def test_imported_wordpress_thread_reads_like_a_native_one(database_url: s
                                params={"uri": "https://wpthemetestdata.wordpress.com/2012/01/03/"
                                               "template-comments/"})
         page = await client.get("/posts/template-comments")
-        index = await client.get("/")
+        index_pages = []
+        for number in range(1, 50):  # the index shows 20 posts a page; the export has more
+            listing = await client.get("/", params={"page": number})
+            if listing.status_code != 200:
+                break
+            index_pages.append(listing.text)
+        index = "".join(index_pages)
         counts = await client.get("/api/counts", params={"uri": "/2012/01/03/template-comments/"})
     body = api.json()
     approved = await rows(database_url,
@@ -44,8 +50,8 @@ async def test_imported_wordpress_thread_reads_like_a_native_one(database_url: s
     assert page.status_code == 200
     for c in body["comments"]:
         assert f'id="comment-{c["id"]}"' in page.text
-    assert "Template: Comments" in index.text
-    for shown in (api.text, old.text, page.text, index.text):
+    assert "Template: Comments" in index
+    for shown in (api.text, old.text, page.text, index):
         for value in hidden + private:
             assert value not in shown
 
