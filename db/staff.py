@@ -31,7 +31,8 @@ class StaffStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, name: str, role: str, password_hash: str, email: str | None = None) -> StaffMember:
+    async def add(self, name: str, role: str, password_hash: str,
+                  email: str | None = None) -> StaffMember:
         async with self.db.transaction() as conn:
             if await conn.fetchval("SELECT 1 FROM staff WHERE name = $1", name):
                 raise Conflict(f"a staff account named {name!r} exists")
@@ -53,7 +54,8 @@ class StaffStore:
 
     async def by_id(self, staff_id: int) -> StaffMember | None:
         async with self.db.read() as conn:
-            row = await conn.fetchrow("SELECT id, name, email, role FROM staff WHERE id = $1", staff_id)
+            row = await conn.fetchrow(
+                "SELECT id, name, email, role FROM staff WHERE id = $1", staff_id)
         return StaffMember.from_row(row) if row else None
 
     async def all(self) -> list[StaffMember]:

@@ -23,8 +23,18 @@ from db.posts import PostStore
 from db.staff import StaffStore
 from realtime import endpoint as live_endpoint
 from realtime.plugin import LivePlugin
-from server import (admin, admin_login, admin_queue, admin_staff, api, errors, feeds, health,
-                    mailpages, pages)
+from server import (
+    admin,
+    admin_login,
+    admin_queue,
+    admin_staff,
+    api,
+    errors,
+    feeds,
+    health,
+    mailpages,
+    pages,
+)
 from server.auth import EditTokens
 from server.discussion import Discussion
 from server.notifications import MailPlugin
@@ -111,8 +121,8 @@ def create_app(settings: Settings) -> Starlette:
         *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers=errors.handlers(), middleware=[Middleware(admin.AdminHeaders)])
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.handlers(),
+                    middleware=[Middleware(admin.AdminHeaders)])
     app.state.plugins = [admin.AdminPlugin(), LivePlugin(app), MailPlugin()]
     return app
 
