@@ -177,3 +177,27 @@ async def test_live_queue_and_sessions_across_two_processes(pg_url: str, redis_u
     assert approved.status_code == 200
     assert moderated == {"type": "comment.moderated", "id": held["id"], "status": "approved",
                          "by": "mod"}
+
+
+async def test_approving_in_the_admin_reaches_readers_live(database_url: str,
+                                                          tmp_path: Path) -> None:
+    """A reader on the thread's live channel gets comment.approved the moment a moderator
+    approves from the queue page (no-JS form); while it was held, the reader got nothing."""
+    from tests.live_helpers import reader
+
+    settings = make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")
+    async with serve(settings) as server:
+        await add_post(server)
+        await add_staff(server, "mod")
+        base = server.url.replace("http://", "ws://")
+        async with reader(base, "/posts/hello") as r, server.client() as client:
+            held = (await client.post("/api/comments", json={
+                **COMMENT, "text": "wait for it"})).json()["comment"]
+            await r.silent(0.3)
+            csrf = await sign_in(client, "mod")
+            await client.post("/admin/moderate", data={
+                "csrf_token": csrf, "action": "approve", "ids": str(held["id"])})
+            event = await r.next()
+    assert event["type"] == "comment.approved" and event["comment"]["id"] == held["id"]
+    assert "email" not in event["comment"] and "address" not in event["comment"]
+    assert event["comment"]["html"] == "<p>wait for it</p>"
