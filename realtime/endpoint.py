@@ -257,7 +257,12 @@ class DirectConnection(Connection):
 
 
 async def _ws_receive(ws: ServerConnection) -> None:
-    async for _ in ws:
+    # Readers send nothing we act on; this loop only notices when they go. A close that is
+    # not a normal one (1011 when we fail a connection) ends it the same way.
+    try:
+        async for _ in ws:
+            pass
+    except ConnectionClosed:
         pass
 
 
