@@ -21,8 +21,9 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
-from server import api, errors, health, pages
+from server import api, errors, health, pages, widget
 from server.auth import EditTokens
+from server.cors import CORS
 from server.discussion import Discussion
 from server.ratelimit import PostLimiter
 from server.settings import Settings, load
@@ -101,11 +102,13 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers=errors.handlers(), middleware=list[Middleware]())
-    app.state.plugins = []
+                    exception_handlers=errors.handlers(),
+                    middleware=[Middleware(CORS, settings=settings)])
+    app.state.plugins = [widget.Widget()]
     return app
 
 

@@ -1,0 +1,200 @@
+// A thread as DOM, in the markup of web/templates/_comment.html, so kibitz's own pages and
+// the widget share classes, styles and behaviour. The view adopts whatever list it is given
+// (server-rendered on a post page, empty in the widget) and keeps it in thread order: roots
+// and replies sorted by (created, id), replies under their parent, never deeper than
+// max_depth (deeper replies attach at the deepest level, as server/tree.py does).
+
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") el.className = value;
+    else el.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) el.append(child);
+  }
+  return el;
+}
+
+// Words in a line need the spaces the template's line breaks give them.
+const spaced = (...items) => items.filter(Boolean).flatMap((item, i) => (i ? [" ", item] : [item]));
+
+const order = (el) => [el.dataset.created || "", Number(el.dataset.id)];
+function before(a, b) {
+  const [ca, ia] = order(a);
+  const [cb, ib] = order(b);
+  return ca < cb || (ca === cb && ia < ib);
+}
+
+export class ThreadView {
+  // options: { t, maxDepth, followAuthorLinks, decorate(li, comment) }
+  constructor(list, options) {
+    this.list = list;
+    this.o = options;
+    this.onChange = () => {};
+  }
+
+  get(id) {
+    return this.list.querySelector(`li.comment[data-id="${Number(id)}"]`);
+  }
+
+  get count() {
+    return this.list.querySelectorAll("li.comment:not(.comment--deleted)").length;
+  }
+
+  depth(li) {
+    let depth = 0;
+    for (let el = li; el && el !== this.list; el = el.parentElement) {
+      if (el.matches("li.comment")) depth += 1;
+    }
+    return depth;
+  }
+
+  card(c) {
+    const t = this.o.t;
+    if (c.status === "deleted") {
+      return h("article", { class: "comment__card" },
+        h("p", { class: "comment__deleted" }, t("This comment was deleted.")));
+    }
+    const author = c.website
+      ? h("a", { href: c.website, rel: this.o.followAuthorLinks ? "ugc" : "nofollow ugc" }, c.author)
+      : c.author;
+    const body = h("div", { class: "comment__body" });
+    body.innerHTML = c.html; // sanitised by the server (nh3), the same html the page renders
+    return h("article", { class: "comment__card" },
+      h("header", { class: "comment__meta" }, spaced(
+        h("span", { class: "comment__number" }),
+        h("cite", { class: "comment__author" }, author),
+        c.staff && h("span", { class: "comment__badge" }, t("Author")),
+        h("span", { class: "comment__said" }, t("said on")),
+        h("a", { class: "comment__permalink", href: "#comment-" + c.id },
+          h("time", { datetime: c.created }, t.date(c.created))),
+        c.edited && h("span", { class: "comment__edited" }, "(" + t("edited") + ")"))),
+      body,
+      h("footer", { class: "comment__actions" },
+        h("a", { class: "comment__reply", href: "?replytocom=" + c.id + "#respond",
+          "data-reply": c.id, rel: "nofollow" }, t("Reply"))));
+  }
+
+  build(c) {
+    const li = h("li", {
+      class: "comment" + (c.status === "deleted" ? " comment--deleted" : c.staff ? " comment--staff" : ""),
+      id: "comment-" + c.id, "data-id": c.id, "data-parent": c.parent || "", "data-created": c.created,
+    }, this.card(c));
+    if (this.o.decorate) this.o.decorate(li, c);
+    return li;
+  }
+
+  // Where a reply goes: under its parent, or beside it once the parent is at max depth.
+  container(parentId) {
+    let parent = parentId ? this.get(parentId) : null;
+    while (parent && this.depth(parent) >= this.o.maxDepth) {
+      parent = parent.parentElement.closest("li.comment");
+    }
+    if (!parent || !this.list.contains(parent)) return this.list;
+    let children = parent.querySelector(":scope > ol.comment-list--children");
+    if (!children) {
+      children = h("ol", { class: "comment-list comment-list--children" });
+      parent.append(children);
+    }
+    return children;
+  }
+
+  insert(into, li) {
+    const next = [...into.children].find((other) => before(li, other));
+    into.insertBefore(li, next || null);
+  }
+
+  // Render a whole thread at once (widget load, or after a reset): one fragment, one reflow.
+  render(comments) {
+    const sorted = [...comments].sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id - b.id));
+    const fragment = document.createDocumentFragment();
+    this.list.replaceChildren();
+    const made = new Map();
+    const depth = new Map();
+    const lists = new Map();
+    for (const c of sorted) {
+      const li = this.build(c);
+      let parent = made.get(c.parent);
+      while (parent && depth.get(parent) >= this.o.maxDepth) parent = parent.parentElement.closest("li.comment");
+      if (parent) {
+        let children = lists.get(parent);
+        if (!children) {
+          children = h("ol", { class: "comment-list comment-list--children" });
+          lists.set(parent, children);
+          parent.append(children);
+        }
+        children.append(li);
+        depth.set(li, depth.get(parent) + 1);
+      } else {
+        fragment.append(li);
+        depth.set(li, 1);
+      }
+      made.set(c.id, li);
+    }
+    this.list.append(fragment);
+    this.renumber();
+    this.onChange();
+  }
+
+  // A comment that arrived live or was just posted. Returns the element, or null when it
+  // was already shown (then it is only refreshed): nothing appears twice.
+  place(c) {
+    if (this.get(c.id)) {
+      this.update(c);
+      return null;
+    }
+    const li = this.build(c);
+    this.insert(this.container(c.parent), li);
+    // Replies that arrived before this parent became visible move under it now.
+    for (const orphan of this.list.querySelectorAll(`:scope > li.comment[data-parent="${c.id}"]`)) {
+      if (orphan === li) continue;
+      this.insert(this.container(c.id), orphan);
+      const number = orphan.querySelector(":scope > .comment__card .comment__number");
+      if (number) number.textContent = "";
+    }
+    this.renumber();
+    this.onChange();
+    return li;
+  }
+
+  update(c) {
+    const li = this.get(c.id);
+    if (!li) return this.place(c);
+    const fresh = this.build(c);
+    const card = fresh.firstElementChild;
+    const editing = li.querySelector(":scope > .comment__card > .comment__edit");
+    li.className = fresh.className;
+    li.replaceChild(card, li.querySelector(":scope > .comment__card"));
+    if (editing && c.status !== "deleted") {
+      // An edit arriving while the reader edits must not throw away what they are typing.
+      for (const el of card.querySelectorAll(":scope > .comment__body, :scope > .comment__actions")) el.hidden = true;
+      card.querySelector(".comment__body").after(editing);
+    }
+    this.renumber();
+    this.onChange();
+    return li;
+  }
+
+  remove(id) {
+    const li = this.get(id);
+    if (!li) return;
+    const children = li.querySelector(":scope > ol.comment-list--children");
+    const home = li.parentElement;
+    if (children) for (const child of [...children.children]) this.insert(home, child);
+    li.remove();
+    if (home !== this.list && !home.children.length) home.remove();
+    this.renumber();
+    this.onChange();
+  }
+
+  renumber() {
+    let n = 0;
+    for (const li of this.list.children) {
+      n += 1;
+      const number = li.querySelector(":scope > .comment__card .comment__number");
+      if (number) number.textContent = n + ".";
+    }
+  }
+}
