@@ -25,7 +25,9 @@ export function translator(lang) {
     return fill(text, { count: n, ...params });
   };
   const dates = new Intl.DateTimeFormat(lang, { dateStyle: "long" });
+  const times = new Intl.DateTimeFormat(lang, { dateStyle: "long", timeStyle: "long" });
   t.date = (iso) => dates.format(new Date(iso));
+  t.dateTime = (iso) => times.format(new Date(iso));
   t.lang = lang;
   return t;
 }

@@ -17,8 +17,21 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
-// Words in a line need the spaces the template's line breaks give them.
-const spaced = (...items) => items.filter(Boolean).flatMap((item, i) => (i ? [" ", item] : [item]));
+// The avatar beside a comment, as server/templates.py makes it: the first letter or digit of
+// the name, on one of eight colours chosen by the CRC-32 of the lower-cased name.
+export function initial(name) {
+  const letter = [...name].find((ch) => /[\p{L}\p{N}]/u.test(ch));
+  return letter ? letter.toUpperCase() : "?";
+}
+
+export function avatarColour(name) {
+  let crc = -1;
+  for (const byte of new TextEncoder().encode(name.trim().toLowerCase())) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+  }
+  return ((crc ^ -1) >>> 0) % 8;
+}
 
 const order = (el) => [el.dataset.created || "", Number(el.dataset.id)];
 function before(a, b) {
@@ -63,18 +76,36 @@ export class ThreadView {
     const body = h("div", { class: "comment__body" });
     body.innerHTML = c.html; // sanitised by the server (nh3), the same html the page renders
     return h("article", { class: "comment__card" },
-      h("header", { class: "comment__meta" }, spaced(
-        h("span", { class: "comment__number" }),
-        h("cite", { class: "comment__author" }, author),
-        c.staff && h("span", { class: "comment__badge" }, t("Author")),
-        h("span", { class: "comment__said" }, t("said on")),
-        h("a", { class: "comment__permalink", href: "#comment-" + c.id },
-          h("time", { datetime: c.created }, t.date(c.created))),
-        c.edited && h("span", { class: "comment__edited" }, "(" + t("edited") + ")"))),
+      h("header", { class: "comment__meta" },
+        h("span", { class: "avatar avatar--" + avatarColour(c.author), "aria-hidden": "true" }, initial(c.author)),
+        h("span", { class: "comment__who" },
+          h("cite", { class: "comment__author" }, author),
+          c.staff && h("span", { class: "comment__badge" }, t("Author")),
+          h("span", { class: "comment__when" },
+            h("span", { class: "visually-hidden" }, t("said on") + " "),
+            h("a", { class: "comment__permalink", href: "#comment-" + c.id, title: t.dateTime(c.created) },
+              h("time", { datetime: c.created }, t.date(c.created))),
+            c.edited && [" ", h("span", { class: "comment__edited" }, "(" + t("edited") + ")")]))),
       body,
       h("footer", { class: "comment__actions" },
-        h("a", { class: "comment__reply", href: "?replytocom=" + c.id + "#respond",
-          "data-reply": c.id, rel: "nofollow" }, t("Reply"))));
+        h("a", { class: "comment__reply", href: "?replytocom=" + c.id + "#respond", "data-reply": c.id,
+          rel: "nofollow", "aria-label": t("Reply to %(author)s", { author: c.author }) }, t("Reply"))));
+  }
+
+  // "in reply to X" for a reply the depth limit shows beside its parent instead of under it.
+  answers(li) {
+    const card = li.querySelector(":scope > .comment__card");
+    const old = card.querySelector(":scope > .comment__answers");
+    if (old) old.remove();
+    const parentId = li.dataset.parent;
+    const shownUnder = li.parentElement.closest("li.comment");
+    if (!parentId || (shownUnder && shownUnder.dataset.id === parentId)) return;
+    const parent = this.get(parentId);
+    const author = parent && !parent.classList.contains("comment--deleted") && parent.querySelector(".comment__author");
+    const meta = card.querySelector(":scope > .comment__meta");
+    if (!author || !meta) return;
+    meta.after(h("p", { class: "comment__answers" }, h("a", { href: "#comment-" + parentId },
+      this.o.t("in reply to %(author)s", { author: author.textContent.trim() }))));
   }
 
   build(c) {
@@ -117,7 +148,7 @@ export class ThreadView {
     for (const c of sorted) {
       const li = this.build(c);
       let parent = made.get(c.parent);
-      while (parent && depth.get(parent) >= this.o.maxDepth) parent = parent.parentElement.closest("li.comment");
+      while (parent && depth.get(parent) >= this.o.maxDepth) parent = parent.parentElement?.closest("li.comment");
       if (parent) {
         let children = lists.get(parent);
         if (!children) {
@@ -134,6 +165,7 @@ export class ThreadView {
       made.set(c.id, li);
     }
     this.list.append(fragment);
+    for (const li of made.values()) if (li.dataset.parent) this.answers(li);
     this.renumber();
     this.onChange();
   }
@@ -147,12 +179,12 @@ export class ThreadView {
     }
     const li = this.build(c);
     this.insert(this.container(c.parent), li);
+    this.answers(li);
     // Replies that arrived before this parent became visible move under it now.
     for (const orphan of this.list.querySelectorAll(`:scope > li.comment[data-parent="${c.id}"]`)) {
       if (orphan === li) continue;
       this.insert(this.container(c.id), orphan);
-      const number = orphan.querySelector(":scope > .comment__card .comment__number");
-      if (number) number.textContent = "";
+      this.answers(orphan);
     }
     this.renumber();
     this.onChange();
@@ -167,6 +199,7 @@ export class ThreadView {
     const editing = li.querySelector(":scope > .comment__card > .comment__edit");
     li.className = fresh.className;
     li.replaceChild(card, li.querySelector(":scope > .comment__card"));
+    if (li.dataset.parent) this.answers(li);
     if (editing && c.status !== "deleted") {
       // An edit arriving while the reader edits must not throw away what they are typing.
       for (const el of card.querySelectorAll(":scope > .comment__body, :scope > .comment__actions")) el.hidden = true;
@@ -189,12 +222,20 @@ export class ThreadView {
     this.onChange();
   }
 
+  // Shown top-level comments are numbered #1, #2, … (placeholders are not), as on the page.
   renumber() {
     let n = 0;
-    for (const li of this.list.children) {
+    for (const li of this.list.querySelectorAll("li.comment")) {
+      const meta = li.querySelector(":scope > .comment__card > .comment__meta");
+      let number = meta && meta.querySelector(":scope > .comment__number");
+      if (!meta || li.parentElement !== this.list) {
+        if (number) number.remove();
+        continue;
+      }
       n += 1;
-      const number = li.querySelector(":scope > .comment__card .comment__number");
-      if (number) number.textContent = n + ".";
+      if (!number) meta.append(number = h("a", { class: "comment__number", href: "#comment-" + li.dataset.id }));
+      number.textContent = "#" + n;
+      number.setAttribute("aria-label", this.o.t("Comment %(number)s", { number: n }));
     }
   }
 }
