@@ -21,6 +21,8 @@ from db.migrate import migrate
 from db.models import now
 from db.posts import PostStore
 from db.staff import StaffStore
+from realtime import endpoint as live_endpoint
+from realtime.plugin import LivePlugin
 from server import api, errors, health, pages, widget
 from server.auth import EditTokens
 from server.cors import CORS
@@ -102,13 +104,14 @@ def create_app(settings: Settings) -> Starlette:
         *pages.routes,
         *api.routes,
         *health.routes,
+        *live_endpoint.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers=errors.handlers(),
                     middleware=[Middleware(CORS, settings=settings)])
-    app.state.plugins = [widget.Widget()]
+    app.state.plugins = [LivePlugin(app), widget.Widget()]
     return app
 
 

@@ -39,6 +39,15 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
+    ("KIBITZ_LIVE_URL", "", "where browsers open the live channel (ws:// or wss://…/ws); default: "
+     "the site's /ws, or the live port's when the live channel is served apart"),
+    ("KIBITZ_LIVE_PORT", "", "serve the live channel on this port too (set by kibitz serve "
+     "--live-port); empty: only the site's own /ws"),
+    ("KIBITZ_LIVE_HOST", "127.0.0.1", "address the live port binds (set by kibitz serve --host)"),
+    ("KIBITZ_HTTP_PORT", "", "the HTTP port of this server (set by kibitz serve); the live port "
+     "accepts the origins that listener would"),
+    ("KIBITZ_WORKERS", "1", "processes serving on this host (set by kibitz serve --workers); "
+     "above 1 they share the live port"),
 )
 
 LANGUAGES = ("en", "de")
@@ -68,6 +77,11 @@ class Settings:
     mail_from: str
     min_fill_seconds: float
     redis_prefix: str
+    live_url: str | None = None
+    live_port: int | None = None
+    live_host: str = "127.0.0.1"
+    http_port: int | None = None
+    workers: int = 1
 
     @property
     def public_origin(self) -> str:
@@ -174,6 +188,18 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
                               "limits notation such as 5/minute;30/hour, or off") from None
         post_rate_value = post_rate
 
+    live_url = get("KIBITZ_LIVE_URL") or None
+    if live_url and not live_url.startswith(("ws://", "wss://")):
+        raise ConfigError("KIBITZ_LIVE_URL", live_url, "a ws:// or wss:// URL")
+
+    def port(name: str) -> int | None:
+        if not get(name):
+            return None
+        value = integer(name, 1)
+        if value > 65535:
+            raise ConfigError(name, str(value), "a port number up to 65535")
+        return value
+
     smtp_url = get("KIBITZ_SMTP_URL") or None
     if smtp_url and not smtp_url.startswith(("smtp://", "smtps://")):
         raise ConfigError("KIBITZ_SMTP_URL", smtp_url, "smtp://user:pass@host:587")
@@ -212,6 +238,11 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         mail_from=get("KIBITZ_MAIL_FROM") or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
         min_fill_seconds=min_fill,
         redis_prefix=get("KIBITZ_REDIS_PREFIX"),
+        live_url=live_url,
+        live_port=port("KIBITZ_LIVE_PORT"),
+        live_host=get("KIBITZ_LIVE_HOST"),
+        http_port=port("KIBITZ_HTTP_PORT"),
+        workers=integer("KIBITZ_WORKERS", 1),
     )
 
 

@@ -1,0 +1,305 @@
+"""``/ws`` and ``/ws/moderation`` on both transports kibitz offers.
+
+* The site's own port: Starlette ``WebSocketRoute``s under uvicorn (ASGI). Each reader has a
+  bounded ``asyncio.Queue`` drained by its send task.
+* A port of its own (``kibitz serve --live-port``): the websockets library's server, in the
+  same process and event loop. The hub writes each event's pre-built frame straight to the
+  socket's transport, whose buffer is the bounded queue: no task wakes up per reader per
+  event, which is what makes fan-out to 10,000 readers as fast as ``websockets.broadcast``
+  (docs/performance.md has the figures).
+
+Both follow websockets' patterns guide: a receive task and a send task per connection, and
+when one ends the other is cancelled. Both refuse a foreign ``Origin`` before the upgrade
+(403, or 1008 where the ASGI server decides). Incoming frames are limited in size; the
+channel carries nothing from the reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.protocol import State as WsState
+
+from realtime import protocol
+from realtime.hub import Hub, Subscriber
+from realtime.protocol import Frame
+from server import origins
+from server.settings import Settings, origin_of
+from server.uris import normalise_uri
+
+log = logging.getLogger("kibitz.live")
+
+MAX_INCOMING = 4096  # bytes; readers send nothing but pings
+WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in a socket's transport before it is cut off
+QUEUE_LIMIT = 512  # frames waiting for an ASGI reader before it is cut off
+PING_INTERVAL = PING_TIMEOUT = 20.0
+
+
+# -- what a request asks for -----------------------------------------------------------------
+
+class Refused(Exception):
+    """The upgrade is refused with this HTTP status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Ask:
+    moderation: bool
+    uri: str = ""
+    since: int | None = None
+
+
+def origin_allowed(settings: Settings, conn: HTTPConnection, *, apart: bool) -> bool:
+    """The contract's rule; a live port also accepts the origin of its HTTP listener."""
+    origin = conn.headers.get("origin")
+    if origins.allowed(settings, conn, origin):
+        return True
+    if not (apart and origin and settings.http_port):
+        return False
+    hostname = urlsplit("//" + conn.headers.get("host", "")).hostname
+    try:
+        return origin_of(origin) == origin_of(f"http://{hostname}:{settings.http_port}")
+    except ValueError:
+        return False
+
+
+async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) -> Ask:
+    if not origin_allowed(settings, conn, apart=apart):
+        raise Refused(403, "This origin may not open the live channel.")
+    if conn.url.path == "/ws/moderation":
+        from server.api import current_staff  # the API owns staff authentication
+
+        if await current_staff(conn) is None:  # type: ignore[arg-type]
+            raise Refused(401, "Staff only: send a session cookie or an API token.")
+        return Ask(moderation=True)
+    uri = conn.query_params.get("uri")
+    if not uri:
+        raise Refused(400, "Give the thread as ?uri=/path/of/the/page.")
+    raw_since = conn.query_params.get("since")
+    since: int | None = None
+    if raw_since is not None:
+        try:
+            since = int(raw_since)
+        except ValueError:
+            since = -1  # not a seq we ever gave out: the reader gets a reset
+    return Ask(moderation=False, uri=normalise_uri(uri), since=since)
+
+
+# -- one connection: a receive task and a send task ----------------------------------------
+
+class Connection(Subscriber):
+    async def run(self) -> None:
+        """The send side after the hub made the reader live; returns when it must close."""
+        raise NotImplementedError
+
+
+async def _serve(hub: Hub, conn: Connection, ask: Ask,
+                 receive: Callable[[], Awaitable[None]]) -> BaseException | None:
+    async def produce() -> None:
+        if ask.moderation:
+            hub.add_staff(conn)
+        else:
+            await hub.subscribe(conn, ask.uri, ask.since)
+        await conn.run()
+
+    consumer = asyncio.create_task(receive())
+    producer = asyncio.create_task(produce())
+    try:
+        done, _ = await asyncio.wait({consumer, producer}, return_when=asyncio.FIRST_COMPLETED)
+        if producer in done and not producer.cancelled():
+            error = producer.exception()
+            if error is not None and not isinstance(error, (ConnectionError,
+                                                            WebSocketDisconnect)):
+                log.error("live connection failed", exc_info=error)
+                return error
+        return None
+    finally:
+        for task in (consumer, producer):
+            task.cancel()
+        await asyncio.gather(consumer, producer, return_exceptions=True)
+        await hub.unsubscribe(conn)
+
+
+# -- ASGI (Starlette on uvicorn): the site's own /ws ----------------------------------------
+
+class QueuedConnection(Connection):
+    def __init__(self, websocket: WebSocket, limit: int = QUEUE_LIMIT) -> None:
+        super().__init__()
+        self.websocket = websocket
+        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(limit)
+
+    def push(self, frame: Frame) -> bool:
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    async def send(self, frame: Frame) -> None:
+        await self.websocket.send_text(frame.text)
+
+    def cut_off(self) -> None:
+        self.gone.set()
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def run(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            if frame is None:
+                await self.websocket.close(protocol.RESUME, "resume")
+                return
+            await self.websocket.send_text(frame.text)
+
+
+async def _asgi_receive(websocket: WebSocket) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        size = len(message.get("text") or "") + len(message.get("bytes") or b"")
+        if size > MAX_INCOMING:
+            await websocket.close(1009, "message too big")
+            return
+
+
+async def asgi_endpoint(websocket: WebSocket) -> None:
+    state = websocket.app.state.kibitz
+    live = state.extras.get("live")
+    try:
+        if live is None:
+            raise Refused(503, "The live channel is not running.")
+        ask = await authorise(websocket, state.settings, apart=False)
+    except Refused:
+        await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
+        return
+    await websocket.accept()
+    error = await _serve(live.hub, QueuedConnection(websocket), ask,
+                         lambda: _asgi_receive(websocket))
+    if error is not None:
+        try:
+            await websocket.close(1011)
+        except RuntimeError:
+            pass
+
+
+routes = [
+    WebSocketRoute("/ws", asgi_endpoint),
+    WebSocketRoute("/ws/moderation", asgi_endpoint),
+]
+
+
+# -- the websockets library's own server: a port of its own -----------------------------------
+
+class DirectConnection(Connection):
+    """Frames are written straight to the transport; its buffer is the bounded queue."""
+
+    def __init__(self, ws: ServerConnection, limit: int = WRITE_BUFFER_LIMIT) -> None:
+        super().__init__()
+        self.ws = ws
+        self.limit = limit
+
+    def push(self, frame: Frame) -> bool:
+        ws = self.ws
+        if ws.protocol.state is not WsState.OPEN:
+            return True  # closing: the receive task ends the connection
+        transport = ws.transport
+        if transport.get_write_buffer_size() > self.limit:
+            return False
+        transport.write(frame.wire)
+        return True
+
+    async def send(self, frame: Frame) -> None:
+        await self.ws.send(frame.payload, text=True)
+
+    def cut_off(self) -> None:
+        self.gone.set()
+        asyncio.get_running_loop().create_task(self.ws.close(protocol.RESUME, "resume"))
+
+    async def run(self) -> None:
+        await self.gone.wait()
+
+
+async def _ws_receive(ws: ServerConnection) -> None:
+    async for _ in ws:
+        pass
+
+
+def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
+    """Enough of an ASGI scope for Starlette's ``HTTPConnection`` (headers, URL, app)."""
+    path, _, query = request.path.partition("?")
+    headers: Headers = request.headers
+    return {
+        "type": "websocket", "scheme": "ws", "path": path, "raw_path": path.encode(),
+        "query_string": query.encode(), "root_path": "", "app": app,
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                    for k, v in headers.raw_items()],
+        "server": ws.local_address[:2], "client": ws.remote_address[:2],
+    }
+
+
+class LiveServer:
+    """``websockets.asyncio.server.serve`` on the live port, compression off."""
+
+    def __init__(self, app: Any, hub: Hub, settings: Settings) -> None:
+        self.app = app
+        self.hub = hub
+        self.settings = settings
+        self.server: Server | None = None
+        self._asks: weakref.WeakKeyDictionary[ServerConnection, Ask] = (
+            weakref.WeakKeyDictionary())
+        self.write_limit = WRITE_BUFFER_LIMIT
+
+    async def start(self, host: str, port: int) -> None:
+        quiet = logging.getLogger("kibitz.live.websockets")
+        quiet.setLevel(logging.WARNING)
+        self.server = await serve(
+            self._handle, host, port, process_request=self._process_request,
+            compression=None, max_size=MAX_INCOMING, max_queue=4,
+            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=5,
+            server_header=None, logger=quiet, reuse_port=self.settings.workers > 1,
+        )
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path not in ("/ws", "/ws/moderation"):
+            return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        try:
+            ask = await authorise(HTTPConnection(_scope(self.app, ws, request)), self.settings,
+                                  apart=True)
+        except Refused as refused:
+            return ws.respond(refused.status, refused.reason + "\n")
+        self._asks[ws] = ask
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        ask = self._asks.pop(ws, None)
+        if ask is None:
+            return
+        conn = DirectConnection(ws, self.write_limit)
+        error = await _serve(self.hub, conn, ask, lambda: _ws_receive(ws))
+        if error is not None:
+            await ws.close(1011)

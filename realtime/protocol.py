@@ -1,0 +1,131 @@
+"""The live channel's messages: their JSON shapes, their encodings, and no I/O.
+
+Every message a reader receives is built here, once per event, and the same bytes go to
+every reader (and through Redis to every process). Comments are shaped only by
+:func:`server.shapes.public_comment`, so nothing private (e-mail, address, reason, text of a
+held comment) can reach ``/ws``: a comment that is not visible any more when its event is
+shaped goes out as the contract's empty placeholder.
+
+Two encodings live here besides JSON:
+
+* the broker's wire format, ``b"<seq> <json>"`` for an event and ``b"p<process id>"`` for
+  "presence changed in that process", so a receiver learns the seq without parsing JSON;
+* a pre-built server-to-client WebSocket text frame (RFC 6455 section 5.2). With
+  compression off and no masking (servers never mask), the frame is the same bytes for every
+  connection, so it is built once and written to each socket as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from db.comments import FULL, PLACEHOLDER
+from db.models import Comment, Event
+from server.shapes import public_comment
+
+# Close codes. 4000 tells the client that it fell behind and should reconnect with ``since``.
+RESUME = 4000
+POLICY_VIOLATION = 1008
+
+EVENT_TYPES = ("comment.created", "comment.approved", "comment.updated", "comment.deleted")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def hello(uri: str, cursor: int, online: int) -> bytes:
+    return encode({"type": "hello", "uri": uri, "cursor": cursor, "online": online})
+
+
+RESET = encode({"type": "reset"})
+
+
+def presence(online: int) -> bytes:
+    return encode({"type": "presence", "online": online})
+
+
+def comment_event(event: Event, comment: Comment | None, state: str | None) -> bytes:
+    """One stored event as readers see it, with the comment in its *current* state.
+
+    ``state`` is the comment's entry in :func:`db.comments.visible_states` (``None`` when it
+    is not visible now). A created, approved or updated event whose comment has since gone
+    is sent as a placeholder; the later ``comment.deleted`` event then removes it.
+    """
+    if event.type == "comment.deleted" or comment is None:
+        return encode({"type": "comment.deleted", "seq": event.seq, "id": event.comment_id})
+    shaped = public_comment(comment, FULL if state == FULL else PLACEHOLDER)
+    return encode({"type": event.type, "seq": event.seq, "comment": shaped})
+
+
+def comment_pending(staff_shaped: dict[str, Any]) -> bytes:
+    return encode({"type": "comment.pending", "comment": staff_shaped})
+
+
+def comment_moderated(comment_id: int, status: str, by: str) -> bytes:
+    return encode({"type": "comment.moderated", "id": comment_id, "status": status, "by": by})
+
+
+# -- the broker's wire format ------------------------------------------------------------------
+
+def presence_notice(process_id: str) -> bytes:
+    return b"p" + process_id.encode()
+
+
+def pack_event(seq: int, payload: bytes) -> bytes:
+    return b"%d %s" % (seq, payload)
+
+
+def unpack(data: bytes) -> tuple[int, bytes] | None:
+    """``(seq, payload)`` for an event; ``None`` for a presence notice."""
+    if data[:1] == b"p":
+        return None
+    seq, _, payload = data.partition(b" ")
+    return int(seq), payload
+
+
+# -- pre-built WebSocket frames ----------------------------------------------------------------
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed text frame carrying ``payload``."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+class Frame:
+    """One outgoing message: its JSON bytes, its seq (events only), its wire frame.
+
+    The wire frame and the ``str`` form are built on first use and then shared by every
+    connection, whichever transport it uses.
+    """
+
+    __slots__ = ("_text", "_wire", "payload", "seq")
+
+    def __init__(self, payload: bytes, seq: int | None = None) -> None:
+        self.payload = payload
+        self.seq = seq
+        self._wire: bytes | None = None
+        self._text: str | None = None
+
+    @property
+    def wire(self) -> bytes:
+        if self._wire is None:
+            self._wire = text_frame(self.payload)
+        return self._wire
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Frame(seq={self.seq}, {self.payload[:60]!r})"
