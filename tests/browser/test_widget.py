@@ -52,3 +52,263 @@ def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Set
         assert problems == []
     finally:
         ctx.close()
+
+
+def post_through(page: Any, author: str, text: str, email: str = "reader@example.org") -> None:
+    w = widget(page)
+    w.locator("#kibitz-author").fill(author)
+    w.locator("#kibitz-email").fill(email)
+    w.locator("#kibitz-text").fill(text)
+    w.locator("button[type=submit]").click()
+
+
+def wait_live(page: Any, readers: int = 1) -> None:
+    """The live channel said hello (presence shows) with this many readers."""
+    expected = f"{readers} reading now"
+    widget(page).locator(".comments__presence", has_text=expected).wait_for()
+
+
+def test_two_readers_one_posts_the_other_sees_it_live(browser: Any, site: Setup) -> None:
+    """A comment posted in one reader's widget appears in place for the other, announced."""
+    body = (f'<div data-kibitz-thread="{THREAD}" data-kibitz-title="Social media"></div>'
+            f'<p>Comments: <span data-kibitz-count="{THREAD}"></span></p>')
+    url = site.host.add("/post", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
+    ctx_a, alice, problems_a = open_host(browser, url)
+    ctx_b, bob, problems_b = open_host(browser, url)
+    try:
+        wait_live(alice, 2)
+        wait_live(bob, 2)
+        assert alice.locator("[data-kibitz-count]").inner_text() == "0"
+        post_through(alice, "Zoe", "Hello from *Alice's* tab")
+        arrived = widget(bob).locator("li.comment--new", has_text="Hello from")
+        arrived.wait_for(timeout=5000)
+        assert "Zoe" in arrived.inner_text()
+        widget(bob).locator("[aria-live=polite]", has_text="New comment by Zoe").wait_for(
+            state="attached", timeout=3000)
+        assert widget(bob).locator(".comments__title").inner_text() == "1 comment on “Social media”"
+        assert bob.evaluate("document.activeElement === document.body")
+        # The poster sees it once (its own response and the live event are one comment).
+        assert widget(alice).locator("li.comment").count() == 1
+        assert widget(alice).locator(".notice--published").count() == 1
+        shot(alice, "widget-posted")
+        shot(bob, "widget-live-arrival")
+        assert problems_a == [] and problems_b == []
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
+def test_counts_are_filled_with_one_request(browser: Any, site: Setup) -> None:
+    """Every count span on a page is filled from a single /api/counts request."""
+    site.kibitz.add_comment(THREAD, "One.")
+    site.kibitz.add_comment(THREAD, "Two.")
+    site.kibitz.add_comment("/other/", "Three.")
+    body = (f'<span id="a" data-kibitz-count="{THREAD}"></span>'
+            f'<span id="b" data-kibitz-count="/other/"></span>'
+            f'<span id="c" data-kibitz-count="{THREAD}"></span>'
+            '<span id="d" data-kibitz-count="/nothing-here/"></span>')
+    url = site.host.add("/index", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/counts" in r.url else None)
+    try:
+        page.goto(url)
+        page.locator("#d", has_text="0").wait_for()
+        assert [page.locator(f"#{i}").inner_text() for i in "abcd"] == ["2", "1", "2", "0"]
+        assert len(asked) == 1
+        shot(page, "widget-counts")
+    finally:
+        ctx.close()
+
+
+def test_a_site_that_is_not_allowed_gets_a_clear_message(browser: Any, site: Setup) -> None:
+    """An origin missing from KIBITZ_ALLOWED_ORIGINS sees why, not a blank box."""
+    from tests.browser.conftest import run_host
+    from tests.conftest import free_port
+
+    site.kibitz.add_comment(THREAD, "Visible only to allowed sites.")
+    with run_host(free_port()) as stranger:
+        url = stranger.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        try:
+            page.goto(url)
+            message = widget(page).locator(".notice--error")
+            message.wait_for()
+            assert "is not allowed to embed" in message.inner_text()
+            assert stranger.url in message.inner_text()
+            assert widget(page).locator("li.comment").count() == 0
+            shot(page, "widget-refused")
+        finally:
+            ctx.close()
+
+
+def _contrast(fg: str, bg: str) -> float:
+    def luminance(colour: str) -> float:
+        r, g, b = (int(x) for x in re.findall(r"\d+", colour)[:3])
+
+        def channel(c: int) -> float:
+            s = c / 255
+            return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    hi, lo = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+PAIRS = """(() => {
+  const root = document.querySelector('[data-kibitz-thread]').shadowRoot;
+  const style = (sel) => getComputedStyle(root.querySelector(sel));
+  const bg = style('.kibitz').backgroundColor, card = style('.comment__card').backgroundColor;
+  return {
+    text: [style('.kibitz').color, bg],
+    comment: [style('.comment__body').color, card],
+    muted: [style('.comment__when a').color, card],
+    reply: [style('.comment__reply').color, card],
+    hint: [style('.field__hint').color, bg],
+    button: [style('button[type=submit]').color, style('button[type=submit]').backgroundColor],
+  };
+})()"""
+
+
+def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> None:
+    """data-kibitz-theme=dark darkens the widget; every text colour pair reaches 4.5:1."""
+    site.kibitz.add_comment(THREAD, "Readable in the dark?")
+    for theme in ("light", "dark"):
+        body = f'<div data-kibitz-thread="{THREAD}" data-kibitz-theme="{theme}"></div>'
+        url = site.host.add(f"/{theme}", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
+        ctx, page, _ = open_host(browser, url)
+        try:
+            widget(page).locator("li.comment").wait_for()
+            pairs = page.evaluate(PAIRS)
+            background = pairs["text"][1]
+            assert (background == "rgb(18, 20, 23)") == (theme == "dark"), background
+            for name, (fg, bg) in pairs.items():
+                assert _contrast(fg, bg) >= 4.5, (theme, name, fg, bg)
+            shot(page, f"widget-{theme}")
+        finally:
+            ctx.close()
+    # auto follows the reader's preference.
+    url = site.host.add("/auto", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    ctx, page, _ = open_host(browser, url, color_scheme="dark")
+    try:
+        widget(page).locator("li.comment").wait_for()
+        assert page.evaluate(PAIRS)["text"][1] == "rgb(18, 20, 23)"
+    finally:
+        ctx.close()
+
+
+def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> None:
+    """Tab reaches every field and the button, Enter posts, focus stays and is visible."""
+    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'),
+                        csp=strict_csp(site.kibitz.url))
+    ctx, page, problems = open_host(browser, url)
+    active = "document.querySelector('[data-kibitz-thread]').shadowRoot.activeElement"
+    try:
+        wait_live(page)
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"{active} && {active}.id") == "kibitz-author":
+                break
+        else:
+            raise AssertionError("Tab never reached the name field")
+        page.keyboard.type("Kay Board")
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"{active}.id") == "kibitz-email"
+        page.keyboard.type("kay@example.org")
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"{active}.id") == "kibitz-website"
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"{active}.id") == "kibitz-text"
+        page.keyboard.type("Typed without a mouse.")
+        page.keyboard.press("Tab")
+        assert page.evaluate(f"{active}.type") == "submit"
+        outline = page.evaluate(f"(() => {{ const s = getComputedStyle({active}); "
+                                "return [s.outlineStyle, s.outlineWidth]; })()")
+        assert outline == ["solid", "3px"]
+        shot(page, "widget-keyboard-focus")
+        page.keyboard.press("Enter")
+        widget(page).locator("li.comment", has_text="Typed without a mouse.").wait_for()
+        assert page.evaluate(f"{active}.type") == "submit"
+        shot(page, "widget-keyboard-posted")
+        assert problems == []
+    finally:
+        ctx.close()
+
+
+def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browser: Any,
+                                                                         site: Setup) -> None:
+    """A 422 marks each field with its message; the draft comes back after a reload."""
+    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    ctx, page, _ = open_host(browser, url)
+    try:
+        w = widget(page)
+        w.locator("#kibitz-email").fill("not an address")
+        w.locator("#kibitz-text").fill("Something worth keeping.")
+        w.locator("button[type=submit]").click()
+        w.locator("#kibitz-author-error").wait_for()
+        assert w.locator("#kibitz-author").get_attribute("aria-invalid") == "true"
+        assert "kibitz-author-error" in w.locator("#kibitz-author").get_attribute("aria-describedby")
+        assert w.locator("#kibitz-email-error").inner_text() == "Please enter a valid e-mail address."
+        assert w.locator("#kibitz-text").input_value() == "Something worth keeping."
+        assert page.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot"
+                             ".activeElement.id") == "kibitz-author"
+        shot(page, "widget-field-errors")
+        page.reload()
+        w.locator("#kibitz-text").wait_for()
+        assert w.locator("#kibitz-text").input_value() == "Something worth keeping."
+        assert w.locator("#kibitz-email").input_value() == "not an address"
+    finally:
+        ctx.close()
+
+
+def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, site: Setup) -> None:
+    """Inside the edit window the author edits and deletes; the other reader follows live."""
+    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    ctx_a, alice, _ = open_host(browser, url)
+    ctx_b, bob, _ = open_host(browser, url)
+    try:
+        wait_live(alice, 2)
+        post_through(alice, "Alice", "Frist post")
+        mine = widget(alice).locator("li.comment", has_text="Frist post")
+        mine.wait_for()
+        widget(bob).locator("li.comment", has_text="Frist post").wait_for()
+        assert widget(bob).locator(".comment__edit-button").count() == 0
+        alice.reload()  # the token survives in localStorage
+        widget(alice).locator(".comment__edit-button").click()
+        area = widget(alice).locator(".comment__edit textarea")
+        assert area.input_value() == "Frist post"
+        area.fill("First post")
+        widget(alice).locator(".comment__edit button[type=submit]").click()
+        widget(alice).locator(".comment__body", has_text="First post").wait_for()
+        widget(bob).locator(".comment__body", has_text="First post").wait_for()
+        assert widget(bob).locator(".comment__edited").count() == 1
+        shot(alice, "widget-edited")
+        delete = widget(alice).locator(".comment__delete-button")
+        delete.click()
+        assert delete.inner_text() == "Really delete?"
+        delete.click()
+        widget(alice).locator("li.comment").first.wait_for(state="detached")
+        widget(bob).locator("li.comment").first.wait_for(state="detached")
+        assert widget(bob).locator(".comments__title").inner_text() == "0 comments"
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
+def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> None:
+    """data-kibitz-lang=de (or the page's lang) switches every word to German."""
+    site.kibitz.add_comment(THREAD, "Servus.")
+    url = site.host.add("/de", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>',
+                                         lang="de"))
+    ctx, page, _ = open_host(browser, url)
+    try:
+        widget(page).locator("li.comment").wait_for()
+        assert widget(page).locator(".comments__title").inner_text() == "1 Kommentar"
+        assert widget(page).locator("button[type=submit]").inner_text() == "Kommentar abschicken"
+        assert widget(page).locator(".comment__reply").inner_text() == "Antworten"
+        shot(page, "widget-german")
+    finally:
+        ctx.close()
