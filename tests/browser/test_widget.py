@@ -312,3 +312,52 @@ def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> No
         shot(page, "widget-german")
     finally:
         ctx.close()
+
+
+def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
+        browser: Any, tmp_path: Any) -> None:
+    """Comments committed while the reader was cut off arrive on reconnect, each once."""
+    from db.comments import CommentStore, NewComment
+    from db.database import connect
+    from server.markup import render_comment
+    from server.uris import normalise_uri
+    from tests.browser.conftest import run_async, run_host, run_kibitz
+    from tests.conftest import free_port, make_settings
+
+    port, host_port = free_port(), free_port()
+    database = f"sqlite:///{tmp_path / 'kibitz.db'}"
+    settings = make_settings(database, tmp_path, KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
+
+    async def write_while_down(texts: list[str]) -> None:
+        db = await connect(database)
+        try:
+            for text in texts:
+                await CommentStore(db).add(normalise_uri(THREAD), NewComment(
+                    author="Offline", email="o@example.org", website=None, text=text,
+                    html=render_comment(text), status="approved"), create_thread=True)
+        finally:
+            await db.close()
+
+    with run_host(host_port) as host:
+        url = host.add("/post", host_page(f"http://127.0.0.1:{port}",
+                                          f'<div data-kibitz-thread="{THREAD}"></div>'))
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        try:
+            with run_kibitz(settings, port) as kibitz:
+                kibitz.add_comment(THREAD, "Before the drop.")
+                page.goto(url)
+                wait_live(page)
+            widget(page).locator(".comments__presence").wait_for(state="hidden")
+            run_async(write_while_down(["Missed one.", "Missed two."]))
+            with run_kibitz(settings, port) as kibitz:
+                widget(page).locator("li.comment", has_text="Missed two.").wait_for(timeout=15000)
+                wait_live(page)
+                kibitz.add_comment(THREAD, "After the return.")
+                widget(page).locator("li.comment", has_text="After the return.").wait_for()
+                bodies = widget(page).locator(".comment__body").all_inner_texts()
+                assert bodies == ["Before the drop.", "Missed one.", "Missed two.", "After the return."]
+                shot(page, "widget-resumed")
+        finally:
+            ctx.close()

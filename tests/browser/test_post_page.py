@@ -1,0 +1,90 @@
+"""kibitz's own post page in a real browser: plain without JavaScript, live with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import Setup, shot
+
+
+def test_without_javascript_the_form_posts_and_the_thread_shows(browser: Any, site: Setup) -> None:
+    """JavaScript off: the server-rendered page and the plain form post do everything."""
+    site.kibitz.add_post("plain", "Plain and simple")
+    ctx = browser.new_context(java_script_enabled=False)
+    page = ctx.new_page()
+    try:
+        page.goto(site.kibitz.url + "/posts/plain")
+        page.fill("#kibitz-email", "nojs@example.org")
+        page.fill("#kibitz-text", "Works without scripts.")
+        page.click("button[type=submit]")
+        assert page.locator("#kibitz-author-error").count() == 1  # 422, all kept
+        assert page.locator("#kibitz-text").input_value().strip() == "Works without scripts."
+        page.fill("#kibitz-author", "No Script")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "#comment-" in page.url
+        assert page.locator("li.comment", has_text="Works without scripts.").count() == 1
+        assert page.locator(".comment__edit-button").count() == 0
+        shot(page, "page-no-javascript")
+    finally:
+        ctx.close()
+
+
+def test_a_comment_posted_in_one_tab_appears_in_the_other(browser: Any, site: Setup) -> None:
+    """JavaScript on: fetch posts without a page load; the other tab inserts it live."""
+    post = site.kibitz.add_post("live", "Live post")
+    first = site.kibitz.add_comment(post.uri, "Already here.", author="Early Bird")
+    ctx_a, ctx_b = browser.new_context(), browser.new_context()
+    a, b = ctx_a.new_page(), ctx_b.new_page()
+    problems: list[str] = []
+    for page in (a, b):
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        for page in (a, b):
+            page.goto(site.kibitz.url + "/posts/live")
+        for page in (a, b):
+            page.locator("[data-presence]", has_text="2 reading now").wait_for(timeout=5000)
+        a.evaluate("window.stillThisPage = true")
+        # Reply to the existing comment from tab A.
+        a.locator(f"#comment-{first.id} .comment__reply").click()
+        assert a.locator(".respond__title").inner_text() == "Reply to Early Bird"
+        assert a.evaluate("document.activeElement.id") == "kibitz-text"
+        a.fill("#kibitz-author", "Tab A")
+        a.fill("#kibitz-email", "a@example.org")
+        a.fill("#kibitz-text", "Replying live.")
+        a.click("button[type=submit]")
+        reply = b.locator(f"#comment-{first.id} > ol.comment-list--children > li.comment--new")
+        reply.wait_for(timeout=5000)
+        assert "Replying live." in reply.inner_text()
+        b.locator("[data-announcer]", has_text="New comment by Tab A").wait_for(state="attached")
+        assert b.locator(".comments__title").inner_text() == "2 comments on “Live post”"
+        assert a.evaluate("window.stillThisPage") is True
+        assert a.locator(f"#comment-{first.id} li.comment", has_text="Replying live.").count() == 1
+        assert a.locator("#kibitz-text").input_value() == ""
+        assert a.locator(".comment__edit-button").count() == 1
+        shot(a, "page-posted-with-fetch")
+        shot(b, "page-live-arrival")
+        assert problems == []
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
+def test_field_errors_from_the_api_show_beside_the_fields(browser: Any, site: Setup) -> None:
+    """With JavaScript, a 422 marks the fields in place and keeps what was typed."""
+    site.kibitz.add_post("errors", "Errors")
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    try:
+        page.goto(site.kibitz.url + "/posts/errors")
+        page.wait_for_function("document.querySelector('[data-kibitz-page]').dataset.live")
+        page.evaluate("window.stillThisPage = true")
+        page.fill("#kibitz-text", "Keep me.")
+        page.click("button[type=submit]")
+        page.locator("#kibitz-author-error").wait_for()
+        assert page.locator("#kibitz-email-error").count() == 1
+        assert page.evaluate("window.stillThisPage") is True
+        assert page.locator("#kibitz-text").input_value() == "Keep me."
+        shot(page, "page-field-errors")
+    finally:
+        ctx.close()
