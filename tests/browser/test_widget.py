@@ -361,3 +361,27 @@ def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
                 shot(page, "widget-resumed")
         finally:
             ctx.close()
+
+
+def test_a_hundred_comment_thread_renders_fast(browser: Any, site: Setup) -> None:
+    """Script loaded → 100 comments rendered, measured by the page's clock (bench/widget.py)."""
+    ids: list[int] = []
+    for i in range(100):
+        parent = ids[i - 1] if i % 3 == 2 else None
+        ids.append(site.kibitz.add_comment(THREAD, f"Comment {i} with https://example.org/{i}",
+                                           author=f"Reader {i % 17}", parent=parent).id)
+    url = site.host.add("/big", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'),
+                        csp=strict_csp(site.kibitz.url))
+    ctx, page, problems = open_host(browser, url)
+    try:
+        widget(page).locator("form[data-comment-form]").wait_for()
+        assert widget(page).locator("li.comment").count() == 100
+        timing = page.evaluate("""() => {
+            const s = performance.getEntriesByType('resource').find(e => e.name.includes('/embed.js'));
+            return performance.getEntriesByName('kibitz:rendered')[0].startTime - s.responseEnd; }""")
+        print(f"\nwidget: embed.js loaded → 100 comments rendered in {timing:.0f} ms")
+        assert timing < 3000
+        shot(page, "widget-hundred-comments")
+        assert [p for p in problems if "WebSocket" not in p] == []
+    finally:
+        ctx.close()

@@ -86,6 +86,17 @@ async function mount(el, api, configured) {
   view.render(thread.value.comments);
   const respond = buildForm(t);
   box.replaceChildren(h("section", { class: "comments" }, count, presence, announcer, empty, list), respond);
+  // Links to #comment-N point into the shadow root, where the host page's URL cannot reach.
+  const reveal = (hash) => {
+    const target = /^#comment-\d+$/.test(hash) && root.getElementById(hash.slice(1));
+    if (target) target.scrollIntoView({ block: "center" });
+    return Boolean(target);
+  };
+  list.addEventListener("click", (event) => {
+    const link = event.target.closest("a[href^='#comment-']");
+    if (link && reveal(link.getAttribute("href"))) event.preventDefault();
+  });
+  reveal(location.hash);
   enhanceForm({ section: respond, api, uri, title: title || document.title, t, view, own });
   if (window.performance && performance.mark) performance.mark("kibitz:rendered");
   ready("rendered");
