@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ log = logging.getLogger("kibitz.live")
 
 MAX_INCOMING = 4096  # bytes; readers send nothing but pings
 WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in a socket's transport before it is cut off
+KERNEL_SEND_BUFFER = 64 * 1024  # per live-port socket, so a stalled reader's cost is bounded
 QUEUE_LIMIT = 512  # frames waiting for an ASGI reader before it is cut off
 PING_INTERVAL = PING_TIMEOUT = 20.0
 
@@ -192,7 +194,7 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
         await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
         return
     await websocket.accept()
-    error = await _serve(live.hub, QueuedConnection(websocket), ask,
+    error = await _serve(live.hub, QueuedConnection(websocket, live.queue_limit), ask,
                          lambda: _asgi_receive(websocket))
     if error is not None:
         try:
@@ -216,6 +218,9 @@ class DirectConnection(Connection):
         super().__init__()
         self.ws = ws
         self.limit = limit
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:  # else the kernel would let a stalled reader hold megabytes
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
 
     def push(self, frame: Frame) -> bool:
         ws = self.ws

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from db.models import Comment, Event
 from realtime import protocol
 from realtime.broker import Broker, MemoryBroker, RedisBroker
-from realtime.endpoint import LiveServer
+from realtime.endpoint import QUEUE_LIMIT, LiveServer
 from realtime.hub import Hub
 from server.shapes import staff_comment
 
@@ -37,6 +37,7 @@ class LivePlugin:
         self.hub: Hub | None = None
         self.broker: Broker | None = None
         self.server: LiveServer | None = None
+        self.queue_limit = QUEUE_LIMIT  # frames an ASGI reader may have waiting
 
     async def start(self, state: Any) -> None:
         settings = state.settings

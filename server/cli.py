@@ -66,14 +66,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(
             "--workers above 1 needs KIBITZ_DATABASE_URL=postgresql://… and KIBITZ_REDIS_URL="
             "redis://…: SQLite and in-process fan-out serve one process only")
-    if args.live_port is not None:
-        os.environ["KIBITZ_LIVE_PORT"] = str(args.live_port)
+    # Workers read their settings from the environment: hand them the listener's shape.
+    # The live channel is served apart (websockets' own server, pre-built frames) on
+    # --live-port, default P+1; the site's own /ws keeps working on P as well.
+    live_port = args.live_port if args.live_port is not None else args.port + 1
+    os.environ.update(KIBITZ_LIVE_PORT=str(live_port) if live_port else "",
+                      KIBITZ_LIVE_HOST=args.host, KIBITZ_HTTP_PORT=str(args.port),
+                      KIBITZ_WORKERS=str(args.workers))
 
     _run(_migrate(settings))
     uvicorn.run(
         "server.app:from_environment", factory=True, host=args.host, port=args.port,
         workers=args.workers, proxy_headers=False, server_header=False,
-        ws="websockets-sansio", ws_per_message_deflate=False, log_level="info",
+        ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=65536,
+        log_level="info",
     )
     return 0
 
@@ -169,7 +175,8 @@ def parser() -> Parser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--live-port", type=int, default=None,
-                       help="serve the live channel on a port of its own")
+                       help="port of the live channel's own server (default: --port + 1; "
+                            "0: only the site's own /ws)")
     serve.set_defaults(run=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(

@@ -1,0 +1,110 @@
+"""Readers and writers for live-channel tests: real websockets clients, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from server.auth import hash_password, new_api_token
+from tests.conftest import Server
+
+COMMENT = {"author": "Ada", "email": "ada@example.org", "text": "Hello live world"}
+
+
+def ws_base(server: Server, transport: str) -> str:
+    """Where a reader connects: the site's own /ws, or the live port's."""
+    if transport == "direct":
+        return f"ws://127.0.0.1:{server.settings.live_port}"
+    return server.url.replace("http://", "ws://")
+
+
+class Reader:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.hello: dict[str, Any] = {}
+        self.presence: list[int] = []
+
+    async def next(self, timeout: float = 5) -> dict[str, Any]:
+        """The next message that is not a presence update."""
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] == "presence":
+                self.presence.append(message["online"])
+                continue
+            return message  # type: ignore[no-any-return]
+
+    async def events(self, count: int, timeout: float = 5) -> list[dict[str, Any]]:
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def silent(self, wait: float = 0.5) -> None:
+        """Nothing but presence arrives within ``wait`` seconds."""
+        try:
+            message = await self.next(wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {message}")
+
+    async def presence_reaches(self, online: int, timeout: float = 5) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.presence or self.presence[-1] != online:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"presence {self.presence}, expected {online}")
+            try:
+                message = json.loads(await asyncio.wait_for(self.ws.recv(), remaining))
+            except TimeoutError:
+                continue
+            if message["type"] == "presence":
+                self.presence.append(message["online"])
+
+
+@asynccontextmanager
+async def reader(base: str, uri: str, since: int | None = None, *,
+                 origin: str | None = None, **kwargs: Any) -> AsyncIterator[Reader]:
+    url = f"{base}/ws?uri={uri}" + (f"&since={since}" if since is not None else "")
+    async with connect(url, compression=None, origin=origin, open_timeout=10,  # type: ignore[arg-type]
+                       **kwargs) as ws:
+        r = Reader(ws)
+        r.hello = await r.next()
+        assert r.hello["type"] == "hello", r.hello
+        yield r
+
+
+@asynccontextmanager
+async def slow_reader(base: str, uri: str) -> AsyncIterator[ClientConnection]:
+    """A reader whose socket takes almost nothing in: a tiny receive buffer, never read."""
+    host, port = base.removeprefix("ws://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    async with connect(f"{base}/ws?uri={uri}", sock=sock, compression=None, max_queue=1,
+                       ping_interval=None,
+                       open_timeout=10) as ws:
+        yield ws
+
+
+async def post(server: Server, uri: str, **fields: Any) -> dict[str, Any]:
+    async with server.client() as client:
+        response = await client.post("/api/comments", json={"uri": uri, **COMMENT, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()["comment"]  # type: ignore[no-any-return]
+
+
+async def add_post(server: Server, slug: str) -> str:
+    await server.state.posts.add(slug=slug, title=slug.title(), author="Admin",
+                                 body_html="<p>x</p>")
+    return f"/posts/{slug}"
+
+
+async def staff_token(server: Server, name: str = "mod") -> str:
+    member = await server.state.staff.add(name, "moderator", hash_password("long-password"))
+    token = new_api_token()
+    await server.state.staff.add_token(member.id, token)
+    return token
