@@ -385,3 +385,37 @@ def test_a_hundred_comment_thread_renders_fast(browser: Any, site: Setup) -> Non
         assert [p for p in problems if "WebSocket" not in p] == []
     finally:
         ctx.close()
+
+
+def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: Any,
+                                                                    tmp_path: Any) -> None:
+    """`kibitz serve` (live port apart): a strict-CSP host naming both origins works live."""
+    from tests.browser.conftest import run_host
+    from tests.conftest import free_port, start_process, stop_process
+
+    port, live_port, host_port = free_port(), free_port(), free_port()
+    kibitz = f"http://127.0.0.1:{port}"
+    env = {"KIBITZ_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "KIBITZ_DATA_DIR": str(tmp_path),
+           "KIBITZ_PUBLIC_URL": kibitz, "KIBITZ_ALLOWED_ORIGINS": f"http://127.0.0.1:{host_port}",
+           "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off", "KIBITZ_SECRET_KEY": "s" * 32}
+    process = start_process(env, "--live-port", str(live_port), port=port)
+    try:
+        with run_host(host_port) as host:
+            csp = (f"default-src 'none'; script-src {kibitz}; style-src {kibitz}; "
+                   f"connect-src {kibitz} ws://127.0.0.1:{live_port}")
+            url = host.add("/post", host_page(kibitz, f'<div data-kibitz-thread="{THREAD}"></div>'),
+                           csp=csp)
+            ctx_a, alice, problems_a = open_host(browser, url)
+            ctx_b, bob, problems_b = open_host(browser, url)
+            try:
+                wait_live(alice, 2)
+                wait_live(bob, 2)
+                post_through(alice, "Via Port", "Through the live port.")
+                widget(bob).locator("li.comment--new", has_text="Through the live port.").wait_for(
+                    timeout=5000)
+                assert problems_a == [] and problems_b == []
+            finally:
+                ctx_a.close()
+                ctx_b.close()
+    finally:
+        stop_process(process)
