@@ -46,8 +46,6 @@ def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Set
         radius = widget(page).locator(".comment__card").first.evaluate(
             "el => getComputedStyle(el).borderTopLeftRadius")
         assert radius == "10px"
-        # The host's styles do not reach in, the widget's do not leak out.
-        assert page.locator("h1").evaluate("el => getComputedStyle(el).fontFamily") != ""
         shot(page, "widget-light")
         assert problems == []
     finally:
@@ -419,3 +417,34 @@ def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: A
                 ctx_b.close()
     finally:
         stop_process(process)
+
+
+HOSTILE_CSS = """
+li, p, button { color: rgb(255, 0, 0) !important; font-size: 40px !important; }
+.comment__card { display: none !important; }
+[data-kibitz-thread] { --kibitz-accent: rgb(120, 20, 90); --kibitz-accent-fg: rgb(255, 255, 255); }
+"""
+
+
+def test_styles_are_isolated_both_ways_and_themable_by_custom_properties(browser: Any,
+                                                                          site: Setup) -> None:
+    """Host rules do not reach into the widget, its rules do not leak out; --kibitz-* do."""
+    site.kibitz.add_comment(THREAD, "Styled by kibitz only.")
+    body = (f'<style>{HOSTILE_CSS}</style><div class="comment__card" id="host-card">host</div>'
+            f'<div data-kibitz-thread="{THREAD}"></div>')
+    url = site.host.add("/hostile", host_page(site.kibitz.url, body))
+    ctx, page, _ = open_host(browser, url)
+    try:
+        card = widget(page).locator(".comment__card")
+        card.wait_for()
+        assert card.evaluate("el => getComputedStyle(el).display") == "block"
+        text = widget(page).locator(".comment__body p")
+        assert text.evaluate("el => getComputedStyle(el).color") != "rgb(255, 0, 0)"
+        assert text.evaluate("el => getComputedStyle(el).fontSize") != "40px"
+        host_card = page.locator("#host-card")
+        assert host_card.evaluate("el => getComputedStyle(el).borderTopLeftRadius") == "0px"
+        button = widget(page).locator("button[type=submit]")
+        assert button.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(120, 20, 90)"
+        shot(page, "widget-themed-on-hostile-page")
+    finally:
+        ctx.close()
