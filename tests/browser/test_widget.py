@@ -448,3 +448,40 @@ def test_styles_are_isolated_both_ways_and_themable_by_custom_properties(browser
         shot(page, "widget-themed-on-hostile-page")
     finally:
         ctx.close()
+
+
+def test_a_reader_closed_with_4000_resumes_from_its_cursor(browser: Any, site: Setup) -> None:
+    """Fallen behind (close 4000), the widget reconnects at once with since and misses nothing."""
+    from server.uris import normalise_uri
+
+    site.kibitz.add_comment(THREAD, "Seen live.")
+    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    sockets: list[str] = []
+    closes: list[Any] = []
+
+    def opened(ws: Any) -> None:
+        sockets.append(ws.url)
+        ws.on("close", lambda closed: closes.append(closed))
+
+    page.on("websocket", opened)
+    try:
+        page.goto(url)
+        wait_live(page)
+
+        async def stall() -> None:
+            # The next event finds every reader's queue full: the hub cuts them off with 4000.
+            hub = site.kibitz.server.state.extras["live"].hub
+            for subscriber in hub.rooms[normalise_uri(THREAD)].subscribers:
+                subscriber.push = lambda frame: False
+
+        site.kibitz.run(stall())
+        missed = site.kibitz.add_comment(THREAD, "Sent while the reader was behind.")
+        widget(page).locator(f"#comment-{missed.id}").wait_for(timeout=5000)
+        assert len(sockets) == 2 and len(closes) == 1
+        assert "since=1" in sockets[1]
+        assert widget(page).locator(f"#comment-{missed.id}").count() == 1
+        assert widget(page).locator("li.comment").count() == 2
+    finally:
+        ctx.close()
