@@ -26,6 +26,17 @@ def test_without_javascript_the_form_posts_and_the_thread_shows(browser: Any, si
         assert page.locator("li.comment", has_text="Works without scripts.").count() == 1
         assert page.locator(".comment__edit-button").count() == 0
         shot(page, "page-no-javascript")
+        # The form path left the edit token in a cookie: with JavaScript, Edit is offered.
+        scripted = browser.new_context()
+        scripted.add_cookies(ctx.cookies())
+        again = scripted.new_page()
+        again.goto(site.kibitz.url + "/posts/plain")
+        mine = again.locator("#" + page.url.split("#")[1])
+        mine.locator(".comment__edit-button").click()
+        again.locator(".comment__edit textarea").fill("Edited with scripts.")
+        again.locator(".comment__edit button[type=submit]").click()
+        mine.locator(".comment__body", has_text="Edited with scripts.").wait_for()
+        scripted.close()
     finally:
         ctx.close()
 

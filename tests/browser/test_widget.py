@@ -228,9 +228,20 @@ def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> 
         assert outline == ["solid", "3px"]
         shot(page, "widget-keyboard-focus")
         page.keyboard.press("Enter")
-        widget(page).locator("li.comment", has_text="Typed without a mouse.").wait_for()
+        mine = widget(page).locator("li.comment", has_text="Typed without a mouse.")
+        mine.wait_for()
         assert page.evaluate(f"{active}.type") == "submit"
         shot(page, "widget-keyboard-posted")
+        # Reply by keyboard: focus the Reply link, Enter moves to the text box for the reply.
+        mine.locator(".comment__reply").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate(f"{active}.id") == "kibitz-text"
+        assert widget(page).locator(".respond__title").inner_text() == "Reply to Kay Board"
+        page.keyboard.type("Answering myself.")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        mine.locator("ol.comment-list--children li.comment", has_text="Answering myself.").wait_for()
+        assert widget(page).locator(".respond__title").inner_text() == "Leave a comment"
         assert problems == []
     finally:
         ctx.close()
