@@ -496,3 +496,36 @@ def test_a_reader_closed_with_4000_resumes_from_its_cursor(browser: Any, site: S
         assert widget(page).locator("li.comment").count() == 2
     finally:
         ctx.close()
+
+
+def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
+                                                                   tmp_path: Any) -> None:
+    """With KIBITZ_MAX_DEPTH=2, deeper replies attach at level 2 and say whom they answer."""
+    from tests.browser.conftest import run_host, run_kibitz
+    from tests.conftest import free_port, make_settings
+
+    port, host_port = free_port(), free_port()
+    settings = make_settings(f"sqlite:///{tmp_path / 'k.db'}", tmp_path, KIBITZ_MAX_DEPTH="2",
+                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
+    with run_host(host_port) as host, run_kibitz(settings, port) as kibitz:
+        top = kibitz.add_comment(THREAD, "Top.", author="Ann")
+        second = kibitz.add_comment(THREAD, "Second level.", author="Ben", parent=top.id)
+        third = kibitz.add_comment(THREAD, "Third, shown at two.", author="Cy", parent=second.id)
+        url = host.add("/post", host_page(kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+        ctx, page, _ = open_host(browser, url)
+        try:
+            level_two = f"#comment-{top.id} > ol > li.comment"
+            widget(page).locator(f"#comment-{third.id}").wait_for()
+            wait_live(page)
+            live = kibitz.add_comment(THREAD, "Fourth, live.", author="Di", parent=third.id)
+            widget(page).locator(f"#comment-{live.id}").wait_for()
+            ids = widget(page).locator(level_two).evaluate_all(
+                "items => items.map(li => Number(li.dataset.id))")
+            assert ids == [second.id, third.id, live.id]
+            answers = widget(page).locator(f"{level_two} .comment__answers").all_inner_texts()
+            assert answers == ["in reply to Ben", "in reply to Cy"]
+            numbers = widget(page).locator(".comment__number").all_inner_texts()
+            assert numbers == ["#1"]
+        finally:
+            ctx.close()
