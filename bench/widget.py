@@ -18,10 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.widget import Bundle  # noqa: E402
-from tests.browser.conftest import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, host_page, run_host, run_kibitz, strict_csp)
-from tests.conftest import free_port, make_settings  # noqa: E402
+from server.widget import Bundle
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    host_page,
+    run_host,
+    run_kibitz,
+    strict_csp,
+)
+from tests.conftest import free_port, make_settings
 
 TIMING = """() => {
   const script = performance.getEntriesByType('resource').find(e => e.name.includes('/embed.js'));
@@ -33,7 +39,7 @@ TIMING = """() => {
 
 def sizes() -> None:
     bundle = Bundle()
-    for name, asset in bundle.assets.items():
+    for asset in bundle.assets.values():
         print(f"{asset.url:36} {len(asset.body):7,d} B minified {len(asset.gzipped):7,d} B gzipped")
     print(f"widget total loaded from kibitz (embed.js, CSS inside): "
           f"{bundle.embed_gzipped_size / 1024:.1f} KiB gzipped (budget 15 KB)")
@@ -56,8 +62,8 @@ def render_times(comments: int, runs: int) -> dict[str, list[float]]:
                        f"https://example.org/{i} and *some* emphasis.\n\nA second paragraph."
                 ids.append(kibitz.add_comment(uri, text, author=f"Reader {i % 17}",
                                               parent=parent).id)
-            url = host.add("/post", host_page(kibitz.url, f'<div data-kibitz-thread="{uri}"></div>'),
-                           csp=strict_csp(kibitz.url))
+            page_html = host_page(kibitz.url, f'<div data-kibitz-thread="{uri}"></div>')
+            url = host.add("/post", page_html, csp=strict_csp(kibitz.url))
             found: dict[str, list[float]] = {"loaded→rendered": [], "requested→rendered": [],
                                              "executing→rendered": []}
             with sync_playwright() as playwright:

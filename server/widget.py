@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rcssmin
-import rjsmin
+import rcssmin  # type: ignore[import-untyped]
+import rjsmin  # type: ignore[import-untyped]
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -81,7 +81,7 @@ def widget_catalogues(sources: str) -> dict[str, dict[str, Any]]:
     for path in MESSAGE_SOURCES:
         if path.exists():
             used.update(_STRING.findall(path.read_text(encoding="utf-8")))
-    words = {key: value for key, value in own.items()}
+    words = dict(own)
     words.update({key: value for key, value in server.items() if key in used or key in own})
     return {"de": words}
 

@@ -159,7 +159,7 @@ def run_host(port: int) -> Iterator[HostSite]:
     site = HostSite(f"http://127.0.0.1:{port}")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             html, csp = site.pages.get(self.path.split("?")[0], ("not found", None))
             body = html.encode()
             self.send_response(200 if self.path.split("?")[0] in site.pages else 404)

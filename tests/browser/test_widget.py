@@ -8,6 +8,7 @@ from typing import Any
 from tests.browser.conftest import Setup, host_page, shot, strict_csp
 
 THREAD = "/2010/07/social-media/"
+THREAD_DIV = f'<div data-kibitz-thread="{THREAD}"></div>'
 
 
 def open_host(browser: Any, url: str, **context: Any) -> tuple[Any, Any, list[str]]:
@@ -32,7 +33,7 @@ def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Set
     site.kibitz.add_comment(THREAD, "A reply.", author="Brian", parent=first.id)
     site.kibitz.add_comment(THREAD, "Held back.", author="Mallory", status="pending",
                             email="mallory@example.org")
-    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'),
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV),
                         csp=strict_csp(site.kibitz.url))
     ctx, page, problems = open_host(browser, url)
     try:
@@ -127,7 +128,7 @@ def test_a_site_that_is_not_allowed_gets_a_clear_message(browser: Any, site: Set
 
     site.kibitz.add_comment(THREAD, "Visible only to allowed sites.")
     with run_host(free_port()) as stranger:
-        url = stranger.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+        url = stranger.add("/post", host_page(site.kibitz.url, THREAD_DIV))
         ctx = browser.new_context()
         page = ctx.new_page()
         try:
@@ -176,7 +177,8 @@ def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> N
     site.kibitz.add_comment(THREAD, "Readable in the dark?")
     for theme in ("light", "dark"):
         body = f'<div data-kibitz-thread="{THREAD}" data-kibitz-theme="{theme}"></div>'
-        url = site.host.add(f"/{theme}", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
+        url = site.host.add(f"/{theme}", host_page(site.kibitz.url, body),
+                            csp=strict_csp(site.kibitz.url))
         ctx, page, _ = open_host(browser, url)
         try:
             widget(page).locator("li.comment").wait_for()
@@ -189,7 +191,7 @@ def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> N
         finally:
             ctx.close()
     # auto follows the reader's preference.
-    url = site.host.add("/auto", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    url = site.host.add("/auto", host_page(site.kibitz.url, THREAD_DIV))
     ctx, page, _ = open_host(browser, url, color_scheme="dark")
     try:
         widget(page).locator("li.comment").wait_for()
@@ -200,7 +202,7 @@ def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> N
 
 def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> None:
     """Tab reaches every field and the button, Enter posts, focus stays and is visible."""
-    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'),
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV),
                         csp=strict_csp(site.kibitz.url))
     ctx, page, problems = open_host(browser, url)
     active = "document.querySelector('[data-kibitz-thread]').shadowRoot.activeElement"
@@ -240,7 +242,8 @@ def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> 
         page.keyboard.type("Answering myself.")
         page.keyboard.press("Tab")
         page.keyboard.press("Enter")
-        mine.locator("ol.comment-list--children li.comment", has_text="Answering myself.").wait_for()
+        reply = mine.locator("ol.comment-list--children li.comment", has_text="Answering myself.")
+        reply.wait_for()
         assert widget(page).locator(".respond__title").inner_text() == "Leave a comment"
         assert problems == []
     finally:
@@ -250,7 +253,7 @@ def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> 
 def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browser: Any,
                                                                          site: Setup) -> None:
     """A 422 marks each field with its message; the draft comes back after a reload."""
-    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
     ctx, page, _ = open_host(browser, url)
     try:
         w = widget(page)
@@ -259,8 +262,10 @@ def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browse
         w.locator("button[type=submit]").click()
         w.locator("#kibitz-author-error").wait_for()
         assert w.locator("#kibitz-author").get_attribute("aria-invalid") == "true"
-        assert "kibitz-author-error" in w.locator("#kibitz-author").get_attribute("aria-describedby")
-        assert w.locator("#kibitz-email-error").inner_text() == "Please enter a valid e-mail address."
+        described = w.locator("#kibitz-author").get_attribute("aria-describedby")
+        assert "kibitz-author-error" in described
+        email_error = w.locator("#kibitz-email-error").inner_text()
+        assert email_error == "Please enter a valid e-mail address."
         assert w.locator("#kibitz-text").input_value() == "Something worth keeping."
         assert page.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot"
                              ".activeElement.id") == "kibitz-author"
@@ -275,7 +280,7 @@ def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browse
 
 def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, site: Setup) -> None:
     """Inside the edit window the author edits and deletes; the other reader follows live."""
-    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
     ctx_a, alice, _ = open_host(browser, url)
     ctx_b, bob, _ = open_host(browser, url)
     try:
@@ -310,7 +315,7 @@ def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, s
 def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> None:
     """data-kibitz-lang=de (or the page's lang) switches every word to German."""
     site.kibitz.add_comment(THREAD, "Servus.")
-    url = site.host.add("/de", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>',
+    url = site.host.add("/de", host_page(site.kibitz.url, THREAD_DIV,
                                          lang="de"))
     ctx, page, _ = open_host(browser, url)
     try:
@@ -350,7 +355,7 @@ def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
 
     with run_host(host_port) as host:
         url = host.add("/post", host_page(f"http://127.0.0.1:{port}",
-                                          f'<div data-kibitz-thread="{THREAD}"></div>'))
+                                          THREAD_DIV))
         ctx = browser.new_context()
         page = ctx.new_page()
         try:
@@ -366,7 +371,8 @@ def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
                 kibitz.add_comment(THREAD, "After the return.")
                 widget(page).locator("li.comment", has_text="After the return.").wait_for()
                 bodies = widget(page).locator(".comment__body").all_inner_texts()
-                assert bodies == ["Before the drop.", "Missed one.", "Missed two.", "After the return."]
+                assert bodies == ["Before the drop.", "Missed one.", "Missed two.",
+                                  "After the return."]
                 shot(page, "widget-resumed")
         finally:
             ctx.close()
@@ -379,15 +385,17 @@ def test_a_hundred_comment_thread_renders_fast(browser: Any, site: Setup) -> Non
         parent = ids[i - 1] if i % 3 == 2 else None
         ids.append(site.kibitz.add_comment(THREAD, f"Comment {i} with https://example.org/{i}",
                                            author=f"Reader {i % 17}", parent=parent).id)
-    url = site.host.add("/big", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'),
+    url = site.host.add("/big", host_page(site.kibitz.url, THREAD_DIV),
                         csp=strict_csp(site.kibitz.url))
     ctx, page, problems = open_host(browser, url)
     try:
         widget(page).locator("form[data-comment-form]").wait_for()
         assert widget(page).locator("li.comment").count() == 100
         timing = page.evaluate("""() => {
-            const s = performance.getEntriesByType('resource').find(e => e.name.includes('/embed.js'));
-            return performance.getEntriesByName('kibitz:rendered')[0].startTime - s.responseEnd; }""")
+            const s = performance.getEntriesByType('resource')
+                .find(e => e.name.includes('/embed.js'));
+            const done = performance.getEntriesByName('kibitz:rendered')[0].startTime;
+            return done - s.responseEnd; }""")
         print(f"\nwidget: embed.js loaded → 100 comments rendered in {timing:.0f} ms")
         assert timing < 3000
         shot(page, "widget-hundred-comments")
@@ -404,7 +412,8 @@ def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: A
 
     port, live_port, host_port = free_port(), free_port(), free_port()
     kibitz = f"http://127.0.0.1:{port}"
-    env = {"KIBITZ_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "KIBITZ_DATA_DIR": str(tmp_path),
+    env = {"KIBITZ_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+           "KIBITZ_DATA_DIR": str(tmp_path),
            "KIBITZ_PUBLIC_URL": kibitz, "KIBITZ_ALLOWED_ORIGINS": f"http://127.0.0.1:{host_port}",
            "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off", "KIBITZ_SECRET_KEY": "s" * 32}
     process = start_process(env, "--live-port", str(live_port), port=port)
@@ -412,7 +421,7 @@ def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: A
         with run_host(host_port) as host:
             csp = (f"default-src 'none'; script-src {kibitz}; style-src {kibitz}; "
                    f"connect-src {kibitz} ws://127.0.0.1:{live_port}")
-            url = host.add("/post", host_page(kibitz, f'<div data-kibitz-thread="{THREAD}"></div>'),
+            url = host.add("/post", host_page(kibitz, THREAD_DIV),
                            csp=csp)
             ctx_a, alice, problems_a = open_host(browser, url)
             ctx_b, bob, problems_b = open_host(browser, url)
@@ -442,7 +451,7 @@ def test_styles_are_isolated_both_ways_and_themable_by_custom_properties(browser
     """Host rules do not reach into the widget, its rules do not leak out; --kibitz-* do."""
     site.kibitz.add_comment(THREAD, "Styled by kibitz only.")
     body = (f'<style>{HOSTILE_CSS}</style><div class="comment__card" id="host-card">host</div>'
-            f'<div data-kibitz-thread="{THREAD}"></div>')
+            + THREAD_DIV)
     url = site.host.add("/hostile", host_page(site.kibitz.url, body))
     ctx, page, _ = open_host(browser, url)
     try:
@@ -466,7 +475,7 @@ def test_a_reader_closed_with_4000_resumes_from_its_cursor(browser: Any, site: S
     from server.uris import normalise_uri
 
     site.kibitz.add_comment(THREAD, "Seen live.")
-    url = site.host.add("/post", host_page(site.kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
     ctx = browser.new_context()
     page = ctx.new_page()
     sockets: list[str] = []
@@ -512,7 +521,7 @@ def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
         top = kibitz.add_comment(THREAD, "Top.", author="Ann")
         second = kibitz.add_comment(THREAD, "Second level.", author="Ben", parent=top.id)
         third = kibitz.add_comment(THREAD, "Third, shown at two.", author="Cy", parent=second.id)
-        url = host.add("/post", host_page(kibitz.url, f'<div data-kibitz-thread="{THREAD}"></div>'))
+        url = host.add("/post", host_page(kibitz.url, THREAD_DIV))
         ctx, page, _ = open_host(browser, url)
         try:
             level_two = f"#comment-{top.id} > ol > li.comment"
