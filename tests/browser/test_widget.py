@@ -538,3 +538,51 @@ def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
             assert numbers == ["#1"]
         finally:
             ctx.close()
+
+
+def test_edit_and_delete_disappear_when_the_edit_window_closes(browser: Any,
+                                                               tmp_path: Any) -> None:
+    """With KIBITZ_EDIT_WINDOW=3 the author's buttons go away after three seconds."""
+    from tests.browser.conftest import run_host, run_kibitz
+    from tests.conftest import free_port, make_settings
+
+    port, host_port = free_port(), free_port()
+    settings = make_settings(f"sqlite:///{tmp_path / 'k.db'}", tmp_path, KIBITZ_EDIT_WINDOW="3",
+                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
+    with run_host(host_port) as host, run_kibitz(settings, port) as kibitz:
+        url = host.add("/post", host_page(kibitz.url, THREAD_DIV))
+        ctx, page, _ = open_host(browser, url)
+        try:
+            widget(page).locator("form[data-comment-form]").wait_for()
+            post_through(page, "Quick", "Only briefly mine.")
+            widget(page).locator(".comment__edit-button").wait_for()
+            widget(page).locator(".comment__edit-button").wait_for(state="detached", timeout=6000)
+            assert widget(page).locator(".comment__delete-button").count() == 0
+        finally:
+            ctx.close()
+
+
+def test_several_threads_on_one_page_mount_independently(browser: Any, site: Setup) -> None:
+    """Two containers on one page each show their own thread and form."""
+    site.kibitz.add_comment("/one/", "In thread one.")
+    site.kibitz.add_comment("/two/", "In thread two.")
+    body = ('<div id="one" data-kibitz-thread="/one/"></div>'
+            '<div id="two" data-kibitz-thread="/two/" data-kibitz-theme="dark"></div>')
+    url = site.host.add("/both", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
+    ctx, page, problems = open_host(browser, url)
+    try:
+        page.locator("#one li.comment").wait_for()
+        page.locator("#two li.comment").wait_for()
+        assert page.locator("#one .comment__body").all_inner_texts() == ["In thread one."]
+        assert page.locator("#two .comment__body").all_inner_texts() == ["In thread two."]
+        page.locator("#two #kibitz-author").fill("Second")
+        page.locator("#two #kibitz-email").fill("second@example.org")
+        page.locator("#two #kibitz-text").fill("Posted to two.")
+        page.locator("#two button[type=submit]").click()
+        page.locator("#two li.comment", has_text="Posted to two.").wait_for()
+        assert page.locator("#one li.comment").count() == 1
+        shot(page, "widget-two-threads")
+        assert problems == []
+    finally:
+        ctx.close()
