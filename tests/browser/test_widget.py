@@ -586,3 +586,37 @@ def test_several_threads_on_one_page_mount_independently(browser: Any, site: Set
         assert problems == []
     finally:
         ctx.close()
+
+
+def test_reset_reloads_the_thread_when_the_cursor_is_unknown(browser: Any, tmp_path: Any) -> None:
+    """A server that cannot resume from our cursor says reset; the widget reloads the thread."""
+    from tests.browser.conftest import run_host, run_kibitz
+    from tests.conftest import free_port, make_settings
+
+    port, host_port = free_port(), free_port()
+    database = tmp_path / "k.db"
+    settings = make_settings(f"sqlite:///{database}", tmp_path,
+                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
+    with run_host(host_port) as host:
+        url = host.add("/post", host_page(f"http://127.0.0.1:{port}", THREAD_DIV))
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        try:
+            with run_kibitz(settings, port) as kibitz:
+                for text in ("Old one.", "Old two.", "Old three."):
+                    kibitz.add_comment(THREAD, text)
+                page.goto(url)
+                wait_live(page)
+            # The database is replaced (say, restored from an older backup): cursor 3 is unknown.
+            for path in tmp_path.glob("k.db*"):
+                path.unlink()
+            with run_kibitz(settings, port) as kibitz:
+                kibitz.add_comment(THREAD, "After the restore.")
+                widget(page).locator("li.comment", has_text="After the restore.").wait_for(
+                    timeout=15000)
+                wait_live(page)
+                assert widget(page).locator(".comment__body").all_inner_texts() == [
+                    "After the restore."]
+        finally:
+            ctx.close()
