@@ -192,15 +192,35 @@ class Setup:
     port: int
 
 
+@dataclass
+class TwoOrigins:
+    """Settings for kibitz on a free port that allows an embedding site on another."""
+
+    settings: Any
+    port: int
+    host_port: int
+    database: Path
+
+    @property
+    def kibitz_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def two_origins(tmp_path: Path, **env: str) -> TwoOrigins:
+    port, host_port = free_port(), free_port()
+    database = tmp_path / "kibitz.db"
+    settings = make_settings(f"sqlite:///{database}", tmp_path,
+                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}", **env)
+    return TwoOrigins(settings, port, host_port, database)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Setup]:
     """kibitz on one port (SQLite, moderation off) and an allowed embedding site on another."""
-    port, host_port = free_port(), free_port()
-    settings = make_settings(f"sqlite:///{tmp_path / 'kibitz.db'}", tmp_path,
-                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
-    with run_host(host_port) as host, run_kibitz(settings, port) as kibitz:
-        yield Setup(kibitz, host, settings, port)
+    origins = two_origins(tmp_path)
+    with run_host(origins.host_port) as host, run_kibitz(origins.settings, origins.port) as kibitz:
+        yield Setup(kibitz, host, origins.settings, origins.port)
 
 
 def strict_csp(kibitz_url: str) -> str:
