@@ -5,7 +5,8 @@
 Starts kibitz (SQLite) on a free port with one thread of N comments (every third a reply),
 serves a host page from a second origin, and loads it in Debian's chromium N times (fresh
 context, nothing cached). Times come from the page's own clock: the embed.js resource entry
-(request start, response end) and the widget's `kibitz:start` / `kibitz:rendered` marks.
+(request start, response end) and the widget's marks: `kibitz:start` (the script runs),
+`kibitz:data` (config and thread fetched), `kibitz:rendered` (thread and form in the DOM).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ TIMING = """() => {
   const script = performance.getEntriesByType('resource').find(e => e.name.includes('/embed.js'));
   const mark = (name) => performance.getEntriesByName(name)[0].startTime;
   return { requested: script.startTime, loaded: script.responseEnd, start: mark('kibitz:start'),
-           rendered: mark('kibitz:rendered') };
+           data: mark('kibitz:data'), rendered: mark('kibitz:rendered') };
 }"""
 
 
@@ -65,7 +66,7 @@ def render_times(comments: int, runs: int) -> dict[str, list[float]]:
             page_html = host_page(kibitz.url, f'<div data-kibitz-thread="{uri}"></div>')
             url = host.add("/post", page_html, csp=strict_csp(kibitz.url))
             found: dict[str, list[float]] = {"loaded→rendered": [], "requested→rendered": [],
-                                             "executing→rendered": []}
+                                             "executing→rendered": [], "data→rendered": []}
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
                                                      args=CHROMIUM_ARGS)
@@ -81,6 +82,7 @@ def render_times(comments: int, runs: int) -> dict[str, list[float]]:
                     found["loaded→rendered"].append(t["rendered"] - t["loaded"])
                     found["requested→rendered"].append(t["rendered"] - t["requested"])
                     found["executing→rendered"].append(t["rendered"] - t["start"])
+                    found["data→rendered"].append(t["rendered"] - t["data"])
                     context.close()
                 browser.close()
             return {k: v[1:] for k, v in found.items()}
