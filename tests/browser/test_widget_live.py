@@ -64,6 +64,8 @@ def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, s
         mine.wait_for()
         widget(bob).locator("li.comment", has_text="Frist post").wait_for()
         assert widget(bob).locator(".comment__edit-button").count() == 0
+        # Bob is on the comment's Reply link; the edit arriving live must not take his focus.
+        widget(bob).locator(".comment__reply").focus()
         alice.reload()  # the token survives in localStorage
         widget(alice).locator(".comment__edit-button").click()
         area = widget(alice).locator(".comment__edit textarea")
@@ -73,6 +75,8 @@ def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, s
         widget(alice).locator(".comment__body", has_text="First post").wait_for()
         widget(bob).locator(".comment__body", has_text="First post").wait_for()
         assert widget(bob).locator(".comment__edited").count() == 1
+        assert bob.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot"
+                            ".activeElement.className") == "comment__reply"
         shot(alice, "widget-edited")
         delete = widget(alice).locator(".comment__delete-button")
         delete.click()

@@ -196,9 +196,18 @@ export class ThreadView {
     if (!li) return this.place(c);
     const fresh = this.build(c);
     const card = fresh.firstElementChild;
-    const editing = li.querySelector(":scope > .comment__card > .comment__edit");
+    const old = li.querySelector(":scope > .comment__card");
+    const editing = old.querySelector(":scope > .comment__edit");
+    // A reader whose focus is inside the card (on its Reply link, say) keeps it there.
+    const focused = li.getRootNode().activeElement;
+    const refocus = focused && old.contains(focused) && !(editing && editing.contains(focused))
+      ? focused.classList[0] : null;
     li.className = fresh.className;
-    li.replaceChild(card, li.querySelector(":scope > .comment__card"));
+    li.replaceChild(card, old);
+    if (refocus) {
+      const same = card.querySelector("." + refocus);
+      if (same) same.focus({ preventScroll: true });
+    }
     if (li.dataset.parent) this.answers(li);
     if (editing && c.status !== "deleted") {
       // An edit arriving while the reader edits must not throw away what they are typing.
