@@ -74,6 +74,8 @@ def test_a_site_that_is_not_allowed_gets_a_clear_message(browser: Any, site: Set
             assert "is not allowed to embed" in message.inner_text()
             assert stranger.url in message.inner_text()
             assert widget(page).locator("li.comment").count() == 0
+            assert widget(page).get_attribute("data-kibitz-state") == "refused"
+            assert widget(page).evaluate("el => el.getBoundingClientRect().height") < 200
             shot(page, "widget-refused")
         finally:
             ctx.close()

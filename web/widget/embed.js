@@ -53,7 +53,10 @@ async function mount(el, api, configured) {
   const box = h("div", { class: "kibitz", "data-theme": theme, lang },
     h("p", { class: "kibitz__status", role: "status" }, t("Loading comments…")));
   root.append(box);
-  const ready = (state) => el.dispatchEvent(new CustomEvent("kibitz:ready", { detail: state }));
+  const ready = (state) => {
+    el.dataset.kibitzState = state; // lets the host (and our :host rules) style each state
+    el.dispatchEvent(new CustomEvent("kibitz:ready", { detail: state }));
+  };
 
   const [config, thread] = await Promise.allSettled([configured, api.thread(uri)]);
   if (window.performance && performance.mark) performance.mark("kibitz:data");
