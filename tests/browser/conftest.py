@@ -97,12 +97,13 @@ class Kibitz:
                                                     body_html=body))
 
     def add_comment(self, uri: str, text: str, *, author: str = "Grace", parent: int | None = None,
-                    status: str = "approved", email: str = "grace@example.org") -> Comment:
+                    status: str = "approved", email: str = "grace@example.org",
+                    created: Any = None) -> Comment:
         async def add() -> Comment:
             comment, events = await self.server.state.comments.add(
                 normalise_uri(uri), NewComment(author=author, email=email, website=None, text=text,
                                 html=render_comment(text), status=status, parent_id=parent,
-                                address="192.0.2.7"),
+                                address="192.0.2.7", created=created),
                 create_thread=True)
             discussion = self.server.state.discussion
             for listener in discussion.listeners.events:  # what Discussion.submit does

@@ -312,3 +312,26 @@ def test_several_threads_on_one_page_mount_independently(browser: Any, site: Set
         assert problems == []
     finally:
         ctx.close()
+
+
+def test_imported_replies_dated_before_their_parent_still_nest(browser: Any, site: Setup) -> None:
+    """Thread order comes from parent links first, dates second (imports get dates wrong)."""
+    from datetime import UTC, datetime
+
+    parent = site.kibitz.add_comment(THREAD, "Parent, dated later.", author="Pat",
+                                     created=datetime(2011, 5, 1, tzinfo=UTC))
+    site.kibitz.add_comment(THREAD, "Reply, dated earlier.", author="Rey", parent=parent.id,
+                            created=datetime(2010, 5, 1, tzinfo=UTC))
+    site.kibitz.add_comment(THREAD, "Older top-level.", author="Old",
+                            created=datetime(2009, 5, 1, tzinfo=UTC))
+    url = site.host.add("/import", host_page(site.kibitz.url, THREAD_DIV))
+    ctx, page, _ = open_host(browser, url)
+    try:
+        nested = widget(page).locator(f"#comment-{parent.id} > ol > li.comment")
+        nested.wait_for()
+        assert "Reply, dated earlier." in nested.inner_text()
+        roots = widget(page).locator("ol[data-comment-list] > li.comment .comment__author")
+        assert roots.all_inner_texts()[0] == "Old"
+        assert widget(page).locator(".comment__number").all_inner_texts() == ["#1", "#2"]
+    finally:
+        ctx.close()

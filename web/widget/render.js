@@ -133,38 +133,42 @@ export class ThreadView {
   }
 
   insert(into, li) {
-    const next = [...into.children].find((other) => before(li, other));
-    into.insertBefore(li, next || null);
+    const last = into.lastElementChild;
+    if (!last || !before(li, last)) { // the usual case: newest last
+      into.append(li);
+      return;
+    }
+    into.insertBefore(li, [...into.children].find((other) => before(li, other)));
   }
 
   // Render a whole thread at once (widget load, or after a reset): one fragment, one reflow.
+  // A parent is placed before its replies even when dates disagree (imports), and a reply
+  // chain that loops is broken at the top level, as server/tree.py does.
   render(comments) {
     const sorted = [...comments].sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id - b.id));
-    const fragment = document.createDocumentFragment();
-    this.list.replaceChildren();
+    const byId = new Map(sorted.map((c) => [c.id, c]));
     const made = new Map();
     const depth = new Map();
-    const lists = new Map();
-    for (const c of sorted) {
+    const fragment = document.createDocumentFragment();
+    const attach = (c) => {
+      if (made.has(c.id)) return made.get(c.id);
       const li = this.build(c);
-      let parent = made.get(c.parent);
+      made.set(c.id, li);
+      let parent = byId.has(c.parent) ? attach(byId.get(c.parent)) : null;
       while (parent && depth.get(parent) >= this.o.maxDepth) parent = parent.parentElement?.closest("li.comment");
-      if (parent) {
-        let children = lists.get(parent);
-        if (!children) {
-          children = h("ol", { class: "comment-list comment-list--children" });
-          lists.set(parent, children);
-          parent.append(children);
-        }
-        children.append(li);
+      if (parent && depth.has(parent)) {
+        let children = parent.querySelector(":scope > ol.comment-list--children");
+        if (!children) parent.append(children = h("ol", { class: "comment-list comment-list--children" }));
+        this.insert(children, li);
         depth.set(li, depth.get(parent) + 1);
       } else {
-        fragment.append(li);
+        this.insert(fragment, li);
         depth.set(li, 1);
       }
-      made.set(c.id, li);
-    }
-    this.list.append(fragment);
+      return li;
+    };
+    for (const c of sorted) attach(c);
+    this.list.replaceChildren(fragment);
     for (const li of made.values()) if (li.dataset.parent) this.answers(li);
     this.renumber();
     this.onChange();
