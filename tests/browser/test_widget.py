@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from tests.browser.conftest import Setup, host_page, run_host, shot, strict_csp
-from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, wait_live, widget
+from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
 from tests.conftest import free_port
 
 
@@ -335,3 +335,30 @@ def test_imported_replies_dated_before_their_parent_still_nest(browser: Any, sit
         assert widget(page).locator(".comment__number").all_inner_texts() == ["#1", "#2"]
     finally:
         ctx.close()
+
+
+def test_refusals_and_lost_connections_keep_the_typed_text(browser: Any, tmp_path: Any) -> None:
+    """A 429 and a failed network both say what happened and keep everything typed."""
+    from tests.browser.conftest import run_kibitz, two_origins
+
+    origins = two_origins(tmp_path, KIBITZ_POST_RATE="1/minute")
+    with run_host(origins.host_port) as host, run_kibitz(origins.settings, origins.port) as kibitz:
+        url = host.add("/post", host_page(kibitz.url, THREAD_DIV))
+        ctx, page, _ = open_host(browser, url)
+        try:
+            w = widget(page)
+            w.locator("form[data-comment-form]").wait_for()
+            post_through(page, "Eager", "First, accepted.")
+            w.locator("li.comment", has_text="First, accepted.").wait_for()
+            w.locator("#kibitz-text").fill("Second, too soon.")
+            w.locator("button[type=submit]").click()
+            w.locator(".notice--error", has_text="Too many comments").wait_for()
+            assert w.locator("#kibitz-text").input_value() == "Second, too soon."
+            ctx.set_offline(True)
+            w.locator("button[type=submit]").click()
+            w.locator(".notice--error", has_text="Check your connection").wait_for()
+            assert w.locator("#kibitz-text").input_value() == "Second, too soon."
+            assert w.locator("#kibitz-author").input_value() == "Eager"
+            shot(page, "widget-offline")
+        finally:
+            ctx.close()

@@ -30,7 +30,7 @@ async function enhance(section) {
   view.onChange = () => {
     if (count) count.textContent = t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", view.count, { title });
     const empty = section.querySelector("[data-empty]");
-    if (empty && list.children.length) empty.remove();
+    if (empty) empty.hidden = list.children.length > 0;
   };
   const form = document.querySelector("form[data-comment-form]");
   if (form) enhanceForm({ section: form.closest("section") || form.parentElement, api, uri, t, view, own });
