@@ -362,3 +362,25 @@ def test_refusals_and_lost_connections_keep_the_typed_text(browser: Any, tmp_pat
             shot(page, "widget-offline")
         finally:
             ctx.close()
+
+
+def test_an_unreachable_api_offers_to_try_again(browser: Any, site: Setup) -> None:
+    """When the thread cannot be fetched the box says so, and "Try again" recovers."""
+    site.kibitz.add_comment(THREAD, "Here after all.")
+    url = site.host.add("/flaky", host_page(site.kibitz.url, THREAD_DIV))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.route("**/api/comments?*", lambda route: route.abort())
+    try:
+        page.goto(url)
+        retry = widget(page).locator(".notice--error button")
+        retry.wait_for()
+        assert widget(page).get_attribute("data-kibitz-state") == "failed"
+        assert "could not be loaded" in widget(page).locator(".notice--error").inner_text()
+        shot(page, "widget-failed")
+        page.unroute("**/api/comments?*")
+        retry.click()
+        widget(page).locator("li.comment", has_text="Here after all.").wait_for()
+        assert widget(page).get_attribute("data-kibitz-state") == "rendered"
+    finally:
+        ctx.close()

@@ -60,7 +60,7 @@ async function mount(el, api, configured) {
 
   const [config, thread] = await Promise.allSettled([configured, api.thread(uri)]);
   if (window.performance && performance.mark) performance.mark("kibitz:data");
-  if (config.status === "fulfilled" && !config.value.origin_allowed) {
+  if (config.status === "fulfilled" && config.value.origin_allowed === false) {
     box.replaceChildren(h("p", { class: "notice notice--error", role: "alert" },
       t("Comments cannot be shown here: %(origin)s is not allowed to embed the discussion from %(kibitz)s. The site's owner can allow it with KIBITZ_ALLOWED_ORIGINS.",
         { origin: location.origin, kibitz: BASE })));
