@@ -142,3 +142,42 @@ def test_the_post_page_script_works_under_a_strict_csp(browser: Any, site: Setup
         assert problems == []
     finally:
         ctx.close()
+
+
+SHAPE = """root => [...root.querySelectorAll('li.comment')].map(li => [Number(li.dataset.id),
+  li.className, [...li.querySelector(':scope > .comment__card').querySelectorAll('*')]
+    .map(e => e.tagName.toLowerCase() + [...e.classList].sort().map(c => '.' + c).join(''))])"""
+
+
+def test_the_widget_renders_the_markup_the_page_renders(browser: Any, site: Setup) -> None:
+    """Same thread, same elements and classes, comment by comment: the two cannot drift."""
+    import pytest
+
+    from tests.browser.widget_page import widget
+
+    post = site.kibitz.add_post("shape", "Shape")
+    top = site.kibitz.add_comment(post.uri, "Top with <em>markup</em> and https://example.org",
+                                  author="Ann")
+    site.kibitz.add_comment(post.uri, "A reply.\n\nTwo paragraphs.", author="Ben", parent=top.id)
+    site.kibitz.add_comment(post.uri, "Second top.", author="Cy")
+    ctx = browser.new_context(java_script_enabled=False)
+    page = ctx.new_page()
+    try:
+        page.goto(site.kibitz.url + "/posts/shape")
+        if page.locator("li.comment .avatar").count() == 0:
+            pytest.skip("this branch's comment template predates the markup the widget follows")
+        server = page.locator("[data-comment-list]").evaluate(SHAPE)
+    finally:
+        ctx.close()
+    html = ('<!doctype html><html lang="en"><body><div data-kibitz-thread="/posts/shape"></div>'
+            f'<script async src="{site.kibitz.url}/embed.js"></script></body></html>')
+    url = site.host.add("/shape", html)
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    try:
+        page.goto(url)
+        widget(page).locator("li.comment").first.wait_for()
+        rendered = widget(page).locator("[data-comment-list]").evaluate(SHAPE)
+    finally:
+        ctx.close()
+    assert rendered == server
