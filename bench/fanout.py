@@ -97,6 +97,8 @@ class RawReader(asyncio.Protocol):
             if end < 0:
                 self.buffer = buffer
                 return
+            if self.ready.done():  # given up on already
+                return
             if not buffer.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(ConnectionError(buffer[:80].decode(errors="replace")))
                 return
@@ -157,9 +159,13 @@ def client_process(conn: Any, host: str, port: int, path: str, count: int) -> No
             async with gate:
                 for attempt in range(20):
                     try:
-                        _, proto = await loop.create_connection(
+                        transport, proto = await loop.create_connection(
                             lambda: RawReader(path, f"{host}:{port}", tally), host, port)
-                        await asyncio.wait_for(proto.ready, 60)
+                        try:
+                            await asyncio.wait_for(proto.ready, 300)
+                        except BaseException:
+                            transport.close()
+                            raise
                         readers.append(proto)
                         return
                     except (OSError, ConnectionError, TimeoutError):
@@ -413,6 +419,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
                             [proc.pid], args.client_procs)
                 print(result.line(), flush=True)
                 results.append(result)
+            if args.skip_bare:
+                continue
             port = free_port()
             bare = mp.Process(target=bare_server, args=(port,), daemon=True)
             bare.start()
@@ -439,6 +447,7 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=20)
     parser.add_argument("--transport", nargs="+", default=["direct"], choices=["direct", "asgi"])
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--skip-bare", action="store_true", help="measure kibitz only")
     parser.add_argument("--database-url", default=os.environ.get(
         "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--redis-url", default=os.environ.get(

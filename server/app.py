@@ -118,5 +118,7 @@ def create_app(settings: Settings) -> Starlette:
 def from_environment() -> Starlette:
     """The factory uvicorn workers call: settings are read here, once per process."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return create_app(load())
+    app = create_app(load())
+    app.state.tune_gc = True  # a long-running server process: see realtime.plugin
+    return app
 
