@@ -113,6 +113,17 @@ class Kibitz:
         return self.run(add())
 
 
+    def set_status(self, comment_id: int, status: str) -> Comment:
+        """Approve, delete or mark as spam as moderation does: commit, then tell listeners."""
+        async def change() -> Comment:
+            _, new, events = await self.server.state.comments.change(comment_id, status=status)
+            for listener in self.server.state.discussion.listeners.events:
+                await listener(events)
+            return new  # type: ignore[no-any-return]
+
+        return self.run(change())
+
+
 @contextlib.contextmanager
 def run_kibitz(settings: Any, port: int) -> Iterator[Kibitz]:
     loop = asyncio.new_event_loop()

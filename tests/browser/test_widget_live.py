@@ -269,3 +269,34 @@ def test_edit_and_delete_disappear_when_the_edit_window_closes(browser: Any,
             assert widget(page).locator(".comment__delete-button").count() == 0
         finally:
             ctx.close()
+
+
+def test_approval_and_moderation_show_in_place_and_pending_never_shows(browser: Any,
+                                                                       site: Setup) -> None:
+    """A held reply stays invisible; approved, it appears under its parent; spam removes it."""
+    top = site.kibitz.add_comment(THREAD, "Top.", author="Ann")
+    held = site.kibitz.add_comment(THREAD, "Held reply with a link.", author="Hal",
+                                   parent=top.id, status="pending", email="hal@example.org")
+    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
+    ctx, page, _ = open_host(browser, url)
+    try:
+        wait_live(page)
+        assert widget(page).locator(f"#comment-{held.id}").count() == 0
+        site.kibitz.set_status(held.id, "approved")
+        arrived = widget(page).locator(f"#comment-{top.id} > ol > li#comment-{held.id}")
+        arrived.wait_for(timeout=5000)
+        assert "comment--new" in (arrived.get_attribute("class") or "")
+        widget(page).locator("[aria-live=polite]", has_text="New comment by Hal").wait_for(
+            state="attached")
+        shadow = widget(page).evaluate("el => el.shadowRoot.innerHTML")
+        assert "hal@example.org" not in shadow and "192.0.2" not in shadow
+        # Top deleted while it has a visible reply: a placeholder keeps the thread's shape.
+        site.kibitz.set_status(top.id, "deleted")
+        widget(page).locator(f"#comment-{top.id}.comment--deleted").wait_for(timeout=5000)
+        assert "Ann" not in widget(page).locator(f"#comment-{top.id} > .comment__card").inner_text()
+        # The reply marked as spam: it goes, and so does the placeholder that only it kept.
+        site.kibitz.set_status(held.id, "spam")
+        widget(page).locator("li.comment").first.wait_for(state="detached", timeout=5000)
+        assert widget(page).locator(".comments__title").inner_text() == "0 comments"
+    finally:
+        ctx.close()
