@@ -384,3 +384,33 @@ def test_an_unreachable_api_offers_to_try_again(browser: Any, site: Setup) -> No
         assert widget(page).get_attribute("data-kibitz-state") == "rendered"
     finally:
         ctx.close()
+
+
+def test_without_constructable_stylesheets_a_link_to_kibitz_styles_it(browser: Any,
+                                                                      site: Setup) -> None:
+    """Older browsers get a <link> to the versioned stylesheet, which the strict CSP allows."""
+    site.kibitz.add_comment(THREAD, "Styled through a link.")
+    url = site.host.add("/old", host_page(site.kibitz.url, THREAD_DIV),
+                        csp=strict_csp(site.kibitz.url))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.add_init_script("delete Document.prototype.adoptedStyleSheets;"
+                         "delete ShadowRoot.prototype.adoptedStyleSheets;")
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    try:
+        page.goto(url)
+        card = widget(page).locator(".comment__card")
+        card.wait_for()
+        link = widget(page).locator("link[rel=stylesheet]")
+        assert re.search(r"/widget/widget\.[0-9a-f]{12}\.css$", link.get_attribute("href") or "")
+        radius = ""
+        for _ in range(50):  # the linked sheet applies once it has loaded
+            radius = card.evaluate("el => getComputedStyle(el).borderTopLeftRadius")
+            if radius == "10px":
+                break
+            page.wait_for_timeout(100)
+        assert radius == "10px"
+        assert [p for p in problems if "WebSocket" not in p] == []
+    finally:
+        ctx.close()
