@@ -27,7 +27,6 @@ import os
 import re
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import time

@@ -40,6 +40,7 @@ from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
 from server import origins
+from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
 from server.settings import Settings, origin_of
 from server.uris import normalise_uri
 
@@ -53,15 +54,6 @@ PING_INTERVAL = PING_TIMEOUT = 20.0
 
 
 # -- what a request asks for -----------------------------------------------------------------
-
-class Refused(Exception):
-    """The upgrade is refused with this HTTP status."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
 
 @dataclass(frozen=True)
 class Ask:
@@ -86,16 +78,16 @@ def origin_allowed(settings: Settings, conn: HTTPConnection, *, apart: bool) -> 
 
 async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) -> Ask:
     if not origin_allowed(settings, conn, apart=apart):
-        raise Refused(403, "This origin may not open the live channel.")
+        raise Forbidden("This origin may not open the live channel.")
     if conn.url.path == "/ws/moderation":
         from server.api import current_staff  # the API owns staff authentication
 
         if await current_staff(conn) is None:  # type: ignore[arg-type]
-            raise Refused(401, "Staff only: send a session cookie or an API token.")
+            raise Unauthorized("Staff only: send a session cookie or an API token.")
         return Ask(moderation=True)
     uri = conn.query_params.get("uri")
     if not uri:
-        raise Refused(400, "Give the thread as ?uri=/path/of/the/page.")
+        raise BadRequest("Give the thread as ?uri=/path/of/the/page.")
     raw_since = conn.query_params.get("since")
     since: int | None = None
     if raw_since is not None:
@@ -206,9 +198,9 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
     live = state.extras.get("live")
     try:
         if live is None:
-            raise Refused(503, "The live channel is not running.")
+            raise KibitzError("The live channel is not running.")
         ask = await authorise(websocket, state.settings, apart=False)
-    except Refused:
+    except KibitzError:
         await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
         return
     await websocket.accept()
@@ -317,8 +309,8 @@ class LiveServer:
         try:
             ask = await authorise(HTTPConnection(_scope(self.app, ws, request)), self.settings,
                                   apart=True)
-        except Refused as refused:
-            return ws.respond(refused.status, refused.reason + "\n")
+        except KibitzError as refused:
+            return ws.respond(refused.status, f"{refused}\n")
         self._asks[ws] = ask
         return None
 

@@ -191,6 +191,8 @@ class Hub:
                 self._offer(room, frame)
         except Exception:
             log.exception("opening the live room for %s failed", room.uri)
+            if self.rooms.get(room.uri) is room:  # the next reader tries afresh
+                del self.rooms[room.uri]
         finally:
             room.ready.set()
 
@@ -266,6 +268,8 @@ class Hub:
             room.catch_up_again = True
             return
         room.catch_up = asyncio.get_running_loop().create_task(self._catch_up(room))
+        self._tasks.add(room.catch_up)
+        room.catch_up.add_done_callback(self._tasks.discard)
 
     async def _catch_up(self, room: Room) -> None:
         """Deliver every stored event after the room's seq, in order, from the database."""

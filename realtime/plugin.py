@@ -87,6 +87,8 @@ class LivePlugin:
                           settings.live_host, settings.live_port, exc)
                 self.server = None
             else:
+                log.info("live channel on ws://%s:%s/ws (websockets, compression off)",
+                         settings.live_host, settings.live_port)
                 if not settings.live_url:
                     state.extras["live_url"] = live_port_url(settings.public_url,
                                                              settings.live_port)

@@ -69,8 +69,8 @@ class Reader:
 async def reader(base: str, uri: str, since: int | None = None, *,
                  origin: str | None = None, **kwargs: Any) -> AsyncIterator[Reader]:
     url = f"{base}/ws?uri={uri}" + (f"&since={since}" if since is not None else "")
-    async with connect(url, compression=None, origin=origin, open_timeout=10,  # type: ignore[arg-type]
-                       **kwargs) as ws:
+    async with connect(url, compression=None, origin=origin,  # type: ignore[arg-type]
+                       open_timeout=10, **kwargs) as ws:
         r = Reader(ws)
         r.hello = await r.next()
         assert r.hello["type"] == "hello", r.hello

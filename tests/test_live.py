@@ -7,6 +7,7 @@ server on a live port of its own, in the same process and loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -290,3 +291,46 @@ async def test_bad_requests_are_refused(live: Server, transport: str) -> None:
             async with connect(base + "/elsewhere"):
                 pass
         assert missing.value.response.status_code == 404
+
+
+async def test_an_edit_reaches_readers_as_comment_updated(live: Server, transport: str) -> None:
+    """A commenter's edit through the API is sent as comment.updated with the new html."""
+    uri = await add_post(live, "edit")
+    async with live.client() as client:
+        created = await client.post("/api/comments", json={"uri": uri, "author": "Ada",
+                                                           "email": "ada@example.org",
+                                                           "text": "first words"})
+        body = created.json()
+        async with reader(ws_base(live, transport), uri, since=1) as r:
+            edited = await client.patch(f"/api/comments/{body['comment']['id']}",
+                                        json={"text": "better words"},
+                                        headers={"Authorization": f"Bearer {body['edit_token']}"})
+            assert edited.status_code == 200, edited.text
+            event = await r.next()
+    assert event["type"] == "comment.updated" and event["seq"] == 2
+    assert "better words" in event["comment"]["html"] and event["comment"]["edited"]
+
+
+async def test_presence_is_sent_at_most_once_a_second(live: Server, transport: str) -> None:
+    """Ten readers arriving at once cause a presence message or two, not ten."""
+    uri = await add_post(live, "rush")
+    base = ws_base(live, transport)
+    async with reader(base, uri) as watcher:
+        await asyncio.sleep(1.1)
+        async with contextlib.AsyncExitStack() as stack:
+            started = time.monotonic()
+            for _ in range(10):
+                await stack.enter_async_context(reader(base, uri))
+            await watcher.presence_reaches(11, timeout=5)
+            # One message per started second at most (a loaded machine connects slowly).
+            allowed = int(time.monotonic() - started) + 1
+            assert len(watcher.presence) <= allowed < 10, watcher.presence
+
+
+async def test_a_since_that_is_not_a_number_gets_a_reset(live: Server, transport: str) -> None:
+    """A garbled since is treated as unknown: reset, then live events."""
+    uri = await add_post(live, "garbled")
+    url = f"{ws_base(live, transport)}/ws?uri={uri}&since=abc"
+    async with connect(url) as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        assert json.loads(await ws.recv()) == {"type": "reset"}
