@@ -221,6 +221,8 @@ async def config(request: Request) -> Response:
         "live_url": live_url, "language": settings.language, "edit_window": settings.edit_window,
         "moderation": settings.moderation, "max_depth": settings.max_depth,
         "follow_author_links": settings.follow_author_links,
+        # Whether the asking page may embed the widget; it shows a clear refusal otherwise.
+        "origin_allowed": origins.allowed(settings, request, request.headers.get("origin")),
     })
 
 

@@ -34,8 +34,10 @@ from server import (
     health,
     mailpages,
     pages,
+    widget,
 )
 from server.auth import EditTokens
+from server.cors import CORS
 from server.discussion import Discussion
 from server.notifications import MailPlugin
 from server.ratelimit import PostLimiter
@@ -119,11 +121,13 @@ def create_app(settings: Settings) -> Starlette:
         *mailpages.routes,
         *live_endpoint.routes,
         *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
+        *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.handlers(),
-                    middleware=[Middleware(admin.AdminHeaders)])
-    app.state.plugins = [admin.AdminPlugin(), LivePlugin(app), MailPlugin()]
+                    middleware=[Middleware(CORS, settings=settings),
+                                Middleware(admin.AdminHeaders)])
+    app.state.plugins = [admin.AdminPlugin(), LivePlugin(app), MailPlugin(), widget.Widget()]
     return app
 
 

@@ -1,0 +1,135 @@
+// Entry for other sites (contract: "Embedding on another site").
+//   <div data-kibitz-thread="/uri" [data-kibitz-title] [data-kibitz-lang="de|en"]
+//        [data-kibitz-theme="light|dark|auto"]></div>   → the thread, in an open shadow root
+//   <span data-kibitz-count="/uri"></span>              → its approved-comment count
+// Loaded with `async`, it starts once the host's DOM is there and never blocks it. Styles
+// come as a constructable stylesheet (or a <link> to kibitz's origin), so a host CSP without
+// 'unsafe-inline' is fine, and nothing here uses eval.
+import { pickLanguage, translator } from "./i18n.js";
+import { makeApi } from "./api.js";
+import { h, ThreadView } from "./render.js";
+import { buildForm, enhanceForm } from "./form.js";
+import { Own } from "./own.js";
+import { follow } from "./thread.js";
+
+const CSS = /*kibitz:css*/"";
+const CSS_URL = /*kibitz:css-url*/"";
+const SCRIPT = document.currentScript || document.querySelector("script[src*='/embed']");
+const BASE = new URL(SCRIPT ? SCRIPT.src : "/", location.href).origin;
+let sheet = null;
+const busy = new WeakSet(); // elements being mounted: `kibitz.start()` twice mounts once
+if (window.performance && performance.mark) performance.mark("kibitz:start");
+
+function adoptStyles(root) {
+  if ("adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+    }
+    root.adoptedStyleSheets = [sheet];
+  } else {
+    root.append(h("link", { rel: "stylesheet", href: BASE + CSS_URL }));
+  }
+}
+
+function heading(t, n, title) {
+  return title
+    ? t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", n, { title })
+    : t.n("%(count)s comment", "%(count)s comments", n);
+}
+
+async function mount(el, api, configured) {
+  if (busy.has(el)) return;
+  busy.add(el);
+  const root = el.shadowRoot || el.attachShadow({ mode: "open" });
+  root.replaceChildren();
+  adoptStyles(root);
+  const uri = el.dataset.kibitzThread;
+  const title = el.dataset.kibitzTitle || "";
+  const langHolder = el.closest("[lang]");
+  const lang = pickLanguage(el.dataset.kibitzLang, langHolder && langHolder.lang, navigator.language);
+  const t = translator(lang);
+  const theme = ["light", "dark", "auto"].includes(el.dataset.kibitzTheme) ? el.dataset.kibitzTheme : "auto";
+  const box = h("div", { class: "kibitz", "data-theme": theme, lang },
+    h("p", { class: "kibitz__status", role: "status" }, t("Loading comments…")));
+  root.append(box);
+  const ready = (state) => {
+    el.dataset.kibitzState = state; // lets the host (and our :host rules) style each state
+    el.dispatchEvent(new CustomEvent("kibitz:ready", { detail: state }));
+  };
+
+  const [config, thread] = await Promise.allSettled([configured, api.thread(uri)]);
+  if (window.performance && performance.mark) performance.mark("kibitz:data");
+  if (config.status === "fulfilled" && config.value.origin_allowed === false) {
+    box.replaceChildren(h("p", { class: "notice notice--error", role: "alert" },
+      t("Comments cannot be shown here: %(origin)s is not allowed to embed the discussion from %(kibitz)s. The site's owner can allow it with KIBITZ_ALLOWED_ORIGINS.",
+        { origin: location.origin, kibitz: BASE })));
+    return ready("refused");
+  }
+  if (config.status === "rejected" || thread.status === "rejected") {
+    const retry = h("button", { type: "button" }, t("Try again"));
+    retry.addEventListener("click", () => { busy.delete(el); mount(el, api, api.config()); });
+    box.replaceChildren(h("p", { class: "notice notice--error", role: "alert" },
+      t("The comments could not be loaded."), " ", retry));
+    return ready("failed");
+  }
+  const { max_depth: maxDepth, follow_author_links: followAuthorLinks, edit_window: editWindow,
+    live_url: liveUrl } = config.value;
+  const announcer = h("div", { class: "visually-hidden", "aria-live": "polite" });
+  const presence = h("p", { class: "comments__presence", hidden: true });
+  const count = h("h2", { class: "comments__title" });
+  const empty = h("p", { class: "comments__empty" }, t("No comments yet. Start the discussion!"));
+  const list = h("ol", { class: "comment-list", "data-comment-list": true });
+  let own = null;
+  const view = new ThreadView(list, { t, maxDepth, followAuthorLinks, decorate: (li, c) => own && own.decorate(li, c) });
+  own = new Own({ api, t, editWindow, view, scope: BASE });
+  view.onChange = () => {
+    count.textContent = heading(t, view.count, title);
+    empty.hidden = view.count > 0 || list.children.length > 0;
+  };
+  view.render(thread.value.comments);
+  const respond = buildForm(t);
+  box.replaceChildren(h("section", { class: "comments" }, count, presence, announcer, empty, list), respond);
+  // Links to #comment-N point into the shadow root, where the host page's URL cannot reach.
+  const reveal = (hash) => {
+    const target = /^#comment-\d+$/.test(hash) && root.getElementById(hash.slice(1));
+    if (target) target.scrollIntoView({ block: "center" });
+    return Boolean(target);
+  };
+  list.addEventListener("click", (event) => {
+    const link = event.target.closest("a[href^='#comment-']");
+    if (link && reveal(link.getAttribute("href"))) event.preventDefault();
+  });
+  reveal(location.hash);
+  enhanceForm({ section: respond, api, uri, title: title || document.title, t, view, own });
+  if (window.performance && performance.mark) performance.mark("kibitz:rendered");
+  ready("rendered");
+  if ("WebSocket" in window) {
+    follow({ liveUrl, uri, cursor: thread.value.cursor, view, api, t, announcer, presence });
+  }
+}
+
+async function fillCounts(api) {
+  const spans = [...document.querySelectorAll("[data-kibitz-count]")];
+  const uris = [...new Set(spans.map((span) => span.dataset.kibitzCount))];
+  for (let i = 0; i < uris.length; i += 100) { // the API answers up to 100 uris per request
+    try {
+      const counts = await api.counts(uris.slice(i, i + 100));
+      for (const span of spans) {
+        if (span.dataset.kibitzCount in counts) span.textContent = String(counts[span.dataset.kibitzCount]);
+      }
+    } catch { /* counts are decoration; an unreachable server leaves them empty */ }
+  }
+}
+
+function start() {
+  const api = makeApi(BASE);
+  const configured = api.config();
+  configured.catch(() => {});
+  fillCounts(api);
+  for (const el of document.querySelectorAll("[data-kibitz-thread]")) mount(el, api, configured);
+}
+
+window.kibitz = { start };
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });
+else start();

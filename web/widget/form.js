@@ -1,0 +1,156 @@
+// The comment form: the same fields as the page's server-rendered form (which is where the
+// widget's copy comes from, see buildForm), posted with fetch to the JSON API. Messages go
+// beside their fields; nothing typed is lost: the draft is kept in sessionStorage on every
+// keystroke and only the comment text is cleared, and only once the server has accepted it.
+import { h } from "./render.js";
+
+const FIELDS = ["author", "email", "website", "text", "parent"];
+const OFFLINE = "The comment could not be sent. Check your connection; everything you typed is still here.";
+
+// The widget's form, in the markup of web/templates/post.html.
+export function buildForm(t) {
+  const field = (name, label, type, required, autocomplete, maxlength) => {
+    const id = "kibitz-" + name;
+    return h("p", { class: "field field--" + name },
+      h("label", { for: id }, label, required && [" ", h("span", { class: "field__required" }, "(" + t("required") + ")")]),
+      h("input", { id, name, type, autocomplete, maxlength, required, "aria-required": required && "true",
+        "aria-describedby": name === "email" && "kibitz-email-hint" }),
+      name === "email" && h("span", { class: "field__hint", id: "kibitz-email-hint" }, t("will not be published")));
+  };
+  return h("section", { class: "respond" },
+    h("h2", { class: "respond__title", id: "respond" }, t("Leave a comment")),
+    h("form", { class: "comment-form", "data-comment-form": true, novalidate: true },
+      h("div", { class: "comment-form__identity" },
+        field("author", t("Name"), "text", true, "name", "100"),
+        field("email", t("E-mail"), "email", true, "email", "254"),
+        field("website", t("Website"), "url", false, "url", "500")),
+      h("p", { class: "field field--text" },
+        h("label", { for: "kibitz-text" }, t("Comment"), " ", h("span", { class: "field__required" }, "(" + t("required") + ")")),
+        h("textarea", { id: "kibitz-text", name: "text", rows: "6", required: true, "aria-required": "true", maxlength: "10000" })),
+      h("input", { type: "hidden", name: "parent", value: "" }),
+      h("p", { class: "form__submit" }, h("button", { type: "submit" }, t("Post comment")))));
+}
+
+export function enhanceForm({ section, api, uri, title, t, view, own, onPosted }) {
+  const form = section.querySelector("form[data-comment-form]");
+  const els = form.elements;
+  const heading = section.querySelector(".respond__title");
+  const headingText = t("Leave a comment");
+  const key = "kibitz:draft:" + uri;
+  let notice = null;
+
+  const saveDraft = () => {
+    const draft = Object.fromEntries(FIELDS.map((name) => [name, els[name] ? els[name].value : ""]));
+    try { sessionStorage.setItem(key, JSON.stringify(draft)); } catch { /* storage off: form still works */ }
+  };
+
+  function setParent(id) {
+    const parent = id && view.get(id);
+    const author = parent && parent.querySelector(".comment__author");
+    els.parent.value = parent ? String(id) : "";
+    heading.textContent = parent ? t("Reply to %(author)s", { author: author ? author.textContent.trim() : "" }) : headingText;
+    let cancel = section.querySelector(".respond__cancel");
+    if (parent && !cancel) {
+      const button = h("button", { type: "button", class: "button--link", "data-cancel-reply": true }, t("Cancel reply"));
+      cancel = h("p", { class: "respond__cancel" }, button);
+      heading.after(cancel);
+    }
+    if (cancel) cancel.hidden = !parent;
+  }
+
+  function say(text, kind) {
+    for (const old of section.querySelectorAll(".notice")) old.remove();
+    notice = h("p", { class: "notice notice--" + kind, role: kind === "error" ? "alert" : "status" }, text);
+    form.before(notice);
+  }
+
+  function clearErrors() {
+    for (const el of form.querySelectorAll(".field__error")) el.remove();
+    for (const el of form.querySelectorAll(".field--invalid")) el.classList.remove("field--invalid");
+    for (const el of form.querySelectorAll("[aria-invalid]")) {
+      el.removeAttribute("aria-invalid");
+      const rest = (el.getAttribute("aria-describedby") || "").split(" ").filter((id) => id && !id.endsWith("-error"));
+      if (rest.length) el.setAttribute("aria-describedby", rest.join(" ")); else el.removeAttribute("aria-describedby");
+    }
+  }
+
+  function showErrors(fields) {
+    let first = null;
+    for (const [name, message] of Object.entries(fields)) {
+      const input = els[name] && els[name].type !== "hidden" ? els[name] : null;
+      const error = h("span", { class: "field__error", id: "kibitz-" + name + "-error" }, t(message));
+      if (!input) { say(t(message), "error"); continue; }
+      input.closest(".field").classList.add("field--invalid");
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", [input.getAttribute("aria-describedby"), error.id].filter(Boolean).join(" "));
+      input.after(error);
+      first = first || input;
+    }
+    return first;
+  }
+
+  // Restore a draft into fields the server left empty (after a 422 it filled them itself).
+  try {
+    const draft = JSON.parse(sessionStorage.getItem(key) || "null");
+    if (draft) {
+      for (const name of FIELDS) if (els[name] && !els[name].value && draft[name]) els[name].value = draft[name];
+      if (els.parent.value) setParent(els.parent.value);
+    }
+  } catch { /* a broken draft is no reason to break the form */ }
+  form.addEventListener("input", saveDraft);
+
+  view.list.addEventListener("click", (event) => {
+    const link = event.target.closest("[data-reply]");
+    if (!link) return;
+    event.preventDefault();
+    setParent(link.dataset.reply);
+    saveDraft();
+    els.text.focus(); // the reader asked to reply: taking them to the text box is expected
+  });
+  section.addEventListener("click", (event) => {
+    if (!event.target.closest("[data-cancel-reply]")) return;
+    event.preventDefault();
+    setParent(null);
+    saveDraft();
+    els.text.focus();
+  });
+
+  form.addEventListener("submit", async (event) => {
+    // A filled honeypot goes the plain way, where the server's invisible checks hold it.
+    if (els.subject && els.subject.value) return;
+    event.preventDefault();
+    // Not `disabled`: that would drop keyboard focus from the button to the page.
+    if (form.hasAttribute("aria-busy")) return;
+    clearErrors();
+    const payload = { uri, author: els.author.value, email: els.email.value, website: els.website.value,
+      text: els.text.value, parent: els.parent.value ? Number(els.parent.value) : null };
+    if (title) payload.title = title;
+    form.setAttribute("aria-busy", "true");
+    try {
+      const { comment, edit_token: token } = await api.post(payload);
+      own.remember(comment, token, payload.text);
+      els.text.value = "";
+      setParent(null);
+      saveDraft();
+      if (comment.status === "approved") {
+        say(t("Your comment has been published."), "published");
+        const li = view.place(comment);
+        if (li) li.classList.add("comment--new");
+      } else {
+        say(t("Thank you! Your comment awaits moderation and will appear once it is approved."), "held");
+      }
+      if (onPosted) onPosted(comment);
+    } catch (err) {
+      if (err.status === 422) {
+        say(t("Please correct the marked fields; everything you typed is still here."), "error");
+        const first = showErrors(err.fields);
+        if (first) first.focus();
+      } else {
+        say(t(err.status ? err.message : OFFLINE), "error");
+      }
+    } finally {
+      form.removeAttribute("aria-busy");
+    }
+  });
+  return { setParent };
+}
