@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from db.comments import visible_states
 from db.models import StaffMember, now
+from db.moderation import ModerationStore
 from server import origins
 from server.auth import bearer, staff_from_token
 from server.bodies import read_json
@@ -189,12 +190,9 @@ async def moderation_queue(request: Request) -> Response:
     if status not in ("pending", "approved", "spam", "deleted"):
         raise BadRequest("status is one of pending, approved, spam, deleted.",
                          fields={"status": "Unknown status."})
-    comments = await state.comments.with_status(status)
-    uris = {c.thread_id: "" for c in comments}
-    for thread_id in uris:
-        uris[thread_id] = await state.comments.uri_of(thread_id)
-    return _json({"status": status, "comments": [staff_comment(c, uris[c.thread_id])
-                                                 for c in comments]})
+    # One query: each comment comes with its thread's uri (no lookup per thread).
+    found = await ModerationStore(state.db).search(status, limit=200)
+    return _json({"status": status, "comments": [staff_comment(c, uri) for c, uri in found]})
 
 
 async def counts(request: Request) -> Response:

@@ -57,6 +57,28 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
 
 
+async def _admin(statement: str) -> None:
+    """Run one statement on the server's maintenance connection (CREATE/DROP DATABASE)."""
+    admin = await asyncpg.connect(require(PG_URL, "KIBITZ_TEST_DATABASE_URL"))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def create_pg_database(name: str, template: str | None = None) -> str:
+    """Create database ``name`` (a clone of ``template`` when given); return its URL."""
+    statement = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    for attempt in range(20):
+        try:
+            await _admin(statement)
+            break
+        except asyncpg.exceptions.ObjectInUseError:
+            # Another test is cloning the same template right now.
+            await asyncio.sleep(0.05 * (attempt + 1))
+    return _with_database(require(PG_URL, "KIBITZ_TEST_DATABASE_URL"), name)
+
+
 _template: str | None = None
 
 
@@ -67,14 +89,8 @@ async def _pg_template() -> str:
         from db.database import connect
         from db.migrate import migrate
 
-        base = require(PG_URL, "KIBITZ_TEST_DATABASE_URL")
         name = f"kibitz_tpl_{RUN_ID}"
-        admin = await asyncpg.connect(base)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        db = await connect(_with_database(base, name))
+        db = await connect(await create_pg_database(name))
         try:
             await migrate(db)
         finally:
@@ -84,45 +100,20 @@ async def _pg_template() -> str:
 
 
 async def new_pg_database() -> str:
-    base = require(PG_URL, "KIBITZ_TEST_DATABASE_URL")
-    template = await _pg_template()
-    name = f"kibitz_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(base)
-    try:
-        for attempt in range(20):
-            try:
-                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-                break
-            except asyncpg.exceptions.ObjectInUseError:
-                # Another test is cloning the same template right now.
-                await asyncio.sleep(0.05 * (attempt + 1))
-    finally:
-        await admin.close()
-    return _with_database(base, name)
+    return await create_pg_database(f"kibitz_t_{RUN_ID}_{uuid.uuid4().hex[:8]}",
+                                    template=await _pg_template())
 
 
 async def drop_pg_database(url: str) -> None:
-    base = require(PG_URL, "KIBITZ_TEST_DATABASE_URL")
     name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _drop_template() -> Iterator[None]:
     yield
     if _template and PG_URL:
-        async def drop() -> None:
-            admin = await asyncpg.connect(PG_URL)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)')
-            finally:
-                await admin.close()
-
-        asyncio.run(drop())
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{_template}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from db.database import connect
 from db.migrate import available, migrate
-from tests.conftest import PG_URL, ROOT, RUN_ID, _with_database, require
+from tests.conftest import ROOT, RUN_ID, create_pg_database, drop_pg_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,21 +23,11 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    base = require(PG_URL, "KIBITZ_TEST_DATABASE_URL")
-    name = f"kibitz_m_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(base)
+    url = await create_pg_database(f"kibitz_m_{RUN_ID}_{uuid.uuid4().hex[:8]}")
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield _with_database(base, name)
-    finally:
-        admin = await asyncpg.connect(base)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_pg_database(url)
 
 
 async def _applied(url: str) -> list[str]:
