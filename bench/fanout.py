@@ -47,7 +47,7 @@ HANDSHAKE = (
 
 
 def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
 
@@ -68,10 +68,12 @@ def rss_kib(pid: int) -> int:
 
 # -- the client side: raw websocket readers ----------------------------------------------------
 
+
 class RawReader(asyncio.Protocol):
     def __init__(self, path: str, host: str, tally: Tally) -> None:
-        self.request = HANDSHAKE.format(path=path, host=host,
-                                        key=base64.b64encode(os.urandom(16)).decode()).encode()
+        self.request = HANDSHAKE.format(
+            path=path, host=host, key=base64.b64encode(os.urandom(16)).decode()
+        ).encode()
         self.tally = tally
         self.buffer = b""
         self.open = False
@@ -103,7 +105,7 @@ class RawReader(asyncio.Protocol):
                 return
             self.open = True
             self.ready.set_result(None)
-            buffer = buffer[end + 4:]
+            buffer = buffer[end + 4 :]
         while len(buffer) >= 2:
             length = buffer[1] & 0x7F
             start = 2
@@ -118,8 +120,8 @@ class RawReader(asyncio.Protocol):
             if len(buffer) < start + length:
                 break
             opcode = buffer[0] & 0x0F
-            payload = buffer[start:start + length]
-            buffer = buffer[start + length:]
+            payload = buffer[start : start + length]
+            buffer = buffer[start + length :]
             if opcode == 0x1:
                 found = SEQ.match(payload)
                 if found:
@@ -159,7 +161,8 @@ def client_process(conn: Any, host: str, port: int, path: str, count: int) -> No
                 for attempt in range(20):
                     try:
                         transport, proto = await loop.create_connection(
-                            lambda: RawReader(path, f"{host}:{port}", tally), host, port)
+                            lambda: RawReader(path, f"{host}:{port}", tally), host, port
+                        )
                         try:
                             await asyncio.wait_for(proto.ready, 300)
                         except BaseException:
@@ -188,6 +191,7 @@ def client_process(conn: Any, host: str, port: int, path: str, count: int) -> No
 
 # -- measuring one server ----------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     name: str
@@ -203,18 +207,27 @@ class Result:
 
     def line(self) -> str:
         r, q = self.from_response, self.from_request
-        return (f"{self.name:>10} {self.readers:>6} readers: from response p50 "
-                f"{1000 * self.pct(r, .5):6.1f} p99 {1000 * self.pct(r, .99):6.1f} max "
-                f"{1000 * max(r):6.1f} ms | from request p50 {1000 * self.pct(q, .5):6.1f} "
-                f"p99 {1000 * self.pct(q, .99):6.1f} ms | {self.kib_per_reader:5.1f} KiB/reader")
+        return (
+            f"{self.name:>10} {self.readers:>6} readers: from response p50 "
+            f"{1000 * self.pct(r, 0.5):6.1f} p99 {1000 * self.pct(r, 0.99):6.1f} max "
+            f"{1000 * max(r):6.1f} ms | from request p50 {1000 * self.pct(q, 0.5):6.1f} "
+            f"p99 {1000 * self.pct(q, 0.99):6.1f} ms | {self.kib_per_reader:5.1f} KiB/reader"
+        )
 
 
 def spread(readers: int, procs: int) -> list[int]:
     return [readers // procs + (1 if i < readers % procs else 0) for i in range(procs)]
 
 
-async def measure(name: str, targets: list[tuple[str, int, str]], readers: int,
-                  comments: int, post: Any, server_pids: list[int], client_procs: int) -> Result:
+async def measure(
+    name: str,
+    targets: list[tuple[str, int, str]],
+    readers: int,
+    comments: int,
+    post: Any,
+    server_pids: list[int],
+    client_procs: int,
+) -> Result:
     """Connect ``readers`` spread over ``targets`` (host, port, path), then time ``post``."""
     loop = asyncio.get_running_loop()
     before = sum(rss_kib(pid) for pid in server_pids)
@@ -224,8 +237,9 @@ async def measure(name: str, targets: list[tuple[str, int, str]], readers: int,
         per = max(1, min(client_procs // len(targets), share // 200 or 1))
         for count in spread(share, per):
             parent, child = mp.Pipe()
-            proc = mp.Process(target=client_process, args=(child, host, port, path, count),
-                              daemon=True)
+            proc = mp.Process(
+                target=client_process, args=(child, host, port, path, count), daemon=True
+            )
             proc.start()
             pipes.append(parent)
             procs.append(proc)
@@ -269,6 +283,7 @@ async def measure(name: str, targets: list[tuple[str, int, str]], readers: int,
 
 # -- the servers -------------------------------------------------------------------------------
 
+
 def bare_server(port: int) -> None:
     """websockets' own broadcast: what the issue measured as the floor."""
     from websockets.asyncio.server import broadcast, serve
@@ -283,22 +298,41 @@ def bare_server(port: int) -> None:
         def process_request(connection: Any, request: Any) -> Any:
             if request.path.startswith("/publish"):
                 seq = int(request.path.rsplit("=", 1)[1])
-                body = {"type": "comment.created", "seq": seq, "comment": {
-                    "id": seq, "parent": None, "author": "Bench", "website": None,
-                    "html": "<p>" + "x" * 160 + "</p>", "created": "2026-11-29T08:20:00Z",
-                    "edited": None, "status": "approved", "staff": False}}
+                body = {
+                    "type": "comment.created",
+                    "seq": seq,
+                    "comment": {
+                        "id": seq,
+                        "parent": None,
+                        "author": "Bench",
+                        "website": None,
+                        "html": "<p>" + "x" * 160 + "</p>",
+                        "created": "2026-11-29T08:20:00Z",
+                        "edited": None,
+                        "status": "approved",
+                        "staff": False,
+                    },
+                }
                 # Like kibitz, answer first and fan out right after (kibitz's response and
                 # its fan-out both follow the publish), so both are timed from the response.
                 asyncio.get_running_loop().call_soon(
-                    broadcast, server.connections, json.dumps(body, separators=(",", ":")))
+                    broadcast, server.connections, json.dumps(body, separators=(",", ":"))
+                )
                 return Response(200, "OK", Headers([("Content-Length", "0")]), b"")
             return None
 
         async def handler(ws: Any) -> None:
             await ws.wait_closed()
 
-        server = await serve(handler, "127.0.0.1", port, process_request=process_request,
-                             compression=None, max_size=4096, logger=None)
+        server = await serve(
+            handler,
+            "127.0.0.1",
+            port,
+            process_request=process_request,
+            compression=None,
+            max_size=4096,
+            logger=None,
+        )
         await server.serve_forever()
 
     asyncio.run(main())
@@ -319,23 +353,44 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def kibitz_processes(database_url: str, redis_url: str, count: int = 1) -> Iterator[
-        list[tuple[subprocess.Popen[bytes], int, int]]]:
+def kibitz_processes(
+    database_url: str, redis_url: str, count: int = 1
+) -> Iterator[list[tuple[subprocess.Popen[bytes], int, int]]]:
     """``count`` independent ``kibitz serve`` processes on one database and Redis prefix."""
     data = Path(f"/tmp/kibitz-bench-{uuid.uuid4().hex[:8]}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIBITZ_DATABASE_URL": database_url,
-           "KIBITZ_REDIS_URL": redis_url, "KIBITZ_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-           "KIBITZ_DATA_DIR": str(data), "KIBITZ_SECRET_KEY": "bench",
-           "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KIBITZ_DATABASE_URL": database_url,
+        "KIBITZ_REDIS_URL": redis_url,
+        "KIBITZ_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
+        "KIBITZ_DATA_DIR": str(data),
+        "KIBITZ_SECRET_KEY": "bench",
+        "KIBITZ_MODERATION": "none",
+        "KIBITZ_POST_RATE": "off",
+    }
     started = []
     try:
         for _ in range(count):
             port, live = free_port(), free_port()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--port", str(port), "--live-port",
-                 str(live)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                stderr=open(os.environ["BENCH_SERVER_LOG"], "ab") if os.environ.get(
-                    "BENCH_SERVER_LOG") else subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-m",
+                    "server",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--live-port",
+                    str(live),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(os.environ["BENCH_SERVER_LOG"], "ab")
+                if os.environ.get("BENCH_SERVER_LOG")
+                else subprocess.DEVNULL,
+            )
             started.append((proc, port, live))
         for _, port, _ in started:
             wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -382,8 +437,15 @@ def kibitz_poster(client: Any, url: str, uri: str) -> Any:
     text = "A comment of about the size people write, " * 4
 
     async def post(i: int) -> tuple[int, float]:
-        response = await client.post(url + "/api/comments", json={
-            "uri": uri, "author": "Bench", "email": "bench@example.org", "text": f"{i} {text}"})
+        response = await client.post(
+            url + "/api/comments",
+            json={
+                "uri": uri,
+                "author": "Bench",
+                "email": "bench@example.org",
+                "text": f"{i} {text}",
+            },
+        )
         responded = time.monotonic()
         assert response.status_code == 201, response.text
         return i + 1, responded  # a fresh thread: the i-th comment is event seq i + 1
@@ -410,12 +472,20 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 async with fresh_database(args.database_url) as db_url:
                     uri = await make_post(db_url, "bench")
                     with kibitz_processes(db_url, args.redis_url) as [(proc, port, live)]:
-                        target = ("127.0.0.1", live if transport == "direct" else port,
-                                  f"/ws?uri={uri}")
+                        target = (
+                            "127.0.0.1",
+                            live if transport == "direct" else port,
+                            f"/ws?uri={uri}",
+                        )
                         result = await measure(
-                            f"kibitz/{transport}", [target], readers, args.comments,
+                            f"kibitz/{transport}",
+                            [target],
+                            readers,
+                            args.comments,
                             kibitz_poster(client, f"http://127.0.0.1:{port}", uri),
-                            [proc.pid], args.client_procs)
+                            [proc.pid],
+                            args.client_procs,
+                        )
                 print(result.line(), flush=True)
                 results.append(result)
             if args.skip_bare:
@@ -425,17 +495,24 @@ async def run(args: argparse.Namespace) -> list[Result]:
             bare.start()
             try:
                 wait_http(f"http://127.0.0.1:{port}/publish?seq=0")
-                result = await measure("bare", [("127.0.0.1", port, "/")], readers,
-                                       args.comments, bare_poster(client, port), [bare.pid],
-                                       args.client_procs)
+                result = await measure(
+                    "bare",
+                    [("127.0.0.1", port, "/")],
+                    readers,
+                    args.comments,
+                    bare_poster(client, port),
+                    [bare.pid],
+                    args.client_procs,
+                )
             finally:
                 bare.terminate()
                 bare.join(10)
             print(result.line(), flush=True)
             results.append(result)
-            for r in results[-len(args.transport) - 1:-1]:
-                ratio = Result.pct(r.from_response, .99) / max(1e-9, Result.pct(
-                    result.from_response, .99))
+            for r in results[-len(args.transport) - 1 : -1]:
+                ratio = Result.pct(r.from_response, 0.99) / max(
+                    1e-9, Result.pct(result.from_response, 0.99)
+                )
                 print(f"{'':>10} {r.name} p99 / bare p99 = {ratio:.2f}", flush=True)
     return results
 
@@ -447,14 +524,21 @@ def main() -> None:
     parser.add_argument("--transport", nargs="+", default=["direct"], choices=["direct", "asgi"])
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--skip-bare", action="store_true", help="measure kibitz only")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--redis-url", default=os.environ.get(
-        "KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
     limit = raise_fd_limit()
-    print(f"open files limit {limit}; {os.cpu_count()} CPUs; {args.comments} comments each",
-          flush=True)
+    print(
+        f"open files limit {limit}; {os.cpu_count()} CPUs; {args.comments} comments each",
+        flush=True,
+    )
     asyncio.run(run(args))
 
 

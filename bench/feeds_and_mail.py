@@ -33,8 +33,9 @@ from tests.test_mail import Inbox
 
 async def fill(server, comments: int, threads: int = 200) -> None:  # type: ignore[no-untyped-def]
     for n in range(threads):
-        await server.state.posts.add(slug=f"p{n}", title=f"Post {n}", author="A",
-                                     body_html="<p>x</p>")
+        await server.state.posts.add(
+            slug=f"p{n}", title=f"Post {n}", author="A", body_html="<p>x</p>"
+        )
     start = now() - timedelta(days=365)
     statuses = ("approved",) * 8 + ("pending", "spam")
     async with server.state.db.transaction() as conn:
@@ -42,13 +43,27 @@ async def fill(server, comments: int, threads: int = 200) -> None:  # type: igno
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, text, html, status, created) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            [(ids[i % threads], f"Author {i}", f"a{i}@example.org", "t" * 300,
-              "<p>" + "t" * 300 + "</p>", statuses[i % 10], start + timedelta(minutes=i))
-             for i in range(comments)])
+            [
+                (
+                    ids[i % threads],
+                    f"Author {i}",
+                    f"a{i}@example.org",
+                    "t" * 300,
+                    "<p>" + "t" * 300 + "</p>",
+                    statuses[i % 10],
+                    start + timedelta(minutes=i),
+                )
+                for i in range(comments)
+            ],
+        )
 
 
-async def timed(client, path: str, headers: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
-                runs: int = 50) -> tuple[float, float, int]:
+async def timed(
+    client,
+    path: str,
+    headers: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+    runs: int = 50,
+) -> tuple[float, float, int]:
     samples = []
     status = 0
     for _ in range(runs):
@@ -72,30 +87,39 @@ async def main(backend: str, comments: int) -> None:
         async with serve(settings) as server, server.client() as client:
             t = time.perf_counter()
             await fill(server, comments)
-            print(f"{backend}: {comments} comments in 200 threads, filled in "
-                  f"{time.perf_counter() - t:.1f} s")
+            print(
+                f"{backend}: {comments} comments in 200 threads, filled in "
+                f"{time.perf_counter() - t:.1f} s"
+            )
             for path in ("/feeds/comments.atom", "/feeds/thread.atom?uri=/posts/p7"):
                 first = await client.get(path)
                 median, p95, status = await timed(client, path)
-                print(f"  GET {path}: {len(first.content) / 1024:.0f} KiB, "
-                      f"median {median:.1f} ms, p95 {p95:.1f} ms ({status})")
+                print(
+                    f"  GET {path}: {len(first.content) / 1024:.0f} KiB, "
+                    f"median {median:.1f} ms, p95 {p95:.1f} ms ({status})"
+                )
                 median, p95, status = await timed(
-                    client, path, {"If-None-Match": first.headers["etag"]})
-                print(f"  GET {path} If-None-Match: median {median:.1f} ms, "
-                      f"p95 {p95:.1f} ms ({status})")
+                    client, path, {"If-None-Match": first.headers["etag"]}
+                )
+                print(
+                    f"  GET {path} If-None-Match: median {median:.1f} ms, "
+                    f"p95 {p95:.1f} ms ({status})"
+                )
 
             store = MailStore(server.state.db)
             n = 200
             t = time.perf_counter()
             for i in range(n):
                 await store.enqueue(OutgoingMail(f"bench:{i}", f"r{i}@example.org", "s", "b"))
-            server.state.extras["mail_sender"].wake()
+            server.state.mail.sender.wake()
             queued = time.perf_counter() - t
             while len(inbox.messages) < n:
                 await asyncio.sleep(0.01)
             total = time.perf_counter() - t
-            print(f"  mail: {n} queued in {queued * 1000:.0f} ms, all delivered after "
-                  f"{total:.2f} s ({n / total:.0f} mails/s, one SMTP connection each)")
+            print(
+                f"  mail: {n} queued in {queued * 1000:.0f} ms, all delivered after "
+                f"{total:.2f} s ({n / total:.0f} mails/s, one SMTP connection each)"
+            )
     finally:
         controller.stop()
         if backend == "postgres":
@@ -103,5 +127,9 @@ async def main(backend: str, comments: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "sqlite",
-                     int(sys.argv[2]) if len(sys.argv) > 2 else 100_000))
+    asyncio.run(
+        main(
+            sys.argv[1] if len(sys.argv) > 1 else "sqlite",
+            int(sys.argv[2]) if len(sys.argv) > 2 else 100_000,
+        )
+    )

@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("kibitz comment thread reply blog post moderation live socket import export "
-         "sqlite postgres streaming memory bounded batch parent child author readers").split()
+WORDS = (
+    "kibitz comment thread reply blog post moderation live socket import export "
+    "sqlite postgres streaming memory bounded batch parent child author readers"
+).split()
 
 
 def paragraph(rng: random.Random, words: int) -> str:
@@ -52,21 +54,25 @@ def generate(path: Path, comments: int, per_post: int, seed: int = 7) -> None:
     rng = random.Random(seed)
     posts = max(1, comments // per_post)
     with path.open("w", encoding="utf-8") as out:
-        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
-                  'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-                  'xmlns:dc="http://purl.org/dc/elements/1.1/" '
-                  'xmlns:wp="http://wordpress.org/export/1.2/">\n<channel>\n')
+        out.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            'xmlns:wp="http://wordpress.org/export/1.2/">\n<channel>\n'
+        )
         written = 0
         for p in range(1, posts + 1):
             count = per_post if p < posts else comments - written
-            out.write(f"<item><title>Post {p}</title>"
-                      f"<link>https://blog.example/{2000 + p % 20}/{p % 12 + 1:02}/post-{p}/</link>"
-                      f"<dc:creator>author</dc:creator><content:encoded><![CDATA["
-                      + "\n\n".join(paragraph(rng, 60) for _ in range(5))
-                      + f"]]></content:encoded><wp:post_id>{p}</wp:post_id>"
-                      f"<wp:post_date_gmt>2015-03-01 10:00:00</wp:post_date_gmt>"
-                      f"<wp:post_name>post-{p}</wp:post_name><wp:status>publish</wp:status>"
-                      f"<wp:post_type>post</wp:post_type>\n")
+            out.write(
+                f"<item><title>Post {p}</title>"
+                f"<link>https://blog.example/{2000 + p % 20}/{p % 12 + 1:02}/post-{p}/</link>"
+                f"<dc:creator>author</dc:creator><content:encoded><![CDATA["
+                + "\n\n".join(paragraph(rng, 60) for _ in range(5))
+                + f"]]></content:encoded><wp:post_id>{p}</wp:post_id>"
+                f"<wp:post_date_gmt>2015-03-01 10:00:00</wp:post_date_gmt>"
+                f"<wp:post_name>post-{p}</wp:post_name><wp:status>publish</wp:status>"
+                f"<wp:post_type>post</wp:post_type>\n"
+            )
             # About a third are replies (to an earlier comment: no cycles); every tenth pair
             # is listed child first, as exports sorted by something else do.
             order = list(range(1, count + 1))
@@ -77,8 +83,17 @@ def generate(path: Path, comments: int, per_post: int, seed: int = 7) -> None:
                 parent = p * 1000 + rng.randint(1, c - 1) if c > 1 and rng.random() < 0.33 else 0
                 status = rng.choices(["1", "0", "spam", "trash"], [90, 4, 4, 2])[0]
                 text = "\n\n".join(paragraph(rng, 40) for _ in range(3))
-                out.write(COMMENT.format(cid=cid, who=cid % 5000, ip=cid % 250, minute=c % 60,
-                                         text=text, status=status, parent=parent))
+                out.write(
+                    COMMENT.format(
+                        cid=cid,
+                        who=cid % 5000,
+                        ip=cid % 250,
+                        minute=c % 60,
+                        text=text,
+                        status=status,
+                        parent=parent,
+                    )
+                )
             written += count
             out.write("</item>\n")
         out.write("</channel>\n</rss>\n")
@@ -113,8 +128,11 @@ def main() -> int:
     parser.add_argument("--per-post", type=int, default=50)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--keep", help="generate into this directory and keep the files")
-    parser.add_argument("--twice", action="store_true",
-                        help="import the file a second time and time that no-op run too")
+    parser.add_argument(
+        "--twice",
+        action="store_true",
+        help="import the file a second time and time that no-op run too",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -122,18 +140,29 @@ def main() -> int:
         wxr = work / "large.xml"
         started = time.monotonic()
         generate(wxr, args.comments, args.per_post)
-        print(f"generated {wxr} ({wxr.stat().st_size / 1e6:.0f} MB, {args.comments} comments) "
-              f"in {time.monotonic() - started:.1f} s")
+        print(
+            f"generated {wxr} ({wxr.stat().st_size / 1e6:.0f} MB, {args.comments} comments) "
+            f"in {time.monotonic() - started:.1f} s"
+        )
         db_path = work / "bench.db"
         url = args.database_url or f"sqlite:///{db_path}"
         probe = WriterProbe(db_path) if not args.database_url else None
         if probe:
             probe.start()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KIBITZ_DATABASE_URL": url,
-               "KIBITZ_DATA_DIR": str(work / "data")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "KIBITZ_DATABASE_URL": url,
+            "KIBITZ_DATA_DIR": str(work / "data"),
+        }
         started = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "server", "import", "wordpress", str(wxr)],
-                                cwd=ROOT, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "server", "import", "wordpress", str(wxr)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         elapsed = time.monotonic() - started
         if probe:
             probe.stop.set()
@@ -143,17 +172,26 @@ def main() -> int:
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)
             return result.returncode
-        print(f"import: {elapsed:.1f} s, {args.comments / elapsed:.0f} comments/s, "
-              f"peak RSS {peak:.0f} MB")
+        print(
+            f"import: {elapsed:.1f} s, {args.comments / elapsed:.0f} comments/s, "
+            f"peak RSS {peak:.0f} MB"
+        )
         if probe:
             print(f"longest wait of another writer for the SQLite lock: {probe.longest:.2f} s")
         if args.twice:
             started = time.monotonic()
-            again = subprocess.run([sys.executable, "-m", "server", "import", "wordpress",
-                                    str(wxr)], cwd=ROOT, env=env, capture_output=True, text=True)
+            again = subprocess.run(
+                [sys.executable, "-m", "server", "import", "wordpress", str(wxr)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             new = [line for line in again.stdout.splitlines() if "comments:" in line]
-            print(f"second import of the same file: {time.monotonic() - started:.1f} s; "
-                  f"{new[0].strip() if new else again.stderr.strip()}")
+            print(
+                f"second import of the same file: {time.monotonic() - started:.1f} s; "
+                f"{new[0].strip() if new else again.stderr.strip()}"
+            )
     return 0
 
 

@@ -72,13 +72,17 @@ class Connection:
                 pass
         self.reader = self.writer = None
 
-    async def request(self, method: str, path: str, body: bytes,
-                      headers: dict[str, str]) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                f"Content-Length: {len(body)}"]
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(body)}",
+        ]
         head += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         status_line = await self.reader.readuntil(b"\r\n")
@@ -115,9 +119,17 @@ class Connection:
         return status, data
 
 
-async def run(host: str, port: int, make_request: Callable[[int], Request], *,
-              concurrency: int = 16, duration: float = 8.0, max_requests: int = 100_000,
-              timeout: float = 120.0, expect: tuple[int, ...] = (200,)) -> Result:
+async def run(
+    host: str,
+    port: int,
+    make_request: Callable[[int], Request],
+    *,
+    concurrency: int = 16,
+    duration: float = 8.0,
+    max_requests: int = 100_000,
+    timeout: float = 120.0,
+    expect: tuple[int, ...] = (200,),
+) -> Result:
     """Keep ``concurrency`` requests in flight until time or count runs out; time each."""
     result = Result()
     started = time.perf_counter()
@@ -133,8 +145,9 @@ async def run(host: str, port: int, make_request: Callable[[int], Request], *,
                 method, path, body, headers = make_request(n)
                 t0 = time.perf_counter()
                 try:
-                    status, _ = await asyncio.wait_for(conn.request(method, path, body, headers),
-                                                       timeout)
+                    status, _ = await asyncio.wait_for(
+                        conn.request(method, path, body, headers), timeout
+                    )
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
                     result.errors += 1
                     await conn.close()

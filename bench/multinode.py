@@ -14,9 +14,14 @@ import asyncio
 import os
 
 import httpx
-
-from fanout import (fresh_database, kibitz_poster, kibitz_processes, make_post,
-                    measure, raise_fd_limit)
+from fanout import (
+    fresh_database,
+    kibitz_poster,
+    kibitz_processes,
+    make_post,
+    measure,
+    raise_fd_limit,
+)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -29,9 +34,14 @@ async def run(args: argparse.Namespace) -> None:
                         targets = [("127.0.0.1", live, f"/ws?uri={uri}") for _, _, live in procs]
                         first = f"http://127.0.0.1:{procs[0][1]}"
                         result = await measure(
-                            f"{count} procs", targets, readers, args.comments,
-                            kibitz_poster(client, first, uri), [p.pid for p, _, _ in procs],
-                            args.client_procs)
+                            f"{count} procs",
+                            targets,
+                            readers,
+                            args.comments,
+                            kibitz_poster(client, first, uri),
+                            [p.pid for p, _, _ in procs],
+                            args.client_procs,
+                        )
                 print(result.line(), flush=True)
 
 
@@ -41,13 +51,21 @@ def main() -> None:
     parser.add_argument("--readers", type=int, nargs="+", default=[1000])
     parser.add_argument("--comments", type=int, default=20)
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--redis-url", default=os.environ.get(
-        "KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "KIBITZ_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("KIBITZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
-    print(f"open files limit {raise_fd_limit()}; {os.cpu_count()} CPUs; "
-          f"{args.comments} comments each", flush=True)
+    print(
+        f"open files limit {raise_fd_limit()}; {os.cpu_count()} CPUs; "
+        f"{args.comments} comments each",
+        flush=True,
+    )
     asyncio.run(run(args))
 
 

@@ -53,9 +53,11 @@ GOALS = {"read 10": 30, "read 100": 100, "read 1000": 100, "post": 3, "counts": 
 
 
 def comment_text(uri: str, i: int) -> str:
-    return (f"Comment {i} on {uri}: I read this twice and *mostly* agree. The part about "
-            f"caching reminded me of https://example.com/notes/{i} which says the same.\n\n"
-            "One more thought: measure before you optimise, then measure again.")
+    return (
+        f"Comment {i} on {uri}: I read this twice and *mostly* agree. The part about "
+        f"caching reminded me of https://example.com/notes/{i} which says the same.\n\n"
+        "One more thought: measure before you optimise, then measure again."
+    )
 
 
 def free_port() -> int:
@@ -88,8 +90,10 @@ def isso_venv() -> Path:
         PEER.mkdir(parents=True, exist_ok=True)
         print(f"installing {ISSO_REQUIREMENT} and gunicorn into {venv} …", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", ISSO_REQUIREMENT,
-                        "gunicorn"], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", ISSO_REQUIREMENT, "gunicorn"],
+            check=True,
+        )
     return venv
 
 
@@ -132,10 +136,21 @@ listen = http://127.0.0.1:{port}/
 """)
     log = work / "isso.log"
     proc = subprocess.Popen(
-        [str(venv / "bin" / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "isso.run:application"],
-        env={**os.environ, "ISSO_SETTINGS": str(config)}, cwd=work,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        [
+            str(venv / "bin" / "gunicorn"),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "isso.run:application",
+        ],
+        env={**os.environ, "ISSO_SETTINGS": str(config)},
+        cwd=work,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     wait_until_up(f"http://127.0.0.1:{port}/config", proc, log)
 
     def seed(threads: dict[str, int]) -> None:
@@ -145,15 +160,24 @@ listen = http://127.0.0.1:{port}/
         voters = bytes(256)  # Isso's empty bloom filter
         with conn:
             for uri, n in threads.items():
-                conn.execute("INSERT OR IGNORE INTO threads (uri, title) VALUES (?, ?)",
-                             (uri, uri))
+                conn.execute("INSERT OR IGNORE INTO threads (uri, title) VALUES (?, ?)", (uri, uri))
                 tid = conn.execute("SELECT id FROM threads WHERE uri = ?", (uri,)).fetchone()[0]
                 conn.executemany(
                     "INSERT INTO comments (tid, parent, created, modified, mode, remote_addr, "
                     "text, author, email, website, likes, dislikes, voters, notification) "
                     "VALUES (?, NULL, ?, NULL, 1, '127.0.0.0', ?, ?, ?, NULL, 0, 0, ?, 0)",
-                    [(tid, time.time(), comment_text(uri, i), f"Reader {i}",
-                      f"reader{i}@example.org", voters) for i in range(n)])
+                    [
+                        (
+                            tid,
+                            time.time(),
+                            comment_text(uri, i),
+                            f"Reader {i}",
+                            f"reader{i}@example.org",
+                            voters,
+                        )
+                        for i in range(n)
+                    ],
+                )
         conn.close()
 
     # Isso's SQLite uses a rollback journal: nothing is pending after a bulk load.
@@ -172,7 +196,7 @@ async def _seed_kibitz(database_url: str, threads: dict[str, int]) -> None:
     from db.comments import CommentStore, NewComment
     from db.database import connect
     from db.migrate import migrate
-    from server.markup import render_comment
+    from server.discussion.markup import render_comment
 
     db = await connect(database_url, readers=1)
     try:
@@ -182,30 +206,53 @@ async def _seed_kibitz(database_url: str, threads: dict[str, int]) -> None:
             batch = []
             for i in range(n):
                 text = comment_text(uri, i)
-                batch.append(NewComment(author=f"Reader {i}", email=f"reader{i}@example.org",
-                                        website=None, text=text, html=render_comment(text),
-                                        status="approved", address="127.0.0.1"))
+                batch.append(
+                    NewComment(
+                        author=f"Reader {i}",
+                        email=f"reader{i}@example.org",
+                        website=None,
+                        text=text,
+                        html=render_comment(text),
+                        status="approved",
+                        address="127.0.0.1",
+                    )
+                )
             await store.add_many(uri, batch, title=uri)
     finally:
         await db.close()
 
 
-def start_kibitz(name: str, database_url: str, work: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> Server:
+def start_kibitz(
+    name: str, database_url: str, work: Path, *extra: str, env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     asyncio.run(_seed_kibitz(database_url, {}))  # migrate before any worker starts
     log = work / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port), *extra],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "KIBITZ_DATABASE_URL": database_url,
-             "KIBITZ_DATA_DIR": str(work / name), "KIBITZ_SECRET_KEY": "bench-" + "x" * 32,
-             "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off",
-             "KIBITZ_PUBLIC_URL": f"http://127.0.0.1:{port}", **(env or {})})
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "KIBITZ_DATABASE_URL": database_url,
+            "KIBITZ_DATA_DIR": str(work / name),
+            "KIBITZ_SECRET_KEY": "bench-" + "x" * 32,
+            "KIBITZ_MODERATION": "none",
+            "KIBITZ_POST_RATE": "off",
+            "KIBITZ_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            **(env or {}),
+        },
+    )
     wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, log)
-    return Server(name, port, proc,
-                  lambda threads: asyncio.run(_seed_kibitz(database_url, threads)),
-                  lambda: _settle_kibitz(database_url))
+    return Server(
+        name,
+        port,
+        proc,
+        lambda threads: asyncio.run(_seed_kibitz(database_url, threads)),
+        lambda: _settle_kibitz(database_url),
+    )
 
 
 def _settle_kibitz(database_url: str) -> None:
@@ -240,8 +287,7 @@ async def _pg_run(url: str, sql: str) -> None:
 
 
 def thread_read(server: Server, uri: str) -> Callable[[int], load.Request]:
-    path = (f"/?uri={quote(uri)}" if server.name == "isso"
-            else f"/api/comments?uri={quote(uri)}")
+    path = f"/?uri={quote(uri)}" if server.name == "isso" else f"/api/comments?uri={quote(uri)}"
     return lambda n: ("GET", path, b"", {})
 
 
@@ -257,27 +303,51 @@ def post(server: Server) -> Callable[[int], load.Request]:
     run = uuid.uuid4().hex[:6]
 
     def make(n: int) -> load.Request:
-        data = {"author": f"Poster {n}", "email": f"poster{n}@example.org",
-                "text": f"New comment {n} of run {run}: short and to the point.", "title": "Post"}
+        data = {
+            "author": f"Poster {n}",
+            "email": f"poster{n}@example.org",
+            "text": f"New comment {n} of run {run}: short and to the point.",
+            "title": "Post",
+        }
         if server.name == "isso":
-            return ("POST", "/new?uri=/bench/post", json.dumps(data).encode(),
-                    {"Content-Type": "application/json"})
+            return (
+                "POST",
+                "/new?uri=/bench/post",
+                json.dumps(data).encode(),
+                {"Content-Type": "application/json"},
+            )
         data["uri"] = "/bench/post"
-        return ("POST", "/api/comments", json.dumps(data).encode(),
-                {"Content-Type": "application/json",
-                 "Origin": f"http://127.0.0.1:{server.port}"})
+        return (
+            "POST",
+            "/api/comments",
+            json.dumps(data).encode(),
+            {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{server.port}"},
+        )
 
     return make
 
 
-def measure(server: Server, make: Callable[[int], load.Request], duration: float,
-            expect: tuple[int, ...] = (200,), warm: bool = True) -> load.Result:
+def measure(
+    server: Server,
+    make: Callable[[int], load.Request],
+    duration: float,
+    expect: tuple[int, ...] = (200,),
+    warm: bool = True,
+) -> load.Result:
     async def go() -> load.Result:
         if warm:  # fill caches and connection pools; not counted
-            await load.run("127.0.0.1", server.port, make, concurrency=4,
-                           duration=min(2.0, duration), max_requests=20, expect=expect)
-        return await load.run("127.0.0.1", server.port, make, concurrency=16,
-                              duration=duration, expect=expect)
+            await load.run(
+                "127.0.0.1",
+                server.port,
+                make,
+                concurrency=4,
+                duration=min(2.0, duration),
+                max_requests=20,
+                expect=expect,
+            )
+        return await load.run(
+            "127.0.0.1", server.port, make, concurrency=16, duration=duration, expect=expect
+        )
 
     return asyncio.run(go())
 
@@ -291,18 +361,28 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"load average {os.getloadavg()[0]:.2f} at start")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=8.0,
-                        help="seconds of load per scenario and server (default 8)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="turns each server takes per scenario (default 2)")
-    parser.add_argument("--only", default="isso,sqlite,postgres",
-                        help="comma-separated servers to run: isso, sqlite, postgres")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=8.0,
+        help="seconds of load per scenario and server (default 8)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="turns each server takes per scenario (default 2)"
+    )
+    parser.add_argument(
+        "--only",
+        default="isso,sqlite,postgres",
+        help="comma-separated servers to run: isso, sqlite, postgres",
+    )
     args = parser.parse_args()
     wanted = args.only.split(",")
     root = Path(tempfile.mkdtemp(prefix="kibitz-peer-", dir=PEER if PEER.exists() else None))
@@ -321,8 +401,14 @@ def main() -> int:
         name = f"kibitz_bench_{uuid.uuid4().hex[:8]}"
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         pg_names.append(name)
-        return start_kibitz("kibitz-pg", _with_database(POSTGRES, name), work, "--workers", "2",
-                            env={"KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": f"bench-{name}"})
+        return start_kibitz(
+            "kibitz-pg",
+            _with_database(POSTGRES, name),
+            work,
+            "--workers",
+            "2",
+            env={"KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": f"bench-{name}"},
+        )
 
     try:
         for kind in ("isso", "sqlite", "postgres"):
@@ -331,8 +417,10 @@ def main() -> int:
                 small.append(start(kind, "small"))
         results: dict[str, dict[str, load.Result]] = {s.name: {} for s in grown}
 
-        def interleaved(jobs: list[tuple[str, Server, Callable[[int], load.Request]]],
-                        expect: tuple[int, ...] = (200,)) -> None:
+        def interleaved(
+            jobs: list[tuple[str, Server, Callable[[int], load.Request]]],
+            expect: tuple[int, ...] = (200,),
+        ) -> None:
             # Servers take turns in short rounds, so a burst of load from other users of
             # the machine falls on all of them rather than on whichever ran at that moment.
             parts: dict[tuple[str, str], list[load.Result]] = {}
@@ -340,16 +428,23 @@ def main() -> int:
                 # Every other round in reverse: whoever runs right after a busy neighbour
                 # (its connections still closing, its caches still warm) changes each time.
                 for label, server, make in jobs if round_ % 2 == 0 else jobs[::-1]:
-                    parts.setdefault((label, server.name), []).append(measure(
-                        server, make, args.duration / args.rounds, expect, warm=round_ == 0))
+                    parts.setdefault((label, server.name), []).append(
+                        measure(server, make, args.duration / args.rounds, expect, warm=round_ == 0)
+                    )
             for (label, name), runs in parts.items():
                 result = results[name][label] = load.merge(runs)
-                print(f"  {label:<14} {name:<14} {result.rate:9.1f} req/s  "
-                      f"p50 {result.percentile(50):8.1f} ms  p99 {result.percentile(99):8.1f} ms"
-                      f"  ({result.ok} ok, {result.errors} errors)", flush=True)
+                print(
+                    f"  {label:<14} {name:<14} {result.rate:9.1f} req/s  "
+                    f"p50 {result.percentile(50):8.1f} ms  p99 {result.percentile(99):8.1f} ms"
+                    f"  ({result.ok} ok, {result.errors} errors)",
+                    flush=True,
+                )
 
-        def scenario(label: str, make: Callable[[Server], Callable[[int], load.Request]],
-                     expect: tuple[int, ...] = (200,)) -> None:
+        def scenario(
+            label: str,
+            make: Callable[[Server], Callable[[int], load.Request]],
+            expect: tuple[int, ...] = (200,),
+        ) -> None:
             interleaved([(label, server, make(server)) for server in grown], expect)
 
         print("seeding 1,000 comments into every database …", flush=True)
@@ -361,9 +456,16 @@ def main() -> int:
             server.settle()
         time.sleep(3)
         # The same 10-comment thread on the 1k and the 20k database, measured in turns.
-        interleaved([job for big, little in zip(grown, small, strict=True) for job in (
-            ("read 10 @1k", little, thread_read(little, "/bench/t10")),
-            ("read 10 @20k", big, thread_read(big, "/bench/t10")))])
+        interleaved(
+            [
+                job
+                for big, little in zip(grown, small, strict=True)
+                for job in (
+                    ("read 10 @1k", little, thread_read(little, "/bench/t10")),
+                    ("read 10 @20k", big, thread_read(big, "/bench/t10")),
+                )
+            ]
+        )
         for server in small:
             server.stop()
         small.clear()
@@ -390,8 +492,10 @@ def report(results: dict[str, dict[str, load.Result]]) -> None:
             r = by_label[label]
             base = isso.get(label)
             ratio = f"{r.rate / base.rate:.1f}x" if base and base.rate and name != "isso" else ""
-            print(f"| {label} | {name} | {r.rate:.1f} | {r.percentile(50):.1f} | "
-                  f"{r.percentile(99):.1f} | {ratio} |")
+            print(
+                f"| {label} | {name} | {r.rate:.1f} | {r.percentile(50):.1f} | "
+                f"{r.percentile(99):.1f} | {ratio} |"
+            )
     print("\nGrowth 1k → 20k comments, the same 10-comment thread:")
     for name, by_label in results.items():
         before, after = by_label["read 10 @1k"].rate, by_label["read 10 @20k"].rate
@@ -411,8 +515,10 @@ def report(results: dict[str, dict[str, load.Result]]) -> None:
                 print(f"  {name:<14} {key:<10} {ratio:7.1f}x (goal ≥ {goal}x) {mark}")
             before, after = by_label["read 10 @1k"].rate, by_label["read 10 @20k"].rate
             slower = (1 - after / before) * 100 if before else 0.0
-            print(f"  {name:<14} {'20k':<10} {slower:6.1f} % slower (goal ≤ 10 %) "
-                  f"{'met' if slower <= 10 else 'MISSED'}")
+            print(
+                f"  {name:<14} {'20k':<10} {slower:6.1f} % slower (goal ≤ 10 %) "
+                f"{'met' if slower <= 10 else 'MISSED'}"
+            )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.widget import Bundle
+from server.http.widget import Bundle
 from tests.browser.conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -42,8 +42,10 @@ def sizes() -> None:
     bundle = Bundle()
     for asset in bundle.assets.values():
         print(f"{asset.url:36} {len(asset.body):7,d} B minified {len(asset.gzipped):7,d} B gzipped")
-    print(f"widget total loaded from kibitz (embed.js, CSS inside): "
-          f"{bundle.embed_gzipped_size / 1024:.1f} KiB gzipped (budget 15 KB)")
+    print(
+        f"widget total loaded from kibitz (embed.js, CSS inside): "
+        f"{bundle.embed_gzipped_size / 1024:.1f} KiB gzipped (budget 15 KB)"
+    )
 
 
 def render_times(comments: int, runs: int) -> dict[str, list[float]]:
@@ -52,24 +54,35 @@ def render_times(comments: int, runs: int) -> dict[str, list[float]]:
     uri = "/bench/thread/"
     with tempfile.TemporaryDirectory() as tmp:
         port, host_port = free_port(), free_port()
-        settings = make_settings(f"sqlite:///{Path(tmp) / 'k.db'}", Path(tmp),
-                                 KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                                 KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}")
+        settings = make_settings(
+            f"sqlite:///{Path(tmp) / 'k.db'}",
+            Path(tmp),
+            KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
+        )
         with run_host(host_port) as host, run_kibitz(settings, port) as kibitz:
             ids: list[int] = []
             for i in range(comments):
                 parent = ids[i - 1] if i % 3 == 2 else None
-                text = f"Comment {i}: a few sentences of ordinary length, with a link " \
-                       f"https://example.org/{i} and *some* emphasis.\n\nA second paragraph."
-                ids.append(kibitz.add_comment(uri, text, author=f"Reader {i % 17}",
-                                              parent=parent).id)
+                text = (
+                    f"Comment {i}: a few sentences of ordinary length, with a link "
+                    f"https://example.org/{i} and *some* emphasis.\n\nA second paragraph."
+                )
+                ids.append(
+                    kibitz.add_comment(uri, text, author=f"Reader {i % 17}", parent=parent).id
+                )
             page_html = host_page(kibitz.url, f'<div data-kibitz-thread="{uri}"></div>')
             url = host.add("/post", page_html, csp=strict_csp(kibitz.url))
-            found: dict[str, list[float]] = {"loaded→rendered": [], "requested→rendered": [],
-                                             "executing→rendered": [], "data→rendered": []}
+            found: dict[str, list[float]] = {
+                "loaded→rendered": [],
+                "requested→rendered": [],
+                "executing→rendered": [],
+                "data→rendered": [],
+            }
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                     args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+                )
                 for _ in range(runs + 1):  # the first run warms chromium up and is dropped
                     context = browser.new_context()
                     page = context.new_page()
@@ -97,8 +110,10 @@ def main() -> None:
     times = render_times(args.comments, args.runs)
     print(f"\n{args.comments}-comment thread, {args.runs} runs, chromium headless, ms:")
     for name, values in times.items():
-        print(f"  {name:22} median {statistics.median(values):7.1f}   min {min(values):7.1f}"
-              f"   max {max(values):7.1f}")
+        print(
+            f"  {name:22} median {statistics.median(values):7.1f}   min {min(values):7.1f}"
+            f"   max {max(values):7.1f}"
+        )
 
 
 if __name__ == "__main__":

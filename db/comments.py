@@ -17,8 +17,23 @@ from db.errors import DatabaseError
 from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Thread, now
 
-FIELDS = ("id", "thread_id", "parent_id", "author", "email", "website", "text", "html",
-          "status", "reason", "address", "staff_id", "created", "edited", "source")
+FIELDS = (
+    "id",
+    "thread_id",
+    "parent_id",
+    "author",
+    "email",
+    "website",
+    "text",
+    "html",
+    "status",
+    "reason",
+    "address",
+    "staff_id",
+    "created",
+    "edited",
+    "source",
+)
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
 
@@ -82,8 +97,9 @@ async def _thread_states(conn: Connection, thread_id: int) -> dict[int, str]:
     return visible_states((r["id"], r["parent_id"], r["status"]) for r in rows)
 
 
-def diff_events(before: dict[int, str], after: dict[int, str],
-                edited: Iterable[int] = ()) -> list[tuple[str, int]]:
+def diff_events(
+    before: dict[int, str], after: dict[int, str], edited: Iterable[int] = ()
+) -> list[tuple[str, int]]:
     """The events that take a reader from the ``before`` view to the ``after`` view."""
     events: list[tuple[str, int]] = []
     for cid in sorted(set(before) | set(after)):
@@ -100,8 +116,9 @@ def diff_events(before: dict[int, str], after: dict[int, str],
     return events
 
 
-async def record_events(conn: Connection, thread: Thread | int,
-                        changes: Sequence[tuple[str, int]]) -> list[Event]:
+async def record_events(
+    conn: Connection, thread: Thread | int, changes: Sequence[tuple[str, int]]
+) -> list[Event]:
     """Write events and bump the thread's counter in the caller's transaction.
 
     The ``UPDATE … RETURNING`` takes the thread's row lock on PostgreSQL (SQLite has one
@@ -112,21 +129,25 @@ async def record_events(conn: Connection, thread: Thread | int,
     thread_id = thread if isinstance(thread, int) else thread.id
     row = await conn.fetchrow(
         "UPDATE threads SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq, uri",
-        thread_id, len(changes),
+        thread_id,
+        len(changes),
     )
     assert row is not None
     first = row["last_seq"] - len(changes) + 1
     when = now()
-    events = [Event(thread_id, first + i, kind, cid, row["uri"])
-              for i, (kind, cid) in enumerate(changes)]
-    insert = ("INSERT INTO events (thread_id, seq, type, comment_id, created) "
-              "VALUES ($1, $2, $3, $4, $5)")
+    events = [
+        Event(thread_id, first + i, kind, cid, row["uri"]) for i, (kind, cid) in enumerate(changes)
+    ]
+    insert = (
+        "INSERT INTO events (thread_id, seq, type, comment_id, created) VALUES ($1, $2, $3, $4, $5)"
+    )
     if len(events) == 1:  # the common case, in one round trip
         e = events[0]
         await conn.execute(insert, e.thread_id, e.seq, e.type, e.comment_id, when)
     else:
-        await conn.executemany(insert, [(e.thread_id, e.seq, e.type, e.comment_id, when)
-                                        for e in events])
+        await conn.executemany(
+            insert, [(e.thread_id, e.seq, e.type, e.comment_id, when) for e in events]
+        )
     return events
 
 
@@ -164,7 +185,9 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
     await conn.execute(
         "INSERT INTO threads (uri, title, created) VALUES ($1, $2, $3) "
         "ON CONFLICT (uri) DO NOTHING",
-        uri, title, now(),
+        uri,
+        title,
+        now(),
     )
     created = await find_thread(conn, uri)
     assert created is not None
@@ -271,7 +294,9 @@ class CommentStore:
             rows = await conn.fetch(
                 f"SELECT {COLUMNS} {FROM} WHERE c.status = $1 ORDER BY c.id {order} "
                 "LIMIT $2 OFFSET $3",
-                status, limit, offset,
+                status,
+                limit,
+                offset,
             )
         return [Comment.from_row(r) for r in rows]
 
@@ -281,20 +306,24 @@ class CommentStore:
                 "SELECT e.thread_id, e.seq, e.type, e.comment_id, t.uri FROM events e "
                 "JOIN threads t ON t.id = e.thread_id "
                 "WHERE e.thread_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
-                thread_id, since, limit,
+                thread_id,
+                since,
+                limit,
             )
         return [Event(r["thread_id"], r["seq"], r["type"], r["comment_id"], r["uri"]) for r in rows]
 
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
-            value = await conn.fetchval("SELECT MIN(seq) FROM events WHERE thread_id = $1",
-                                        thread_id)
+            value = await conn.fetchval(
+                "SELECT MIN(seq) FROM events WHERE thread_id = $1", thread_id
+            )
         return None if value is None else int(value)
 
     # -- writes --------------------------------------------------------------------------
 
-    async def add(self, uri: str, new: NewComment, *, create_thread: bool,
-                  title: str | None = None) -> tuple[Comment, list[Event]]:
+    async def add(
+        self, uri: str, new: NewComment, *, create_thread: bool, title: str | None = None
+    ) -> tuple[Comment, list[Event]]:
         """Insert a comment; an approved one gets its ``comment.created`` event at once.
 
         Comments arriving together for one thread are committed together (group commit,
@@ -330,35 +359,52 @@ class CommentStore:
             outcomes: list[Row | Exception] = []
             for pending in batch:
                 outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
-            approved = [("comment.created", int(o["id"])) for o in outcomes
-                        if not isinstance(o, Exception) and o["status"] == "approved"]
+            approved = [
+                ("comment.created", int(o["id"]))
+                for o in outcomes
+                if not isinstance(o, Exception) and o["status"] == "approved"
+            ]
             # Last, so the thread's row lock (which orders seqs) is held only from here to
             # the commit: concurrent comments on one busy thread queue for as short as can be.
-            events = (await record_events(conn, thread, approved)
-                      if thread is not None else [])
+            events = await record_events(conn, thread, approved) if thread is not None else []
         by_comment = {e.comment_id: e for e in events}
-        return [o if isinstance(o, Exception) else
-                (Comment.from_row(o), [by_comment[o["id"]]] if o["id"] in by_comment else [])
-                for o in outcomes]
+        return [
+            o
+            if isinstance(o, Exception)
+            else (Comment.from_row(o), [by_comment[o["id"]]] if o["id"] in by_comment else [])
+            for o in outcomes
+        ]
 
     @staticmethod
-    async def _insert_one(conn: Connection, thread: Thread | None, uri: str,
-                          new: NewComment) -> Row | Exception:
+    async def _insert_one(
+        conn: Connection, thread: Thread | None, uri: str, new: NewComment
+    ) -> Row | Exception:
         if thread is None:
             return UnknownThread(uri)
         if new.parent_id is not None:
             parent = await conn.fetchrow(
-                "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id)
-            if (parent is None or parent["thread_id"] != thread.id
-                    or parent["status"] != "approved"):
+                "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id
+            )
+            if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
             "status, reason, address, staff_id, created, source) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
             f"RETURNING {', '.join(FIELDS)}",
-            thread.id, new.parent_id, new.author, new.email, new.website, new.text, new.html,
-            new.status, new.reason, new.address, new.staff_id, new.created or now(), new.source,
+            thread.id,
+            new.parent_id,
+            new.author,
+            new.email,
+            new.website,
+            new.text,
+            new.html,
+            new.status,
+            new.reason,
+            new.address,
+            new.staff_id,
+            new.created or now(),
+            new.source,
         )
         assert row is not None
         if new.staff_id is not None:  # the staff name comes from a join
@@ -366,8 +412,9 @@ class CommentStore:
             assert row is not None
         return row
 
-    async def add_many(self, uri: str, batch: Sequence[NewComment],
-                       title: str | None = None) -> list[int]:
+    async def add_many(
+        self, uri: str, batch: Sequence[NewComment], title: str | None = None
+    ) -> list[int]:
         """Insert top-level comments into one thread in one transaction (bulk loads, benches).
 
         Approved ones get their ``comment.created`` events in the same transaction, exactly
@@ -378,30 +425,55 @@ class CommentStore:
             await lock_thread(conn, thread.id)
             ids: list[int] = []
             for new in batch:
-                ids.append(await conn.fetchval(
-                    "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
-                    "html, status, reason, address, staff_id, created, source) "
-                    "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                    thread.id, new.author, new.email, new.website, new.text, new.html,
-                    new.status, new.reason, new.address, new.staff_id, new.created or now(),
-                    new.source,
-                ))
-            await record_events(conn, thread, [("comment.created", cid) for cid, new
-                                               in zip(ids, batch, strict=True)
-                                               if new.status == "approved"])
+                ids.append(
+                    await conn.fetchval(
+                        "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
+                        "html, status, reason, address, staff_id, created, source) "
+                        "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                        "RETURNING id",
+                        thread.id,
+                        new.author,
+                        new.email,
+                        new.website,
+                        new.text,
+                        new.html,
+                        new.status,
+                        new.reason,
+                        new.address,
+                        new.staff_id,
+                        new.created or now(),
+                        new.source,
+                    )
+                )
+            await record_events(
+                conn,
+                thread,
+                [
+                    ("comment.created", cid)
+                    for cid, new in zip(ids, batch, strict=True)
+                    if new.status == "approved"
+                ],
+            )
         return ids
 
-    async def change(self, comment_id: int, *, status: str | None = None,
-                     text: str | None = None, html: str | None = None,
-                     edited: datetime | None = None) -> tuple[Comment, Comment, list[Event]]:
+    async def change(
+        self,
+        comment_id: int,
+        *,
+        status: str | None = None,
+        text: str | None = None,
+        html: str | None = None,
+        edited: datetime | None = None,
+    ) -> tuple[Comment, Comment, list[Event]]:
         """Change a comment's status or text; return it before and after, with the events.
 
         The events are the difference between what readers saw before and after, so a
         deletion can also remove a placeholder parent that has just lost its last reply.
         """
         async with self.db.transaction() as conn:
-            thread_id = await conn.fetchval("SELECT thread_id FROM comments WHERE id = $1",
-                                            comment_id)
+            thread_id = await conn.fetchval(
+                "SELECT thread_id FROM comments WHERE id = $1", comment_id
+            )
             if thread_id is None:
                 raise UnknownComment(str(comment_id))
             await lock_thread(conn, thread_id)
@@ -412,8 +484,12 @@ class CommentStore:
             before = await _thread_states(conn, old.thread_id)
             sets: list[str] = []
             args: list[Any] = [comment_id]
-            for column, value in (("status", status), ("text", text), ("html", html),
-                                  ("edited", edited)):
+            for column, value in (
+                ("status", status),
+                ("text", text),
+                ("html", html),
+                ("edited", edited),
+            ):
                 if value is not None:
                     args.append(value)
                     sets.append(f"{column} = ${len(args)}")
@@ -445,7 +521,9 @@ class CommentStore:
         async with self.db.transaction() as conn:
             rows = await conn.fetch(
                 "UPDATE comments SET address = NULL WHERE address IS NOT NULL AND created < $1 "
-                "RETURNING id", before)
+                "RETURNING id",
+                before,
+            )
         return len(rows)
 
     async def prune_events(self, before: datetime) -> int:
@@ -454,5 +532,6 @@ class CommentStore:
             rows = await conn.fetch(
                 "DELETE FROM events WHERE created < $1 AND seq < "
                 "(SELECT t.last_seq FROM threads t WHERE t.id = events.thread_id) RETURNING seq",
-                before)
+                before,
+            )
         return len(rows)

@@ -62,5 +62,3 @@ async def connect(url: str, *, readers: int = 4) -> Database:
     from db.postgres import PostgresDatabase
 
     return await PostgresDatabase.open(url)
-
-

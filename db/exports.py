@@ -72,10 +72,21 @@ class ExportReader:
         async with self.db.read() as conn:
             rows = await conn.fetch(
                 "SELECT slug, title, author, body_html, categories, language, published, source "
-                "FROM posts")
-        posts = [ExportedPost(r["slug"], r["title"], r["author"], r["body_html"],
-                              tuple(json.loads(r["categories"] or "[]")), r["language"],
-                              as_datetime(r["published"]), r["source"]) for r in rows]
+                "FROM posts"
+            )
+        posts = [
+            ExportedPost(
+                r["slug"],
+                r["title"],
+                r["author"],
+                r["body_html"],
+                tuple(json.loads(r["categories"] or "[]")),
+                r["language"],
+                as_datetime(r["published"]),
+                r["source"],
+            )
+            for r in rows
+        ]
         return sorted(posts, key=lambda p: p.slug)
 
     async def threads(self) -> list[ExportedThread]:
@@ -85,9 +96,16 @@ class ExportReader:
         aliases: dict[int, list[str]] = {}
         for r in alias_rows:
             aliases.setdefault(r["thread_id"], []).append(r["uri"])
-        threads = [ExportedThread(r["id"], r["uri"], r["title"], as_datetime(r["created"]),
-                                  tuple(sorted(aliases.get(r["id"], ()))))
-                   for r in rows]
+        threads = [
+            ExportedThread(
+                r["id"],
+                r["uri"],
+                r["title"],
+                as_datetime(r["created"]),
+                tuple(sorted(aliases.get(r["id"], ()))),
+            )
+            for r in rows
+        ]
         return sorted(threads, key=lambda t: t.uri)
 
     async def comments(self, thread_id: int) -> AsyncIterator[ExportedComment]:
@@ -95,21 +113,37 @@ class ExportReader:
         while True:
             async with self.db.read() as conn:
                 if after is None:
-                    rows = await conn.fetch(_COMMENTS + " ORDER BY c.created, c.id LIMIT $2",
-                                            thread_id, PAGE)
+                    rows = await conn.fetch(
+                        _COMMENTS + " ORDER BY c.created, c.id LIMIT $2", thread_id, PAGE
+                    )
                 else:
                     rows = await conn.fetch(
                         _COMMENTS + " AND (c.created > $3 OR (c.created = $3 AND c.id > $4))"
-                        " ORDER BY c.created, c.id LIMIT $2", thread_id, PAGE, *after)
+                        " ORDER BY c.created, c.id LIMIT $2",
+                        thread_id,
+                        PAGE,
+                        *after,
+                    )
             for r in rows:
                 yield ExportedComment(
                     key=comment_key(r["source"], r["id"]),
-                    parent_key=(None if r["parent_id"] is None
-                                else comment_key(r["parent_source"], r["parent_id"])),
-                    author=r["author"], email=r["email"], website=r["website"], text=r["text"],
-                    html=r["html"], status=r["status"], reason=r["reason"],
-                    address=r["address"], staff=r["staff_name"],
-                    created=as_datetime(r["created"]), edited=maybe_datetime(r["edited"]))
+                    parent_key=(
+                        None
+                        if r["parent_id"] is None
+                        else comment_key(r["parent_source"], r["parent_id"])
+                    ),
+                    author=r["author"],
+                    email=r["email"],
+                    website=r["website"],
+                    text=r["text"],
+                    html=r["html"],
+                    status=r["status"],
+                    reason=r["reason"],
+                    address=r["address"],
+                    staff=r["staff_name"],
+                    created=as_datetime(r["created"]),
+                    edited=maybe_datetime(r["edited"]),
+                )
             if len(rows) < PAGE:
                 return
             after = (rows[-1]["created"], rows[-1]["id"])

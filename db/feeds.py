@@ -56,11 +56,14 @@ class FeedStore:
                 "JOIN threads t ON t.id = c.thread_id "
                 "WHERE c.thread_id = $1 AND c.status = 'approved' "
                 "ORDER BY c.created DESC, c.id DESC LIMIT $2",
-                thread.id, limit,
+                thread.id,
+                limit,
             )
             changed = await conn.fetchval(
                 "SELECT COALESCE((SELECT MAX(created) FROM events WHERE thread_id = $1), "
-                "(SELECT created FROM threads WHERE id = $1))", thread.id)
+                "(SELECT created FROM threads WHERE id = $1))",
+                thread.id,
+            )
         return thread, _feed(rows, changed)
 
 

@@ -86,7 +86,7 @@ class BatchResult:
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+        yield items[start : start + CHUNK]
 
 
 def _marks(count: int, first: int = 1) -> str:
@@ -99,7 +99,8 @@ async def _by_source(conn: Connection, sources: Sequence[str]) -> dict[str, tupl
     for chunk in _chunks(sorted(set(sources))):
         rows = await conn.fetch(
             f"SELECT id, thread_id, source FROM comments WHERE source IN ({_marks(len(chunk))})",
-            *chunk)
+            *chunk,
+        )
         found.update({r["source"]: (r["id"], r["thread_id"]) for r in rows})
     return found
 
@@ -131,7 +132,8 @@ async def _hidden_ancestors(conn: Connection, parent_id: int, checked: set[int])
 
 async def _states(conn: Connection, thread_id: int) -> dict[int, str]:
     rows = await conn.fetch(
-        "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id)
+        "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id
+    )
     return visible_states((r["id"], r["parent_id"], r["status"]) for r in rows)
 
 
@@ -143,20 +145,28 @@ class ImportStore:
 
     async def begin(self, fmt: str, file: str) -> int:
         async with self.db.transaction() as conn:
-            return int(await conn.fetchval(
-                "INSERT INTO import_runs (format, file, started) VALUES ($1, $2, $3) RETURNING id",
-                fmt, file, now()))
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO import_runs (format, file, started) VALUES ($1, $2, $3) "
+                    "RETURNING id",
+                    fmt,
+                    file,
+                    now(),
+                )
+            )
 
     async def finish(self, run: int) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE import_runs SET finished = $2, outcome = 'done' WHERE id = $1", run, now())
+                "UPDATE import_runs SET finished = $2, outcome = 'done' WHERE id = $1", run, now()
+            )
 
     async def unfinished(self) -> list[tuple[int, str, str]]:
         """Runs that never finished (their process died): ``(id, format, file)``."""
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                "SELECT id, format, file FROM import_runs WHERE outcome = 'running' ORDER BY id")
+                "SELECT id, format, file FROM import_runs WHERE outcome = 'running' ORDER BY id"
+            )
         return [(r["id"], r["format"], r["file"]) for r in rows]
 
     async def undo(self, run: int) -> list[Event]:
@@ -167,42 +177,60 @@ class ImportStore:
         commented on them meanwhile (their other comments stay, re-rooted where needed).
         """
         async with self.db.transaction() as conn:
-            own = {r["id"] for r in await conn.fetch(
-                "SELECT id FROM threads WHERE import_run = $1", run)}
-            touched = {r["thread_id"] for r in await conn.fetch(
-                "SELECT DISTINCT thread_id FROM comments WHERE import_run = $1", run)}
+            own = {
+                r["id"]
+                for r in await conn.fetch("SELECT id FROM threads WHERE import_run = $1", run)
+            }
+            touched = {
+                r["thread_id"]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT thread_id FROM comments WHERE import_run = $1", run
+                )
+            }
             before = {t: await _states(conn, t) for t in sorted(touched - own)}
             await conn.execute(
                 "UPDATE comments SET parent_id = NULL "
                 "WHERE (import_run IS NULL OR import_run <> $1) "
-                "AND parent_id IN (SELECT id FROM comments WHERE import_run = $1)", run)
+                "AND parent_id IN (SELECT id FROM comments WHERE import_run = $1)",
+                run,
+            )
             await conn.execute(
                 "DELETE FROM events WHERE comment_id IN "
-                "(SELECT id FROM comments WHERE import_run = $1)", run)
+                "(SELECT id FROM comments WHERE import_run = $1)",
+                run,
+            )
             await conn.execute("DELETE FROM comments WHERE import_run = $1", run)
             events: list[Event] = []
             for thread_id, old in before.items():
-                events += await record_events(conn, thread_id,
-                                              diff_events(old, await _states(conn, thread_id)))
+                events += await record_events(
+                    conn, thread_id, diff_events(old, await _states(conn, thread_id))
+                )
             await conn.execute("DELETE FROM thread_aliases WHERE import_run = $1", run)
             await conn.execute("DELETE FROM posts WHERE import_run = $1", run)
             for thread_id in sorted(own):
                 busy = await conn.fetchval(
                     "SELECT 1 FROM comments WHERE thread_id = $1 UNION ALL "
-                    "SELECT 1 FROM posts WHERE thread_id = $1 LIMIT 1", thread_id)
+                    "SELECT 1 FROM posts WHERE thread_id = $1 LIMIT 1",
+                    thread_id,
+                )
                 if busy is None:
                     await conn.execute("DELETE FROM events WHERE thread_id = $1", thread_id)
                     await conn.execute("DELETE FROM thread_aliases WHERE thread_id = $1", thread_id)
                     await conn.execute("DELETE FROM threads WHERE id = $1", thread_id)
             await conn.execute(
-                "UPDATE import_runs SET finished = $2, outcome = 'undone' WHERE id = $1",
-                run, now())
+                "UPDATE import_runs SET finished = $2, outcome = 'undone' WHERE id = $1", run, now()
+            )
         return events
 
     # -- batches -----------------------------------------------------------------------------
 
-    async def write_batch(self, run: int, threads: Sequence[ThreadIn],
-                          comments: Sequence[CommentIn], thread_ids: dict[str, int]) -> BatchResult:
+    async def write_batch(
+        self,
+        run: int,
+        threads: Sequence[ThreadIn],
+        comments: Sequence[CommentIn],
+        thread_ids: dict[str, int],
+    ) -> BatchResult:
         """Write threads (with posts and aliases) and comments in one transaction.
 
         ``thread_ids`` maps thread keys to ids across batches; it is updated here. A comment's
@@ -217,17 +245,20 @@ class ImportStore:
                 await self._comments(conn, run, comments, thread_ids, result)
         return result
 
-    async def _thread(self, conn: Connection, run: int, thread: ThreadIn,
-                      result: BatchResult) -> int:
+    async def _thread(
+        self, conn: Connection, run: int, thread: ThreadIn, result: BatchResult
+    ) -> int:
         uri = thread.uri
         post = thread.post
         if post is not None:
             if post.source is not None:
                 found = await conn.fetchrow(
-                    "SELECT thread_id FROM posts WHERE source = $1", post.source)
+                    "SELECT thread_id FROM posts WHERE source = $1", post.source
+                )
             else:
                 found = await conn.fetchrow(
-                    "SELECT thread_id FROM posts WHERE slug = $1", post.slug)
+                    "SELECT thread_id FROM posts WHERE slug = $1", post.slug
+                )
             if found is not None:
                 result.posts_existing += 1
                 thread_id = int(found["thread_id"])
@@ -246,25 +277,48 @@ class ImportStore:
                 "INSERT INTO posts (slug, title, author, body_html, categories, language, "
                 "published, thread_id, source, import_run) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                uri.removeprefix("/posts/"), post.title, post.author, post.body_html,
-                json.dumps(list(post.categories), ensure_ascii=False), post.language,
-                post.published, thread_id, post.source, run)
+                uri.removeprefix("/posts/"),
+                post.title,
+                post.author,
+                post.body_html,
+                json.dumps(list(post.categories), ensure_ascii=False),
+                post.language,
+                post.published,
+                thread_id,
+                post.source,
+                run,
+            )
             result.posts_created += 1
         await self._aliases(conn, run, thread_id, uri, thread.aliases, result)
         return thread_id
 
-    async def _ensure_thread(self, conn: Connection, run: int, uri: str, thread: ThreadIn,
-                             result: BatchResult) -> int:
+    async def _ensure_thread(
+        self, conn: Connection, run: int, uri: str, thread: ThreadIn, result: BatchResult
+    ) -> int:
         found = await find_thread(conn, uri)
         if found is not None:
             return found.id
         result.threads_created += 1
-        return int(await conn.fetchval(
-            "INSERT INTO threads (uri, title, created, import_run) VALUES ($1, $2, $3, $4) "
-            "RETURNING id", uri, thread.title, thread.created or now(), run))
+        return int(
+            await conn.fetchval(
+                "INSERT INTO threads (uri, title, created, import_run) VALUES ($1, $2, $3, $4) "
+                "RETURNING id",
+                uri,
+                thread.title,
+                thread.created or now(),
+                run,
+            )
+        )
 
-    async def _aliases(self, conn: Connection, run: int, thread_id: int, uri: str,
-                       aliases: Iterable[str], result: BatchResult) -> None:
+    async def _aliases(
+        self,
+        conn: Connection,
+        run: int,
+        thread_id: int,
+        uri: str,
+        aliases: Iterable[str],
+        result: BatchResult,
+    ) -> None:
         for alias in aliases:
             if alias == uri:
                 continue
@@ -275,10 +329,20 @@ class ImportStore:
                 continue
             await conn.execute(
                 "INSERT INTO thread_aliases (uri, thread_id, import_run) VALUES ($1, $2, $3) "
-                "ON CONFLICT (uri) DO NOTHING", alias, thread_id, run)
+                "ON CONFLICT (uri) DO NOTHING",
+                alias,
+                thread_id,
+                run,
+            )
 
-    async def _comments(self, conn: Connection, run: int, comments: Sequence[CommentIn],
-                        thread_ids: dict[str, int], result: BatchResult) -> None:
+    async def _comments(
+        self,
+        conn: Connection,
+        run: int,
+        comments: Sequence[CommentIn],
+        thread_ids: dict[str, int],
+        result: BatchResult,
+    ) -> None:
         stored = await _by_source(conn, [c.source for c in comments])
         fresh: list[CommentIn] = []
         seen: set[str] = set()
@@ -330,37 +394,58 @@ class ImportStore:
             stored_parent = parents.get(c.source)
             if isinstance(stored_parent, int) and c.source in shown:
                 uncovered.setdefault(thread_ids[c.thread_key], []).extend(
-                    await _hidden_ancestors(conn, stored_parent, checked))
+                    await _hidden_ancestors(conn, stored_parent, checked)
+                )
 
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
             "reason, address, staff_id, created, edited, source, import_run) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            [(thread_ids[c.thread_key], c.author, c.email, c.website, c.text, c.html, c.status,
-              c.reason, c.address, staff.get(c.staff_name or ""), c.created, c.edited, c.source,
-              run) for c in fresh])
+            [
+                (
+                    thread_ids[c.thread_key],
+                    c.author,
+                    c.email,
+                    c.website,
+                    c.text,
+                    c.html,
+                    c.status,
+                    c.reason,
+                    c.address,
+                    staff.get(c.staff_name or ""),
+                    c.created,
+                    c.edited,
+                    c.source,
+                    run,
+                )
+                for c in fresh
+            ],
+        )
         written = await _by_source(conn, [c.source for c in fresh])
         ids = {s: cid for s, (cid, _) in written.items()}
         parent_ids = {s: (p if isinstance(p, int) else ids[p]) for s, p in parents.items()}
         if parent_ids:
             await conn.executemany(
                 "UPDATE comments SET parent_id = $2 WHERE id = $1",
-                [(ids[s], pid) for s, pid in parent_ids.items()])
+                [(ids[s], pid) for s, pid in parent_ids.items()],
+            )
         result.inserted = [(c, parent_ids.get(c.source)) for c in fresh]
 
         by_thread: dict[int, list[tuple[str, int]]] = {}
         for c in fresh:
             if c.source in shown:
                 by_thread.setdefault(thread_ids[c.thread_key], []).append(
-                    ("comment.created", ids[c.source]))
+                    ("comment.created", ids[c.source])
+                )
         for thread_id, ancestors in uncovered.items():
             by_thread.setdefault(thread_id, []).extend(("comment.approved", a) for a in ancestors)
         for thread_id, changes in by_thread.items():
             changes.sort(key=lambda change: change[1])
             result.events += await record_events(conn, thread_id, changes)
 
-    async def _staff(self, conn: Connection, names: set[str],
-                     result: BatchResult) -> dict[str, int]:
+    async def _staff(
+        self, conn: Connection, names: set[str], result: BatchResult
+    ) -> dict[str, int]:
         found: dict[str, int] = {}
         for name in sorted(names):
             staff_id = await conn.fetchval("SELECT id FROM staff WHERE name = $1", name)

@@ -40,8 +40,15 @@ class QueuedMail:
 
     @classmethod
     def from_row(cls, row: Row) -> QueuedMail:
-        return cls(row["id"], row["dedupe"], row["recipient"], row["subject"], row["body"],
-                   json.loads(row["headers"] or "{}"), row["attempts"])
+        return cls(
+            row["id"],
+            row["dedupe"],
+            row["recipient"],
+            row["subject"],
+            row["body"],
+            json.loads(row["headers"] or "{}"),
+            row["attempts"],
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,13 @@ class Subscription:
 
     @classmethod
     def from_row(cls, row: Row) -> Subscription:
-        return cls(row["id"], row["comment_id"], row["email"],
-                   maybe_datetime(row["confirmed"]), maybe_datetime(row["unsubscribed"]))
+        return cls(
+            row["id"],
+            row["comment_id"],
+            row["email"],
+            maybe_datetime(row["confirmed"]),
+            maybe_datetime(row["unsubscribed"]),
+        )
 
 
 SUBSCRIPTION_COLUMNS = "id, comment_id, email, confirmed, unsubscribed"
@@ -90,14 +102,17 @@ class MailStore:
                     "INSERT INTO mail_queue (dedupe, recipient, subject, body, headers, "
                     "created, next_attempt) VALUES ($1, $2, $3, $4, $5, $6, $6) "
                     "ON CONFLICT (dedupe) DO NOTHING RETURNING id",
-                    mail.dedupe, mail.recipient, mail.subject, mail.body,
-                    json.dumps(mail.headers, ensure_ascii=False), when,
+                    mail.dedupe,
+                    mail.recipient,
+                    mail.subject,
+                    mail.body,
+                    json.dumps(mail.headers, ensure_ascii=False),
+                    when,
                 )
                 queued += row is not None
         return queued
 
-    async def claim(self, at: datetime, lease_until: datetime,
-                    owner: str) -> QueuedMail | None:
+    async def claim(self, at: datetime, lease_until: datetime, owner: str) -> QueuedMail | None:
         """Take the oldest mail due at ``at``, leasing it until ``lease_until``.
 
         The lease is a compare-and-set on ``next_attempt``: of several processes claiming the
@@ -106,12 +121,18 @@ class MailStore:
         """
         async with self.db.transaction() as conn:
             for row in await conn.fetch(
-                    f"SELECT id FROM mail_queue WHERE {OPEN} AND next_attempt <= $1 "
-                    "ORDER BY next_attempt, id LIMIT 5", at):
+                f"SELECT id FROM mail_queue WHERE {OPEN} AND next_attempt <= $1 "
+                "ORDER BY next_attempt, id LIMIT 5",
+                at,
+            ):
                 claimed = await conn.fetchrow(
                     f"UPDATE mail_queue SET next_attempt = $2, lease_owner = $4 "
                     f"WHERE id = $1 AND {OPEN} AND next_attempt <= $3 RETURNING {MAIL_COLUMNS}",
-                    row["id"], lease_until, at, owner)
+                    row["id"],
+                    lease_until,
+                    at,
+                    owner,
+                )
                 if claimed is not None:
                     return QueuedMail.from_row(claimed)
         return None
@@ -126,7 +147,10 @@ class MailStore:
         async with self.db.transaction() as conn:
             rows = await conn.fetch(
                 f"UPDATE mail_queue SET next_attempt = $2 WHERE lease_owner = $1 AND {OPEN} "
-                "AND next_attempt > $2 RETURNING id", owner, at)
+                "AND next_attempt > $2 RETURNING id",
+                owner,
+                at,
+            )
         return len(rows)
 
     async def next_due(self) -> datetime | None:
@@ -139,20 +163,31 @@ class MailStore:
             await conn.execute(
                 "UPDATE mail_queue SET sent = $2, attempts = attempts + 1, last_error = NULL, "
                 "lease_owner = NULL "
-                "WHERE id = $1", mail_id, now())
+                "WHERE id = $1",
+                mail_id,
+                now(),
+            )
 
     async def retry_later(self, mail_id: int, at: datetime, error: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE mail_queue SET next_attempt = $2, attempts = attempts + 1, "
-                "lease_owner = NULL, last_error = $3 WHERE id = $1", mail_id, at, error[:1000])
+                "lease_owner = NULL, last_error = $3 WHERE id = $1",
+                mail_id,
+                at,
+                error[:1000],
+            )
 
     async def mark_failed(self, mail_id: int, error: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE mail_queue SET failed = $2, attempts = attempts + 1, last_error = $3, "
                 "lease_owner = NULL "
-                "WHERE id = $1", mail_id, now(), error[:1000])
+                "WHERE id = $1",
+                mail_id,
+                now(),
+                error[:1000],
+            )
 
     async def status(self) -> QueueStatus:
         async with self.db.read() as conn:
@@ -160,18 +195,20 @@ class MailStore:
                 f"SELECT COUNT(*) FILTER (WHERE {OPEN}) AS waiting, "
                 "COUNT(*) FILTER (WHERE sent IS NOT NULL) AS sent, "
                 "COUNT(*) FILTER (WHERE failed IS NOT NULL) AS failed, "
-                f"MIN(created) FILTER (WHERE {OPEN}) AS oldest FROM mail_queue")
+                f"MIN(created) FILTER (WHERE {OPEN}) AS oldest FROM mail_queue"
+            )
         assert row is not None
-        return QueueStatus(int(row["waiting"]), int(row["sent"]), int(row["failed"]),
-                           maybe_datetime(row["oldest"]))
+        return QueueStatus(
+            int(row["waiting"]), int(row["sent"]), int(row["failed"]), maybe_datetime(row["oldest"])
+        )
 
     async def prune(self, done_before: datetime, links_before: datetime) -> int:
         """Forget mail sent or failed before ``done_before`` (bodies of staff mails hold
         client addresses) and spent links older than any link can live."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(
-                "DELETE FROM mail_queue WHERE sent < $1 OR failed < $1 RETURNING id",
-                done_before)
+                "DELETE FROM mail_queue WHERE sent < $1 OR failed < $1 RETURNING id", done_before
+            )
             await conn.execute("DELETE FROM mail_links_used WHERE used < $1", links_before)
         return len(rows)
 
@@ -179,15 +216,20 @@ class MailStore:
 
     async def link_used(self, nonce: str) -> bool:
         async with self.db.read() as conn:
-            return await conn.fetchval(
-                "SELECT 1 FROM mail_links_used WHERE nonce = $1", nonce) is not None
+            return (
+                await conn.fetchval("SELECT 1 FROM mail_links_used WHERE nonce = $1", nonce)
+                is not None
+            )
 
     async def spend_link(self, nonce: str) -> bool:
         """Record ``nonce`` as used; False when it had been used already."""
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO mail_links_used (nonce, used) VALUES ($1, $2) "
-                "ON CONFLICT (nonce) DO NOTHING RETURNING nonce", nonce, now())
+                "ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+                nonce,
+                now(),
+            )
         return row is not None
 
     # -- reply subscriptions -----------------------------------------------------------------
@@ -198,10 +240,14 @@ class MailStore:
             await conn.execute(
                 "INSERT INTO reply_subscriptions (comment_id, email, created) "
                 "VALUES ($1, $2, $3) ON CONFLICT (comment_id) DO NOTHING",
-                comment_id, email, now())
+                comment_id,
+                email,
+                now(),
+            )
             row = await conn.fetchrow(
                 f"SELECT {SUBSCRIPTION_COLUMNS} FROM reply_subscriptions WHERE comment_id = $1",
-                comment_id)
+                comment_id,
+            )
         assert row is not None
         return Subscription.from_row(row)
 
@@ -209,27 +255,34 @@ class MailStore:
         async with self.db.read() as conn:
             row = await conn.fetchrow(
                 f"SELECT {SUBSCRIPTION_COLUMNS} FROM reply_subscriptions WHERE id = $1",
-                subscription_id)
+                subscription_id,
+            )
         return Subscription.from_row(row) if row else None
 
     async def subscription_of(self, comment_id: int) -> Subscription | None:
         async with self.db.read() as conn:
             row = await conn.fetchrow(
                 f"SELECT {SUBSCRIPTION_COLUMNS} FROM reply_subscriptions WHERE comment_id = $1",
-                comment_id)
+                comment_id,
+            )
         return Subscription.from_row(row) if row else None
 
     async def confirm(self, subscription_id: int) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE reply_subscriptions SET confirmed = COALESCE(confirmed, $2) "
-                "WHERE id = $1", subscription_id, now())
+                "UPDATE reply_subscriptions SET confirmed = COALESCE(confirmed, $2) WHERE id = $1",
+                subscription_id,
+                now(),
+            )
 
     async def unsubscribe(self, subscription_id: int) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE reply_subscriptions SET unsubscribed = COALESCE(unsubscribed, $2) "
-                "WHERE id = $1", subscription_id, now())
+                "WHERE id = $1",
+                subscription_id,
+                now(),
+            )
 
     # -- what a mail needs to say ------------------------------------------------------------
 
@@ -239,4 +292,3 @@ class MailStore:
             row = await conn.fetchrow("SELECT uri, title FROM threads WHERE id = $1", thread_id)
         assert row is not None
         return row["uri"], row["title"]
-

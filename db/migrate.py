@@ -24,8 +24,11 @@ class Migration:
     def statements(self) -> list[str]:
         # Split on semicolons that end a line: enough for plain DDL, and SQLite's driver runs
         # one statement per call inside a transaction.
-        text = "\n".join(line for line in self.path.read_text().splitlines()
-                         if not line.lstrip().startswith("--"))
+        text = "\n".join(
+            line
+            for line in self.path.read_text().splitlines()
+            if not line.lstrip().startswith("--")
+        )
         return [s.strip() for s in text.split(";\n") if s.strip().rstrip(";").strip()]
 
 
@@ -55,7 +58,8 @@ async def migrate(db: Database) -> list[str]:
                 await conn.execute(statement.rstrip(";"))
             await conn.execute(
                 "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
-                migration.version, datetime.now(UTC).isoformat(),
+                migration.version,
+                datetime.now(UTC).isoformat(),
             )
             applied.append(migration.version)
     return applied

@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from db.database import Row
 
-STATUSES = ("approved", "pending", "spam", "deleted")
+
+class Status(StrEnum):
+    """A comment's status. Only ``approved`` is shown to readers (and placeholders of
+    ``deleted``/``spam`` comments that keep approved replies in place)."""
+
+    APPROVED = "approved"
+    PENDING = "pending"
+    SPAM = "spam"
+    DELETED = "deleted"
+
+
+STATUSES = tuple(Status)
 
 
 def as_datetime(value: Any) -> datetime:
@@ -64,9 +76,14 @@ class Post:
     def from_row(cls, row: Row) -> Post:
         keys = row.keys()
         return cls(
-            id=row["id"], slug=row["slug"], title=row["title"], author=row["author"],
-            body_html=row["body_html"], categories=tuple(json.loads(row["categories"] or "[]")),
-            language=row["language"], published=as_datetime(row["published"]),
+            id=row["id"],
+            slug=row["slug"],
+            title=row["title"],
+            author=row["author"],
+            body_html=row["body_html"],
+            categories=tuple(json.loads(row["categories"] or "[]")),
+            language=row["language"],
+            published=as_datetime(row["published"]),
             thread_id=row["thread_id"],
             comment_count=row["comment_count"] if "comment_count" in keys else 0,
         )
@@ -76,7 +93,7 @@ class Post:
 class Comment:
     """A comment with everything the database knows, private fields included.
 
-    Only :func:`server.shapes.public_comment` decides what a reader may see of it.
+    Only :func:`server.discussion.shapes.public_comment` decides what a reader may see of it.
     """
 
     id: int
@@ -104,11 +121,20 @@ class Comment:
     def from_row(cls, row: Row) -> Comment:
         keys = row.keys()
         return cls(
-            id=row["id"], thread_id=row["thread_id"], parent_id=row["parent_id"],
-            author=row["author"], email=row["email"], website=row["website"], text=row["text"],
-            html=row["html"], status=row["status"], reason=row["reason"],
-            address=row["address"], staff_id=row["staff_id"],
-            created=as_datetime(row["created"]), edited=maybe_datetime(row["edited"]),
+            id=row["id"],
+            thread_id=row["thread_id"],
+            parent_id=row["parent_id"],
+            author=row["author"],
+            email=row["email"],
+            website=row["website"],
+            text=row["text"],
+            html=row["html"],
+            status=row["status"],
+            reason=row["reason"],
+            address=row["address"],
+            staff_id=row["staff_id"],
+            created=as_datetime(row["created"]),
+            edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
         )

@@ -19,8 +19,9 @@ class ModerationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def search(self, status: str, query: str = "", *, limit: int = 100,
-                     offset: int = 0) -> list[tuple[Comment, str]]:
+    async def search(
+        self, status: str, query: str = "", *, limit: int = 100, offset: int = 0
+    ) -> list[tuple[Comment, str]]:
         """Comments with ``status`` whose author, e-mail or text contains ``query``.
 
         Pending comments come oldest first (a queue); the other lists newest first. Each
@@ -30,13 +31,17 @@ class ModerationStore:
         where, args = "c.status = $1", [status]
         if query.strip():
             args.append(like_pattern(query.strip()))
-            where += (" AND (lower(c.author) LIKE $2 ESCAPE '\\' OR lower(c.email) LIKE $2 "
-                      "ESCAPE '\\' OR lower(c.text) LIKE $2 ESCAPE '\\')")
+            where += (
+                " AND (lower(c.author) LIKE $2 ESCAPE '\\' OR lower(c.email) LIKE $2 "
+                "ESCAPE '\\' OR lower(c.text) LIKE $2 ESCAPE '\\')"
+            )
         async with self.db.read() as conn:
             rows = await conn.fetch(
                 f"SELECT {COLUMNS}, t.uri AS thread_uri {FROM} JOIN threads t "
                 f"ON t.id = c.thread_id WHERE {where} ORDER BY c.id {order} "
-                f"LIMIT {int(limit)} OFFSET {int(offset)}", *args)
+                f"LIMIT {int(limit)} OFFSET {int(offset)}",
+                *args,
+            )
         return [(Comment.from_row(r), r["thread_uri"]) for r in rows]
 
     async def counts(self) -> dict[str, int]:
@@ -54,5 +59,8 @@ async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -
             " SELECT id FROM threads WHERE uri = $1"
             " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
             "AND c.created >= $2 AND trim(c.text) = $3 LIMIT 1",
-            uri, since, text.strip())
+            uri,
+            since,
+            text.strip(),
+        )
     return found is not None

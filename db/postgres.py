@@ -16,9 +16,12 @@ log = logging.getLogger("kibitz.db")
 
 # Any advisory-lock key will do, as long as every kibitz process uses the same one.
 MIGRATION_LOCK = 0x6B6962
-_CONNECTION_ERRORS = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                      asyncpg.exceptions.CannotConnectNowError,
-                      asyncpg.exceptions.InterfaceError)
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+)
 
 
 def _translate(exc: Exception) -> DatabaseError:
@@ -88,11 +91,14 @@ class PostgresDatabase:
     @classmethod
     async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
-                                             command_timeout=60, reset=_reset)
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, command_timeout=60, reset=_reset
+            )
         except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
-            raise Unavailable(f"cannot connect to PostgreSQL: {exc}. Check KIBITZ_DATABASE_URL "
-                              "and that the server is running.") from exc
+            raise Unavailable(
+                f"cannot connect to PostgreSQL: {exc}. Check KIBITZ_DATABASE_URL "
+                "and that the server is running."
+            ) from exc
         return cls(pool)
 
     @asynccontextmanager

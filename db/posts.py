@@ -21,10 +21,19 @@ class PostStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, *, slug: str, title: str, author: str, body_html: str,
-                  categories: Sequence[str] = (), language: str | None = None,
-                  published: datetime | None = None, source: str | None = None,
-                  aliases: Sequence[str] = ()) -> Post:
+    async def add(
+        self,
+        *,
+        slug: str,
+        title: str,
+        author: str,
+        body_html: str,
+        categories: Sequence[str] = (),
+        language: str | None = None,
+        published: datetime | None = None,
+        source: str | None = None,
+        aliases: Sequence[str] = (),
+    ) -> Post:
         """Create a post and its thread; a slug that exists raises :class:`Conflict`."""
         async with self.db.transaction() as conn:
             if await conn.fetchval("SELECT 1 FROM posts WHERE slug = $1", slug):
@@ -34,13 +43,23 @@ class PostStore:
                 if alias != thread.uri:
                     await conn.execute(
                         "INSERT INTO thread_aliases (uri, thread_id) VALUES ($1, $2) "
-                        "ON CONFLICT (uri) DO NOTHING", alias, thread.id)
+                        "ON CONFLICT (uri) DO NOTHING",
+                        alias,
+                        thread.id,
+                    )
             row = await conn.fetchrow(
                 "INSERT INTO posts (slug, title, author, body_html, categories, language, "
                 "published, thread_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
                 f"RETURNING {POST_COLUMNS.replace('p.', '')}",
-                slug, title, author, body_html, json.dumps(list(categories), ensure_ascii=False),
-                language, published or now(), thread.id, source,
+                slug,
+                title,
+                author,
+                body_html,
+                json.dumps(list(categories), ensure_ascii=False),
+                language,
+                published or now(),
+                thread.id,
+                source,
             )
         assert row is not None
         return Post.from_row(row)
@@ -54,8 +73,9 @@ class PostStore:
         if not uri.startswith("/posts/"):
             return False
         async with self.db.read() as conn:
-            found = await conn.fetchval("SELECT 1 FROM posts WHERE slug = $1",
-                                        uri.removeprefix("/posts/"))
+            found = await conn.fetchval(
+                "SELECT 1 FROM posts WHERE slug = $1", uri.removeprefix("/posts/")
+            )
         return found is not None
 
     async def newest(self, limit: int = 50, offset: int = 0) -> list[Post]:
@@ -65,7 +85,8 @@ class PostStore:
                 f"SELECT {POST_COLUMNS}, (SELECT COUNT(*) FROM comments c "
                 "WHERE c.thread_id = p.thread_id AND c.status = 'approved') AS comment_count "
                 "FROM posts p ORDER BY p.published DESC, p.id DESC LIMIT $1 OFFSET $2",
-                limit, offset,
+                limit,
+                offset,
             )
         return [Post.from_row(r) for r in rows]
 

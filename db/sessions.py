@@ -29,15 +29,19 @@ class SessionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open(self, token: str, staff_id: int, expires: datetime,
-                   address: str | None) -> None:
+    async def open(self, token: str, staff_id: int, expires: datetime, address: str | None) -> None:
         """Store a new session, and drop every expired one while we write anyway."""
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM staff_sessions WHERE expires <= $1", now())
             await conn.execute(
                 "INSERT INTO staff_sessions (token_hash, staff_id, created, expires, address) "
                 "VALUES ($1, $2, $3, $4, $5)",
-                session_hash(token), staff_id, now(), expires, address)
+                session_hash(token),
+                staff_id,
+                now(),
+                expires,
+                address,
+            )
 
     async def get(self, token: str) -> Session | None:
         """The live session for this token: unexpired, of an account that is not disabled."""
@@ -46,16 +50,20 @@ class SessionStore:
                 "SELECT s.id, s.name, s.email, s.role, x.created, x.expires "
                 "FROM staff_sessions x JOIN staff s ON s.id = x.staff_id "
                 "WHERE x.token_hash = $1 AND x.expires > $2 AND s.disabled IS NULL",
-                session_hash(token), now())
+                session_hash(token),
+                now(),
+            )
         if row is None:
             return None
-        return Session(StaffMember.from_row(row), as_datetime(row["created"]),
-                       as_datetime(row["expires"]))
+        return Session(
+            StaffMember.from_row(row), as_datetime(row["created"]), as_datetime(row["expires"])
+        )
 
     async def close(self, token: str) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM staff_sessions WHERE token_hash = $1",
-                               session_hash(token))
+            await conn.execute(
+                "DELETE FROM staff_sessions WHERE token_hash = $1", session_hash(token)
+            )
 
     async def close_all(self, staff_id: int) -> None:
         async with self.db.transaction() as conn:

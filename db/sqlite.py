@@ -97,8 +97,13 @@ def _open_inline(path: str) -> sqlite3.Connection:
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, path: str, writer: aiosqlite.Connection,
-                 readers: list[aiosqlite.Connection], inline: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: str,
+        writer: aiosqlite.Connection,
+        readers: list[aiosqlite.Connection],
+        inline: sqlite3.Connection,
+    ) -> None:
         self.path = path
         self._inline = inline
         self._writer = writer

@@ -31,15 +31,20 @@ class StaffStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, name: str, role: str, password_hash: str,
-                  email: str | None = None) -> StaffMember:
+    async def add(
+        self, name: str, role: str, password_hash: str, email: str | None = None
+    ) -> StaffMember:
         async with self.db.transaction() as conn:
             if await conn.fetchval("SELECT 1 FROM staff WHERE name = $1", name):
                 raise Conflict(f"a staff account named {name!r} exists")
             row = await conn.fetchrow(
                 "INSERT INTO staff (name, email, role, password_hash, created) "
                 "VALUES ($1, $2, $3, $4, $5) RETURNING id, name, email, role",
-                name, email, role, password_hash, now(),
+                name,
+                email,
+                role,
+                password_hash,
+                now(),
             )
         assert row is not None
         return StaffMember.from_row(row)
@@ -49,13 +54,16 @@ class StaffStore:
         async with self.db.read() as conn:
             row = await conn.fetchrow(
                 "SELECT id, name, email, role, password_hash FROM staff "
-                "WHERE name = $1 AND disabled IS NULL", name)
+                "WHERE name = $1 AND disabled IS NULL",
+                name,
+            )
         return (StaffMember.from_row(row), row["password_hash"]) if row else None
 
     async def by_id(self, staff_id: int) -> StaffMember | None:
         async with self.db.read() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, email, role FROM staff WHERE id = $1", staff_id)
+                "SELECT id, name, email, role FROM staff WHERE id = $1", staff_id
+            )
         return StaffMember.from_row(row) if row else None
 
     async def all(self) -> list[StaffMember]:
@@ -65,32 +73,51 @@ class StaffStore:
 
     async def add_token(self, staff_id: int, token: str, label: str | None = None) -> int:
         async with self.db.transaction() as conn:
-            return int(await conn.fetchval(
-                "INSERT INTO api_tokens (staff_id, token_hash, created, label) "
-                "VALUES ($1, $2, $3, $4) RETURNING id", staff_id, token_hash(token), now(), label))
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO api_tokens (staff_id, token_hash, created, label) "
+                    "VALUES ($1, $2, $3, $4) RETURNING id",
+                    staff_id,
+                    token_hash(token),
+                    now(),
+                    label,
+                )
+            )
 
     async def tokens(self) -> list[ApiToken]:
         """Every API token (never the token itself: only its hash is stored), newest first."""
         async with self.db.read() as conn:
             rows = await conn.fetch(
                 "SELECT t.id, s.name AS staff_name, t.label, t.created, t.revoked "
-                "FROM api_tokens t JOIN staff s ON s.id = t.staff_id ORDER BY t.id DESC")
-        return [ApiToken(r["id"], r["staff_name"], r["label"], as_datetime(r["created"]),
-                         maybe_datetime(r["revoked"])) for r in rows]
+                "FROM api_tokens t JOIN staff s ON s.id = t.staff_id ORDER BY t.id DESC"
+            )
+        return [
+            ApiToken(
+                r["id"],
+                r["staff_name"],
+                r["label"],
+                as_datetime(r["created"]),
+                maybe_datetime(r["revoked"]),
+            )
+            for r in rows
+        ]
 
     async def revoke_token(self, token_id: int) -> bool:
         """Revoke a token at once; False when there is no such token still in use."""
         async with self.db.transaction() as conn:
             rows = await conn.fetch(
-                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL "
-                "RETURNING id", token_id, now())
+                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL RETURNING id",
+                token_id,
+                now(),
+            )
         return bool(rows)
 
     async def accounts(self) -> list[tuple[StaffMember, datetime | None]]:
         """Every account with the time it was disabled (None while active)."""
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                "SELECT id, name, email, role, disabled FROM staff ORDER BY name")
+                "SELECT id, name, email, role, disabled FROM staff ORDER BY name"
+            )
         return [(StaffMember.from_row(r), maybe_datetime(r["disabled"])) for r in rows]
 
     async def disable(self, staff_id: int) -> StaffMember | None:
@@ -98,11 +125,17 @@ class StaffStore:
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
                 "UPDATE staff SET disabled = $2 WHERE id = $1 AND disabled IS NULL "
-                "RETURNING id, name, email, role", staff_id, now())
+                "RETURNING id, name, email, role",
+                staff_id,
+                now(),
+            )
             if row is not None:
                 await conn.execute("DELETE FROM staff_sessions WHERE staff_id = $1", staff_id)
-                await conn.execute("UPDATE api_tokens SET revoked = $2 WHERE staff_id = $1 "
-                                   "AND revoked IS NULL", staff_id, now())
+                await conn.execute(
+                    "UPDATE api_tokens SET revoked = $2 WHERE staff_id = $1 AND revoked IS NULL",
+                    staff_id,
+                    now(),
+                )
         return StaffMember.from_row(row) if row else None
 
     async def by_token(self, token: str) -> StaffMember | None:
@@ -111,7 +144,8 @@ class StaffStore:
                 "SELECT s.id, s.name, s.email, s.role FROM api_tokens t "
                 "JOIN staff s ON s.id = t.staff_id WHERE t.token_hash = $1 AND t.revoked IS NULL "
                 "AND s.disabled IS NULL",
-                token_hash(token))
+                token_hash(token),
+            )
         return StaffMember.from_row(row) if row else None
 
     async def identities(self) -> list[tuple[str, str | None]]:
@@ -125,5 +159,8 @@ class StaffStore:
         async with self.db.read() as conn:
             found = await conn.fetchval(
                 "SELECT 1 FROM staff WHERE lower(name) = lower($1) "
-                "OR (email IS NOT NULL AND lower(email) = lower($2)) LIMIT 1", name.strip(), email)
+                "OR (email IS NOT NULL AND lower(email) = lower($2)) LIMIT 1",
+                name.strip(),
+                email,
+            )
         return found is not None

@@ -24,16 +24,13 @@ import logging
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from realtime import protocol
-
-if TYPE_CHECKING:
-    from realtime.hub import Hub
 
 log = logging.getLogger("kibitz.live.broker")
 
@@ -43,8 +40,26 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
 CONFIRM_TIMEOUT = 3.0
 
 
+class Receiver(Protocol):
+    """What a broker delivers to: this process's hub (:class:`realtime.hub.Hub`)."""
+
+    def receive(self, uri: str, seq: int, payload: bytes) -> None: ...
+
+    def receive_moderation(self, payload: bytes) -> None: ...
+
+    def receive_presence(self, uri: str) -> None: ...
+
+    def resync(self) -> None: ...
+
+    def recheck_presence(self) -> None: ...
+
+    def local_counts(self) -> dict[str, int]: ...
+
+
 class Broker(Protocol):
-    async def start(self, hub: Hub) -> None: ...
+    """What the hub needs of a broker."""
+
+    async def start(self, hub: Receiver) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -69,9 +84,9 @@ class MemoryBroker:
     """One process: the hub is the whole world."""
 
     def __init__(self) -> None:
-        self.hub: Hub | None = None
+        self.hub: Receiver | None = None
 
-    async def start(self, hub: Hub) -> None:
+    async def start(self, hub: Receiver) -> None:
         self.hub = hub
 
     async def stop(self) -> None:
@@ -104,10 +119,11 @@ class RedisBroker:
         self.url = url
         self.prefix = f"{prefix}:live"
         self.process_id = uuid.uuid4().hex[:16]
-        self.hub: Hub | None = None
+        self.hub: Receiver | None = None
         # Commands fail fast while Redis is down; the supervisor, not redis-py, retries.
-        self.redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
-                                       retry=Retry(NoBackoff(), 0))
+        self.redis = aioredis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
         self.channels: set[str] = set()  # thread channels this process wants
         self._pubsub: Any = None
         self._connected = False
@@ -138,7 +154,7 @@ class RedisBroker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, hub: Hub) -> None:
+    async def start(self, hub: Receiver) -> None:
         self.hub = hub
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
@@ -225,7 +241,7 @@ class RedisBroker:
                 if channel == moderation:
                     self.hub.receive_moderation(data)
                     continue
-                uri = channel[len(thread_prefix):].decode()
+                uri = channel[len(thread_prefix) :].decode()
                 unpacked = protocol.unpack(data)
                 if unpacked is None:
                     if data != own_notice:

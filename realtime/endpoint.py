@@ -39,10 +39,12 @@ from websockets.protocol import State as WsState
 from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
-from server import origins
+from server.auth.identity import current_staff
+from server.discussion.uris import normalise_uri
 from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
+from server.http import origins
 from server.settings import Settings, origin_of
-from server.uris import normalise_uri
+from server.state import state_of
 
 log = logging.getLogger("kibitz.live")
 
@@ -54,6 +56,7 @@ PING_INTERVAL = PING_TIMEOUT = 20.0
 
 
 # -- what a request asks for -----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Ask:
@@ -80,9 +83,7 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
     if not origin_allowed(settings, conn, apart=apart):
         raise Forbidden("This origin may not open the live channel.")
     if conn.url.path == "/ws/moderation":
-        from server.api import current_staff  # the API owns staff authentication
-
-        if await current_staff(conn) is None:  # type: ignore[arg-type]
+        if await current_staff(conn) is None:
             raise Unauthorized("Staff only: send a session cookie or an API token.")
         return Ask(moderation=True)
     uri = conn.query_params.get("uri")
@@ -100,6 +101,7 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
 
 # -- one connection: a receive task and a send task ----------------------------------------
 
+
 class Connection(Subscriber):
     async def run(self) -> None:
         """The send side once the reader is live; returns when the connection must close."""
@@ -110,8 +112,9 @@ class Connection(Subscriber):
         raise NotImplementedError
 
 
-async def _serve(hub: Hub, conn: Connection, ask: Ask,
-                 receive: Callable[[], Awaitable[None]]) -> None:
+async def _serve(
+    hub: Hub, conn: Connection, ask: Ask, receive: Callable[[], Awaitable[None]]
+) -> None:
     """Run the send side as a task and the receive side in this one, until either ends.
 
     The receive side ends when the reader goes (or a close handshake completes); then the
@@ -146,6 +149,7 @@ async def _serve(hub: Hub, conn: Connection, ask: Ask,
 
 
 # -- ASGI (Starlette on uvicorn): the site's own /ws ----------------------------------------
+
 
 class QueuedConnection(Connection):
     def __init__(self, websocket: WebSocket, limit: int = QUEUE_LIMIT) -> None:
@@ -194,18 +198,20 @@ async def _asgi_receive(websocket: WebSocket) -> None:
 
 
 async def asgi_endpoint(websocket: WebSocket) -> None:
-    state = websocket.app.state.kibitz
-    live = state.extras.get("live")
+    state = state_of(websocket)
+    live = state.live
     try:
-        if live is None:
-            raise KibitzError("The live channel is not running.")
         ask = await authorise(websocket, state.settings, apart=False)
     except KibitzError:
         await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
         return
     await websocket.accept()
-    await _serve(live.hub, QueuedConnection(websocket, live.queue_limit), ask,
-                 lambda: _asgi_receive(websocket))
+    await _serve(
+        live.hub,
+        QueuedConnection(websocket, live.queue_limit),
+        ask,
+        lambda: _asgi_receive(websocket),
+    )
 
 
 routes = [
@@ -216,11 +222,11 @@ routes = [
 
 # -- the websockets library's own server: a port of its own -----------------------------------
 
+
 class DirectConnection(Connection):
     """Frames are written straight to the transport; its buffer is the bounded queue."""
 
-    def __init__(self, ws: ServerConnection, limit: int,
-                 closing: set[asyncio.Task[None]]) -> None:
+    def __init__(self, ws: ServerConnection, limit: int, closing: set[asyncio.Task[None]]) -> None:
         super().__init__()
         self.ws = ws
         self.limit = limit
@@ -244,8 +250,7 @@ class DirectConnection(Connection):
 
     def cut_off(self) -> None:
         self.gone = True
-        closing = asyncio.get_running_loop().create_task(
-            self.ws.close(protocol.RESUME, "resume"))
+        closing = asyncio.get_running_loop().create_task(self.ws.close(protocol.RESUME, "resume"))
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
 
@@ -271,11 +276,18 @@ def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
     path, _, query = request.path.partition("?")
     headers: Headers = request.headers
     return {
-        "type": "websocket", "scheme": "ws", "path": path, "raw_path": path.encode(),
-        "query_string": query.encode(), "root_path": "", "app": app,
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                    for k, v in headers.raw_items()],
-        "server": ws.local_address[:2], "client": ws.remote_address[:2],
+        "type": "websocket",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "app": app,
+        "headers": [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.raw_items()
+        ],
+        "server": ws.local_address[:2],
+        "client": ws.remote_address[:2],
     }
 
 
@@ -287,8 +299,7 @@ class LiveServer:
         self.hub = hub
         self.settings = settings
         self.server: Server | None = None
-        self._asks: weakref.WeakKeyDictionary[ServerConnection, Ask] = (
-            weakref.WeakKeyDictionary())
+        self._asks: weakref.WeakKeyDictionary[ServerConnection, Ask] = weakref.WeakKeyDictionary()
         self.write_limit = WRITE_BUFFER_LIMIT
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -296,10 +307,19 @@ class LiveServer:
         quiet = logging.getLogger("kibitz.live.websockets")
         quiet.setLevel(logging.WARNING)
         self.server = await serve(
-            self._handle, host, port, process_request=self._process_request,
-            compression=None, max_size=MAX_INCOMING, max_queue=4,
-            ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=5,
-            server_header=None, logger=quiet, reuse_port=self.settings.workers > 1,
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=MAX_INCOMING,
+            max_queue=4,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+            close_timeout=5,
+            server_header=None,
+            logger=quiet,
+            reuse_port=self.settings.workers > 1,
         )
 
     async def stop(self) -> None:
@@ -312,8 +332,9 @@ class LiveServer:
         if path not in ("/ws", "/ws/moderation"):
             return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         try:
-            ask = await authorise(HTTPConnection(_scope(self.app, ws, request)), self.settings,
-                                  apart=True)
+            ask = await authorise(
+                HTTPConnection(_scope(self.app, ws, request)), self.settings, apart=True
+            )
         except KibitzError as refused:
             return ws.respond(refused.status, f"{refused}\n")
         self._asks[ws] = ask
@@ -323,5 +344,9 @@ class LiveServer:
         ask = self._asks.pop(ws, None)
         if ask is None:
             return
-        await _serve(self.hub, DirectConnection(ws, self.write_limit, self._closing), ask,
-                     lambda: _ws_receive(ws))
+        await _serve(
+            self.hub,
+            DirectConnection(ws, self.write_limit, self._closing),
+            ask,
+            lambda: _ws_receive(ws),
+        )

@@ -85,9 +85,9 @@ class Room:
 
 
 class Hub:
-    def __init__(self, comments: CommentStore) -> None:
+    def __init__(self, comments: CommentStore, broker: Broker) -> None:
         self.comments = comments
-        self.broker: Broker | None = None
+        self.broker = broker
         self.rooms: dict[str, Room] = {}
         self.staff: set[Subscriber] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,15 +116,20 @@ class Hub:
         states: dict[int, dict[int, str]] = {}
         for thread_id in {e.thread_id for e in events}:
             states[thread_id] = await self.comments.thread_states(thread_id)
-        return [Frame(protocol.comment_event(e, comments.get(e.comment_id),
-                                             states[e.thread_id].get(e.comment_id)), e.seq)
-                for e in events]
+        return [
+            Frame(
+                protocol.comment_event(
+                    e, comments.get(e.comment_id), states[e.thread_id].get(e.comment_id)
+                ),
+                e.seq,
+            )
+            for e in events
+        ]
 
     # -- readers ---------------------------------------------------------------------------
 
     async def subscribe(self, sub: Subscriber, uri: str, since: int | None) -> None:
         """Say hello, replay what ``since`` missed, then go live: gapless and without doubles."""
-        assert self.broker is not None
         thread = await self.comments.thread(uri)
         key = thread.uri if thread else uri
         sub.live, sub.held = False, []
@@ -176,7 +181,6 @@ class Hub:
 
     async def _open(self, room: Room) -> None:
         """Follow the thread's broker channel first, then read where the thread stands."""
-        assert self.broker is not None
         try:
             await self.broker.follow(room.uri)
             try:
@@ -211,7 +215,6 @@ class Hub:
                 room.presence_timer.cancel()
             if room.catch_up:
                 room.catch_up.cancel()
-            assert self.broker is not None
             try:
                 await self.broker.unfollow(room.uri)
                 await self.broker.presence(room.uri, 0, write=True)
@@ -281,8 +284,9 @@ class Hub:
                     thread = await self.comments.thread(room.uri)
                     room.thread_id = thread.id if thread else None
                 while room.thread_id is not None and room.seq is not None:
-                    events = await self.comments.events_since(room.thread_id, room.seq,
-                                                              REPLAY_BATCH)
+                    events = await self.comments.events_since(
+                        room.thread_id, room.seq, REPLAY_BATCH
+                    )
                     for frame in await self.frames_for(events):
                         self._offer(room, frame)
                     if len(events) < REPLAY_BATCH:
@@ -340,12 +344,12 @@ class Hub:
         self._spawn(self._send_presence(room))
 
     async def _send_presence(self, room: Room) -> None:
-        assert self.broker is not None
         room.sent_at = asyncio.get_running_loop().time()
         local, room.local_changed = room.local_changed, False
         try:
             room.remote_online = await self.broker.presence(
-                room.uri, len(room.subscribers), write=local)
+                room.uri, len(room.subscribers), write=local
+            )
         except Exception as exc:
             log.debug("presence for %s unavailable: %s", room.uri, exc)
         if self.rooms.get(room.uri) is not room or room.online == room.sent_online:

@@ -2,9 +2,9 @@
 
 Every message a reader receives is built here, once per event, and the same bytes go to
 every reader (and through Redis to every process). Comments are shaped only by
-:func:`server.shapes.public_comment`, so nothing private (e-mail, address, reason, text of a
-held comment) can reach ``/ws``: a comment that is not visible any more when its event is
-shaped goes out as the contract's empty placeholder.
+:func:`server.discussion.shapes.public_comment`, so nothing private (e-mail, address,
+reason, text of a held comment) can reach ``/ws``: a comment that is not visible any more
+when its event is shaped goes out as the contract's empty placeholder.
 
 Two encodings live here besides JSON:
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from db.comments import FULL, PLACEHOLDER
 from db.models import Comment, Event
-from server.shapes import public_comment
+from server.discussion.shapes import public_comment
 
 # Close codes. 4000 tells the client that it fell behind and should reconnect with ``since``.
 RESUME = 4000
@@ -70,6 +70,7 @@ def comment_moderated(comment_id: int, status: str, by: str) -> bytes:
 
 # -- the broker's wire format ------------------------------------------------------------------
 
+
 def presence_notice(process_id: str) -> bytes:
     return b"p" + process_id.encode()
 
@@ -87,6 +88,7 @@ def unpack(data: bytes) -> tuple[int, bytes] | None:
 
 
 # -- pre-built WebSocket frames ----------------------------------------------------------------
+
 
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, final, uncompressed text frame carrying ``payload``."""

@@ -1,4 +1,4 @@
-"""The application: resources made in ``lifespan`` and handed down as one typed state."""
+"""The application: the route table, and the services built in ``lifespan`` into one typed state."""
 
 from __future__ import annotations
 
@@ -6,67 +6,43 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from db.audit import AuditLog
 from db.comments import CommentStore
-from db.database import Database, connect
+from db.database import connect
 from db.migrate import migrate
 from db.models import now
+from db.moderation import ModerationStore
 from db.posts import PostStore
+from db.sessions import SessionStore
 from db.staff import StaffStore
 from realtime import endpoint as live_endpoint
-from realtime.plugin import LivePlugin
-from server import (
-    admin,
-    admin_login,
-    admin_queue,
-    admin_staff,
-    api,
-    errors,
-    feeds,
-    health,
-    mailpages,
-    pages,
-    widget,
-)
-from server.auth import EditTokens
-from server.cors import CORS
-from server.discussion import Discussion
-from server.notifications import MailPlugin
-from server.ratelimit import PostLimiter
+from realtime.publisher import Live
+from server import errors
+from server.admin import guard as admin_guard
+from server.admin import login as admin_login
+from server.admin import queue as admin_queue
+from server.admin import staff as admin_staff
+from server.auth.credentials import EditTokens
+from server.auth.sessions import Sessions
+from server.discussion.actions import Discussion
+from server.discussion.cache import ThreadCache
+from server.discussion.ratelimit import PostLimiter
+from server.http import api, feeds, health, pages, widget
+from server.http.cors import CORS
+from server.mail import pages as mail_pages
+from server.mail.notifications import Mail
 from server.settings import Settings, load
+from server.state import State
 from server.templates import Templates
-from server.threadcache import ThreadCache
 
 log = logging.getLogger("kibitz")
-
-
-@dataclass
-class State:
-    """Everything a request handler may use; built once per process in ``lifespan``."""
-
-    settings: Settings
-    db: Database
-    comments: CommentStore
-    posts: PostStore
-    staff: StaffStore
-    discussion: Discussion
-    templates: Templates
-    edit_tokens: EditTokens
-    cache: ThreadCache
-    background: list[asyncio.Task[None]] = field(default_factory=list)
-    extras: dict[str, object] = field(default_factory=dict)
-
-
-def state_of(conn: HTTPConnection) -> State:
-    return conn.app.state.kibitz  # type: ignore[no-any-return]
 
 
 async def _housekeeping(state: State) -> None:
@@ -75,9 +51,11 @@ async def _housekeeping(state: State) -> None:
     while True:
         try:
             erased = await state.comments.erase_addresses(
-                now() - timedelta(days=settings.address_retention_days))
+                now() - timedelta(days=settings.address_retention_days)
+            )
             pruned = await state.comments.prune_events(
-                now() - timedelta(days=settings.event_retention_days))
+                now() - timedelta(days=settings.event_retention_days)
+            )
             if erased or pruned:
                 log.info("housekeeping: erased %d addresses, pruned %d events", erased, pruned)
         except Exception:
@@ -85,56 +63,94 @@ async def _housekeeping(state: State) -> None:
         await asyncio.sleep(3600)
 
 
-def create_app(settings: Settings) -> Starlette:
+# Login attempts, counted whether they succeed or not: per account (guessing one password)
+# and per client address (trying many accounts).
+LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
+LOGIN_RATE_PER_ADDRESS = "20/minute;100/hour"
+
+
+async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = False) -> State:
+    """Connect, migrate, build every service, then start the ones that run in the background."""
+    db = await connect(settings.database_url)
+    await migrate(db)
+    comments, staff = CommentStore(db), StaffStore(db)
+
+    def limiter(rate: str | None) -> PostLimiter:
+        return PostLimiter(rate, settings.redis_url, settings.redis_prefix)
+
+    discussion = Discussion(settings, comments, staff, limiter(settings.post_rate))
+    templates = Templates(settings)
+    state = State(
+        settings=settings,
+        db=db,
+        comments=comments,
+        posts=PostStore(db),
+        staff=staff,
+        moderation=ModerationStore(db),
+        audit=AuditLog(db),
+        discussion=discussion,
+        templates=templates,
+        edit_tokens=EditTokens(settings.secret_key, settings.edit_window),
+        sessions=Sessions(settings, SessionStore(db)),
+        login_per_account=limiter(LOGIN_RATE_PER_ACCOUNT),
+        login_per_address=limiter(LOGIN_RATE_PER_ADDRESS),
+        cache=ThreadCache(),
+        live=Live(app, settings, comments),
+        bundle=widget.Bundle(),
+        mail=Mail.from_settings(settings, db),
+    )
+    admin_guard.record_moderation(state)
+    await state.live.start(discussion.listeners, tune_gc=tune_gc)
+    state.health.update(state.live.health_checks())
+    if state.mail is not None:
+        state.mail.start(state)
+    state.background.append(asyncio.create_task(_housekeeping(state)))
+    return state
+
+
+async def close_state(state: State) -> None:
+    for task in state.background:
+        task.cancel()
+    await asyncio.gather(*state.background, return_exceptions=True)
+    await state.live.stop()
+    await state.db.close()
+
+
+def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = await connect(settings.database_url)
-        await migrate(db)
-        comments, staff = CommentStore(db), StaffStore(db)
-        limiter = PostLimiter(settings.post_rate, settings.redis_url, settings.redis_prefix)
-        state = State(
-            settings=settings, db=db, comments=comments, posts=PostStore(db), staff=staff,
-            discussion=Discussion(settings, comments, staff, limiter),
-            templates=Templates(settings), edit_tokens=EditTokens(settings.secret_key,
-                                                                  settings.edit_window),
-            cache=ThreadCache(),
-        )
+        state = await open_state(app, settings, tune_gc=tune_gc)
         app.state.kibitz = state
-        for plugin in app.state.plugins:
-            await plugin.start(state)
-        state.background.append(asyncio.create_task(_housekeeping(state)))
         try:
             yield
         finally:
-            for task in state.background:
-                task.cancel()
-            await asyncio.gather(*state.background, return_exceptions=True)
-            for plugin in reversed(app.state.plugins):
-                await plugin.stop(state)
-            await db.close()
+            await close_state(state)
 
     routes = [
         *pages.routes,
         *api.routes,
         *health.routes,
         *feeds.routes,
-        *mailpages.routes,
+        *mail_pages.routes,
         *live_endpoint.routes,
-        *admin_login.routes, *admin_queue.routes, *admin_staff.routes,
+        *admin_login.routes,
+        *admin_queue.routes,
+        *admin_staff.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.handlers(),
-                    middleware=[Middleware(CORS, settings=settings),
-                                Middleware(admin.AdminHeaders)])
-    app.state.plugins = [admin.AdminPlugin(), LivePlugin(app), MailPlugin(), widget.Widget()]
-    return app
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=errors.handlers(),
+        middleware=[Middleware(CORS, settings=settings), Middleware(admin_guard.AdminHeaders)],
+    )
 
 
 def from_environment() -> Starlette:
-    """The factory uvicorn workers call: settings are read here, once per process."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(load())
-    app.state.tune_gc = True  # a long-running server process: see realtime.plugin
-    return app
+    """The factory uvicorn workers call: settings are read here, once per process.
 
+    A long-running server process tunes the garbage collector (see realtime.publisher).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return create_app(load(), tune_gc=True)

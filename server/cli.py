@@ -65,20 +65,31 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1 and not (settings.is_postgres and settings.redis_url):
         raise UsageError(
             "--workers above 1 needs KIBITZ_DATABASE_URL=postgresql://… and KIBITZ_REDIS_URL="
-            "redis://…: SQLite and in-process fan-out serve one process only")
+            "redis://…: SQLite and in-process fan-out serve one process only"
+        )
     # Workers read their settings from the environment: hand them the listener's shape.
     # The live channel is served apart (websockets' own server, pre-built frames) on
     # --live-port, default P+1; the site's own /ws keeps working on P as well.
     live_port = args.live_port if args.live_port is not None else args.port + 1
-    os.environ.update(KIBITZ_LIVE_PORT=str(live_port) if live_port else "",
-                      KIBITZ_LIVE_HOST=args.host, KIBITZ_HTTP_PORT=str(args.port),
-                      KIBITZ_WORKERS=str(args.workers))
+    os.environ.update(
+        KIBITZ_LIVE_PORT=str(live_port) if live_port else "",
+        KIBITZ_LIVE_HOST=args.host,
+        KIBITZ_HTTP_PORT=str(args.port),
+        KIBITZ_WORKERS=str(args.workers),
+    )
 
     _run(_migrate(settings))
     uvicorn.run(
-        "server.app:from_environment", factory=True, host=args.host, port=args.port,
-        workers=args.workers, proxy_headers=False, server_header=False,
-        ws="websockets-sansio", ws_per_message_deflate=False, ws_max_size=65536,
+        "server.app:from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        server_header=False,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=65536,
         log_level="info",
         # One log line per request costs more than a cached thread read; the reverse proxy
         # in front of a real site keeps the access log.
@@ -103,7 +114,7 @@ def _read_body(path: str | None) -> str:
 
 def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.posts import PostStore
-    from server.markup import clean_article
+    from server.discussion.markup import clean_article
 
     if not SLUG.match(args.slug):
         raise UsageError(f"slug {args.slug!r}: use lowercase letters, digits and hyphens")
@@ -112,9 +123,13 @@ def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
     body = clean_article(_read_body(args.body_file))
 
     async def work(db: Any) -> Any:
-        return await PostStore(db).add(slug=args.slug, title=args.title.strip(),
-                                       author=(args.author or "").strip() or "admin",
-                                       body_html=body, categories=args.category or [])
+        return await PostStore(db).add(
+            slug=args.slug,
+            title=args.title.strip(),
+            author=(args.author or "").strip() or "admin",
+            body_html=body,
+            categories=args.category or [],
+        )
 
     post = _run(_with_db(settings, work))
     print(f"{settings.public_url}{post.uri}")
@@ -123,7 +138,7 @@ def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
-    from server.auth import hash_password
+    from server.auth.credentials import hash_password
 
     if not args.password_stdin:
         raise UsageError("give the password on standard input with --password-stdin")
@@ -134,8 +149,9 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"name {args.name!r}: use letters, digits, '.', '@', '-' or '_'")
 
     async def work(db: Any) -> Any:
-        return await StaffStore(db).add(args.name, args.role, hash_password(password),
-                                        email=args.email)
+        return await StaffStore(db).add(
+            args.name, args.role, hash_password(password), email=args.email
+        )
 
     member = _run(_with_db(settings, work))
     print(f"created {member.role} {member.name}")
@@ -144,7 +160,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
-    from server.auth import new_api_token
+    from server.auth.credentials import new_api_token
 
     token = new_api_token()
 
@@ -152,8 +168,9 @@ def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
         store = StaffStore(db)
         found = await store.by_name(args.name)
         if found is None:
-            raise UsageError(f"no staff account named {args.name!r}; create it with "
-                             "'kibitz user add'")
+            raise UsageError(
+                f"no staff account named {args.name!r}; create it with 'kibitz user add'"
+            )
         await store.add_token(found[0].id, token)
 
     _run(_with_db(settings, work))
@@ -186,7 +203,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from server.demo import seed
+    from server.portability.demo import seed
 
     created = _run(_with_db(settings, seed))
     print(f"demo: {created} post(s) created" if created else "demo: already there")
@@ -194,10 +211,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from server.importers import disqus, isso, kibitz, wordpress
-    from server.importers.progress import Progress
-    from server.importers.report import ImportRefused, Report
-    from server.importers.writer import run_import, undo_unfinished
+    from server.portability.importers import disqus, isso, kibitz, wordpress
+    from server.portability.importers.progress import Progress
+    from server.portability.importers.report import ImportRefused, Report
+    from server.portability.importers.writer import run_import, undo_unfinished
 
     if not os.path.isfile(args.file):
         raise UsageError(f"cannot import {args.file}: no such file")
@@ -208,13 +225,19 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         source: Any = wordpress.Source(args.file, report, pingbacks=args.pingbacks)
     else:
         source = {"disqus": disqus, "isso": isso, "kibitz": kibitz}[args.format].Source(
-            args.file, report)
+            args.file, report
+        )
 
     async def work(db: Any) -> Any:
         for line in await undo_unfinished(db):
             print(f"kibitz: {line}", file=sys.stderr)
-        return await run_import(db, source, retention_days=settings.address_retention_days,
-                                progress=Progress(0), batch_size=args.batch_size)
+        return await run_import(
+            db,
+            source,
+            retention_days=settings.address_retention_days,
+            progress=Progress(0),
+            batch_size=args.batch_size,
+        )
 
     try:
         _run(_with_db(settings, work))
@@ -225,7 +248,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from server.export import write_export
+    from server.portability.export import write_export
 
     if args.file in (None, "-"):
         counts = _run(_with_db(settings, lambda db: write_export(db, sys.stdout)))
@@ -241,8 +264,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             if os.path.exists(partial):
                 os.unlink(partial)
-    print(f"exported {counts['posts']} posts, {counts['threads']} threads, "
-          f"{counts['comments']} comments", file=sys.stderr)
+    print(
+        f"exported {counts['posts']} posts, {counts['threads']} threads, "
+        f"{counts['comments']} comments",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -254,16 +280,22 @@ def parser() -> Parser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--live-port", type=int, default=None,
-                       help="port of the live channel's own server (default: --port + 1; "
-                            "0: only the site's own /ws)")
+    serve.add_argument(
+        "--live-port",
+        type=int,
+        default=None,
+        help="port of the live channel's own server (default: --port + 1; "
+        "0: only the site's own /ws)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
-        run=cmd_migrate)
+        run=cmd_migrate
+    )
 
     post = sub.add_parser("post", help="manage posts").add_subparsers(
-        dest="action", required=True, parser_class=Parser)
+        dest="action", required=True, parser_class=Parser
+    )
     post_add = post.add_parser("add", help="create a post; prints its URL")
     post_add.add_argument("--slug", required=True)
     post_add.add_argument("--title", required=True)
@@ -273,7 +305,8 @@ def parser() -> Parser:
     post_add.set_defaults(run=cmd_post_add)
 
     user = sub.add_parser("user", help="manage staff accounts").add_subparsers(
-        dest="action", required=True, parser_class=Parser)
+        dest="action", required=True, parser_class=Parser
+    )
     user_add = user.add_parser("add", help="create a staff account")
     user_add.add_argument("name")
     user_add.add_argument("--role", choices=("admin", "moderator"), default="moderator")
@@ -282,12 +315,14 @@ def parser() -> Parser:
     user_add.set_defaults(run=cmd_user_add)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
-        dest="action", required=True, parser_class=Parser)
+        dest="action", required=True, parser_class=Parser
+    )
     token_add = token.add_parser("add", help="print a new API token for a staff account")
     token_add.add_argument("name")
     token_add.set_defaults(run=cmd_token_add)
     token.add_parser("list", help="list API tokens (never the tokens themselves)").set_defaults(
-        run=cmd_token_list)
+        run=cmd_token_list
+    )
     token_revoke = token.add_parser("revoke", help="revoke an API token by its number")
     token_revoke.add_argument("id", type=int)
     token_revoke.set_defaults(run=cmd_token_revoke)
@@ -297,10 +332,14 @@ def parser() -> Parser:
     imports = sub.add_parser("import", help="import posts and comments from another system")
     imports.add_argument("format", choices=("wordpress", "disqus", "isso", "kibitz"))
     imports.add_argument("file")
-    imports.add_argument("--pingbacks", action="store_true",
-                         help="WordPress: import pingbacks and trackbacks as comments too")
-    imports.add_argument("--batch-size", type=int, default=500,
-                         help="comments written per transaction (default 500)")
+    imports.add_argument(
+        "--pingbacks",
+        action="store_true",
+        help="WordPress: import pingbacks and trackbacks as comments too",
+    )
+    imports.add_argument(
+        "--batch-size", type=int, default=500, help="comments written per transaction (default 500)"
+    )
     imports.set_defaults(run=cmd_import)
 
     export = sub.add_parser("export", help="write every post, thread and comment as JSON")

@@ -94,6 +94,7 @@ class ConfigError(Exception):
 
 # -- the one place errors become responses ------------------------------------------------------
 
+
 def _wants_html(request: object) -> bool:
     path: str = request.url.path  # type: ignore[attr-defined]
     return not (path.startswith("/api/") or path.startswith("/feeds/") or path == "/healthz")
@@ -101,16 +102,20 @@ def _wants_html(request: object) -> bool:
 
 def handlers() -> dict[object, object]:
     """Starlette exception handlers: JSON for the API, a rendered page for people."""
-    from db.errors import Conflict, DatabaseError, Unavailable
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, Response
+
+    from db.errors import Conflict, DatabaseError, Unavailable
 
     def render(request: object, error: KibitzError) -> Response:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
         if _wants_html(request):
-            state = request.app.state.kibitz  # type: ignore[attr-defined]
-            return state.templates.response(request, "error.html", {"error": error},
-                                            status_code=error.status, headers=headers)
+            from server.state import state_of
+
+            state = state_of(request)  # type: ignore[arg-type]
+            return state.templates.response(
+                request, "error.html", {"error": error}, status_code=error.status, headers=headers
+            )
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
     async def kibitz_error(request: object, exc: Exception) -> Response:
@@ -120,7 +125,8 @@ def handlers() -> dict[object, object]:
     async def http_error(request: object, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error = {404: NotFound(), 405: KibitzError(N_("This method is not allowed here."))}.get(
-            exc.status_code, KibitzError(exc.detail))
+            exc.status_code, KibitzError(exc.detail)
+        )
         error.status = exc.status_code
         return render(request, error)
 
@@ -131,8 +137,12 @@ def handlers() -> dict[object, object]:
             error = KibitzError(N_("That conflicts with something that exists already."))
             error.status = 409
         elif isinstance(exc, Unavailable):
-            error = KibitzError(N_("The database is not reachable right now. Please try again "
-                                   "in a moment; nothing you typed was saved."))
+            error = KibitzError(
+                N_(
+                    "The database is not reachable right now. Please try again "
+                    "in a moment; nothing you typed was saved."
+                )
+            )
             error.status = 503
         else:
             logging.getLogger("kibitz").exception("database error")

@@ -64,7 +64,7 @@ def catalogue(language: str) -> dict[str, str | list[str]]:
 
 
 def long_date(value: datetime, language: str) -> str:
-    """"May 24, 2011" / "24. Mai 2011"."""
+    """ "May 24, 2011" / "24. Mai 2011"."""
     return format_date(value, format="long", locale=language)
 
 

@@ -17,18 +17,38 @@ from server.errors import ConfigError
 
 # (environment variable, default, help). Order is the order of the docs table.
 SETTINGS: tuple[tuple[str, str, str], ...] = (
-    ("KIBITZ_DATABASE_URL", "", "sqlite:///relative.db, sqlite:////absolute.db or postgresql://…; "
-     "default: a SQLite file in KIBITZ_DATA_DIR"),
-    ("KIBITZ_REDIS_URL", "", "redis://…; when set, live events and rate limits go through "
-     "Redis, so several processes and hosts can serve one site; default: in-process fan-out "
-     "(one process)"),
+    (
+        "KIBITZ_DATABASE_URL",
+        "",
+        "sqlite:///relative.db, sqlite:////absolute.db or postgresql://…; "
+        "default: a SQLite file in KIBITZ_DATA_DIR",
+    ),
+    (
+        "KIBITZ_REDIS_URL",
+        "",
+        "redis://…; when set, live events and rate limits go through "
+        "Redis, so several processes and hosts can serve one site; default: in-process fan-out "
+        "(one process)",
+    ),
     ("KIBITZ_DATA_DIR", "./data", "where the embedded default keeps its database and secret"),
-    ("KIBITZ_SECRET_KEY", "", "signs sessions and edit tokens; default: generated once into the data dir"),
-    ("KIBITZ_MODERATION", "first-time", "none (publish at once), first-time (hold unless an "
-     "earlier comment with the same e-mail address was approved) or all (hold every comment)"),
+    (
+        "KIBITZ_SECRET_KEY",
+        "",
+        "signs sessions and edit tokens; default: generated once into the data dir",
+    ),
+    (
+        "KIBITZ_MODERATION",
+        "first-time",
+        "none (publish at once), first-time (hold unless an "
+        "earlier comment with the same e-mail address was approved) or all (hold every comment)",
+    ),
     ("KIBITZ_MAX_LINKS", "2", "under first-time, a comment with this many links or more is held"),
-    ("KIBITZ_ALLOWED_ORIGINS", "", "comma-separated origins allowed to embed the widget and open the "
-     "live channel; default: the site's own origin only"),
+    (
+        "KIBITZ_ALLOWED_ORIGINS",
+        "",
+        "comma-separated origins allowed to embed the widget and open the "
+        "live channel; default: the site's own origin only",
+    ),
     ("KIBITZ_PUBLIC_URL", "http://127.0.0.1:8000", "the site's own origin"),
     ("KIBITZ_EDIT_WINDOW", "900", "seconds a commenter may edit or delete their comment"),
     ("KIBITZ_LANGUAGE", "en", "interface language: en or de"),
@@ -36,25 +56,52 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("KIBITZ_MAX_DEPTH", "5", "deepest reply level shown nested"),
     ("KIBITZ_SMTP_URL", "", "smtp://user:pass@host:587 for notification mail; default: no mail"),
     ("KIBITZ_POST_RATE", "5/minute;30/hour", "comments one client address may post; off disables"),
-    ("KIBITZ_TRUSTED_PROXIES", "", "comma-separated proxy addresses (or networks) whose "
-     "X-Forwarded-For is believed; default: none"),
-    ("KIBITZ_ADDRESS_RETENTION_DAYS", "30", "client addresses are erased this many days after the comment"),
+    (
+        "KIBITZ_TRUSTED_PROXIES",
+        "",
+        "comma-separated proxy addresses (or networks) whose "
+        "X-Forwarded-For is believed; default: none",
+    ),
+    (
+        "KIBITZ_ADDRESS_RETENTION_DAYS",
+        "30",
+        "client addresses are erased this many days after the comment",
+    ),
     ("KIBITZ_EVENT_RETENTION_DAYS", "7", "live events kept for resuming"),
     ("KIBITZ_SESSION_HOURS", "12", "hours after which staff sessions expire"),
-    ("KIBITZ_DUPLICATE_WINDOW", "600", "seconds within which the same text on the same thread "
-     "is held as a duplicate; 0 disables"),
+    (
+        "KIBITZ_DUPLICATE_WINDOW",
+        "600",
+        "seconds within which the same text on the same thread is held as a duplicate; 0 disables",
+    ),
     ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default: kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
-    ("KIBITZ_LIVE_URL", "", "where browsers open the live channel (ws:// or wss://…/ws); default: "
-     "the site's /ws, or the live port's when the live channel is served apart"),
-    ("KIBITZ_LIVE_PORT", "", "serve the live channel on this port too (set by kibitz serve "
-     "--live-port); empty: only the site's own /ws"),
+    (
+        "KIBITZ_LIVE_URL",
+        "",
+        "where browsers open the live channel (ws:// or wss://…/ws); default: "
+        "the site's /ws, or the live port's when the live channel is served apart",
+    ),
+    (
+        "KIBITZ_LIVE_PORT",
+        "",
+        "serve the live channel on this port too (set by kibitz serve "
+        "--live-port); empty: only the site's own /ws",
+    ),
     ("KIBITZ_LIVE_HOST", "127.0.0.1", "address the live port binds (set by kibitz serve --host)"),
-    ("KIBITZ_HTTP_PORT", "", "the HTTP port of this server (set by kibitz serve); the live port "
-     "accepts the origins that listener would"),
-    ("KIBITZ_WORKERS", "1", "processes serving on this host (set by kibitz serve --workers); "
-     "above 1 they share the live port"),
+    (
+        "KIBITZ_HTTP_PORT",
+        "",
+        "the HTTP port of this server (set by kibitz serve); the live port "
+        "accepts the origins that listener would",
+    ),
+    (
+        "KIBITZ_WORKERS",
+        "1",
+        "processes serving on this host (set by kibitz serve --workers); "
+        "above 1 they share the live port",
+    ),
 )
 
 LANGUAGES = ("en", "de")
@@ -152,8 +199,11 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
 
     database_url = get("KIBITZ_DATABASE_URL") or f"sqlite:///{data_dir / 'kibitz.db'}"
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError("KIBITZ_DATABASE_URL", database_url,
-                          "sqlite:///file.db, sqlite:////absolute/file.db or postgresql://…")
+        raise ConfigError(
+            "KIBITZ_DATABASE_URL",
+            database_url,
+            "sqlite:///file.db, sqlite:////absolute/file.db or postgresql://…",
+        )
 
     redis_url = get("KIBITZ_REDIS_URL") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -171,8 +221,9 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
     try:
         public_origin = origin_of(public_url)
     except ValueError:
-        raise ConfigError("KIBITZ_PUBLIC_URL", public_url, "an http(s) URL such as "
-                          "https://comments.example.com") from None
+        raise ConfigError(
+            "KIBITZ_PUBLIC_URL", public_url, "an http(s) URL such as https://comments.example.com"
+        ) from None
 
     origins = []
     for item in get("KIBITZ_ALLOWED_ORIGINS").split(","):
@@ -180,8 +231,11 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
             try:
                 origins.append(origin_of(item))
             except ValueError:
-                raise ConfigError("KIBITZ_ALLOWED_ORIGINS", item,
-                                  "comma-separated origins such as https://blog.example.com") from None
+                raise ConfigError(
+                    "KIBITZ_ALLOWED_ORIGINS",
+                    item,
+                    "comma-separated origins such as https://blog.example.com",
+                ) from None
 
     post_rate = get("KIBITZ_POST_RATE")
     if post_rate.lower() == "off":
@@ -192,8 +246,9 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         try:
             parse_many(post_rate)
         except ValueError:
-            raise ConfigError("KIBITZ_POST_RATE", post_rate,
-                              "limits notation such as 5/minute;30/hour, or off") from None
+            raise ConfigError(
+                "KIBITZ_POST_RATE", post_rate, "limits notation such as 5/minute;30/hour, or off"
+            ) from None
         post_rate_value = post_rate
 
     live_url = get("KIBITZ_LIVE_URL") or None
@@ -215,8 +270,9 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
     try:
         min_fill = float(get("KIBITZ_MIN_FILL_SECONDS"))
     except ValueError:
-        raise ConfigError("KIBITZ_MIN_FILL_SECONDS", get("KIBITZ_MIN_FILL_SECONDS"),
-                          "a number of seconds") from None
+        raise ConfigError(
+            "KIBITZ_MIN_FILL_SECONDS", get("KIBITZ_MIN_FILL_SECONDS"), "a number of seconds"
+        ) from None
     if not 0 <= min_fill <= 3:
         raise ConfigError("KIBITZ_MIN_FILL_SECONDS", str(min_fill), "between 0 and 3 seconds")
 
@@ -239,12 +295,15 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         max_depth=integer("KIBITZ_MAX_DEPTH", 1),
         smtp_url=smtp_url,
         post_rate=post_rate_value,
-        trusted_proxies=tuple(p.strip() for p in get("KIBITZ_TRUSTED_PROXIES").split(",") if p.strip()),
+        trusted_proxies=tuple(
+            p.strip() for p in get("KIBITZ_TRUSTED_PROXIES").split(",") if p.strip()
+        ),
         address_retention_days=integer("KIBITZ_ADDRESS_RETENTION_DAYS"),
         event_retention_days=integer("KIBITZ_EVENT_RETENTION_DAYS", 1),
         session_hours=integer("KIBITZ_SESSION_HOURS", 1),
         duplicate_window=integer("KIBITZ_DUPLICATE_WINDOW"),
-        mail_from=get("KIBITZ_MAIL_FROM") or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
+        mail_from=get("KIBITZ_MAIL_FROM")
+        or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
         min_fill_seconds=min_fill,
         redis_prefix=get("KIBITZ_REDIS_PREFIX"),
         live_url=live_url,

@@ -14,19 +14,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from server.discussion.markup import COMMENT_TAGS
+from server.discussion.shapes import iso
 from server.i18n import long_date, long_datetime, translations
-from server.markup import COMMENT_TAGS
 from server.settings import Settings
-from server.shapes import iso
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 
 # The line under the form that tells commenters which tags they may use.
 ALLOWED_TAGS_HINT = " ".join(
-    f"<{tag}{attrs}>" for tag, attrs in (
-        ("a", ' href="" title=""'), ("abbr", ' title=""'), ("acronym", ' title=""'), ("b", ""),
-        ("blockquote", ' cite=""'), ("cite", ""), ("code", ""), ("del", ' datetime=""'),
-        ("em", ""), ("i", ""), ("q", ' cite=""'), ("strike", ""), ("strong", ""))
+    f"<{tag}{attrs}>"
+    for tag, attrs in (
+        ("a", ' href="" title=""'),
+        ("abbr", ' title=""'),
+        ("acronym", ' title=""'),
+        ("b", ""),
+        ("blockquote", ' cite=""'),
+        ("cite", ""),
+        ("code", ""),
+        ("del", ' datetime=""'),
+        ("em", ""),
+        ("i", ""),
+        ("q", ' cite=""'),
+        ("strike", ""),
+        ("strong", ""),
+    )
 )
 assert {t.split()[0].strip("<>") for t in ALLOWED_TAGS_HINT.split("> <")} <= COMMENT_TAGS
 
@@ -45,8 +57,11 @@ def avatar_colour(name: str) -> int:
     return zlib.crc32(name.strip().lower().encode("utf-8", "replace")) % AVATAR_COLOURS
 
 
-_BLOCK_TAG = re.compile(r"</?(?:p|h[1-6]|li|ul|ol|dl|dt|dd|blockquote|br|div|pre|table|tr|td|th|"
-                        r"figure|figcaption|hr)\b[^>]*>", re.IGNORECASE)
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|h[1-6]|li|ul|ol|dl|dt|dd|blockquote|br|div|pre|table|tr|td|th|"
+    r"figure|figcaption|hr)\b[^>]*>",
+    re.IGNORECASE,
+)
 
 
 def excerpt(html: str, limit: int = 240) -> str:
@@ -64,7 +79,8 @@ class Templates:
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True, default_for_string=True),
             extensions=["jinja2.ext.i18n"],
-            trim_blocks=True, lstrip_blocks=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
         env.install_gettext_translations(translations(settings.language), newstyle=True)  # type: ignore[attr-defined]
         language = settings.language
@@ -74,16 +90,28 @@ class Templates:
         env.filters["initial"] = initial
         env.filters["avatar_colour"] = avatar_colour
         env.filters["excerpt"] = excerpt
-        env.globals.update(language=language, allowed_tags=ALLOWED_TAGS_HINT,
-                           follow_author_links=settings.follow_author_links,
-                           public_url=settings.public_url, moderation=settings.moderation)
+        env.globals.update(
+            language=language,
+            allowed_tags=ALLOWED_TAGS_HINT,
+            follow_author_links=settings.follow_author_links,
+            public_url=settings.public_url,
+            moderation=settings.moderation,
+        )
         self.env = env
         self._jinja = Jinja2Templates(env=env)
 
-    def response(self, request: Request, name: str, context: Mapping[str, Any] | None = None,
-                 *, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-        return self._jinja.TemplateResponse(request, name, dict(context or {}),
-                                            status_code=status_code, headers=dict(headers or {}))
+    def response(
+        self,
+        request: Request,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        return self._jinja.TemplateResponse(
+            request, name, dict(context or {}), status_code=status_code, headers=dict(headers or {})
+        )
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

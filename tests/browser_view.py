@@ -47,8 +47,9 @@ def comment_tree(root: Element) -> list[tuple[int, int, str]]:
         for child in element:
             if child.tag == "li" and "comment" in (child.get("class") or "").split():
                 author = by_class(child, "comment__author")
-                out.append((int(child.get("data-id") or 0), depth,
-                            text_of(author[0]) if author else ""))
+                out.append(
+                    (int(child.get("data-id") or 0), depth, text_of(author[0]) if author else "")
+                )
                 for sub in child:
                     if sub.tag == "ol":
                         walk(sub, depth + 1)

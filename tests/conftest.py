@@ -100,8 +100,9 @@ async def _pg_template() -> str:
 
 
 async def new_pg_database() -> str:
-    return await create_pg_database(f"kibitz_t_{RUN_ID}_{uuid.uuid4().hex[:8]}",
-                                    template=await _pg_template())
+    return await create_pg_database(
+        f"kibitz_t_{RUN_ID}_{uuid.uuid4().hex[:8]}", template=await _pg_template()
+    )
 
 
 async def drop_pg_database(url: str) -> None:
@@ -179,13 +180,19 @@ class Server:
 async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[Server]:
     app = create_app(settings)
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio",
-                            ws_per_message_deflate=False,
-                            # As `kibitz serve` does: kibitz alone decides whom to believe
-                            # (KIBITZ_TRUSTED_PROXIES); uvicorn would trust 127.0.0.1's
-                            # X-Forwarded-For by default.
-                            proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        # As `kibitz serve` does: kibitz alone decides whom to believe
+        # (KIBITZ_TRUSTED_PROXIES); uvicorn would trust 127.0.0.1's
+        # X-Forwarded-For by default.
+        proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -215,14 +222,22 @@ class Process:
     proc: subprocess.Popen[bytes]
 
 
-def start_process(env: dict[str, str], *args: str, port: int | None = None,
-                  ready_path: str = "/healthz", timeout: float = 30) -> Process:
+def start_process(
+    env: dict[str, str],
+    *args: str,
+    port: int | None = None,
+    ready_path: str = "/healthz",
+    timeout: float = 30,
+) -> Process:
     """Start ``kibitz serve`` as a real subprocess and wait until it answers."""
     port = port or free_port()
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
-        cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

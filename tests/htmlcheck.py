@@ -15,9 +15,21 @@ import html5lib
 XHTML = "{http://www.w3.org/1999/xhtml}"
 # The contract's allowlist, plus p and br that kibitz adds, plus rel that it sets on links.
 ALLOWED: dict[str, set[str]] = {
-    "a": {"href", "title", "rel"}, "abbr": {"title"}, "acronym": {"title"}, "b": set(),
-    "blockquote": {"cite"}, "cite": set(), "code": set(), "del": {"datetime"}, "em": set(),
-    "i": set(), "q": {"cite"}, "strike": set(), "strong": set(), "p": set(), "br": set(),
+    "a": {"href", "title", "rel"},
+    "abbr": {"title"},
+    "acronym": {"title"},
+    "b": set(),
+    "blockquote": {"cite"},
+    "cite": set(),
+    "code": set(),
+    "del": {"datetime"},
+    "em": set(),
+    "i": set(),
+    "q": {"cite"},
+    "strike": set(),
+    "strong": set(),
+    "p": set(),
+    "br": set(),
 }
 SCHEMES = {"http", "https", "mailto"}
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
@@ -30,9 +42,11 @@ def url_allowed(value: str) -> bool:
     so ``java\\tscript:`` is ``javascript:``; a relative URL would inherit the page's scheme
     and host, which the contract does not allow for comments either.
     """
-    cleaned = re.sub(r"[\t\n\r]", "", value).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b"
-                                                   "\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16"
-                                                   "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+    cleaned = re.sub(r"[\t\n\r]", "", value).strip(
+        "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b"
+        "\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16"
+        "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f "
+    )
     match = _SCHEME.match(cleaned)
     return bool(match) and match.group(1).lower() in SCHEMES
 
@@ -45,7 +59,7 @@ def problems(elements: Iterable[Any]) -> list[str]:
         if not tag.startswith(XHTML):
             found.append(f"foreign element {tag}")
             continue
-        name = tag[len(XHTML):]
+        name = tag[len(XHTML) :]
         if name not in ALLOWED:
             found.append(f"element <{name}>")
             continue

@@ -11,7 +11,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.auth import hash_password, new_api_token
+from server.auth.credentials import hash_password, new_api_token
 from tests.conftest import Server
 
 COMMENT = {"author": "Ada", "email": "ada@example.org", "text": "Hello live world"}
@@ -66,11 +66,17 @@ class Reader:
 
 
 @asynccontextmanager
-async def reader(base: str, uri: str, since: int | None = None, *,
-                 origin: str | None = None, **kwargs: Any) -> AsyncIterator[Reader]:
+async def reader(
+    base: str, uri: str, since: int | None = None, *, origin: str | None = None, **kwargs: Any
+) -> AsyncIterator[Reader]:
     url = f"{base}/ws?uri={uri}" + (f"&since={since}" if since is not None else "")
-    async with connect(url, compression=None, origin=origin,  # type: ignore[arg-type]
-                       open_timeout=10, **kwargs) as ws:
+    async with connect(
+        url,
+        compression=None,
+        origin=origin,  # type: ignore[arg-type]
+        open_timeout=10,
+        **kwargs,
+    ) as ws:
         r = Reader(ws)
         r.hello = await r.next()
         assert r.hello["type"] == "hello", r.hello
@@ -84,9 +90,14 @@ async def slow_reader(base: str, uri: str) -> AsyncIterator[ClientConnection]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((host, int(port)))
-    async with connect(f"{base}/ws?uri={uri}", sock=sock, compression=None, max_queue=1,
-                       ping_interval=None,
-                       open_timeout=10) as ws:
+    async with connect(
+        f"{base}/ws?uri={uri}",
+        sock=sock,
+        compression=None,
+        max_queue=1,
+        ping_interval=None,
+        open_timeout=10,
+    ) as ws:
         yield ws
 
 
@@ -98,8 +109,9 @@ async def post(server: Server, uri: str, **fields: Any) -> dict[str, Any]:
 
 
 async def add_post(server: Server, slug: str) -> str:
-    await server.state.posts.add(slug=slug, title=slug.title(), author="Admin",
-                                 body_html="<p>x</p>")
+    await server.state.posts.add(
+        slug=slug, title=slug.title(), author="Admin", body_html="<p>x</p>"
+    )
     return f"/posts/{slug}"
 
 

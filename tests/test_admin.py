@@ -11,8 +11,13 @@ from db.models import now
 from tests.conftest import Server, make_settings, serve
 from tests.staffing import PASSWORD, add_post, add_staff, csrf_of, sign_in
 
-COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org",
-           "website": "https://ada.example", "text": "held *words* <b>bold</b>"}
+COMMENT = {
+    "uri": "/posts/hello",
+    "author": "Ada",
+    "email": "ada@example.org",
+    "website": "https://ada.example",
+    "text": "held *words* <b>bold</b>",
+}
 
 
 async def _held(server: Server, client, **overrides: str) -> int:  # type: ignore[no-untyped-def]
@@ -48,8 +53,7 @@ async def test_secure_cookie_when_public_url_is_https(database_url: str, tmp_pat
     async with serve(settings) as server:
         await add_staff(server, "mod")
         async with server.client() as client:
-            response = await client.post("/admin/login",
-                                         data={"name": "mod", "password": PASSWORD})
+            response = await client.post("/admin/login", data={"name": "mod", "password": PASSWORD})
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("__Host-kibitz_session=") and "secure" in cookie.lower()
 
@@ -63,8 +67,9 @@ async def test_wrong_password_and_unknown_user_answer_alike(server: Server) -> N
         for _ in range(3):
             for kind, name in (("wrong", "mod"), ("unknown", "nobody")):
                 start = time.perf_counter()
-                response = await client.post("/admin/login",
-                                             data={"name": name, "password": "not it at all"})
+                response = await client.post(
+                    "/admin/login", data={"name": name, "password": "not it at all"}
+                )
                 timings[kind].append(time.perf_counter() - start)
                 assert response.status_code == 401
                 bodies[kind] = response.text.replace(name, "")
@@ -91,9 +96,12 @@ async def test_login_is_rate_limited_per_account(server: Server) -> None:
 async def test_login_is_rate_limited_per_address(server: Server) -> None:
     """One address trying many accounts is stopped after 20 attempts a minute."""
     async with server.client() as client:
-        statuses = [(await client.post("/admin/login",
-                                       data={"name": f"user{i}", "password": "x"})).status_code
-                    for i in range(21)]
+        statuses = [
+            (
+                await client.post("/admin/login", data={"name": f"user{i}", "password": "x"})
+            ).status_code
+            for i in range(21)
+        ]
     assert statuses[:20] == [401] * 20 and statuses[20] == 429
 
 
@@ -113,8 +121,13 @@ async def test_no_credentials_401_for_api_and_redirect_for_pages(server: Server)
     async with server.client() as client:
         assert (await client.get("/api/moderation")).status_code == 401
         assert (await client.post("/api/comments/1/approve")).status_code == 401
-        for path in ("/admin", "/admin/queue", "/admin/comments/spam", "/admin/audit",
-                     "/admin/staff"):
+        for path in (
+            "/admin",
+            "/admin/queue",
+            "/admin/comments/spam",
+            "/admin/audit",
+            "/admin/staff",
+        ):
             response = await client.get(path, follow_redirects=True)
             assert response.url.path == "/admin/login", path
         posted = await client.post("/admin/moderate", data={"action": "approve", "ids": "1"})
@@ -131,17 +144,25 @@ async def test_csrf_token_required_with_the_session(database_url: str, tmp_path:
             comment_id = await _held(server, client)
             csrf = await sign_in(client, "mod")
             missing = await client.post(f"/api/comments/{comment_id}/approve")
-            wrong = await client.post(f"/api/comments/{comment_id}/approve",
-                                      headers={"X-CSRF-Token": "0" * 64})
-            form = await client.post("/admin/moderate",
-                                     data={"action": "approve", "ids": str(comment_id)})
+            wrong = await client.post(
+                f"/api/comments/{comment_id}/approve", headers={"X-CSRF-Token": "0" * 64}
+            )
+            form = await client.post(
+                "/admin/moderate", data={"action": "approve", "ids": str(comment_id)}
+            )
             logout = await client.post("/admin/logout")
             assert (await server.state.comments.get(comment_id)).status == "pending"
             api_post = await client.post("/api/comments", json={**COMMENT, "text": "as staff"})
-            ok = await client.post(f"/api/comments/{comment_id}/approve",
-                                   headers={"X-CSRF-Token": csrf})
-    assert [missing.status_code, wrong.status_code, form.status_code, logout.status_code,
-            api_post.status_code] == [403] * 5
+            ok = await client.post(
+                f"/api/comments/{comment_id}/approve", headers={"X-CSRF-Token": csrf}
+            )
+    assert [
+        missing.status_code,
+        wrong.status_code,
+        form.status_code,
+        logout.status_code,
+        api_post.status_code,
+    ] == [403] * 5
     assert ok.status_code == 200 and ok.json()["comment"]["status"] == "approved"
 
 
@@ -153,9 +174,10 @@ async def test_api_token_needs_no_csrf(database_url: str, tmp_path: Path) -> Non
         async with server.client() as client:
             comment_id = await _held(server, client)
             csrf = await sign_in(client, "boss")
-            made = await client.post("/admin/tokens", data={"csrf_token": csrf, "owner": "boss",
-                                                            "label": "script"})
-            token = made.text.split('data-new-token>')[1].split("<")[0]
+            made = await client.post(
+                "/admin/tokens", data={"csrf_token": csrf, "owner": "boss", "label": "script"}
+            )
+            token = made.text.split("data-new-token>")[1].split("<")[0]
             assert token.startswith("kbz_")
         async with server.client(headers={"Authorization": f"Bearer {token}"}) as bot:
             assert (await bot.post(f"/api/comments/{comment_id}/spam")).status_code == 200
@@ -165,8 +187,9 @@ async def test_api_token_needs_no_csrf(database_url: str, tmp_path: Path) -> Non
             csrf = await sign_in(client, "boss")
             page = await client.get("/admin/staff")
             assert token not in page.text  # only shown once
-            revoked = await client.post(f"/admin/tokens/{listed[0].id}/revoke",
-                                        data={"csrf_token": csrf})
+            revoked = await client.post(
+                f"/admin/tokens/{listed[0].id}/revoke", data={"csrf_token": csrf}
+            )
             assert revoked.status_code == 303
         async with server.client(headers={"Authorization": f"Bearer {token}"}) as bot:
             assert (await bot.get("/api/moderation")).status_code == 401
@@ -179,8 +202,10 @@ async def test_moderator_cannot_manage_staff(server: Server) -> None:
     async with server.client() as client:
         csrf = await sign_in(client, "mod")
         assert (await client.get("/admin/staff")).status_code == 403
-        create = await client.post("/admin/staff", data={
-            "csrf_token": csrf, "name": "evil", "password": "long enough", "role": "admin"})
+        create = await client.post(
+            "/admin/staff",
+            data={"csrf_token": csrf, "name": "evil", "password": "long enough", "role": "admin"},
+        )
         token = await client.post("/admin/tokens", data={"csrf_token": csrf, "owner": "mod"})
         disable = await client.post("/admin/staff/1/disable", data={"csrf_token": csrf})
         queue = await client.get("/admin/queue")
@@ -190,17 +215,26 @@ async def test_moderator_cannot_manage_staff(server: Server) -> None:
     assert await server.state.staff.tokens() == []
     async with server.client() as client:
         csrf = await sign_in(client, "boss")
-        created = await client.post("/admin/staff", data={
-            "csrf_token": csrf, "name": "newmod", "password": "long enough", "role": "moderator"})
+        created = await client.post(
+            "/admin/staff",
+            data={
+                "csrf_token": csrf,
+                "name": "newmod",
+                "password": "long enough",
+                "role": "moderator",
+            },
+        )
         assert created.status_code == 303
         found = await server.state.staff.by_name("newmod")
         assert found is not None and found[0].role == "moderator"
-        disabled = await client.post(f"/admin/staff/{found[0].id}/disable",
-                                     data={"csrf_token": csrf})
+        disabled = await client.post(
+            f"/admin/staff/{found[0].id}/disable", data={"csrf_token": csrf}
+        )
         assert disabled.status_code == 303
     async with server.client() as client:
-        refused = await client.post("/admin/login", data={"name": "newmod",
-                                                          "password": "long enough"})
+        refused = await client.post(
+            "/admin/login", data={"name": "newmod", "password": "long enough"}
+        )
         assert refused.status_code == 401
 
 
@@ -247,21 +281,30 @@ async def test_queue_shows_everything_staff_need(database_url: str, tmp_path: Pa
             page = (await client.get("/admin/queue")).text
             api = (await client.get("/api/moderation")).json()
     assert page.index(f'id="mod-{first}"') < page.index(f'id="mod-{second}"')
-    for piece in ("/posts/hello", "Ada", "ada@example.org", "https://ada.example/",
-                  "127.0.0.1", "held *words* &lt;b&gt;bold&lt;/b&gt;", "<b>bold</b>",
-                  "policy: every comment is held"):
+    for piece in (
+        "/posts/hello",
+        "Ada",
+        "ada@example.org",
+        "https://ada.example/",
+        "127.0.0.1",
+        "held *words* &lt;b&gt;bold&lt;/b&gt;",
+        "<b>bold</b>",
+        "policy: every comment is held",
+    ):
         assert piece in page, piece
     assert [c["id"] for c in api["comments"]] == [first, second]
     assert api["comments"][0]["email"] == "ada@example.org"
     assert api["comments"][0]["address"] == "127.0.0.1"
 
 
-async def test_approve_from_the_queue_publishes_and_trusts(database_url: str,
-                                                          tmp_path: Path) -> None:
+async def test_approve_from_the_queue_publishes_and_trusts(
+    database_url: str, tmp_path: Path
+) -> None:
     """Approving (a no-JS form post) shows the comment to readers, records the action in the
     audit log, and the commenter's next comment is published at once."""
-    async with serve(make_settings(database_url, tmp_path,
-                                   KIBITZ_MODERATION="first-time")) as server:
+    async with serve(
+        make_settings(database_url, tmp_path, KIBITZ_MODERATION="first-time")
+    ) as server:
         await add_post(server)
         await add_staff(server, "mod")
         async with server.client() as reader, server.client() as staff:
@@ -269,8 +312,10 @@ async def test_approve_from_the_queue_publishes_and_trusts(database_url: str,
             before = await reader.get("/api/comments", params={"uri": "/posts/hello"})
             assert before.json()["comments"] == []
             csrf = await sign_in(staff, "mod")
-            done = await staff.post("/admin/moderate", data={
-                "csrf_token": csrf, "action": "approve", "ids": str(comment_id)})
+            done = await staff.post(
+                "/admin/moderate",
+                data={"csrf_token": csrf, "action": "approve", "ids": str(comment_id)},
+            )
             assert done.status_code == 303
             after = await reader.get("/api/comments", params={"uri": "/posts/hello"})
             assert [c["id"] for c in after.json()["comments"]] == [comment_id]
@@ -282,23 +327,30 @@ async def test_approve_from_the_queue_publishes_and_trusts(database_url: str,
     assert "mod" in audit.text and "approve" in audit.text and f"comment {comment_id}" in audit.text
 
 
-async def test_bulk_actions_and_lists_with_search_and_restore(database_url: str,
-                                                              tmp_path: Path) -> None:
+async def test_bulk_actions_and_lists_with_search_and_restore(
+    database_url: str, tmp_path: Path
+) -> None:
     """A selection is marked as spam at once; the spam list finds it by author, e-mail or
     text; restoring brings it back to readers; every action is in the audit log."""
     async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")) as server:
         await add_post(server)
         await add_staff(server, "mod")
         async with server.client() as client:
-            a = await _held(server, client, author="Spammy", email="spam@bad.example",
-                            text="buy pills")
-            b = await _held(server, client, author="Other", email="o@bad.example",
-                            text="cheap 100% watches")
+            a = await _held(
+                server, client, author="Spammy", email="spam@bad.example", text="buy pills"
+            )
+            b = await _held(
+                server, client, author="Other", email="o@bad.example", text="cheap 100% watches"
+            )
             keep = await _held(server, client, author="Keeper", text="a real comment")
             csrf = await sign_in(client, "mod")
-            bulk = await client.post("/admin/moderate", content=(
-                f"csrf_token={csrf}&action=spam&ids={a}&ids={b}&back=/admin/queue").encode(),
-                headers={"content-type": "application/x-www-form-urlencoded"})
+            bulk = await client.post(
+                "/admin/moderate",
+                content=(
+                    f"csrf_token={csrf}&action=spam&ids={a}&ids={b}&back=/admin/queue"
+                ).encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
             assert bulk.status_code == 303
             queue = (await client.get("/admin/queue")).text
             assert f'id="mod-{keep}"' in queue and f'id="mod-{a}"' not in queue
@@ -310,9 +362,15 @@ async def test_bulk_actions_and_lists_with_search_and_restore(database_url: str,
             assert f'id="mod-{b}"' in by_email and f'id="mod-{a}"' not in by_email
             assert f'id="mod-{b}"' in by_text and f'id="mod-{a}"' not in by_text
             assert "mod-item" not in wildcard.split("<template")[0]
-            restored = await client.post("/admin/moderate", data={
-                "csrf_token": csrf, "action": "restore", "ids": str(a),
-                "back": "/admin/comments/spam"})
+            restored = await client.post(
+                "/admin/moderate",
+                data={
+                    "csrf_token": csrf,
+                    "action": "restore",
+                    "ids": str(a),
+                    "back": "/admin/comments/spam",
+                },
+            )
             assert restored.headers["location"].startswith("/admin/comments/spam")
             approved = (await client.get("/admin/comments/approved")).text
             assert f'id="mod-{a}"' in approved
@@ -331,15 +389,22 @@ async def test_staff_reply_from_the_queue(database_url: str, tmp_path: Path) -> 
         async with server.client() as client:
             comment_id = await _held(server, client)
             csrf = await sign_in(client, "Editor")
-            replied = await client.post(f"/admin/comments/{comment_id}/reply",
-                                        data={"csrf_token": csrf, "text": "Thanks, **Ada**!"})
+            replied = await client.post(
+                f"/admin/comments/{comment_id}/reply",
+                data={"csrf_token": csrf, "text": "Thanks, **Ada**!"},
+            )
             assert replied.status_code == 303
             thread = (await client.get("/api/comments", params={"uri": "/posts/hello"})).json()
             page = await client.get("/posts/hello")
     first, reply = thread["comments"]
     assert first["id"] == comment_id and first["staff"] is False
-    assert reply == {**reply, "parent": comment_id, "author": "Editor", "staff": True,
-                     "status": "approved"}
+    assert reply == {
+        **reply,
+        "parent": comment_id,
+        "author": "Editor",
+        "staff": True,
+        "status": "approved",
+    }
     assert "comment--staff" in page.text
 
 
@@ -353,8 +418,12 @@ async def test_staff_reply_on_the_post_page(database_url: str, tmp_path: Path) -
             await sign_in(client, "Editor")
             page = await client.get("/posts/hello")
             csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-            form = {"author": "whatever", "email": "x@example.org", "text": "From the author",
-                    "form_token": page.text.split('name="form_token" value="')[1].split('"')[0]}
+            form = {
+                "author": "whatever",
+                "email": "x@example.org",
+                "text": "From the author",
+                "form_token": page.text.split('name="form_token" value="')[1].split('"')[0],
+            }
             refused = await client.post("/posts/hello/comments", data=form)
             posted = await client.post("/posts/hello/comments", data={**form, "csrf_token": csrf})
             thread = (await client.get("/api/comments", params={"uri": "/posts/hello"})).json()
@@ -366,12 +435,16 @@ async def test_staff_reply_on_the_post_page(database_url: str, tmp_path: Path) -
 async def test_login_redirect_stays_inside_the_admin(server: Server) -> None:
     """``next`` may only lead into /admin: another site or a header injection is ignored."""
     await add_staff(server, "mod")
-    for target, expected in (("/admin/audit", "/admin/audit"), ("//evil.example", "/admin/queue"),
-                             ("https://evil.example/", "/admin/queue"),
-                             ("/admin/\r\nSet-Cookie: x=1", "/admin/queue")):
+    for target, expected in (
+        ("/admin/audit", "/admin/audit"),
+        ("//evil.example", "/admin/queue"),
+        ("https://evil.example/", "/admin/queue"),
+        ("/admin/\r\nSet-Cookie: x=1", "/admin/queue"),
+    ):
         async with server.client() as client:
-            response = await client.post("/admin/login", data={
-                "name": "mod", "password": PASSWORD, "next": target})
+            response = await client.post(
+                "/admin/login", data={"name": "mod", "password": PASSWORD, "next": target}
+            )
         assert response.headers["location"] == expected
 
 
@@ -379,8 +452,11 @@ async def test_login_from_another_origin_is_refused(server: Server) -> None:
     """A login form posted from another site cannot sign a browser in (login CSRF)."""
     await add_staff(server, "mod")
     async with server.client() as client:
-        response = await client.post("/admin/login", data={"name": "mod", "password": PASSWORD},
-                                     headers={"Origin": "https://evil.example"})
+        response = await client.post(
+            "/admin/login",
+            data={"name": "mod", "password": PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        )
     assert response.status_code == 403 and "set-cookie" not in response.headers
 
 
@@ -391,11 +467,21 @@ async def test_admin_routes_leak_nothing_to_readers(database_url: str, tmp_path:
         async with server.client() as client:
             await _held(server, client, text="top secret pending text")
             seen = []
-            for path in ("/admin", "/admin/queue", "/admin/comments/approved",
-                         "/admin/comments/spam", "/admin/comments/deleted", "/admin/audit",
-                         "/admin/staff", "/admin/login", "/api/moderation",
-                         "/api/moderation?status=spam", "/api/comments?uri=/posts/hello",
-                         "/posts/hello", "/"):
+            for path in (
+                "/admin",
+                "/admin/queue",
+                "/admin/comments/approved",
+                "/admin/comments/spam",
+                "/admin/comments/deleted",
+                "/admin/audit",
+                "/admin/staff",
+                "/admin/login",
+                "/api/moderation",
+                "/api/moderation?status=spam",
+                "/api/comments?uri=/posts/hello",
+                "/posts/hello",
+                "/",
+            ):
                 response = await client.get(path, follow_redirects=True)
                 seen.append(response.text)
         text = "\n".join(seen)
@@ -413,8 +499,7 @@ async def test_sessions_hold_across_concurrent_requests(server: Server) -> None:
     assert {r.status_code for r in results} == {200}
 
 
-async def test_staff_actions_through_the_api_are_audited(database_url: str,
-                                                        tmp_path: Path) -> None:
+async def test_staff_actions_through_the_api_are_audited(database_url: str, tmp_path: Path) -> None:
     """Posting, editing and deleting with an API token each leave an audit entry naming the
     staff member; a commenter's own edit leaves none."""
     async with serve(make_settings(database_url, tmp_path)) as server:
@@ -424,38 +509,57 @@ async def test_staff_actions_through_the_api_are_audited(database_url: str,
         await server.state.staff.add_token((await server.state.staff.by_name("bot"))[0].id, token)
         async with server.client() as reader:
             mine = await reader.post("/api/comments", json={**COMMENT, "text": "reader's"})
-            await reader.patch(f"/api/comments/{mine.json()['comment']['id']}",
-                               json={"text": "fixed"},
-                               headers={"Authorization": f"Bearer {mine.json()['edit_token']}"})
+            await reader.patch(
+                f"/api/comments/{mine.json()['comment']['id']}",
+                json={"text": "fixed"},
+                headers={"Authorization": f"Bearer {mine.json()['edit_token']}"},
+            )
         async with server.client(headers={"Authorization": f"Bearer {token}"}) as bot:
-            posted = await bot.post("/api/comments", json={"uri": "/posts/hello",
-                                                           "author": "x", "email": "x@y.zz",
-                                                           "text": "from the bot"})
+            posted = await bot.post(
+                "/api/comments",
+                json={
+                    "uri": "/posts/hello",
+                    "author": "x",
+                    "email": "x@y.zz",
+                    "text": "from the bot",
+                },
+            )
             comment_id = posted.json()["comment"]["id"]
             await bot.patch(f"/api/comments/{comment_id}", json={"text": "edited by bot"})
             await bot.delete(f"/api/comments/{comment_id}")
-        entries = await server.state.extras["admin"].audit.newest()
+        entries = await server.state.audit.newest()
     assert [(e.staff_name, e.action, e.target) for e in reversed(entries)] == [
-        ("bot", "post", f"comment {comment_id}"), ("bot", "edit", f"comment {comment_id}"),
-        ("bot", "delete", f"comment {comment_id}")]
+        ("bot", "post", f"comment {comment_id}"),
+        ("bot", "edit", f"comment {comment_id}"),
+        ("bot", "delete", f"comment {comment_id}"),
+    ]
 
 
-async def test_admin_pages_are_well_formed_and_speak_german(database_url: str,
-                                                           tmp_path: Path) -> None:
+async def test_admin_pages_are_well_formed_and_speak_german(
+    database_url: str, tmp_path: Path
+) -> None:
     """Every admin page kind parses without an HTML error, and KIBITZ_LANGUAGE=de translates it."""
     import html5lib
 
-    async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all",
-                                   KIBITZ_LANGUAGE="de")) as server:
+    async with serve(
+        make_settings(database_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_LANGUAGE="de")
+    ) as server:
         await add_post(server)
         await add_staff(server, "boss", "admin")
         async with server.client() as client:
             await _held(server, client)
             login = await client.get("/admin/login")
             await sign_in(client, "boss")
-            pages = [login] + [await client.get(path) for path in (
-                "/admin/queue", "/admin/comments/approved", "/admin/comments/spam",
-                "/admin/audit", "/admin/staff")]
+            pages = [login] + [
+                await client.get(path)
+                for path in (
+                    "/admin/queue",
+                    "/admin/comments/approved",
+                    "/admin/comments/spam",
+                    "/admin/audit",
+                    "/admin/staff",
+                )
+            ]
     for page in pages:
         assert page.status_code == 200, page.url
         parser = html5lib.HTMLParser(namespaceHTMLElements=False)

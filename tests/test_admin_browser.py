@@ -24,8 +24,9 @@ async def browser():  # type: ignore[no-untyped-def]
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM,
-                                           args=["--no-sandbox", "--disable-gpu"])
+        launched = await p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             yield launched
         finally:
@@ -36,16 +37,16 @@ async def test_keyboard_and_bulk_moderation_in_the_browser(browser, tmp_path: Pa
     """Sign in, press j then a to approve the first held comment, select two with x and mark
     them as spam in bulk: rows go without a reload, the database agrees, and the page runs
     without a single CSP violation."""
-    settings = make_settings(f"sqlite:///{tmp_path / 'k.db'}", tmp_path,
-                             KIBITZ_MODERATION="all")
+    settings = make_settings(f"sqlite:///{tmp_path / 'k.db'}", tmp_path, KIBITZ_MODERATION="all")
     async with serve(settings) as server:
         await add_post(server)
         await add_staff(server, "mod")
         async with server.client() as client:
             ids = []
             for i in range(4):
-                created = await client.post("/api/comments",
-                                            json={**COMMENT, "text": f"held number {i}"})
+                created = await client.post(
+                    "/api/comments", json={**COMMENT, "text": f"held number {i}"}
+                )
                 ids.append(created.json()["comment"]["id"])
         page = await browser.new_page()
         problems: list[str] = []

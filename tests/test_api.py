@@ -43,16 +43,21 @@ async def test_bad_requests_get_clear_4xx(server: Server) -> None:
     """Malformed JSON is 400, a wrong content type 415, a huge body 413, bad fields 422."""
     await add_post(server)
     async with server.client() as client:
-        malformed = await client.post("/api/comments", content=b"{nope",
-                                      headers={"content-type": "application/json"})
-        wrong_type = await client.post("/api/comments", content=b"author=x",
-                                       headers={"content-type": "text/plain"})
+        malformed = await client.post(
+            "/api/comments", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        wrong_type = await client.post(
+            "/api/comments", content=b"author=x", headers={"content-type": "text/plain"}
+        )
         huge = await client.post("/api/comments", json={**COMMENT, "text": "x" * 70_000})
-        invalid = await client.post("/api/comments", json={**COMMENT, "author": " ",
-                                                          "email": "nope", "text": ""})
+        invalid = await client.post(
+            "/api/comments", json={**COMMENT, "author": " ", "email": "nope", "text": ""}
+        )
         surrogate = await client.post(
-            "/api/comments", content=b'{"uri":"/posts/hello","author":"a","email":"a@b.cd",'
-            b'"text":"\\ud800"}', headers={"content-type": "application/json"})
+            "/api/comments",
+            content=b'{"uri":"/posts/hello","author":"a","email":"a@b.cd","text":"\\ud800"}',
+            headers={"content-type": "application/json"},
+        )
     assert malformed.status_code == 400 and "error" in malformed.json()
     assert wrong_type.status_code == 415
     assert huge.status_code == 413

@@ -24,8 +24,7 @@ async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=["--no-sandbox"])
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             yield launched
         finally:
@@ -35,8 +34,9 @@ async def browser() -> AsyncIterator[object]:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Server]:
     """The browser path does not depend on the backend; the other tests cover both."""
-    settings = make_settings(f"sqlite:///{tmp_path / 'kibitz.db'}", tmp_path,
-                             KIBITZ_MIN_FILL_SECONDS="0.3")
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'kibitz.db'}", tmp_path, KIBITZ_MIN_FILL_SECONDS="0.3"
+    )
     async with serve(settings) as running:
         await add_post(running)
         yield running
@@ -71,8 +71,9 @@ async def test_comment_and_reply_without_javascript(browser: object, site: Serve
     await context.close()
 
 
-async def test_invalid_form_in_the_browser_keeps_what_was_typed(browser: object,
-                                                                site: Server) -> None:
+async def test_invalid_form_in_the_browser_keeps_what_was_typed(
+    browser: object, site: Server
+) -> None:
     """A browser without JavaScript gets the 422 page with the message and its text kept."""
     context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
     page = await context.new_page()
@@ -95,9 +96,11 @@ async def test_dark_scheme_restyles_the_page(browser: object, site: Server) -> N
         await page.goto(site.url + "/posts/hello")
         colours[scheme] = await page.evaluate(
             "() => [getComputedStyle(document.body).backgroundColor,"
-            " getComputedStyle(document.body).color]")
+            " getComputedStyle(document.body).color]"
+        )
         await context.close()
     assert colours["light"] != colours["dark"]
-    light_bg, dark_bg = (sum(map(int, c[0][4:-1].split(","))) for c in
-                         (colours["light"], colours["dark"]))
+    light_bg, dark_bg = (
+        sum(map(int, c[0][4:-1].split(","))) for c in (colours["light"], colours["dark"])
+    )
     assert light_bg > 600 > dark_bg

@@ -17,16 +17,33 @@ from tests.conftest import ROOT, RUN_ID, make_settings, serve, start_process, st
 
 def cli_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIBITZ_")}
-    env.update({"PYTHONPATH": str(ROOT), "KIBITZ_DATABASE_URL": database_url,
-                "KIBITZ_DATA_DIR": str(data_dir), "KIBITZ_SECRET_KEY": "cli-test-" + RUN_ID,
-                "KIBITZ_PUBLIC_URL": "https://comments.example.com", **extra})
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "KIBITZ_DATABASE_URL": database_url,
+            "KIBITZ_DATA_DIR": str(data_dir),
+            "KIBITZ_SECRET_KEY": "cli-test-" + RUN_ID,
+            "KIBITZ_PUBLIC_URL": "https://comments.example.com",
+            **extra,
+        }
+    )
     return env
 
 
-def kibitz(env: dict[str, str], *args: str, stdin: str | None = None,
-           ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT,
-                          input=stdin, capture_output=True, text=True, timeout=60)
+def kibitz(
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env=env,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def one_line(text: str) -> str:
@@ -47,17 +64,35 @@ async def test_migrate_is_idempotent(database_url: str, tmp_path: Path) -> None:
         assert one_line(first.stdout).startswith("applied 001_initial")
 
 
-async def test_post_add_prints_url_and_sanitises_stdin_body(database_url: str,
-                                                           tmp_path: Path) -> None:
+async def test_post_add_prints_url_and_sanitises_stdin_body(
+    database_url: str, tmp_path: Path
+) -> None:
     """`post add --body-file -` reads stdin, keeps article markup, drops scripts and handlers."""
     env = cli_env(database_url, tmp_path)
-    body = ('<h2>Heading</h2><p onclick="steal()">Text with <a href="javascript:alert(1)">bad</a>'
-            ' and <a href="https://example.org/">good</a> links.</p><script>alert(1)</script>'
-            '<img src="https://example.org/a.png" alt="A" onerror="steal()">'
-            '<ul><li>one</li></ul><style>body{display:none}</style>')
-    added = kibitz(env, "post", "add", "--slug", "first-post", "--title", "First post",
-                   "--author", "Maren", "--category", "Kitchen", "--category", "Notes",
-                   "--body-file", "-", stdin=body)
+    body = (
+        '<h2>Heading</h2><p onclick="steal()">Text with <a href="javascript:alert(1)">bad</a>'
+        ' and <a href="https://example.org/">good</a> links.</p><script>alert(1)</script>'
+        '<img src="https://example.org/a.png" alt="A" onerror="steal()">'
+        "<ul><li>one</li></ul><style>body{display:none}</style>"
+    )
+    added = kibitz(
+        env,
+        "post",
+        "add",
+        "--slug",
+        "first-post",
+        "--title",
+        "First post",
+        "--author",
+        "Maren",
+        "--category",
+        "Kitchen",
+        "--category",
+        "Notes",
+        "--body-file",
+        "-",
+        stdin=body,
+    )
     assert added.returncode == 0, added.stderr
     assert added.stdout == "https://comments.example.com/posts/first-post\n"
     async with serve(make_settings(database_url, tmp_path)) as server:
@@ -84,8 +119,9 @@ async def test_post_add_from_a_file_and_duplicate_slug(database_url: str, tmp_pa
     env = cli_env(database_url, tmp_path)
     source = tmp_path / "body.html"
     source.write_text("<p>From a file</p>", encoding="utf-8")
-    first = kibitz(env, "post", "add", "--slug", "twice", "--title", "Twice",
-                   "--body-file", str(source))
+    first = kibitz(
+        env, "post", "add", "--slug", "twice", "--title", "Twice", "--body-file", str(source)
+    )
     again = kibitz(env, "post", "add", "--slug", "twice", "--title", "Twice")
     assert first.returncode == 0, first.stderr
     assert again.returncode == 2
@@ -96,8 +132,16 @@ async def test_post_add_from_a_file_and_duplicate_slug(database_url: str, tmp_pa
 async def test_user_and_token_work_against_the_api(database_url: str, tmp_path: Path) -> None:
     """`user add --password-stdin` then `token add` prints only a token the API accepts."""
     env = cli_env(database_url, tmp_path)
-    user = kibitz(env, "user", "add", "maren", "--role", "admin", "--password-stdin",
-                  stdin="correct horse battery\n")
+    user = kibitz(
+        env,
+        "user",
+        "add",
+        "maren",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
     token = kibitz(env, "token", "add", "maren")
     assert user.returncode == 0, user.stderr
     assert token.returncode == 0, token.stderr
@@ -106,11 +150,13 @@ async def test_user_and_token_work_against_the_api(database_url: str, tmp_path: 
     assert token.stderr == ""
     async with serve(make_settings(database_url, tmp_path)) as server:
         async with server.client() as client:
-            allowed = await client.get("/api/moderation",
-                                       headers={"Authorization": f"Bearer {value}"})
+            allowed = await client.get(
+                "/api/moderation", headers={"Authorization": f"Bearer {value}"}
+            )
             anonymous = await client.get("/api/moderation")
-            wrong = await client.get("/api/moderation",
-                                     headers={"Authorization": f"Bearer {value}x"})
+            wrong = await client.get(
+                "/api/moderation", headers={"Authorization": f"Bearer {value}x"}
+            )
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["comments"] == []
     assert anonymous.status_code == 401
@@ -138,23 +184,30 @@ async def test_demo_seeds_two_threaded_posts_once(database_url: str, tmp_path: P
         assert "@example" not in page.text
 
 
-@pytest.mark.parametrize(("args", "stdin", "says"), [
-    ((), None, "command"),
-    (("frobnicate",), None, "frobnicate"),
-    (("post", "add", "--title", "No slug"), None, "--slug"),
-    (("post", "add", "--slug", "Not A Slug", "--title", "T"), None, "slug"),
-    (("post", "add", "--slug", "ok", "--title", "  "), None, "--title"),
-    (("post", "add", "--slug", "ok", "--title", "T", "--body-file", "/no/such/file"), None,
-     "/no/such/file"),
-    (("user", "add", "ada"), None, "--password-stdin"),
-    (("user", "add", "ada", "--password-stdin"), "short\n", "8 characters"),
-    (("user", "add", "ada", "--role", "king", "--password-stdin"), "long enough\n", "role"),
-    (("user", "add", "a d a", "--password-stdin"), "long enough\n", "name"),
-    (("token", "add", "nobody"), None, "nobody"),
-    (("serve", "--port", "eighty"), None, "--port"),
-])
-def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: tuple[str, ...],
-                                            stdin: str | None, says: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "stdin", "says"),
+    [
+        ((), None, "command"),
+        (("frobnicate",), None, "frobnicate"),
+        (("post", "add", "--title", "No slug"), None, "--slug"),
+        (("post", "add", "--slug", "Not A Slug", "--title", "T"), None, "slug"),
+        (("post", "add", "--slug", "ok", "--title", "  "), None, "--title"),
+        (
+            ("post", "add", "--slug", "ok", "--title", "T", "--body-file", "/no/such/file"),
+            None,
+            "/no/such/file",
+        ),
+        (("user", "add", "ada"), None, "--password-stdin"),
+        (("user", "add", "ada", "--password-stdin"), "short\n", "8 characters"),
+        (("user", "add", "ada", "--role", "king", "--password-stdin"), "long enough\n", "role"),
+        (("user", "add", "a d a", "--password-stdin"), "long enough\n", "name"),
+        (("token", "add", "nobody"), None, "nobody"),
+        (("serve", "--port", "eighty"), None, "--port"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], stdin: str | None, says: str
+) -> None:
     """Wrong arguments or input exit with status 2 and one line on stderr naming the problem."""
     env = cli_env(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
     result = kibitz(env, *args, stdin=stdin)
@@ -172,10 +225,17 @@ def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert "KIBITZ_MODERATION" in one_line(result.stderr)
 
 
-@pytest.mark.parametrize("extra", [{}, {"KIBITZ_REDIS_URL": "redis://127.0.0.1:1/0"},
-                                   {"KIBITZ_DATABASE_URL": "postgresql://127.0.0.1:1/x"}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"KIBITZ_REDIS_URL": "redis://127.0.0.1:1/0"},
+        {"KIBITZ_DATABASE_URL": "postgresql://127.0.0.1:1/x"},
+    ],
+)
 def test_serve_refuses_several_workers_without_postgres_and_redis(
-        tmp_path: Path, extra: dict[str, str]) -> None:
+    tmp_path: Path, extra: dict[str, str]
+) -> None:
     """`serve --workers 2` without PostgreSQL and Redis is refused at once, never split-brained."""
     env = cli_env(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path, **extra)
     started = time.monotonic()
@@ -188,19 +248,37 @@ def test_serve_refuses_several_workers_without_postgres_and_redis(
 
 def test_served_form_works_without_javascript(tmp_path: Path) -> None:
     """`kibitz serve` as a subprocess: a plain form post, the 303 followed, shows the comment."""
-    env = cli_env(f"sqlite:///{tmp_path / 'site.db'}", tmp_path, KIBITZ_MODERATION="none",
-                  KIBITZ_POST_RATE="off")
+    env = cli_env(
+        f"sqlite:///{tmp_path / 'site.db'}",
+        tmp_path,
+        KIBITZ_MODERATION="none",
+        KIBITZ_POST_RATE="off",
+    )
     env.pop("KIBITZ_PUBLIC_URL")
-    added = kibitz(env, "post", "add", "--slug", "hello", "--title", "Hello", "--body-file", "-",
-                   stdin="<p>Say something.</p>")
+    added = kibitz(
+        env,
+        "post",
+        "add",
+        "--slug",
+        "hello",
+        "--title",
+        "Hello",
+        "--body-file",
+        "-",
+        stdin="<p>Say something.</p>",
+    )
     assert added.returncode == 0, added.stderr
     process = start_process(env)
     try:
         with httpx.Client(base_url=process.url, timeout=30, follow_redirects=True) as client:
             page = client.get("/posts/hello")
             fields = form_values(parse(page.text))
-            fields.update(author="Jonas", email="jonas@example.org", website="",
-                          text="Posted with JavaScript off.")
+            fields.update(
+                author="Jonas",
+                email="jonas@example.org",
+                website="",
+                text="Posted with JavaScript off.",
+            )
             time.sleep(2.1)  # the default minimum fill time holds faster forms
             answer = client.post("/posts/hello/comments", data=fields)
     finally:

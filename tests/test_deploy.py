@@ -63,15 +63,29 @@ def test_proxy_routes_the_live_channel_with_upgrades() -> None:
 
 def test_nginx_accepts_the_proxy_config(tmp_path: Path) -> None:
     """Debian's nginx -t passes on deploy/nginx.conf (replica names mapped to 127.0.0.1)."""
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if nginx is None:
         pytest.skip("nginx is not installed")
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
     (tmp_path / "nginx.conf").write_text(re.sub(r"kibitz-\d+:", "127.0.0.1:", conf))
     result = subprocess.run(
-        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-         "-e", str(tmp_path / "error.log"), "-g", f"pid {tmp_path / 'nginx.pid'};"],
-        capture_output=True, text=True, timeout=30)
+        [
+            nginx,
+            "-t",
+            "-p",
+            str(tmp_path),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-e",
+            str(tmp_path / "error.log"),
+            "-g",
+            f"pid {tmp_path / 'nginx.pid'};",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr

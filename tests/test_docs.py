@@ -11,8 +11,9 @@ from server.cli import parser
 from server.settings import SETTINGS
 from tests.conftest import ROOT
 
-spec = importlib.util.spec_from_file_location("settings_table",
-                                              ROOT / "tools" / "settings_table.py")
+spec = importlib.util.spec_from_file_location(
+    "settings_table", ROOT / "tools" / "settings_table.py"
+)
 assert spec and spec.loader
 settings_table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(settings_table)
@@ -32,8 +33,9 @@ def test_settings_tables_match_the_code(path: object) -> None:
 
 def test_table_shows_defaults_and_escapes_pipes() -> None:
     """Defaults come from the table or the help's 'default:' note; '|' cannot break a row."""
-    rows = {line.split(" | ")[0].strip("| `"): line
-            for line in settings_table.table().splitlines()[2:]}
+    rows = {
+        line.split(" | ")[0].strip("| `"): line for line in settings_table.table().splitlines()[2:]
+    }
     assert rows["KIBITZ_MODERATION"].endswith("| `first-time` |")
     assert rows["KIBITZ_SECRET_KEY"].endswith("| generated once into the data dir |")
     assert all(line.count(" | ") == 2 for line in rows.values())
@@ -54,8 +56,11 @@ def test_api_doc_covers_every_command() -> None:
     commands = next(a for a in top._actions if a.dest == "command").choices  # type: ignore[union-attr]
     for name, sub in commands.items():
         actions = [a for a in sub._actions if a.dest == "action"]
-        names = [f"kibitz {name} {action}" for action in actions[0].choices] if actions else [
-            f"kibitz {name}"]
+        names = (
+            [f"kibitz {name} {action}" for action in actions[0].choices]
+            if actions
+            else [f"kibitz {name}"]
+        )
         for command in names:
             assert f"`{command}" in text, command
 
@@ -63,14 +68,17 @@ def test_api_doc_covers_every_command() -> None:
 def test_api_doc_covers_every_contract_route() -> None:
     """The routes of the contract, the pages and the API are all documented."""
     text = API.read_text(encoding="utf-8")
-    from server import api, health, pages
+    from server.http import api, health, pages
 
     documented = set(re.findall(r"`(?:GET|POST|PATCH|DELETE) (/[^` ?]*)", text))
     for module in (api, health, pages):
         for route in module.routes:
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
-            expanded = ([path.replace("{action}", a) for a in ("approve", "spam", "delete")]
-                        if "{action}" in path else [path])
+            expanded = (
+                [path.replace("{action}", a) for a in ("approve", "spam", "delete")]
+                if "{action}" in path
+                else [path]
+            )
             for one in expanded:
                 assert one in documented, one
     for path in ("/ws", "/ws/moderation", "/admin", "/feeds/comments.atom", "/feeds/thread.atom"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.export import write_export
+from server.portability.export import write_export
 from tests.conftest import ROOT, drop_pg_database, make_settings, new_pg_database, serve
 from tests.importing import corpus, import_into, open_db, table_counts
 
@@ -49,21 +49,32 @@ async def _fill(url: str, tmp_path: Path) -> None:
     async with serve(make_settings(url, tmp_path)) as server, server.client() as client:
         base = {"uri": "/posts/template-comments", "author": "Nat", "email": "nat@example.org"}
         first = (await client.post("/api/comments", json={**base, "text": "native one"})).json()
-        reply = (await client.post("/api/comments", json={
-            **base, "text": "native reply", "parent": first["comment"]["id"]})).json()
-        await client.patch(f"/api/comments/{reply['comment']['id']}", json={"text": "edited"},
-                           headers={"Authorization": f"Bearer {reply['edit_token']}"})
+        reply = (
+            await client.post(
+                "/api/comments",
+                json={**base, "text": "native reply", "parent": first["comment"]["id"]},
+            )
+        ).json()
+        await client.patch(
+            f"/api/comments/{reply['comment']['id']}",
+            json={"text": "edited"},
+            headers={"Authorization": f"Bearer {reply['edit_token']}"},
+        )
         gone = (await client.post("/api/comments", json={**base, "text": "to delete"})).json()
-        await client.delete(f"/api/comments/{gone['comment']['id']}",
-                            headers={"Authorization": f"Bearer {gone['edit_token']}"})
-        await client.post("/api/comments", json={**base, "uri": "/elsewhere/page",
-                                                 "text": "on another site"},
-                          headers={"Origin": server.settings.public_origin})
+        await client.delete(
+            f"/api/comments/{gone['comment']['id']}",
+            headers={"Authorization": f"Bearer {gone['edit_token']}"},
+        )
+        await client.post(
+            "/api/comments",
+            json={**base, "uri": "/elsewhere/page", "text": "on another site"},
+            headers={"Origin": server.settings.public_origin},
+        )
 
 
-async def test_export_import_export_is_identical(database_url: str, second_url: str,
-                                                 tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_export_import_export_is_identical(
+    database_url: str, second_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Export → import into an empty database → export gives the same document, twice over."""
     await _fill(database_url, tmp_path)
     whole = await export_text(database_url)
@@ -93,17 +104,47 @@ async def test_export_import_export_is_identical(database_url: str, second_url: 
 
 async def test_kibitz_import_sanitises_the_file_again(database_url: str, tmp_path: Path) -> None:
     """An edited export cannot smuggle scripts or javascript: links to readers."""
-    doc = {"format": "kibitz-export", "version": 1, "posts": [{
-        "slug": "x", "title": "X", "author": "A", "published": "2020-01-01T00:00:00Z",
-        "categories": [], "language": None, "source": None,
-        "body_html": "<p>ok</p><script>alert(1)</script>"}],
-        "threads": [{"uri": "/posts/x", "title": "X", "created": "2020-01-01T00:00:00Z",
-                     "aliases": [], "comments": [{
-                         "key": "k1", "parent": None, "status": "approved", "author": "M",
-                         "email": "m@example.org", "website": "javascript:alert(1)",
-                         "address": None, "staff": None, "created": "2020-01-01T00:00:00Z",
-                         "edited": None, "reason": None, "text": "hi",
-                         "html": '<p onclick="x()">hi<script>bad()</script></p>'}]}]}
+    doc = {
+        "format": "kibitz-export",
+        "version": 1,
+        "posts": [
+            {
+                "slug": "x",
+                "title": "X",
+                "author": "A",
+                "published": "2020-01-01T00:00:00Z",
+                "categories": [],
+                "language": None,
+                "source": None,
+                "body_html": "<p>ok</p><script>alert(1)</script>",
+            }
+        ],
+        "threads": [
+            {
+                "uri": "/posts/x",
+                "title": "X",
+                "created": "2020-01-01T00:00:00Z",
+                "aliases": [],
+                "comments": [
+                    {
+                        "key": "k1",
+                        "parent": None,
+                        "status": "approved",
+                        "author": "M",
+                        "email": "m@example.org",
+                        "website": "javascript:alert(1)",
+                        "address": None,
+                        "staff": None,
+                        "created": "2020-01-01T00:00:00Z",
+                        "edited": None,
+                        "reason": None,
+                        "text": "hi",
+                        "html": '<p onclick="x()">hi<script>bad()</script></p>',
+                    }
+                ],
+            }
+        ],
+    }
     path = tmp_path / "evil.json"
     path.write_text(json.dumps(doc))
     await import_into(database_url, "kibitz", path)
@@ -116,17 +157,24 @@ async def test_kibitz_import_sanitises_the_file_again(database_url: str, tmp_pat
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
-async def test_cli_import_export_round_trip(database_url: str, second_url: str,
-                                            tmp_path: Path) -> None:
+async def test_cli_import_export_round_trip(
+    database_url: str, second_url: str, tmp_path: Path
+) -> None:
     """The commands: import prints a summary and progress lines, export writes file or stdout."""
     env = {"KIBITZ_DATABASE_URL": database_url, "KIBITZ_DATA_DIR": str(tmp_path / "d")}
-    imported = await asyncio.to_thread(_cli, env, "import", "wordpress",
-                                       str(corpus("wordpress/isso-wordpress.xml")))
+    imported = await asyncio.to_thread(
+        _cli, env, "import", "wordpress", str(corpus("wordpress/isso-wordpress.xml"))
+    )
     assert imported.returncode == 0, imported.stderr
     assert "comments: 8 new (approved 8, pending 0, spam 0, deleted 0)" in imported.stdout
     assert "replies: 3" in imported.stdout

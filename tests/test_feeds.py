@@ -24,19 +24,43 @@ SECRET_ADDRESS = "203.0.113.77"
 async def site(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(database_url, tmp_path, KIBITZ_PUBLIC_URL=PUBLIC)
     async with serve(settings) as running:
-        await running.state.posts.add(slug="hello", title="Hello & welcome", author="Admin",
-                                      body_html="<p>x</p>", aliases=["/2010/07/hello"])
-        await running.state.posts.add(slug="other", title="Other", author="Admin",
-                                      body_html="<p>y</p>")
+        await running.state.posts.add(
+            slug="hello",
+            title="Hello & welcome",
+            author="Admin",
+            body_html="<p>x</p>",
+            aliases=["/2010/07/hello"],
+        )
+        await running.state.posts.add(
+            slug="other", title="Other", author="Admin", body_html="<p>y</p>"
+        )
         yield running
 
 
-async def add(server: Server, uri: str, text: str, *, status: str = "approved",
-              parent: int | None = None, email: str = "ada@example.org",
-              author: str = "Ada") -> int:
-    comment, _ = await server.state.comments.add(uri, NewComment(
-        author=author, email=email, website=None, text=text, html=f"<p>{text}</p>",
-        status=status, parent_id=parent, address=SECRET_ADDRESS), create_thread=True)
+async def add(
+    server: Server,
+    uri: str,
+    text: str,
+    *,
+    status: str = "approved",
+    parent: int | None = None,
+    email: str = "ada@example.org",
+    author: str = "Ada",
+) -> int:
+    comment, _ = await server.state.comments.add(
+        uri,
+        NewComment(
+            author=author,
+            email=email,
+            website=None,
+            text=text,
+            html=f"<p>{text}</p>",
+            status=status,
+            parent_id=parent,
+            address=SECRET_ADDRESS,
+        ),
+        create_thread=True,
+    )
     return int(comment.id)
 
 
@@ -70,11 +94,16 @@ def check_atom(body: bytes) -> ET.Element:
 
 
 def entries(feed: ET.Element) -> list[dict[str, str]]:
-    return [{
-        "id": e.findtext(f"{ATOM}id"), "author": e.findtext(f"{ATOM}author/{ATOM}name"),
-        "html": e.findtext(f"{ATOM}content"), "title": e.findtext(f"{ATOM}title"),
-        "link": e.find(f"{ATOM}link").get("href"),
-    } for e in feed.findall(f"{ATOM}entry")]
+    return [
+        {
+            "id": e.findtext(f"{ATOM}id"),
+            "author": e.findtext(f"{ATOM}author/{ATOM}name"),
+            "html": e.findtext(f"{ATOM}content"),
+            "title": e.findtext(f"{ATOM}title"),
+            "link": e.find(f"{ATOM}link").get("href"),
+        }
+        for e in feed.findall(f"{ATOM}entry")
+    ]
 
 
 async def test_site_feed_is_valid_atom_of_approved_comments(site: Server) -> None:
@@ -106,14 +135,24 @@ async def test_feeds_never_show_hidden_comments_emails_or_addresses(site: Server
     gone = await add(site, "/posts/hello", "deleted words")
     await site.state.comments.change(gone, status="deleted")
     async with site.client() as client:
-        bodies = [(await client.get(path)).content for path in
-                  ("/feeds/comments.atom", "/feeds/thread.atom?uri=/posts/hello")]
+        bodies = [
+            (await client.get(path)).content
+            for path in ("/feeds/comments.atom", "/feeds/thread.atom?uri=/posts/hello")
+        ]
     for body in bodies:
         feed = check_atom(body)
         assert [e["html"] for e in entries(feed)] == ["<p>visible reply</p>"]
         text = body.decode()
-        for secret in ("root to be deleted", "held words", "spam words", "deleted words",
-                       "@secret.example", "ada@example.org", SECRET_ADDRESS, "@"):
+        for secret in (
+            "root to be deleted",
+            "held words",
+            "spam words",
+            "deleted words",
+            "@secret.example",
+            "ada@example.org",
+            SECRET_ADDRESS,
+            "@",
+        ):
             assert secret not in text, secret
 
 
@@ -124,8 +163,9 @@ async def test_thread_feed_lists_one_thread_by_uri_or_alias(site: Server) -> Non
     async with site.client() as client:
         by_uri = await client.get("/feeds/thread.atom", params={"uri": "/posts/hello/"})
         by_alias = await client.get("/feeds/thread.atom", params={"uri": "/2010/07/hello/"})
-        by_url = await client.get("/feeds/thread.atom",
-                                  params={"uri": "https://blog.example/posts/hello?x=1#top"})
+        by_url = await client.get(
+            "/feeds/thread.atom", params={"uri": "https://blog.example/posts/hello?x=1#top"}
+        )
         unknown = await client.get("/feeds/thread.atom", params={"uri": "/nobody/here"})
         missing = await client.get("/feeds/thread.atom")
     feed = check_atom(by_uri.content)
@@ -149,8 +189,9 @@ async def test_entry_ids_are_stable_across_edits(site: Server) -> None:
     assert after[0]["id"] == before[0]["id"]
     assert after[0]["html"] == "<p>after</p>"
     entry = feed.find(f"{ATOM}entry")
-    assert entry.findtext(f"{ATOM}updated") > entry.findtext(f"{ATOM}published") or \
-        entry.findtext(f"{ATOM}updated") == entry.findtext(f"{ATOM}published")
+    assert entry.findtext(f"{ATOM}updated") > entry.findtext(f"{ATOM}published") or entry.findtext(
+        f"{ATOM}updated"
+    ) == entry.findtext(f"{ATOM}published")
 
 
 async def test_conditional_requests_get_304_until_the_feed_changes(site: Server) -> None:
@@ -162,16 +203,17 @@ async def test_conditional_requests_get_304_until_the_feed_changes(site: Server)
         etag, modified = first.headers["etag"], first.headers["last-modified"]
         same_tag = await client.get(path, headers={"If-None-Match": etag})
         same_date = await client.get(path, headers={"If-Modified-Since": modified})
-        old_date = await client.get(path, headers={
-            "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+        old_date = await client.get(
+            path, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+        )
         await add(site, "/posts/hello", "two")
         after_new = await client.get(path, headers={"If-None-Match": etag})
         await site.state.comments.change(cid, status="deleted")
-        after_delete = await client.get(path, headers={
-            "If-None-Match": after_new.headers["etag"]})
+        after_delete = await client.get(path, headers={"If-None-Match": after_new.headers["etag"]})
         site_first = await client.get("/feeds/comments.atom")
-        site_again = await client.get("/feeds/comments.atom", headers={
-            "If-None-Match": site_first.headers["etag"]})
+        site_again = await client.get(
+            "/feeds/comments.atom", headers={"If-None-Match": site_first.headers["etag"]}
+        )
     assert first.status_code == 200
     assert same_tag.status_code == 304 and same_tag.content == b""
     assert same_tag.headers["etag"] == etag
@@ -199,9 +241,11 @@ async def test_pages_link_their_feeds(site: Server) -> None:
 
     def alternates(page: str) -> list[str]:
         tree = html5lib.parse(page, namespaceHTMLElements=False)
-        return [link.get("href") for link in tree.iter("link")
-                if link.get("rel") == "alternate"
-                and link.get("type") == "application/atom+xml"]
+        return [
+            link.get("href")
+            for link in tree.iter("link")
+            if link.get("rel") == "alternate" and link.get("type") == "application/atom+xml"
+        ]
 
     async with site.client() as client:
         index = alternates((await client.get("/")).text)
@@ -228,18 +272,25 @@ async def test_control_characters_from_imports_do_not_break_the_feed(site: Serve
 
 
 async def test_embedded_thread_links_to_the_embedding_site(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     """With one allowed origin, a widget thread's entries link to that site's page anchors."""
-    settings = make_settings(database_url, tmp_path, KIBITZ_PUBLIC_URL=PUBLIC,
-                             KIBITZ_ALLOWED_ORIGINS="https://blog.example")
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        KIBITZ_PUBLIC_URL=PUBLIC,
+        KIBITZ_ALLOWED_ORIGINS="https://blog.example",
+    )
     async with serve(settings) as server:
         cid = await add(server, "/2010/07/social-media", "embedded")
         async with server.client() as client:
-            response = await client.get("/feeds/thread.atom",
-                                        params={"uri": "https://blog.example/2010/07/social-media/"})
+            response = await client.get(
+                "/feeds/thread.atom", params={"uri": "https://blog.example/2010/07/social-media/"}
+            )
     feed = check_atom(response.content)
     assert entries(feed)[0]["link"] == f"https://blog.example/2010/07/social-media#comment-{cid}"
-    alternate = [link.get("href") for link in feed.findall(f"{ATOM}link")
-                 if link.get("rel") == "alternate"]
+    alternate = [
+        link.get("href") for link in feed.findall(f"{ATOM}link") if link.get("rel") == "alternate"
+    ]
     assert alternate == ["https://blog.example/2010/07/social-media"]
     assert feed.findtext(f"{ATOM}title") == "Comments on “/2010/07/social-media”"

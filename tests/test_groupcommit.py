@@ -19,8 +19,9 @@ async def test_items_arriving_together_share_one_write() -> None:
         return [ValueError(i) if i == 3 else i * 10 for i in items]
 
     group: GroupCommit[str, int, int] = GroupCommit(write)
-    outcomes = await asyncio.gather(*(group.submit("a", i) for i in range(6)),
-                                    group.submit("b", 99), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(group.submit("a", i) for i in range(6)), group.submit("b", 99), return_exceptions=True
+    )
     assert outcomes[:3] == [0, 10, 20] and outcomes[4:] == [40, 50, 990]
     assert isinstance(outcomes[3], ValueError)
     assert sorted(writes) == [("a", [0, 1, 2, 3, 4, 5]), ("b", [99])]
@@ -39,8 +40,7 @@ async def test_a_failed_write_fails_its_whole_batch_only() -> None:
         return list(items)
 
     group: GroupCommit[str, int, int] = GroupCommit(write)
-    first = await asyncio.gather(group.submit("k", 1), group.submit("k", 2),
-                                 return_exceptions=True)
+    first = await asyncio.gather(group.submit("k", 1), group.submit("k", 2), return_exceptions=True)
     assert all(isinstance(o, RuntimeError) for o in first)
     assert await group.submit("k", 3) == 3
 

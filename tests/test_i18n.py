@@ -11,8 +11,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from server.discussion.validation import validate_comment, validate_text
 from server.errors import ValidationFailed
-from server.validation import validate_comment, validate_text
 from tests.browser_view import by_class, by_id, form_values, parse, text_of
 from tests.conftest import ROOT, make_settings, serve
 from tests.test_pages import add_comment, add_post, fill_and_post
@@ -27,7 +27,8 @@ def extracted() -> dict[str | tuple[str, ...], str]:
         method_map, options_map = parse_mapping_cfg(f)
     found: dict[str | tuple[str, ...], str] = {}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-            str(ROOT), method_map, options_map):
+        str(ROOT), method_map, options_map
+    ):
         found.setdefault(message, f"{filename}:{lineno}")
     return found
 
@@ -65,12 +66,20 @@ def test_every_message_has_a_german_translation() -> None:
     assert not missing, "untranslated (run `make messages`, then translate):\n" + "\n".join(missing)
 
 
-@pytest.mark.parametrize("data", [
-    {"author": 1, "email": None, "website": [], "text": {}},
-    {"author": "\ud800", "email": "\ud800", "website": "\ud800", "text": "\ud800"},
-    {"author": " ", "email": "", "website": "ftp://x.example", "text": " ", "parent": "x"},
-    {"author": "a" * 101, "email": "nope", "website": "https://" + "a" * 500, "text": "a" * 10_001},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"author": 1, "email": None, "website": [], "text": {}},
+        {"author": "\ud800", "email": "\ud800", "website": "\ud800", "text": "\ud800"},
+        {"author": " ", "email": "", "website": "ftp://x.example", "text": " ", "parent": "x"},
+        {
+            "author": "a" * 101,
+            "email": "nope",
+            "website": "https://" + "a" * 500,
+            "text": "a" * 10_001,
+        },
+    ],
+)
 def test_validation_messages_are_in_the_catalogue(data: dict[str, object]) -> None:
     """Every message validation can produce is one the German catalogue translates."""
     catalogue = german()
@@ -92,8 +101,9 @@ async def test_german_site_end_to_end(database_url: str, tmp_path: Path) -> None
         await add_post(server, "eins", "Eins", published=datetime(2011, 5, 24, tzinfo=UTC))
         await add_post(server, "zwei", "Zwei", published=datetime(2011, 5, 25, tzinfo=UTC))
         await add_post(server, "drei", "Drei", published=datetime(2011, 5, 26, tzinfo=UTC))
-        await add_comment(server, "/posts/eins", "Karim",
-                          created=datetime(2011, 5, 24, 18, tzinfo=UTC))
+        await add_comment(
+            server, "/posts/eins", "Karim", created=datetime(2011, 5, 24, 18, tzinfo=UTC)
+        )
         await add_comment(server, "/posts/zwei", "A")
         await add_comment(server, "/posts/zwei", "B")
         async with server.client() as client:
@@ -103,9 +113,9 @@ async def test_german_site_end_to_end(database_url: str, tmp_path: Path) -> None
             missing = await client.get("/posts/gibt-es-nicht")
     root = parse(index.text)
     assert root.get("lang") == "de"
-    assert [text_of(by_class(s, "post-summary__comments")[0])
-            for s in by_class(root, "post-summary")] == ["0 Kommentare", "2 Kommentare",
-                                                         "1 Kommentar"]
+    assert [
+        text_of(by_class(s, "post-summary__comments")[0]) for s in by_class(root, "post-summary")
+    ] == ["0 Kommentare", "2 Kommentare", "1 Kommentar"]
     assert "Von Admin" in text_of(by_class(root, "post-meta")[2])
     assert "24. Mai 2011" in text_of(by_class(root, "post-meta")[2])
 
@@ -124,7 +134,8 @@ async def test_german_site_end_to_end(database_url: str, tmp_path: Path) -> None
     form = parse(invalid.text)
     assert text_of(by_id(form, "kibitz-author-error")) == "Bitte gib deinen Namen ein."  # type: ignore[arg-type]
     assert text_of(by_id(form, "kibitz-email-error")) == (  # type: ignore[arg-type]
-        "Bitte gib eine gültige E-Mail-Adresse ein.")
+        "Bitte gib eine gültige E-Mail-Adresse ein."
+    )
     assert form_values(form)["text"] == "Hallo"
 
     assert missing.status_code == 404

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from server.importers.report import ImportRefused
+from server.portability.importers.report import ImportRefused
 from tests.importing import corpus, expected, import_into, rows, table_counts
 
-WORDPRESS = ["isso-wordpress", "wpimporter-theme-unit-test-data",
-             "wpimporter-a11y-unit-test-data", "wpimporter-slashes",
-             "remark42-wp-realmenweardress"]
+WORDPRESS = [
+    "isso-wordpress",
+    "wpimporter-theme-unit-test-data",
+    "wpimporter-a11y-unit-test-data",
+    "wpimporter-slashes",
+    "remark42-wp-realmenweardress",
+]
 DISQUS = ["isso-disqus", "talkyard-e2e-disqus-export"]
 SKIP_NAMES = {"orphan: unknown thread": "orphan_thread_unknown"}
 
@@ -52,10 +56,12 @@ async def test_disqus_corpus_matches_expected_counts(database_url: str, name: st
     await _check(database_url, report, _policy(key))
 
 
-@pytest.mark.parametrize("name", ["remark42-disqus", "remark42-disqus-deleted-thread",
-                                  "remark42-disqus-deleted-post"])
-async def test_disqus_lenient_variants_match_expected(database_url: str, name: str,
-                                                      tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name", ["remark42-disqus", "remark42-disqus-deleted-thread", "remark42-disqus-deleted-post"]
+)
+async def test_disqus_lenient_variants_match_expected(
+    database_url: str, name: str, tmp_path: Path
+) -> None:
     """The remark42 files are refused as they are; repaired as README describes, they import."""
     original = corpus(f"disqus/{name}.xml")
     with pytest.raises(ImportRefused, match="line 1, column 0"):
@@ -94,18 +100,22 @@ async def test_isso_corpus_matches_readme_counts(database_url: str, name: str) -
 async def test_malformed_wordpress_is_refused_with_its_line(database_url: str) -> None:
     """remark42's markdown file (undeclared wp: prefix) is refused at line 7 and imports nothing."""
     with pytest.raises(ImportRefused, match=r"unbound prefix: line 7, column 2"):
-        await import_into(database_url, "wordpress",
-                          corpus("wordpress/remark42-wp-markdown-malformed.xml"))
+        await import_into(
+            database_url, "wordpress", corpus("wordpress/remark42-wp-markdown-malformed.xml")
+        )
     assert (await table_counts(database_url))["comments"] == 0
     assert (await table_counts(database_url))["threads"] == 0
 
 
 async def test_reply_chains_keep_their_full_depth(database_url: str) -> None:
     """theme-unit-test-data's 10-comment chain keeps every level (depth 9 below the root)."""
-    await import_into(database_url, "wordpress",
-                      corpus("wordpress/wpimporter-theme-unit-test-data.xml"))
-    parent = {r["id"]: r["parent_id"] for r in await rows(
-        database_url, "SELECT id, parent_id FROM comments")}
+    await import_into(
+        database_url, "wordpress", corpus("wordpress/wpimporter-theme-unit-test-data.xml")
+    )
+    parent = {
+        r["id"]: r["parent_id"]
+        for r in await rows(database_url, "SELECT id, parent_id FROM comments")
+    }
 
     def depth(cid: int) -> int:
         d = 0
@@ -119,17 +129,25 @@ async def test_reply_chains_keep_their_full_depth(database_url: str) -> None:
 
 async def test_https_namespace_and_fields_are_read(database_url: str) -> None:
     """The https WXR namespace imports; posts keep title, author, categories, date and alias."""
-    await import_into(database_url, "wordpress",
-                      corpus("wordpress/wpimporter-theme-unit-test-data.xml"))
-    post = (await rows(database_url,
-                       "SELECT p.title, p.author, p.categories, p.published, p.body_html, t.uri "
-                       "FROM posts p JOIN threads t ON t.id = p.thread_id "
-                       "WHERE p.slug = 'template-comments'"))[0]
+    await import_into(
+        database_url, "wordpress", corpus("wordpress/wpimporter-theme-unit-test-data.xml")
+    )
+    post = (
+        await rows(
+            database_url,
+            "SELECT p.title, p.author, p.categories, p.published, p.body_html, t.uri "
+            "FROM posts p JOIN threads t ON t.id = p.thread_id "
+            "WHERE p.slug = 'template-comments'",
+        )
+    )[0]
     assert post["title"] == "Template: Comments"
     assert post["author"] == "themedemos"
     assert post["uri"] == "/posts/template-comments"
-    alias = await rows(database_url, "SELECT uri FROM thread_aliases a JOIN posts p "
-                       "ON p.thread_id = a.thread_id WHERE p.slug = 'template-comments'")
+    alias = await rows(
+        database_url,
+        "SELECT uri FROM thread_aliases a JOIN posts p "
+        "ON p.thread_id = a.thread_id WHERE p.slug = 'template-comments'",
+    )
     assert [a["uri"] for a in alias] == ["/2012/01/03/template-comments"]
     assert "<script" not in post["body_html"]
 
@@ -142,13 +160,17 @@ async def test_slashes_and_unicode_survive(database_url: str) -> None:
     assert "\\o/ ¯\\_(ツ)_/¯" in found[0]["html"]
 
 
-@pytest.mark.parametrize(("fmt", "name", "count"), [
-    ("wordpress", "wordpress/wpimporter-theme-unit-test-data.xml", 29),
-    ("disqus", "disqus/talkyard-e2e-disqus-export.xml", 9),
-    ("isso", "isso/isso-from-theme-unit-test-data.db", 33),
-])
-async def test_second_import_of_the_same_file_changes_nothing(database_url: str, fmt: str,
-                                                              name: str, count: int) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "name", "count"),
+    [
+        ("wordpress", "wordpress/wpimporter-theme-unit-test-data.xml", 29),
+        ("disqus", "disqus/talkyard-e2e-disqus-export.xml", 9),
+        ("isso", "isso/isso-from-theme-unit-test-data.db", 33),
+    ],
+)
+async def test_second_import_of_the_same_file_changes_nothing(
+    database_url: str, fmt: str, name: str, count: int
+) -> None:
     """Importing a file twice adds no row and no event: source ids make it a no-op."""
     await import_into(database_url, fmt, corpus(name))
     before = await table_counts(database_url)
@@ -159,11 +181,18 @@ async def test_second_import_of_the_same_file_changes_nothing(database_url: str,
     assert await rows(database_url, "SELECT id, last_seq FROM threads ORDER BY id") == seqs
 
 
-@pytest.mark.parametrize("link", ["https://blog.example//greek/%ce%b5-2/", "/a//b/", "//x/y",
-                                  "https://blog.example/2010/07/social-media/?p=1#c"])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://blog.example//greek/%ce%b5-2/",
+        "/a//b/",
+        "//x/y",
+        "https://blog.example/2010/07/social-media/?p=1#c",
+    ],
+)
 def test_normalised_permalinks_are_a_fixed_point(link: str) -> None:
     """An alias normalised once stays itself, so an export re-imports to the same paths."""
-    from server.uris import normalise_uri
+    from server.discussion.uris import normalise_uri
 
     once = normalise_uri(link)
     assert normalise_uri(once) == once and once.startswith("/") and not once.startswith("//")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from db.errors import DatabaseError
-from server.importers.report import ImportRefused
+from server.portability.importers.report import ImportRefused
 from tests.conftest import ROOT
 from tests.importing import (
     corpus,
@@ -41,23 +41,30 @@ LAUGHS = """<?xml version="1.0"?>
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
 def _env(url: str, tmp_path: Path) -> dict[str, str]:
     return {"KIBITZ_DATABASE_URL": url, "KIBITZ_DATA_DIR": str(tmp_path / "data")}
 
 
-async def test_billion_laughs_is_refused_without_expanding(database_url: str,
-                                                           tmp_path: Path) -> None:
+async def test_billion_laughs_is_refused_without_expanding(
+    database_url: str, tmp_path: Path
+) -> None:
     """An export declaring entities exits 2 naming the entity, and imports nothing."""
     bomb = tmp_path / "laughs.xml"
     body = wxr(wxr_item(1, "bomb", wxr_comment(1, "&lol9;")))
     bomb.write_text(LAUGHS + body.split("\n", 1)[1])
-    result = await asyncio.to_thread(_cli, _env(database_url, tmp_path),
-                                     "import", "wordpress", str(bomb))
+    result = await asyncio.to_thread(
+        _cli, _env(database_url, tmp_path), "import", "wordpress", str(bomb)
+    )
     assert result.returncode == 2
     assert "entity 'lol'" in result.stderr and "nothing was imported" in result.stderr
     assert (await table_counts(database_url))["comments"] == 0
@@ -70,8 +77,10 @@ async def test_external_entity_is_never_resolved(database_url: str, tmp_path: Pa
     secret.write_text("TOP-SECRET-VALUE")
     evil = tmp_path / "xxe.xml"
     body = wxr(wxr_item(1, "xxe", wxr_comment(1, "&xxe;")))
-    evil.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY xxe SYSTEM '
-                    f'"file://{secret}">]>\n' + body.split("\n", 1)[1])
+    evil.write_text(
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY xxe SYSTEM '
+        f'"file://{secret}">]>\n' + body.split("\n", 1)[1]
+    )
     with pytest.raises(ImportRefused, match="entity 'xxe'"):
         await import_into(database_url, "wordpress", evil)
     assert (await table_counts(database_url))["comments"] == 0
@@ -89,8 +98,10 @@ async def test_external_dtd_is_never_fetched(database_url: str, tmp_path: Path) 
     port = listener.sockets[0].getsockname()[1]
     path = tmp_path / "dtd.xml"
     body = wxr(wxr_item(1, "dtd", wxr_comment(1, "plain")))
-    path.write_text(f'<?xml version="1.0"?>\n<!DOCTYPE rss SYSTEM '
-                    f'"http://127.0.0.1:{port}/evil.dtd">\n' + body.split("\n", 1)[1])
+    path.write_text(
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss SYSTEM '
+        f'"http://127.0.0.1:{port}/evil.dtd">\n' + body.split("\n", 1)[1]
+    )
     try:
         report = await import_into(database_url, "wordpress", path)
     finally:
@@ -102,8 +113,13 @@ async def test_external_dtd_is_never_fetched(database_url: str, tmp_path: Path) 
 
 async def test_malformed_xml_exits_2_with_the_line(database_url: str, tmp_path: Path) -> None:
     """A broken Disqus file (stray backtick) exits 2 with line and column; nothing is written."""
-    result = await asyncio.to_thread(_cli, _env(database_url, tmp_path), "import", "disqus",
-                                     str(corpus("disqus/remark42-disqus.xml")))
+    result = await asyncio.to_thread(
+        _cli,
+        _env(database_url, tmp_path),
+        "import",
+        "disqus",
+        str(corpus("disqus/remark42-disqus.xml")),
+    )
     assert result.returncode == 2
     assert "line 1, column 0" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -117,13 +133,19 @@ async def test_a_late_syntax_error_imports_nothing(database_url: str, tmp_path: 
     path.write_text(good[:-20])
     with pytest.raises(ImportRefused, match="line"):
         await import_into(database_url, "wordpress", path, batch_size=2)
-    assert await table_counts(database_url) == {"posts": 0, "threads": 0, "thread_aliases": 0,
-                                                "comments": 0, "events": 0}
+    assert await table_counts(database_url) == {
+        "posts": 0,
+        "threads": 0,
+        "thread_aliases": 0,
+        "comments": 0,
+        "events": 0,
+    }
 
 
 @pytest.mark.parametrize("fmt", ["isso"])
-async def test_a_database_that_is_not_issos_is_refused(database_url: str, tmp_path: Path,
-                                                       fmt: str) -> None:
+async def test_a_database_that_is_not_issos_is_refused(
+    database_url: str, tmp_path: Path, fmt: str
+) -> None:
     """Another SQLite file, or no SQLite at all, exits 2 with the reason and imports nothing."""
     other = tmp_path / "other.db"
     import sqlite3
@@ -132,8 +154,9 @@ async def test_a_database_that_is_not_issos_is_refused(database_url: str, tmp_pa
         conn.execute("CREATE TABLE comments (id INTEGER PRIMARY KEY, body TEXT)")
     env = _env(database_url, tmp_path)
     wrong_tables = await asyncio.to_thread(_cli, env, "import", fmt, str(other))
-    not_sqlite = await asyncio.to_thread(_cli, env, "import", fmt,
-                                         str(corpus("wordpress/wpimporter-slashes.xml")))
+    not_sqlite = await asyncio.to_thread(
+        _cli, env, "import", fmt, str(corpus("wordpress/wpimporter-slashes.xml"))
+    )
     missing = await asyncio.to_thread(_cli, env, "import", fmt, str(tmp_path / "nope.db"))
     assert wrong_tables.returncode == 2 and "not an Isso database" in wrong_tables.stderr
     assert "'threads'" in wrong_tables.stderr
@@ -149,14 +172,18 @@ async def _boom_trigger(url: str) -> None:
             if db.dialect == "sqlite":
                 await conn.execute(
                     "CREATE TRIGGER boom BEFORE INSERT ON comments WHEN NEW.author = 'Boom' "
-                    "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+                    "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+                )
             else:
                 await conn.execute(
                     "CREATE FUNCTION boom() RETURNS trigger AS $f$ BEGIN "
                     "IF NEW.author = 'Boom' THEN RAISE EXCEPTION 'disk on fire'; END IF; "
-                    "RETURN NEW; END $f$ LANGUAGE plpgsql")
-                await conn.execute("CREATE TRIGGER boom BEFORE INSERT ON comments "
-                                   "FOR EACH ROW EXECUTE FUNCTION boom()")
+                    "RETURN NEW; END $f$ LANGUAGE plpgsql"
+                )
+                await conn.execute(
+                    "CREATE TRIGGER boom BEFORE INSERT ON comments "
+                    "FOR EACH ROW EXECUTE FUNCTION boom()"
+                )
     finally:
         await db.close()
 
@@ -166,20 +193,39 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
     from tests.conftest import make_settings, serve
 
     async with serve(make_settings(database_url, tmp_path)) as server:
-        await server.state.posts.add(slug="existing", title="Existing", author="A",
-                                     body_html="<p>x</p>")
+        await server.state.posts.add(
+            slug="existing", title="Existing", author="A", body_html="<p>x</p>"
+        )
         async with server.client() as client:
-            native = await client.post("/api/comments", json={
-                "uri": "/posts/existing", "author": "Nat", "email": "n@example.org",
-                "text": "native comment"})
+            native = await client.post(
+                "/api/comments",
+                json={
+                    "uri": "/posts/existing",
+                    "author": "Nat",
+                    "email": "n@example.org",
+                    "text": "native comment",
+                },
+            )
             assert native.status_code == 201
         await _boom_trigger(database_url)
         before = await table_counts(database_url)
-        items = [wxr_item(i, f"post-{i}", wxr_comment(1, f"text {i}") + wxr_comment(
-            2, f"reply {i}", parent=1)) for i in range(1, 6)]
+        items = [
+            wxr_item(
+                i, f"post-{i}", wxr_comment(1, f"text {i}") + wxr_comment(2, f"reply {i}", parent=1)
+            )
+            for i in range(1, 6)
+        ]
         # A draft's comments stay at its address: here the existing post's thread.
-        items.insert(0, wxr_item(99, "existing", wxr_comment(1, "joins existing"),
-                                 link="https://blog.example/posts/existing", status="draft"))
+        items.insert(
+            0,
+            wxr_item(
+                99,
+                "existing",
+                wxr_comment(1, "joins existing"),
+                link="https://blog.example/posts/existing",
+                status="draft",
+            ),
+        )
         items.append(wxr_item(50, "late", wxr_comment(1, "never", author="Boom")))
         path = tmp_path / "fails.xml"
         path.write_text(wxr("".join(items)))
@@ -189,7 +235,8 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
             await import_into(database_url, "wordpress", path, batch_size=2)
         after = await table_counts(database_url)
         assert {k: after[k] for k in ("posts", "threads", "thread_aliases", "comments")} == {
-            k: before[k] for k in ("posts", "threads", "thread_aliases", "comments")}
+            k: before[k] for k in ("posts", "threads", "thread_aliases", "comments")
+        }
         runs = await rows(database_url, "SELECT outcome FROM import_runs")
         assert [r["outcome"] for r in runs] == ["undone"]
         async with server.client() as client:
@@ -197,8 +244,11 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
         assert [c["author"] for c in read["comments"]] == ["Nat"]
         # The imported comment was visible for a while: its removal is an event, not a gap.
         assert read["cursor"] == cached["cursor"] + 2
-        events = await rows(database_url, "SELECT type FROM events e JOIN posts p "
-                            "ON p.thread_id = e.thread_id WHERE p.slug = 'existing' ORDER BY seq")
+        events = await rows(
+            database_url,
+            "SELECT type FROM events e JOIN posts p "
+            "ON p.thread_id = e.thread_id WHERE p.slug = 'existing' ORDER BY seq",
+        )
         assert [e["type"] for e in events] == ["comment.created", "comment.deleted"]
 
 
@@ -211,7 +261,7 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     import struct
     import termios
 
-    from server.importers.progress import Progress
+    from server.portability.importers.progress import Progress
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
@@ -229,23 +279,37 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     lines = Progress(10, stream=plain, every=0)
     lines.update(4)
     lines.close()
-    assert plain.getvalue().splitlines() == ["import: 4 of 10 comments (40%)",
-                                             "import: done, 4 comments written"]
+    assert plain.getvalue().splitlines() == [
+        "import: 4 of 10 comments (40%)",
+        "import: done, 4 comments written",
+    ]
 
 
 def _large_wxr(path: Path, posts: int = 200, per_post: int = 50) -> None:
-    path.write_text(wxr("".join(
-        wxr_item(p, f"post-{p}", "".join(wxr_comment(c, f"comment {p}.{c}")
-                                          for c in range(1, per_post + 1)))
-        for p in range(1, posts + 1))))
+    path.write_text(
+        wxr(
+            "".join(
+                wxr_item(
+                    p,
+                    f"post-{p}",
+                    "".join(wxr_comment(c, f"comment {p}.{c}") for c in range(1, per_post + 1)),
+                )
+                for p in range(1, posts + 1)
+            )
+        )
+    )
 
 
 async def _start_import(url: str, tmp_path: Path, path: Path) -> subprocess.Popen[str]:
     """A real `kibitz import` in small batches; returns once it has committed some."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "import", "wordpress", str(path), "--batch-size", "50"],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **_env(url, tmp_path)})
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **_env(url, tmp_path)},
+    )
     for _ in range(600):
         await asyncio.sleep(0.05)
         try:
@@ -267,12 +331,18 @@ async def test_ctrl_c_undoes_the_import(database_url: str, tmp_path: Path) -> No
     _large_wxr(path)
     proc = await _start_import(database_url, tmp_path, path)
     proc.send_signal(signal.SIGINT)
-    out, err = await asyncio.to_thread(proc.communicate, None, 60)
+    _out, err = await asyncio.to_thread(proc.communicate, None, 60)
     assert proc.returncode == 130, err
-    assert await table_counts(database_url) == {"posts": 0, "threads": 0, "thread_aliases": 0,
-                                                "comments": 0, "events": 0}
-    assert [r["outcome"] for r in await rows(database_url, "SELECT outcome FROM import_runs")] \
-        == ["undone"]
+    assert await table_counts(database_url) == {
+        "posts": 0,
+        "threads": 0,
+        "thread_aliases": 0,
+        "comments": 0,
+        "events": 0,
+    }
+    assert [r["outcome"] for r in await rows(database_url, "SELECT outcome FROM import_runs")] == [
+        "undone"
+    ]
 
 
 @pytest.mark.timeout(180)
@@ -284,8 +354,13 @@ async def test_a_killed_import_is_removed_by_the_next(database_url: str, tmp_pat
     proc.kill()
     await asyncio.to_thread(proc.communicate, None, 60)
     assert (await table_counts(database_url))["comments"] > 0
-    result = await asyncio.to_thread(_cli, _env(database_url, tmp_path), "import", "wordpress",
-                                     str(corpus("wordpress/wpimporter-slashes.xml")))
+    result = await asyncio.to_thread(
+        _cli,
+        _env(database_url, tmp_path),
+        "import",
+        "wordpress",
+        str(corpus("wordpress/wpimporter-slashes.xml")),
+    )
     assert result.returncode == 0, result.stderr
     assert f"removed the unfinished wordpress import of {path}" in result.stderr
     left = await rows(database_url, "SELECT source FROM comments")

@@ -33,8 +33,9 @@ def transport(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def live(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     port = free_port()
-    settings = make_settings(database_url, tmp_path, KIBITZ_LIVE_PORT=str(free_port()),
-                             KIBITZ_HTTP_PORT=str(port))
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_LIVE_PORT=str(free_port()), KIBITZ_HTTP_PORT=str(port)
+    )
     async with serve(settings, port=port) as running:
         yield running
 
@@ -51,8 +52,17 @@ async def test_two_readers_see_a_new_comment(live: Server, transport: str) -> No
             event = await r.next()
             assert event["type"] == "comment.created" and event["seq"] == 1
             assert event["comment"] == {**created, "status": "approved"}
-            assert set(event["comment"]) == {"id", "parent", "author", "website", "html",
-                                             "created", "edited", "status", "staff"}
+            assert set(event["comment"]) == {
+                "id",
+                "parent",
+                "author",
+                "website",
+                "html",
+                "created",
+                "edited",
+                "status",
+                "staff",
+            }
             await r.silent(0.3)
 
 
@@ -67,10 +77,12 @@ async def test_a_reader_of_another_thread_sees_nothing(live: Server, transport: 
 
 
 async def test_pending_reaches_no_reader_and_its_approval_reaches_all(
-        database_url: str, tmp_path: Path, transport: str) -> None:
+    database_url: str, tmp_path: Path, transport: str
+) -> None:
     """A held comment sends nothing; approving it sends comment.approved to every reader."""
-    settings = make_settings(database_url, tmp_path, KIBITZ_MODERATION="all",
-                             KIBITZ_LIVE_PORT=str(free_port()))
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_LIVE_PORT=str(free_port())
+    )
     async with serve(settings) as live:
         uri = await add_post(live, "held")
         token = await staff_token(live)
@@ -81,8 +93,10 @@ async def test_pending_reaches_no_reader_and_its_approval_reaches_all(
             await a.silent(0.5)
             await b.silent(0.1)
             async with live.client() as client:
-                approved = await client.post(f"/api/comments/{held['id']}/approve",
-                                             headers={"Authorization": f"Bearer {token}"})
+                approved = await client.post(
+                    f"/api/comments/{held['id']}/approve",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
             assert approved.status_code == 200, approved.text
             for r in (a, b):
                 event = await r.next()
@@ -99,14 +113,16 @@ async def test_pending_reaches_no_reader_and_its_approval_reaches_all(
 
 
 async def test_deleted_comment_replays_as_placeholder_or_deletion(
-        live: Server, transport: str) -> None:
+    live: Server, transport: str
+) -> None:
     """Replaying a since-deleted comment never shows its text; the deletion follows."""
     uri = await add_post(live, "gone")
     token = await staff_token(live)
     created = await post(live, uri, text="regrettable")
     async with live.client() as client:
-        await client.post(f"/api/comments/{created['id']}/delete",
-                          headers={"Authorization": f"Bearer {token}"})
+        await client.post(
+            f"/api/comments/{created['id']}/delete", headers={"Authorization": f"Bearer {token}"}
+        )
     async with reader(ws_base(live, transport), uri, since=0) as r:
         first, second = await r.events(2)
     assert first["type"] == "comment.created" and first["comment"]["html"] == ""
@@ -115,7 +131,8 @@ async def test_deleted_comment_replays_as_placeholder_or_deletion(
 
 
 async def test_resume_after_a_drop_gets_what_was_missed_in_order(
-        live: Server, transport: str) -> None:
+    live: Server, transport: str
+) -> None:
     """Reconnecting with since=last seq replays the missed events, then goes live."""
     uri = await add_post(live, "resume")
     base = ws_base(live, transport)
@@ -135,7 +152,8 @@ async def test_resume_after_a_drop_gets_what_was_missed_in_order(
 
 
 async def test_no_loss_or_doubles_when_posting_while_reconnecting(
-        live: Server, transport: str) -> None:
+    live: Server, transport: str
+) -> None:
     """Comments posted continuously across many reconnects arrive exactly once, in order."""
     uri = await add_post(live, "busy")
     base = ws_base(live, transport)
@@ -183,11 +201,12 @@ async def test_reset_for_too_old_or_too_new_since(live: Server, transport: str) 
 
 
 async def test_a_slow_reader_is_cut_off_without_delaying_the_rest(
-        live: Server, transport: str) -> None:
+    live: Server, transport: str
+) -> None:
     """A reader that stops reading is closed with 4000; the others get every event."""
     uri = await add_post(live, "slow")
     base = ws_base(live, transport)
-    plugin = live.state.extras["live"]
+    plugin = live.state.live
     plugin.queue_limit = 4  # frames, ASGI
     if transport == "direct":
         assert plugin.server is not None
@@ -229,10 +248,12 @@ async def test_a_foreign_origin_is_refused(live: Server, transport: str) -> None
 
 
 async def test_moderation_channel_is_staff_only_and_live(
-        database_url: str, tmp_path: Path, transport: str) -> None:
+    database_url: str, tmp_path: Path, transport: str
+) -> None:
     """Staff get comment.pending (with e-mail and reason) and comment.moderated; others 401/403."""
-    settings = make_settings(database_url, tmp_path, KIBITZ_MODERATION="all",
-                             KIBITZ_LIVE_PORT=str(free_port()))
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_LIVE_PORT=str(free_port())
+    )
     async with serve(settings) as live:
         uri = await add_post(live, "queue")
         token = await staff_token(live)
@@ -242,8 +263,10 @@ async def test_moderation_channel_is_staff_only_and_live(
                 pass
         assert refused.value.response.status_code in (401, 403)
         auth = {"Authorization": f"Bearer {token}"}
-        async with connect(base + "/ws/moderation", additional_headers=auth) as staff, \
-                reader(base, uri) as public:
+        async with (
+            connect(base + "/ws/moderation", additional_headers=auth) as staff,
+            reader(base, uri) as public,
+        ):
             held = await post(live, uri, email="held@example.org")
             pending = json.loads(await asyncio.wait_for(staff.recv(), 5))
             assert pending["type"] == "comment.pending"
@@ -253,13 +276,16 @@ async def test_moderation_channel_is_staff_only_and_live(
             async with live.client() as client:
                 await client.post(f"/api/comments/{held['id']}/spam", headers=auth)
             moderated = json.loads(await asyncio.wait_for(staff.recv(), 5))
-            assert moderated == {"type": "comment.moderated", "id": held["id"],
-                                 "status": "spam", "by": "mod"}
+            assert moderated == {
+                "type": "comment.moderated",
+                "id": held["id"],
+                "status": "spam",
+                "by": "mod",
+            }
             await public.silent(0.3)
 
 
-async def test_presence_counts_readers_and_is_sent_on_change(
-        live: Server, transport: str) -> None:
+async def test_presence_counts_readers_and_is_sent_on_change(live: Server, transport: str) -> None:
     """Readers learn how many are reading now, as others come and go."""
     uri = await add_post(live, "crowd")
     base = ws_base(live, transport)
@@ -297,14 +323,17 @@ async def test_an_edit_reaches_readers_as_comment_updated(live: Server, transpor
     """A commenter's edit through the API is sent as comment.updated with the new html."""
     uri = await add_post(live, "edit")
     async with live.client() as client:
-        created = await client.post("/api/comments", json={"uri": uri, "author": "Ada",
-                                                           "email": "ada@example.org",
-                                                           "text": "first words"})
+        created = await client.post(
+            "/api/comments",
+            json={"uri": uri, "author": "Ada", "email": "ada@example.org", "text": "first words"},
+        )
         body = created.json()
         async with reader(ws_base(live, transport), uri, since=1) as r:
-            edited = await client.patch(f"/api/comments/{body['comment']['id']}",
-                                        json={"text": "better words"},
-                                        headers={"Authorization": f"Bearer {body['edit_token']}"})
+            edited = await client.patch(
+                f"/api/comments/{body['comment']['id']}",
+                json={"text": "better words"},
+                headers={"Authorization": f"Bearer {body['edit_token']}"},
+            )
             assert edited.status_code == 200, edited.text
             event = await r.next()
     assert event["type"] == "comment.updated" and event["seq"] == 2

@@ -26,8 +26,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 @contextlib.asynccontextmanager
-async def pair(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server,
-                                                                                    Server]]:
+async def pair(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Server]]:
     """Two kibitz servers on one database and one Redis prefix, each with a live port."""
     prefix = f"kibitz-live-{uuid.uuid4().hex[:8]}"
     common = {"KIBITZ_REDIS_URL": redis_url, "KIBITZ_REDIS_PREFIX": prefix}
@@ -41,18 +40,21 @@ async def pair(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tup
 
 async def wait_connected(server: Server, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while not server.state.extras["live"].broker.connected:
+    while not server.state.live.broker.connected:
         assert time.monotonic() < deadline, "the broker never connected"
         await asyncio.sleep(0.05)
 
 
 async def test_a_reader_on_one_server_sees_a_comment_posted_to_the_other(
-        pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
     """Redis carries events between processes; each reader gets it once."""
     async with pair(pg_url, redis_url, tmp_path) as (one, two):
         uri = await add_post(one, "shared")
-        async with reader(ws_base(one, "direct"), uri) as on_one, \
-                reader(ws_base(two, "asgi"), uri) as on_two:
+        async with (
+            reader(ws_base(one, "direct"), uri) as on_one,
+            reader(ws_base(two, "asgi"), uri) as on_two,
+        ):
             created = await post(two, uri)
             for r in (on_one, on_two):
                 event = await r.next()
@@ -62,7 +64,8 @@ async def test_a_reader_on_one_server_sees_a_comment_posted_to_the_other(
 
 
 async def test_presence_counts_across_processes(
-        pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
     """A reader on each server: both are told two are reading, then one when one leaves."""
     async with pair(pg_url, redis_url, tmp_path) as (one, two):
         uri = await add_post(one, "crowd")
@@ -80,9 +83,23 @@ def private_redis(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import redis
 
@@ -108,20 +125,22 @@ async def test_redis_stopped_and_started_loses_nothing(pg_url: str, tmp_path: Pa
     with private_redis(tmp_path, port) as redis_proc:
         async with pair(pg_url, f"redis://127.0.0.1:{port}/0", tmp_path) as (one, two):
             uri = await add_post(one, "blink")
-            async with reader(ws_base(one, "direct"), uri) as far, \
-                    reader(ws_base(two, "asgi"), uri) as near:
+            async with (
+                reader(ws_base(one, "direct"), uri) as far,
+                reader(ws_base(two, "asgi"), uri) as near,
+            ):
                 redis_proc.terminate()
                 redis_proc.wait(10)
                 await asyncio.sleep(0.3)
-                posted = [await post(two, uri, text=f"while Redis is down {i}")
-                          for i in range(3)]
+                posted = [await post(two, uri, text=f"while Redis is down {i}") for i in range(3)]
                 async with httpx.AsyncClient(base_url=one.url) as client:
                     health = await client.get("/healthz")
                 assert health.status_code == 200
                 assert health.json()["redis"].startswith("unavailable")
                 # The posting process's own readers are served at once, Redis or not.
-                assert [e["comment"]["id"] for e in await near.events(3)] == \
-                       [c["id"] for c in posted]
+                assert [e["comment"]["id"] for e in await near.events(3)] == [
+                    c["id"] for c in posted
+                ]
                 await far.silent(0.5)
                 with private_redis(tmp_path, port):
                     await wait_connected(one)

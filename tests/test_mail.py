@@ -17,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from db.mail import MailStore
-from server.auth import hash_password
-from server.validation import CommentInput
+from server.auth.credentials import hash_password
+from server.discussion.validation import CommentInput
 from tests.conftest import Server, free_port, make_settings, serve
 
 WRITER = "writer@example.org"
@@ -74,19 +74,22 @@ async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def mail_settings(database_url: str, tmp_path: Path, mailbox: Mailbox, port: int,
-                  **overrides: str) -> Any:
+def mail_settings(
+    database_url: str, tmp_path: Path, mailbox: Mailbox, port: int, **overrides: str
+) -> Any:
     return make_settings(
-        database_url, tmp_path, KIBITZ_SMTP_URL=f"smtp://127.0.0.1:{mailbox.port}",
+        database_url,
+        tmp_path,
+        KIBITZ_SMTP_URL=f"smtp://127.0.0.1:{mailbox.port}",
         KIBITZ_MAIL_FROM="kibitz@comments.example.com",
-        KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}", **overrides)
+        KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **overrides,
+    )
 
 
 async def setup_site(server: Server) -> None:
-    await server.state.posts.add(slug="hello", title="Hello", author="Admin",
-                                 body_html="<p>x</p>")
-    await server.state.staff.add("mod", "moderator", hash_password("pw"),
-                                 email="mod@example.org")
+    await server.state.posts.add(slug="hello", title="Hello", author="Admin", body_html="<p>x</p>")
+    await server.state.staff.add("mod", "moderator", hash_password("pw"), email="mod@example.org")
     await server.state.staff.add("quiet", "moderator", hash_password("pw"))  # no e-mail
 
 
@@ -109,19 +112,23 @@ async def post(client: Any, **fields: Any) -> dict[str, Any]:
 
 
 async def test_held_comment_mails_staff_a_one_time_approve_link(
-        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """Staff get a mail per held comment; its link confirms by POST, works once, expires."""
     await mailbox.start()
     port = free_port()
     settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
     async with serve(settings, port=port) as server, server.client() as client:
         await setup_site(server)
-        await server.state.staff.add("second", "admin", hash_password("pw"),
-                                     email="second@example.org")
+        await server.state.staff.add(
+            "second", "admin", hash_password("pw"), email="second@example.org"
+        )
         held = await post(client, text="Please *hold* me")
         await until(lambda: len(mailbox.inbox.messages) >= 2)
         assert sorted(m["To"] for m in mailbox.inbox.messages) == [
-            "mod@example.org", "second@example.org"]  # every staff account with an address
+            "mod@example.org",
+            "second@example.org",
+        ]  # every staff account with an address
         message = mailbox.inbox.to("mod@example.org")[0]
         assert message["From"] == "kibitz@comments.example.com"
         assert "moderation" in message["Subject"] and "Hello" in message["Subject"]
@@ -153,9 +160,10 @@ async def test_held_comment_mails_staff_a_one_time_approve_link(
         # Expired and forged links are refused and change nothing.
         other = await post(client, text="second held")
         staff_id = (await server.state.staff.by_name("mod"))[0].id
-        links = server.state.extras["mail"].links
-        expired = links.moderation_token(other["id"], staff_id, "approve", links.new_nonce(),
-                                         issued=time.time() - 8 * 86400)
+        links = server.state.mail.links
+        expired = links.moderation_token(
+            other["id"], staff_id, "approve", links.new_nonce(), issued=time.time() - 8 * 86400
+        )
         fresh = links.moderation_token(other["id"], staff_id, "spam", links.new_nonce())
         assert (await client.get("/mail/moderate", params={"t": expired})).status_code == 403
         assert (await client.post("/mail/moderate", data={"t": expired})).status_code == 403
@@ -167,12 +175,15 @@ async def test_held_comment_mails_staff_a_one_time_approve_link(
         assert (await server.state.comments.get(other["id"])).status == "spam"
 
         await until(lambda: len(mailbox.inbox.messages) >= 4)
-        assert {m["To"] for m in mailbox.inbox.messages} == {"mod@example.org",
-                                                              "second@example.org"}
+        assert {m["To"] for m in mailbox.inbox.messages} == {
+            "mod@example.org",
+            "second@example.org",
+        }
 
 
 async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
-        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """Opt-in mails a confirmation; approved replies then mail the commenter; unsubscribe ends."""
     await mailbox.start()
     port = free_port()
@@ -181,16 +192,27 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
     async with serve(settings, port=port) as server, server.client() as client:
         await setup_site(server)
         store = MailStore(server.state.db)
-        first = await post(client, author="Alice", email="alice@example.org", notify=True,
-                           text="Tell me about replies")
+        first = await post(
+            client,
+            author="Alice",
+            email="alice@example.org",
+            notify=True,
+            text="Tell me about replies",
+        )
         await until(lambda: len(inbox.to("alice@example.org")) == 1)
         confirmation = inbox.to("alice@example.org")[0]
         assert "Confirm" in confirmation["Subject"]
         confirm_url = link_after(confirmation, "press the button:")
 
         # Before confirming, a reply sends nothing to Alice.
-        await post(client, author="Early", email="early@example.org", parent=first["id"],
-                   text="too early", notify=True)
+        await post(
+            client,
+            author="Early",
+            email="early@example.org",
+            parent=first["id"],
+            text="too early",
+            notify=True,
+        )
         await until(lambda: len(inbox.to("early@example.org")) == 1)  # later mail went out
         assert len(inbox.to("alice@example.org")) == 1
 
@@ -203,18 +225,31 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
 
         # Held and spam replies never mail; approving one does; self-replies do not.
         discussion = server.state.discussion
-        reply_input = CommentInput(author="Mallory", email="mallory@example.org", website=None,
-                                   text="held reply words", parent=first["id"])
-        held = await discussion.submit("/posts/hello", reply_input, address=None,
-                                       held="test: hold")
-        spam = await discussion.submit("/posts/hello", reply_input, address=None,
-                                       held="test: hold")
+        reply_input = CommentInput(
+            author="Mallory",
+            email="mallory@example.org",
+            website=None,
+            text="held reply words",
+            parent=first["id"],
+        )
+        held = await discussion.submit("/posts/hello", reply_input, address=None, held="test: hold")
+        spam = await discussion.submit("/posts/hello", reply_input, address=None, held="test: hold")
         staff = (await server.state.staff.by_name("mod"))[0]
         await discussion.moderate(spam.id, "spam", staff)
-        await post(client, author="Alice", email="ALICE@example.org", parent=first["id"],
-                   text="answering myself")
-        await post(client, author="Bob", email="bob@example.org", parent=first["id"],
-                   text="Hi <b>Alice</b>\n\nsee https://example.net/x")
+        await post(
+            client,
+            author="Alice",
+            email="ALICE@example.org",
+            parent=first["id"],
+            text="answering myself",
+        )
+        await post(
+            client,
+            author="Bob",
+            email="bob@example.org",
+            parent=first["id"],
+            text="Hi <b>Alice</b>\n\nsee https://example.net/x",
+        )
         await until(lambda: len(inbox.to("alice@example.org")) == 2)
         notification = inbox.to("alice@example.org")[1]
         body = notification.get_content()
@@ -239,8 +274,13 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
         stopped = await client.post(unsubscribe_url, data={"List-Unsubscribe": "One-Click"})
         assert stopped.status_code == 200
         assert not (await store.subscription_of(first["id"])).active
-        await post(client, author="Bob", email="bob@example.org", parent=first["id"],
-                   text="after unsubscribing")
+        await post(
+            client,
+            author="Bob",
+            email="bob@example.org",
+            parent=first["id"],
+            text="after unsubscribing",
+        )
         await post(client, author="Carol", email="carol@example.org", notify=True, text="c")
         await until(lambda: len(inbox.to("carol@example.org")) == 1)
         assert len(inbox.to("alice@example.org")) == 3
@@ -250,12 +290,13 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
 
 
 async def test_mail_waits_for_a_down_server_and_survives_a_restart(
-        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """With SMTP down, mail stays queued (across a restart) and all goes out once it is up."""
     port = free_port()
     settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
     async with serve(settings, port=port) as server, server.client() as client:
-        server.state.extras["mail_sender"].backoff_base = 0.2
+        server.state.mail.sender.backoff_base = 0.2
         await setup_site(server)
         for n in range(3):
             await post(client, text=f"held while down {n}")
@@ -276,7 +317,7 @@ async def test_mail_waits_for_a_down_server_and_survives_a_restart(
 
     await mailbox.start()
     async with serve(settings, port=port) as server:
-        server.state.extras["mail_sender"].backoff_base = 0.2
+        server.state.mail.sender.backoff_base = 0.2
         await until(lambda: len(mailbox.inbox.messages) == 3)
         texts = sorted(m.get_content() for m in mailbox.inbox.messages)
         assert all(f"held while down {n}" in texts[n] for n in range(3))
@@ -294,7 +335,8 @@ async def until_status(store: MailStore, *, waiting: int, sent: int) -> None:
 
 
 async def test_without_smtp_nothing_is_queued_and_no_checkbox(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     """No KIBITZ_SMTP_URL: no notify box, notify is accepted and ignored, nothing queued."""
     settings = make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")
     async with serve(settings) as server, server.client() as client:
@@ -307,11 +349,12 @@ async def test_without_smtp_nothing_is_queued_and_no_checkbox(
             subscribed = await conn.fetchval("SELECT COUNT(*) FROM reply_subscriptions")
     assert 'name="notify"' not in page.text and config["notify"] is False
     assert queued == 0 and subscribed == 0
-    assert "mail" not in server.state.extras
+    assert server.state.mail is None
 
 
 async def test_form_checkbox_subscribes_and_is_kept_on_errors(
-        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """The page's notify box subscribes through the form and stays ticked on a 422."""
     await mailbox.start()
     port = free_port()
@@ -322,8 +365,13 @@ async def test_form_checkbox_subscribes_and_is_kept_on_errors(
         assert 'name="notify"' in page.text
         assert (await client.get("/api/config")).json()["notify"] is True
         token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
-        form = {"author": "Dora", "email": "dora@example.org", "text": "", "notify": "1",
-                "form_token": token}
+        form = {
+            "author": "Dora",
+            "email": "dora@example.org",
+            "text": "",
+            "notify": "1",
+            "form_token": token,
+        }
         invalid = await client.post("/posts/hello/comments", data=form)
         assert invalid.status_code == 422
         assert re.search(r'name="notify"[^>]*checked', invalid.text)
@@ -333,7 +381,8 @@ async def test_form_checkbox_subscribes_and_is_kept_on_errors(
 
 
 async def test_sender_survives_lost_database_connections(
-        pg_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    pg_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """PostgreSQL dropping every connection of the sender is logged and survived: mail goes out."""
     import asyncpg
 
@@ -342,7 +391,7 @@ async def test_sender_survives_lost_database_connections(
     port = free_port()
     settings = mail_settings(pg_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
     async with serve(settings, port=port) as server, server.client() as client:
-        sender = server.state.extras["mail_sender"]
+        sender = server.state.mail.sender
         sender.backoff_base, sender.poll = 0.1, 0.1
         await setup_site(server)
         await post(client, text="queued before the connections die")
@@ -352,9 +401,13 @@ async def test_sender_survives_lost_database_connections(
             deadline = time.monotonic() + 1.5
             killed = 0
             while time.monotonic() < deadline:  # every connection of kibitz's pool, repeatedly
-                killed += len(await admin.fetch(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = $1 AND pid <> pg_backend_pid()", name))
+                killed += len(
+                    await admin.fetch(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        name,
+                    )
+                )
                 await asyncio.sleep(0.05)
         finally:
             await admin.close()
@@ -368,7 +421,8 @@ async def test_sender_survives_lost_database_connections(
 
 
 async def test_held_commenter_gets_the_confirmation_only_once_approved(
-        database_url: str, tmp_path: Path, mailbox: Mailbox) -> None:
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
     """Ticking notify on a held comment mails nothing to the commenter until staff approve it."""
     await mailbox.start()
     port = free_port()
@@ -384,7 +438,7 @@ async def test_held_commenter_gets_the_confirmation_only_once_approved(
         await until(lambda: len(mailbox.inbox.to("hal@example.org")) == 1)
         assert "Confirm" in mailbox.inbox.to("hal@example.org")[0]["Subject"]
         # The confirmation link expires like every link in a mail.
-        links = server.state.extras["mail"].links
+        links = server.state.mail.links
         store = MailStore(server.state.db)
         subscription = await store.subscription_of(held["id"])
         expired = links.confirm_token(subscription.id, issued=time.time() - 8 * 86400)

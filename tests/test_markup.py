@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server import discussion
-from server.markup import (
+from server.discussion.markup import (
     COMMENT_ATTRIBUTES,
     COMMENT_TAGS,
     clean_article,
@@ -24,19 +24,49 @@ REL = 'rel="nofollow ugc noopener"'
 
 def test_comment_allowlist_is_exactly_the_contracts() -> None:
     """The allowlist in code is the contract's list, tag for tag and attribute for attribute."""
-    assert COMMENT_TAGS == {"a", "abbr", "acronym", "b", "blockquote", "cite", "code", "del",
-                            "em", "i", "q", "strike", "strong"}
+    assert COMMENT_TAGS == {
+        "a",
+        "abbr",
+        "acronym",
+        "b",
+        "blockquote",
+        "cite",
+        "code",
+        "del",
+        "em",
+        "i",
+        "q",
+        "strike",
+        "strong",
+    }
     assert {t: a for t, a in COMMENT_ATTRIBUTES.items() if a} == {
-        "a": {"href", "title"}, "abbr": {"title"}, "acronym": {"title"},
-        "blockquote": {"cite"}, "del": {"datetime"}, "q": {"cite"}}
+        "a": {"href", "title"},
+        "abbr": {"title"},
+        "acronym": {"title"},
+        "blockquote": {"cite"},
+        "del": {"datetime"},
+        "q": {"cite"},
+    }
 
 
-@pytest.mark.parametrize("tag, attrs", [
-    ("a", ' href="https://example.com/" title="t"'), ("abbr", ' title="t"'),
-    ("acronym", ' title="t"'), ("b", ""), ("blockquote", ' cite="https://example.com/"'),
-    ("cite", ""), ("code", ""), ("del", ' datetime="2026-11-29"'), ("em", ""), ("i", ""),
-    ("q", ' cite="https://example.com/"'), ("strike", ""), ("strong", ""),
-])
+@pytest.mark.parametrize(
+    "tag, attrs",
+    [
+        ("a", ' href="https://example.com/" title="t"'),
+        ("abbr", ' title="t"'),
+        ("acronym", ' title="t"'),
+        ("b", ""),
+        ("blockquote", ' cite="https://example.com/"'),
+        ("cite", ""),
+        ("code", ""),
+        ("del", ' datetime="2026-11-29"'),
+        ("em", ""),
+        ("i", ""),
+        ("q", ' cite="https://example.com/"'),
+        ("strike", ""),
+        ("strong", ""),
+    ],
+)
 def test_every_allowed_tag_survives_with_its_attributes(tag: str, attrs: str) -> None:
     """Each allowed tag keeps exactly its allowed attributes; links gain rel."""
     html = render_comment(f"<{tag}{attrs}>x</{tag}>")
@@ -44,12 +74,49 @@ def test_every_allowed_tag_survives_with_its_attributes(tag: str, attrs: str) ->
     assert f"<{tag}{attrs}{extra}>x</{tag}>" in html
 
 
-@pytest.mark.parametrize("tag", [
-    "script", "style", "iframe", "img", "svg", "math", "form", "input", "button", "object",
-    "embed", "video", "audio", "link", "meta", "base", "textarea", "select", "table", "div",
-    "span", "h1", "ul", "li", "pre", "u", "s", "font", "marquee", "template", "noscript",
-    "details", "dialog", "p", "br", "sub", "sup", "ins",
-])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "script",
+        "style",
+        "iframe",
+        "img",
+        "svg",
+        "math",
+        "form",
+        "input",
+        "button",
+        "object",
+        "embed",
+        "video",
+        "audio",
+        "link",
+        "meta",
+        "base",
+        "textarea",
+        "select",
+        "table",
+        "div",
+        "span",
+        "h1",
+        "ul",
+        "li",
+        "pre",
+        "u",
+        "s",
+        "font",
+        "marquee",
+        "template",
+        "noscript",
+        "details",
+        "dialog",
+        "p",
+        "br",
+        "sub",
+        "sup",
+        "ins",
+    ],
+)
 def test_every_other_tag_is_removed(tag: str) -> None:
     """A tag outside the allowlist never survives (p and br only where kibitz puts them)."""
     html = render_comment(f"before <{tag} id=x>inside</{tag}> after")
@@ -59,17 +126,33 @@ def test_every_other_tag_is_removed(tag: str) -> None:
 
 def test_no_generic_attributes_on_any_tag() -> None:
     """lang, title, dir, class, id, style and on* are dropped where the allowlist lacks them."""
-    html = render_comment('<b lang="en" title="t" dir="rtl" class="c" id="i" style="x:y" '
-                          'onclick="alert(1)" data-x="1">bold</b><em title="t">e</em>')
+    html = render_comment(
+        '<b lang="en" title="t" dir="rtl" class="c" id="i" style="x:y" '
+        'onclick="alert(1)" data-x="1">bold</b><em title="t">e</em>'
+    )
     assert html == "<p><b>bold</b><em>e</em></p>"
 
 
-@pytest.mark.parametrize("href", [
-    "javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "java\tscript:alert(1)",
-    "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)", "//evil.example/",
-    "/relative/path", "relative", "#fragment", "?q=1", "ftp://example.com/", "file:///etc/passwd",
-    "&#106;avascript:alert(1)", "\\\\evil.example\\share",
-])
+@pytest.mark.parametrize(
+    "href",
+    [
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        " javascript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "//evil.example/",
+        "/relative/path",
+        "relative",
+        "#fragment",
+        "?q=1",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "&#106;avascript:alert(1)",
+        "\\\\evil.example\\share",
+    ],
+)
 def test_links_keep_only_http_https_and_mailto(href: str) -> None:
     """Any other scheme, and relative or protocol-relative URLs, lose their href."""
     html = render_comment(f'<a href="{href}">x</a>')
@@ -77,16 +160,25 @@ def test_links_keep_only_http_https_and_mailto(href: str) -> None:
     assert f"<a {REL}>x</a>" in html
 
 
-@pytest.mark.parametrize("url", ["http://example.com/", "https://example.com/a?b=c#d",
-                                 "mailto:ada@example.org"])
+@pytest.mark.parametrize(
+    "url", ["http://example.com/", "https://example.com/a?b=c#d", "mailto:ada@example.org"]
+)
 def test_allowed_schemes_survive_with_rel(url: str) -> None:
     """http, https and mailto links are kept, each with rel="nofollow ugc noopener"."""
     html = render_comment(f'<a href="{url}" rel="follow" target="_blank">x</a>')
     assert html == f'<p><a href="{url.replace("&", "&amp;")}" {REL}>x</a></p>'
 
 
-@pytest.mark.parametrize("cite", ["javascript:alert(1)", "//evil.example/x", "/local",
-                                  "data:text/html,x", " JAVASCRIPT:alert(1)"])
+@pytest.mark.parametrize(
+    "cite",
+    [
+        "javascript:alert(1)",
+        "//evil.example/x",
+        "/local",
+        "data:text/html,x",
+        " JAVASCRIPT:alert(1)",
+    ],
+)
 def test_cite_is_checked_like_href(cite: str) -> None:
     """q and blockquote lose a cite that is not an absolute http(s)/mailto URL."""
     assert "cite=" not in render_comment(f'<q cite="{cite}">q</q>')
@@ -95,13 +187,14 @@ def test_cite_is_checked_like_href(cite: str) -> None:
 
 def test_plain_urls_become_links() -> None:
     """URLs in text become links with rel; trailing punctuation stays outside; links nest never."""
-    html = render_comment("See https://example.com/a_(b), or http://x.example/p. "
-                          'Or <a href="https://y.example/">https://y.example/</a>')
+    html = render_comment(
+        "See https://example.com/a_(b), or http://x.example/p. "
+        'Or <a href="https://y.example/">https://y.example/</a>'
+    )
     assert f'<a href="https://example.com/a_(b)" {REL}>https://example.com/a_(b)</a>,' in html
     assert f'<a href="http://x.example/p" {REL}>http://x.example/p</a>.' in html
     assert html.count("<a ") == 3
-    assert "<a href=\"https://y.example/\" rel=\"nofollow ugc noopener\">https://y.example/</a>" \
-        in html
+    assert '<a href="https://y.example/" rel="nofollow ugc noopener">https://y.example/</a>' in html
 
 
 def test_linkified_url_cannot_break_out_of_its_attribute() -> None:
@@ -114,7 +207,8 @@ def test_linkified_url_cannot_break_out_of_its_attribute() -> None:
 def test_blank_lines_make_paragraphs_and_single_newlines_br() -> None:
     """Blank lines (any number, with spaces) separate p; one newline is br; CRLF counts too."""
     assert render_comment("one\n\ntwo\nthree\r\n \r\nfour\n\n\n") == (
-        "<p>one</p><p>two<br>three</p><p>four</p>")
+        "<p>one</p><p>two<br>three</p><p>four</p>"
+    )
 
 
 def test_paragraph_break_inside_a_tag_stays_well_formed() -> None:
@@ -135,12 +229,22 @@ def test_text_is_escaped_not_interpreted() -> None:
     assert render_comment("if a < b && c > d") == "<p>if a &lt; b &amp;&amp; c &gt; d</p>"
 
 
-@pytest.mark.parametrize("text", [
-    "<b>bold\n\nstill</b>", "https://example.com/?a=1&b=2", "<q cite='https://e.example'>q\nq</q>",
-    "<a href=https://e.example>https://inner.example</a>", "a\n\n\nb\nc",
-    "<blockquote>x\n\ny</blockquote>", "<b><i>mis</b>nested</i>", "&lt;script&gt; &amp;amp;",
-    "<code>\n\n</code>", "x<br>y<p>z</p>", "<del datetime='x'>d</del>\u2028line",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<b>bold\n\nstill</b>",
+        "https://example.com/?a=1&b=2",
+        "<q cite='https://e.example'>q\nq</q>",
+        "<a href=https://e.example>https://inner.example</a>",
+        "a\n\n\nb\nc",
+        "<blockquote>x\n\ny</blockquote>",
+        "<b><i>mis</b>nested</i>",
+        "&lt;script&gt; &amp;amp;",
+        "<code>\n\n</code>",
+        "x<br>y<p>z</p>",
+        "<del datetime='x'>d</del>\u2028line",
+    ],
+)
 def test_sanitising_the_output_again_changes_nothing(text: str) -> None:
     """The rendered HTML is a fixed point of the sanitiser."""
     html = render_comment(text)
@@ -167,15 +271,35 @@ def test_article_keeps_structure_and_drops_active_content() -> None:
         '<table><thead><tr><th scope="col">h</th></tr></thead><tbody><tr><td>c</td></tr></tbody>'
         '</table><script>alert(1)</script><style>p{}</style><iframe src="https://e"></iframe>'
         '<a href="javascript:alert(1)">js</a><a href="//evil.example/">proto</a>'
-        '<svg><script>alert(1)</script></svg><form><input></form>')
-    for kept in ("<h2>Title</h2>", '<a href="/other" rel="noopener">rel</a>',
-                 '<a href="https://e.example/" rel="noopener">abs</a>', "<ul><li>one</li></ul>",
-                 '<ol start="3">', '<img src="/pic.png" alt="pic">', '<th scope="col">h</th>',
-                 "<td>c</td>"):
+        "<svg><script>alert(1)</script></svg><form><input></form>"
+    )
+    for kept in (
+        "<h2>Title</h2>",
+        '<a href="/other" rel="noopener">rel</a>',
+        '<a href="https://e.example/" rel="noopener">abs</a>',
+        "<ul><li>one</li></ul>",
+        '<ol start="3">',
+        '<img src="/pic.png" alt="pic">',
+        '<th scope="col">h</th>',
+        "<td>c</td>",
+    ):
         assert kept in body
     lowered = body.lower()
-    for gone in ("<script", "<style", "style=", "onclick", "onerror", "onmouseover", "javascript:",
-                 "//evil", "<iframe", "<svg", "<form", "<input", "alert"):
+    for gone in (
+        "<script",
+        "<style",
+        "style=",
+        "onclick",
+        "onerror",
+        "onmouseover",
+        "javascript:",
+        "//evil",
+        "<iframe",
+        "<svg",
+        "<form",
+        "<input",
+        "alert",
+    ):
         assert gone not in lowered
 
 
@@ -185,10 +309,14 @@ async def test_lone_surrogates_are_422_through_the_api(server: Server) -> None:
     async with server.client() as client:
         for field in ("text", "author"):
             body = {"uri": "/posts/s", "author": "a", "email": "a@b.example", "text": "t"}
-            raw = (str(body).replace("'", '"')
-                   .replace(f'"{field}": "{body[field]}"', f'"{field}": "x\\udc00y"'))
-            response = await client.post("/api/comments", content=raw.encode(),
-                                         headers={"content-type": "application/json"})
+            raw = (
+                str(body)
+                .replace("'", '"')
+                .replace(f'"{field}": "{body[field]}"', f'"{field}": "x\\udc00y"')
+            )
+            response = await client.post(
+                "/api/comments", content=raw.encode(), headers={"content-type": "application/json"}
+            )
             assert response.status_code == 422, response.text
             assert field in response.json()["fields"]
 
@@ -197,14 +325,17 @@ async def test_text_over_the_cap_is_refused(server: Server) -> None:
     """Text over 10,000 characters is 422 before the sanitiser ever sees it."""
     await server.state.posts.add(slug="s", title="S", author="A", body_html="")
     async with server.client() as client:
-        response = await client.post("/api/comments", json={
-            "uri": "/posts/s", "author": "a", "email": "a@b.example", "text": "<b>" * 3334})
+        response = await client.post(
+            "/api/comments",
+            json={"uri": "/posts/s", "author": "a", "email": "a@b.example", "text": "<b>" * 3334},
+        )
     assert response.status_code == 422
     assert "text" in response.json()["fields"]
 
 
-async def test_sanitising_runs_off_the_event_loop(database_url: str, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sanitising_runs_off_the_event_loop(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A posted comment is rendered in a worker thread, so nesting cannot stall other requests."""
     threads: list[threading.Thread] = []
 
@@ -216,20 +347,35 @@ async def test_sanitising_runs_off_the_event_loop(database_url: str, tmp_path: P
     async with serve(make_settings(database_url, tmp_path)) as server:
         await server.state.posts.add(slug="s", title="S", author="A", body_html="")
         async with server.client() as client:
-            response = await client.post("/api/comments", json={
-                "uri": "/posts/s", "author": "a", "email": "a@b.example",
-                "text": ("<b><i>" * 2000)[:10_000]})
+            response = await client.post(
+                "/api/comments",
+                json={
+                    "uri": "/posts/s",
+                    "author": "a",
+                    "email": "a@b.example",
+                    "text": ("<b><i>" * 2000)[:10_000],
+                },
+            )
     assert response.status_code == 201
     assert threads and all(t is not threading.main_thread() for t in threads)
     check_fragment(response.json()["comment"]["html"])
 
 
-@pytest.mark.parametrize("bad", [
-    '<img src="x" onerror="alert(1)">', "<svg></svg>", "<math><mi>x</mi></math>",
-    '<a href="javascript:x" rel="nofollow ugc noopener">x</a>', '<b style="color:red">x</b>',
-    '<a href="java\tscript:x" rel="nofollow ugc noopener">x</a>', '<q cite="//evil.example">q</q>',
-    '<a href="https://e.example/">no rel</a>', '<b onclick="x()">b</b>', "<p><div>x</div></p>",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '<img src="x" onerror="alert(1)">',
+        "<svg></svg>",
+        "<math><mi>x</mi></math>",
+        '<a href="javascript:x" rel="nofollow ugc noopener">x</a>',
+        '<b style="color:red">x</b>',
+        '<a href="java\tscript:x" rel="nofollow ugc noopener">x</a>',
+        '<q cite="//evil.example">q</q>',
+        '<a href="https://e.example/">no rel</a>',
+        '<b onclick="x()">b</b>',
+        "<p><div>x</div></p>",
+    ],
+)
 def test_the_browser_check_catches_unsafe_html(bad: str) -> None:
     """The html5lib check used on the corpus does fail on unsafe HTML (it is no empty test)."""
     with pytest.raises(AssertionError):

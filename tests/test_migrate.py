@@ -68,14 +68,30 @@ async def test_two_connections_racing_migrate_once(empty_database_url: str) -> N
     assert await _applied(empty_database_url) == expected
 
 
-async def test_processes_starting_at_once_migrate_once(empty_database_url: str,
-                                                       tmp_path: Path) -> None:
+async def test_processes_starting_at_once_migrate_once(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     """Four `kibitz migrate` processes started together all succeed; each migration runs once."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIBITZ_DATABASE_URL": empty_database_url,
-           "KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_SECRET_KEY": "x" * 32}
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "migrate", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT) for _ in range(4)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KIBITZ_DATABASE_URL": empty_database_url,
+        "KIBITZ_DATA_DIR": str(tmp_path),
+        "KIBITZ_SECRET_KEY": "x" * 32,
+    }
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server",
+            "migrate",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
     outputs = [(await p.communicate())[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert sum(o.startswith("applied") for o in outputs) == 1, outputs

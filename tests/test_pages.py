@@ -9,31 +9,57 @@ from typing import Any
 import httpx
 
 from db.comments import NewComment
-from server.discussion import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
-from server.markup import render_comment
+from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.markup import render_comment
 from tests.browser_view import by_class, by_id, comment_tree, form_values, parse, text_of
 from tests.conftest import Server, make_settings, serve
 
 
 async def add_post(server: Server, slug: str = "hello", title: str = "Hello", **extra: Any) -> None:
-    await server.state.posts.add(slug=slug, title=title, author=extra.pop("author", "Admin"),
-                                 body_html="<p>The body.</p>", **extra)
+    await server.state.posts.add(
+        slug=slug,
+        title=title,
+        author=extra.pop("author", "Admin"),
+        body_html="<p>The body.</p>",
+        **extra,
+    )
 
 
-async def add_comment(server: Server, uri: str, author: str, *, parent: int | None = None,
-                      status: str = "approved", created: datetime | None = None,
-                      email: str = "someone@example.org", website: str | None = None,
-                      text: str | None = None, address: str | None = None) -> int:
+async def add_comment(
+    server: Server,
+    uri: str,
+    author: str,
+    *,
+    parent: int | None = None,
+    status: str = "approved",
+    created: datetime | None = None,
+    email: str = "someone@example.org",
+    website: str | None = None,
+    text: str | None = None,
+    address: str | None = None,
+) -> int:
     text = text or f"Words by {author}"
-    comment, _ = await server.state.comments.add(uri, NewComment(
-        author=author, email=email, website=website, text=text, html=render_comment(text),
-        status=status, parent_id=parent, created=created, address=address,
-    ), create_thread=False)
+    comment, _ = await server.state.comments.add(
+        uri,
+        NewComment(
+            author=author,
+            email=email,
+            website=website,
+            text=text,
+            html=render_comment(text),
+            status=status,
+            parent_id=parent,
+            created=created,
+            address=address,
+        ),
+        create_thread=False,
+    )
     return int(comment.id)
 
 
-async def fill_and_post(client: httpx.AsyncClient, slug: str, path: str | None = None,
-                        **fields: str) -> httpx.Response:
+async def fill_and_post(
+    client: httpx.AsyncClient, slug: str, path: str | None = None, **fields: str
+) -> httpx.Response:
     """Load the page, fill in the form like a person, and submit it (no JavaScript)."""
     page = await client.get(path or f"/posts/{slug}")
     values = form_values(parse(page.text))
@@ -46,13 +72,22 @@ PERSON = {"author": "Ada", "email": "ada@example.org", "text": "Hello there"}
 
 async def test_index_lists_posts_newest_first_with_counts(server: Server) -> None:
     """The index shows every post newest first with author, date, categories and a count."""
-    await add_post(server, "older", "Older post", published=datetime(2011, 5, 24, tzinfo=UTC),
-                   categories=["Kitchen", "Notes"], author="Maren")
+    await add_post(
+        server,
+        "older",
+        "Older post",
+        published=datetime(2011, 5, 24, tzinfo=UTC),
+        categories=["Kitchen", "Notes"],
+        author="Maren",
+    )
     await add_post(server, "newer", "Newer post", published=datetime(2012, 1, 2, tzinfo=UTC))
     await server.state.posts.add(
-        slug="newest", title="Newest post", author="Admin",
+        slug="newest",
+        title="Newest post",
+        author="Admin",
         published=datetime(2013, 1, 2, tzinfo=UTC),
-        body_html="<h2>Start</h2><p>One.</p><p>Two &amp; <b>three</b>.</p>")
+        body_html="<h2>Start</h2><p>One.</p><p>Two &amp; <b>three</b>.</p>",
+    )
     await add_comment(server, "/posts/older", "A")
     await add_comment(server, "/posts/older", "B")
     await add_comment(server, "/posts/older", "Held", status="pending")
@@ -63,7 +98,10 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
     root = parse(page.text)
     summaries = by_class(root, "post-summary")
     assert [text_of(by_class(s, "post-summary__title")[0]) for s in summaries] == [
-        "Newest post", "Newer post", "Older post"]
+        "Newest post",
+        "Newer post",
+        "Older post",
+    ]
     counts = [text_of(by_class(s, "post-summary__comments")[0]) for s in summaries]
     assert counts == ["0 comments", "1 comment", "2 comments"]
     older = text_of(by_class(summaries[2], "post-meta")[0])
@@ -76,8 +114,9 @@ async def test_index_lists_posts_newest_first_with_counts(server: Server) -> Non
 async def test_post_page_numbers_and_nests_comments(server: Server) -> None:
     """Top-level comments are numbered 1, 2, 3; replies sit under their parents, oldest first."""
     await add_post(server)
-    first = await add_comment(server, "/posts/hello", "First",
-                              created=datetime(2011, 5, 24, 9, tzinfo=UTC))
+    first = await add_comment(
+        server, "/posts/hello", "First", created=datetime(2011, 5, 24, 9, tzinfo=UTC)
+    )
     reply = await add_comment(server, "/posts/hello", "Reply", parent=first)
     second = await add_comment(server, "/posts/hello", "Second")
     nested = await add_comment(server, "/posts/hello", "Nested", parent=reply)
@@ -86,8 +125,13 @@ async def test_post_page_numbers_and_nests_comments(server: Server) -> None:
     async with server.client() as client:
         page = await client.get("/posts/hello")
     root = parse(page.text)
-    assert comment_tree(root) == [(first, 1, "First"), (reply, 2, "Reply"), (nested, 3, "Nested"),
-                                  (second, 1, "Second"), (third, 1, "Third")]
+    assert comment_tree(root) == [
+        (first, 1, "First"),
+        (reply, 2, "Reply"),
+        (nested, 3, "Nested"),
+        (second, 1, "Second"),
+        (third, 1, "Third"),
+    ]
     numbers = {}
     for li in by_class(root, "comment"):
         own = by_class(li.find("article"), "comment__number")  # type: ignore[arg-type]
@@ -104,7 +148,8 @@ async def test_post_page_numbers_and_nests_comments(server: Server) -> None:
 
 
 async def test_depth_limit_attaches_deeper_replies_at_the_deepest_level(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     """With KIBITZ_MAX_DEPTH=2 a reply to a reply is shown at level 2, saying whom it answers."""
     async with serve(make_settings(database_url, tmp_path, KIBITZ_MAX_DEPTH="2")) as server:
         await add_post(server)
@@ -115,8 +160,12 @@ async def test_depth_limit_attaches_deeper_replies_at_the_deepest_level(
         async with server.client() as client:
             page = await client.get("/posts/hello")
     root = parse(page.text)
-    assert comment_tree(root) == [(top, 1, "Top"), (level2, 2, "Level2"), (level3, 2, "Level3"),
-                                  (level4, 2, "Level4")]
+    assert comment_tree(root) == [
+        (top, 1, "Top"),
+        (level2, 2, "Level2"),
+        (level3, 2, "Level3"),
+        (level4, 2, "Level4"),
+    ]
     answers = by_class(by_id(root, f"comment-{level3}"), "comment__answers")  # type: ignore[arg-type]
     assert text_of(answers[0]) == "in reply to Level2"
     assert answers[0].find("a").get("href") == f"#comment-{level2}"  # type: ignore[union-attr]
@@ -124,11 +173,11 @@ async def test_depth_limit_attaches_deeper_replies_at_the_deepest_level(
 
 
 async def test_author_links_are_nofollow_unless_the_site_follows_them(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     """A commenter's website link is rel="nofollow ugc", or "ugc" with FOLLOW_AUTHOR_LINKS."""
     for follow, rel in (("false", "nofollow ugc"), ("true", "ugc")):
-        settings = make_settings(database_url, tmp_path / follow,
-                                 KIBITZ_FOLLOW_AUTHOR_LINKS=follow)
+        settings = make_settings(database_url, tmp_path / follow, KIBITZ_FOLLOW_AUTHOR_LINKS=follow)
         async with serve(settings) as server:
             if follow == "false":
                 await add_post(server)
@@ -147,8 +196,10 @@ async def test_reply_link_works_without_javascript(server: Server) -> None:
     parent = await add_comment(server, "/posts/hello", "Grace")
     async with server.client() as client:
         page = await client.get("/posts/hello")
-        reply_link = by_class(by_id(parse(page.text), f"comment-{parent}"),  # type: ignore[arg-type]
-                              "comment__reply")[0].get("href")
+        reply_link = by_class(
+            by_id(parse(page.text), f"comment-{parent}"),  # type: ignore[arg-type]
+            "comment__reply",
+        )[0].get("href")
         assert reply_link == f"/posts/hello?replytocom={parent}#respond"
         form_page = await client.get(f"/posts/hello?replytocom={parent}")
         root = parse(form_page.text)
@@ -158,8 +209,7 @@ async def test_reply_link_works_without_javascript(server: Server) -> None:
             page_with_odd = await client.get("/posts/hello", params={"replytocom": odd})
             assert page_with_odd.status_code == 200, odd
             assert form_values(parse(page_with_odd.text))["parent"] == ""
-        posted = await fill_and_post(client, "hello", f"/posts/hello?replytocom={parent}",
-                                     **PERSON)
+        posted = await fill_and_post(client, "hello", f"/posts/hello?replytocom={parent}", **PERSON)
         after = await client.get("/posts/hello")
     assert posted.status_code == 303
     new_id = int(posted.headers["location"].rsplit("-", 1)[1])
@@ -201,7 +251,7 @@ async def test_form_shows_fields_hint_and_allowed_tags(server: Server) -> None:
     assert labels["kibitz-text"] == "Comment (required)"
     assert text_of(by_id(root, "kibitz-email-hint")) == "will not be published"  # type: ignore[arg-type]
     tags = text_of(by_id(root, "kibitz-tags"))  # type: ignore[arg-type]
-    for tag in ("<a href=\"\" title=\"\">", "<blockquote cite=\"\">", "<code>", "<strong>"):
+    for tag in ('<a href="" title="">', '<blockquote cite="">', "<code>", "<strong>"):
         assert tag in tags
     form = by_class(root, "comment-form")[0]
     assert form.get("method") == "post" and form.get("action") == "/posts/hello/comments"
@@ -209,12 +259,12 @@ async def test_form_shows_fields_hint_and_allowed_tags(server: Server) -> None:
 
 
 async def test_published_comment_redirects_to_its_anchor_and_sets_edit_cookie(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     """A published comment answers 303 to #comment-{id} and the edit cookie edits it via the API."""
     await add_post(server)
     async with server.client() as client:
-        posted = await fill_and_post(client, "hello", **PERSON,
-                                     website="ada.example.org")
+        posted = await fill_and_post(client, "hello", **PERSON, website="ada.example.org")
         assert posted.status_code == 303
         location = posted.headers["location"]
         assert location.startswith("/posts/hello#comment-")
@@ -222,8 +272,11 @@ async def test_published_comment_redirects_to_its_anchor_and_sets_edit_cookie(
         cookie = next(c for c in client.cookies.jar if c.name == f"kibitz_edit_{comment_id}")
         assert cookie.path == "/posts/hello"
         page = await client.get(location)
-        edited = await client.patch(f"/api/comments/{comment_id}", json={"text": "Changed"},
-                                    headers={"Authorization": f"Bearer {cookie.value}"})
+        edited = await client.patch(
+            f"/api/comments/{comment_id}",
+            json={"text": "Changed"},
+            headers={"Authorization": f"Bearer {cookie.value}"},
+        )
     root = parse(page.text)
     card = by_id(root, f"comment-{comment_id}")
     assert card is not None and "Hello there" in text_of(card)
@@ -234,7 +287,8 @@ async def test_published_comment_redirects_to_its_anchor_and_sets_edit_cookie(
 
 
 async def test_held_comment_comes_back_with_the_moderation_notice(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     """Under moderation 'all' the form answers 303 to the post with the awaits-moderation notice."""
     async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")) as server:
         await add_post(server)
@@ -254,7 +308,7 @@ async def test_invalid_form_keeps_every_value_and_marks_every_field(server: Serv
     await add_post(server)
     typed = {
         "author": "   ",
-        "email": "not-an-address \"quoted\" <b>",
+        "email": 'not-an-address "quoted" <b>',
         "website": "javascript:alert(1)",
         "text": "\nFirst line with <script>alert('x')</script> & ümlauts\n\n  indented",
     }
@@ -276,8 +330,9 @@ async def test_invalid_form_keeps_every_value_and_marks_every_field(server: Serv
     assert by_class(root, "notice--error")
     # What the reader typed never becomes a script: the only scripts are kibitz's own files.
     scripts = [e for e in root.iter() if e.tag == "script"]
-    assert all((e.get("src") or "").startswith("/widget/") and not (e.text or "").strip()
-               for e in scripts), [e.get("src") for e in scripts]
+    assert all(
+        (e.get("src") or "").startswith("/widget/") and not (e.text or "").strip() for e in scripts
+    ), [e.get("src") for e in scripts]
 
 
 async def test_links_on_the_422_page_lead_back_to_the_post(server: Server) -> None:
@@ -334,22 +389,28 @@ async def test_invisible_spam_checks_hold_but_never_drop(database_url: str, tmp_
         await add_post(server)
         async with server.client() as client:
             fast = await fill_and_post(client, "hello", **{**PERSON, "text": "too fast"})
-            trap = await fill_and_post(client, "hello", **{**PERSON, "text": "honey",
-                                                           "subject": "buy now"})
-            no_token = await client.post("/posts/hello/comments",
-                                         data={**PERSON, "text": "no token"})
+            trap = await fill_and_post(
+                client, "hello", **{**PERSON, "text": "honey", "subject": "buy now"}
+            )
+            no_token = await client.post(
+                "/posts/hello/comments", data={**PERSON, "text": "no token"}
+            )
             page = await client.get("/posts/hello")
         held = {c.text: c.reason for c in await server.state.comments.with_status("pending")}
     for answer in (fast, trap, no_token):
         assert answer.status_code == 303
         assert answer.headers["location"] == "/posts/hello?notice=held#respond"
-    assert held == {"too fast": HELD_TOO_FAST, "honey": HELD_HONEYPOT,
-                    "no token": HELD_NO_FORM_TOKEN}
+    assert held == {
+        "too fast": HELD_TOO_FAST,
+        "honey": HELD_HONEYPOT,
+        "no token": HELD_NO_FORM_TOKEN,
+    }
     assert "too fast" not in page.text and "honey" not in page.text
 
 
-async def test_form_fill_time_lets_a_patient_person_through(database_url: str,
-                                                            tmp_path: Path) -> None:
+async def test_form_fill_time_lets_a_patient_person_through(
+    database_url: str, tmp_path: Path
+) -> None:
     """A form submitted after the minimum fill time is published normally."""
     import asyncio
 
@@ -383,22 +444,46 @@ async def test_rate_limited_form_keeps_the_text(database_url: str, tmp_path: Pat
 async def test_pages_never_show_private_fields_or_hidden_comments(server: Server) -> None:
     """E-mail, IP address and pending/spam/deleted comments never reach the index or the post."""
     await add_post(server)
-    shown = await add_comment(server, "/posts/hello", "Visible", email="visible@example.org",
-                              address="203.0.113.7", text="visible words")
+    shown = await add_comment(
+        server,
+        "/posts/hello",
+        "Visible",
+        email="visible@example.org",
+        address="203.0.113.7",
+        text="visible words",
+    )
     for status in ("pending", "spam", "deleted"):
-        await add_comment(server, "/posts/hello", f"{status}-author", status=status,
-                          email=f"{status}@example.org", text=f"{status} words",
-                          address="198.51.100.9")
-    deleted_parent = await add_comment(server, "/posts/hello", "Gone", text="gone words",
-                                       email="gone@example.org")
+        await add_comment(
+            server,
+            "/posts/hello",
+            f"{status}-author",
+            status=status,
+            email=f"{status}@example.org",
+            text=f"{status} words",
+            address="198.51.100.9",
+        )
+    deleted_parent = await add_comment(
+        server, "/posts/hello", "Gone", text="gone words", email="gone@example.org"
+    )
     await add_comment(server, "/posts/hello", "Child", parent=deleted_parent)
     await server.state.comments.change(deleted_parent, status="deleted")
     async with server.client() as client:
         pages = [await client.get("/posts/hello"), await client.get("/")]
     for page in pages:
-        for secret in ("visible@example.org", "203.0.113.7", "198.51.100.9", "gone@example.org",
-                       "pending words", "spam words", "deleted words", "gone words",
-                       "pending-author", "spam-author", "deleted-author", "Gone"):
+        for secret in (
+            "visible@example.org",
+            "203.0.113.7",
+            "198.51.100.9",
+            "gone@example.org",
+            "pending words",
+            "spam words",
+            "deleted words",
+            "gone words",
+            "pending-author",
+            "spam-author",
+            "deleted-author",
+            "Gone",
+        ):
             assert secret not in page.text, secret
     root = parse(pages[0].text)
     assert by_id(root, f"comment-{shown}") is not None
@@ -415,11 +500,14 @@ async def test_every_page_is_well_formed_html(server: Server) -> None:
     parent = await add_comment(server, "/posts/hello", "Grace", website="https://grace.example/")
     await add_comment(server, "/posts/hello", "Reply", parent=parent)
     async with server.client() as client:
-        pages = [await client.get("/"), await client.get("/posts/hello"),
-                 await client.get(f"/posts/hello?replytocom={parent}"),
-                 await client.get("/posts/hello?notice=held"),
-                 await fill_and_post(client, "hello", author="", email="x", text="t"),
-                 await client.get("/posts/missing")]
+        pages = [
+            await client.get("/"),
+            await client.get("/posts/hello"),
+            await client.get(f"/posts/hello?replytocom={parent}"),
+            await client.get("/posts/hello?notice=held"),
+            await fill_and_post(client, "hello", author="", email="x", text="t"),
+            await client.get("/posts/missing"),
+        ]
     for page in pages:
         parser = html5lib.HTMLParser(namespaceHTMLElements=False)
         parser.parse(page.text)
@@ -428,11 +516,12 @@ async def test_every_page_is_well_formed_html(server: Server) -> None:
 
 async def test_index_pages_through_older_posts(server: Server) -> None:
     """Past twenty posts the index links to older pages and back; a page past the end is 404."""
-    from server.pages import POSTS_PER_PAGE
+    from server.http.pages import POSTS_PER_PAGE
 
     for n in range(POSTS_PER_PAGE + 3):
-        await add_post(server, f"post-{n}", f"Post {n}",
-                       published=datetime(2020, 1, 1 + n, tzinfo=UTC))
+        await add_post(
+            server, f"post-{n}", f"Post {n}", published=datetime(2020, 1, 1 + n, tzinfo=UTC)
+        )
     async with server.client() as client:
         first = parse((await client.get("/")).text)
         older_href = by_class(first, "pager__older")[0].get("href") or ""
@@ -441,8 +530,10 @@ async def test_index_pages_through_older_posts(server: Server) -> None:
         nonsense = await client.get("/?page=x")
         superscript = await client.get("/?page=²")
     second = parse(second_page.text)
-    titles = [text_of(by_class(summary, "post-summary__title")[0])
-              for summary in by_class(second, "post-summary")]
+    titles = [
+        text_of(by_class(summary, "post-summary__title")[0])
+        for summary in by_class(second, "post-summary")
+    ]
     assert len(by_class(first, "post-summary")) == POSTS_PER_PAGE
     assert older_href == "/?page=2"
     assert titles == ["Post 2", "Post 1", "Post 0"]

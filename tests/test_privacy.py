@@ -9,27 +9,38 @@ import httpx
 from tests.conftest import make_settings, serve
 
 ADDRESS = "203.0.113.77"
-EMAILS = ("visible.person@example.org", "held.person@example.org", "gone.person@example.org",
-          "reply.person@example.org")
+EMAILS = (
+    "visible.person@example.org",
+    "held.person@example.org",
+    "gone.person@example.org",
+    "reply.person@example.org",
+)
 
 
-async def test_emails_and_addresses_never_reach_readers(database_url: str,
-                                                        tmp_path: Path) -> None:
+async def test_emails_and_addresses_never_reach_readers(database_url: str, tmp_path: Path) -> None:
     """Pages, /api/comments, /api/counts, /api/config and POST answers carry no e-mail or IP.
 
     The client address comes through a trusted proxy's X-Forwarded-For, so it is a distinctive
     one, and the test first proves the server did record it, so the search below can fail.
     """
-    settings = make_settings(database_url, tmp_path, KIBITZ_TRUSTED_PROXIES="127.0.0.1",
-                             KIBITZ_MODERATION="first-time")
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_TRUSTED_PROXIES="127.0.0.1", KIBITZ_MODERATION="first-time"
+    )
     async with serve(settings) as server:
         await server.state.posts.add(slug="p", title="P", author="A", body_html="<p>b</p>")
         headers = {"X-Forwarded-For": ADDRESS}
         answers: list[httpx.Response] = []
         async with server.client(headers=headers) as client:
+
             def comment(email: str, text: str, parent: int | None = None) -> dict[str, object]:
-                return {"uri": "/posts/p", "author": "Someone", "email": email, "text": text,
-                        "website": "https://someone.example/", "parent": parent}
+                return {
+                    "uri": "/posts/p",
+                    "author": "Someone",
+                    "email": email,
+                    "text": text,
+                    "website": "https://someone.example/",
+                    "parent": parent,
+                }
 
             # First-time commenters are held; approve one so its next comment is published.
             first = await client.post("/api/comments", json=comment(EMAILS[0], "first"))
@@ -42,11 +53,19 @@ async def test_emails_and_addresses_never_reach_readers(database_url: str,
             reply = await client.post("/api/comments", json=comment(EMAILS[3], "reply", gone_id))
             await server.state.comments.change(reply.json()["comment"]["id"], status="approved")
             await server.state.comments.change(gone_id, status="deleted")  # a placeholder now
-            form = await client.post("/posts/p/comments", data={
-                "author": "Formy", "email": "form.person@example.org", "text": "by form"})
+            form = await client.post(
+                "/posts/p/comments",
+                data={"author": "Formy", "email": "form.person@example.org", "text": "by form"},
+            )
             answers += [first, visible, held, gone, reply, form]
-            for path in ("/", "/posts/p", "/posts/p?replytocom=1", "/api/comments?uri=/posts/p",
-                         "/api/counts?uri=/posts/p&uri=/nothing", "/api/config"):
+            for path in (
+                "/",
+                "/posts/p",
+                "/posts/p?replytocom=1",
+                "/api/comments?uri=/posts/p",
+                "/api/counts?uri=/posts/p&uri=/nothing",
+                "/api/config",
+            ):
                 answers.append(await client.get(path))
 
         stored = await server.state.comments.get(visible.json()["comment"]["id"])

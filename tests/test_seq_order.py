@@ -19,8 +19,15 @@ COMMENTS_EACH = 8
 
 
 def new(text: str, parent: int | None = None) -> NewComment:
-    return NewComment(author="W", email="w@example.org", website=None, text=text,
-                      html=f"<p>{text}</p>", status="approved", parent_id=parent)
+    return NewComment(
+        author="W",
+        email="w@example.org",
+        website=None,
+        text=text,
+        html=f"<p>{text}</p>",
+        status="approved",
+        parent_id=parent,
+    )
 
 
 @pytest.fixture
@@ -36,7 +43,8 @@ async def dbs(pg_url: str) -> AsyncIterator[tuple[Database, Database]]:
 
 
 async def test_reader_following_the_cursor_sees_every_seq_once(
-        dbs: tuple[Database, Database]) -> None:
+    dbs: tuple[Database, Database],
+) -> None:
     """Concurrent writers on one thread; a reader advancing its cursor sees 1..n, no gaps.
 
     The reader does what a resuming live client does: ``events_since(cursor)``, then moves
@@ -57,7 +65,10 @@ async def test_reader_following_the_cursor_sees_every_seq_once(
             comment_id = await conn.fetchval(
                 "INSERT INTO comments (thread_id, author, email, text, html, status, created) "
                 "VALUES ($1, 'W', 'w@example.org', $2, $2, 'approved', $3) RETURNING id",
-                thread_id, text, now())
+                thread_id,
+                text,
+                now(),
+            )
             await record_events(conn, thread_id, [("comment.created", comment_id)])
             await asyncio.sleep(random.uniform(0, 0.01))
 
@@ -138,10 +149,11 @@ async def test_concurrent_deletes_remove_the_placeholder(dbs: tuple[Database, Da
         r1, _ = await store.add(uri, new("r1", parent.id), create_thread=False)
         r2, _ = await store.add(uri, new("r2", parent.id), create_thread=False)
         await store.change(parent.id, status="deleted")
-        results = await asyncio.gather(store.change(r1.id, status="deleted"),
-                                       store.change(r2.id, status="deleted"))
+        results = await asyncio.gather(
+            store.change(r1.id, status="deleted"), store.change(r2.id, status="deleted")
+        )
         events = [(e.type, e.comment_id) for _, _, batch in results for e in batch]
         assert ("comment.deleted", parent.id) in events
-        assert sorted(events) == sorted([("comment.deleted", parent.id),
-                                         ("comment.deleted", r1.id),
-                                         ("comment.deleted", r2.id)])
+        assert sorted(events) == sorted(
+            [("comment.deleted", parent.id), ("comment.deleted", r1.id), ("comment.deleted", r2.id)]
+        )

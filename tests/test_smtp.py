@@ -18,8 +18,8 @@ from db.database import connect
 from db.mail import MailStore, OutgoingMail
 from db.migrate import migrate
 from db.models import now
-from server.mailqueue import MailSender
-from server.smtp import PermanentFailure, SmtpTransport, TemporaryFailure
+from server.mail.queue import MailSender
+from server.mail.smtp import PermanentFailure, SmtpTransport, TemporaryFailure
 from tests.conftest import free_port
 from tests.test_mail import Inbox, until
 
@@ -36,10 +36,27 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made with the system's openssl."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -50,28 +67,42 @@ async def test_starttls_then_login_with_url_credentials(certificate: tuple[Path,
     server_tls.load_cert_chain(cert, key)
     seen: list[tuple[bytes, bytes, bool]] = []
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                      data: Any) -> AuthResult:
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         seen.append((data.login, data.password, session.ssl is not None))
         return AuthResult(success=data.password == b"p@ss word")
 
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_tls,
-                            require_starttls=True, auth_required=True,
-                            authenticator=authenticator)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
     await asyncio.to_thread(controller.start)
     try:
         url = f"smtp://mailer:p%40ss%20word@127.0.0.1:{port}"
         transport = SmtpTransport.from_url(url)
         trusting = ssl.create_default_context(cafile=str(cert))
-        transport = SmtpTransport(transport.host, transport.port, False, transport.username,
-                                  transport.password, tls_context=trusting)
+        transport = SmtpTransport(
+            transport.host,
+            transport.port,
+            False,
+            transport.username,
+            transport.password,
+            tls_context=trusting,
+        )
         await asyncio.to_thread(transport.send, message())
         # (aiosmtpd leaves smtplib's fallback to AUTH LOGIN hanging: a short timeout.)
-        wrong = SmtpTransport(transport.host, transport.port, False, "mailer", "nope",
-                              timeout=2, tls_context=trusting)
+        wrong = SmtpTransport(
+            transport.host, transport.port, False, "mailer", "nope", timeout=2, tls_context=trusting
+        )
         with pytest.raises(TemporaryFailure):
             await asyncio.to_thread(wrong.send, message())
         untrusted = SmtpTransport.from_url(url)  # the self-signed certificate is not trusted
@@ -86,8 +117,9 @@ async def test_starttls_then_login_with_url_credentials(certificate: tuple[Path,
 class Refusing(Inbox):
     """Refuses one recipient for good (550) and one for now (451)."""
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if address.startswith("gone@"):
             return "550 5.1.1 no such user"
         if address.startswith("busy@"):
@@ -100,8 +132,7 @@ async def test_transport_tells_permanent_from_temporary_refusals() -> None:
     """A 5xx for the recipient is permanent, a 4xx or a closed port temporary."""
     port = free_port()
     with pytest.raises(TemporaryFailure):  # nothing listens yet
-        await asyncio.to_thread(SmtpTransport.from_url(f"smtp://127.0.0.1:{port}").send,
-                                message())
+        await asyncio.to_thread(SmtpTransport.from_url(f"smtp://127.0.0.1:{port}").send, message())
     inbox = Refusing()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     await asyncio.to_thread(controller.start)
@@ -117,8 +148,7 @@ async def test_transport_tells_permanent_from_temporary_refusals() -> None:
     assert [m["To"] for m in inbox.messages] == ["reader@example.org"]
 
 
-async def test_queue_fails_refused_mail_and_still_sends_the_rest(
-        database_url: str) -> None:
+async def test_queue_fails_refused_mail_and_still_sends_the_rest(database_url: str) -> None:
     """A permanently refused mail is marked failed; a temporarily refused one waits; others go."""
     db = await connect(database_url)
     await migrate(db)
@@ -132,8 +162,14 @@ async def test_queue_fails_refused_mail_and_still_sends_the_rest(
             assert await store.enqueue(OutgoingMail(f"test:{n}", to, "s", "b"))
         assert not await store.enqueue(OutgoingMail("test:2", "ok@example.org", "s", "b"))
         transport = SmtpTransport.from_url(f"smtp://127.0.0.1:{port}")
-        sender = MailSender(store, transport.send, "kibitz@example.org", backoff_base=0.05,
-                            backoff_cap=0.1, poll=0.1)
+        sender = MailSender(
+            store,
+            transport.send,
+            "kibitz@example.org",
+            backoff_base=0.05,
+            backoff_cap=0.1,
+            poll=0.1,
+        )
         task = asyncio.create_task(sender.run())
         try:
             await until(lambda: len(inbox.messages) == 1)
@@ -145,7 +181,8 @@ async def test_queue_fails_refused_mail_and_still_sends_the_rest(
         async with db.read() as conn:
             busy = await conn.fetchrow(
                 "SELECT attempts, last_error FROM mail_queue WHERE recipient = $1",
-                "busy@example.org")
+                "busy@example.org",
+            )
         assert (status.sent, status.failed, status.waiting) == (1, 1, 1)
         assert busy["attempts"] >= 2 and "451" in busy["last_error"]
 
@@ -193,8 +230,14 @@ async def test_smtps_speaks_tls_from_the_first_byte(certificate: tuple[Path, Pat
     try:
         plain = SmtpTransport.from_url(f"smtps://127.0.0.1:{port}")
         assert plain.implicit_tls and SmtpTransport.from_url("smtps://mail.example").port == 465
-        trusting = SmtpTransport(plain.host, plain.port, True, None, None,
-                                 tls_context=ssl.create_default_context(cafile=str(cert)))
+        trusting = SmtpTransport(
+            plain.host,
+            plain.port,
+            True,
+            None,
+            None,
+            tls_context=ssl.create_default_context(cafile=str(cert)),
+        )
         await asyncio.to_thread(trusting.send, message())
         with pytest.raises(TemporaryFailure):  # the system does not trust a self-signed cert
             await asyncio.to_thread(plain.send, message())

@@ -41,10 +41,23 @@ def store(db: Database) -> CommentStore:
     return CommentStore(db)
 
 
-def new(text: str = "hello", *, status: str = "approved", parent: int | None = None,
-        email: str = "ada@example.org") -> NewComment:
-    return NewComment(author="Ada", email=email, website=None, text=text, html=f"<p>{text}</p>",
-                      status=status, parent_id=parent, address="192.0.2.7")
+def new(
+    text: str = "hello",
+    *,
+    status: str = "approved",
+    parent: int | None = None,
+    email: str = "ada@example.org",
+) -> NewComment:
+    return NewComment(
+        author="Ada",
+        email=email,
+        website=None,
+        text=text,
+        html=f"<p>{text}</p>",
+        status=status,
+        parent_id=parent,
+        address="192.0.2.7",
+    )
 
 
 async def add(store: CommentStore, uri: str = "/t", **kwargs: object) -> Comment:
@@ -70,10 +83,23 @@ async def shown(store: CommentStore, uri: str = "/t") -> dict[int, str]:
 
 def test_visible_states_shows_approved_and_placeholders_only_above_approved() -> None:
     """Approved comments are full; a hidden comment is a placeholder only above an approved one."""
-    rows = [(1, None, "deleted"), (2, 1, "approved"), (3, None, "spam"), (4, 3, "pending"),
-            (5, None, "deleted"), (6, 5, "deleted"), (7, 6, "approved"), (8, None, "pending")]
-    assert visible_states(rows) == {1: PLACEHOLDER, 2: FULL, 5: PLACEHOLDER, 6: PLACEHOLDER,
-                                    7: FULL}
+    rows = [
+        (1, None, "deleted"),
+        (2, 1, "approved"),
+        (3, None, "spam"),
+        (4, 3, "pending"),
+        (5, None, "deleted"),
+        (6, 5, "deleted"),
+        (7, 6, "approved"),
+        (8, None, "pending"),
+    ]
+    assert visible_states(rows) == {
+        1: PLACEHOLDER,
+        2: FULL,
+        5: PLACEHOLDER,
+        6: PLACEHOLDER,
+        7: FULL,
+    }
 
 
 def test_diff_events_follows_the_contract_table() -> None:
@@ -81,8 +107,12 @@ def test_diff_events_follows_the_contract_table() -> None:
     before = {1: FULL, 2: FULL, 3: FULL, 4: PLACEHOLDER}
     after = {1: FULL, 3: PLACEHOLDER, 4: FULL, 5: FULL}
     assert diff_events(before, after, edited=[1]) == [
-        ("comment.deleted", 2), ("comment.updated", 3), ("comment.approved", 4),
-        ("comment.approved", 5), ("comment.updated", 1)]
+        ("comment.deleted", 2),
+        ("comment.updated", 3),
+        ("comment.approved", 4),
+        ("comment.approved", 5),
+        ("comment.updated", 1),
+    ]
     assert diff_events({7: PLACEHOLDER}, {7: PLACEHOLDER}, edited=[7]) == []
 
 
@@ -109,7 +139,9 @@ async def test_deleted_comment_with_approved_reply_is_a_placeholder(store: Comme
     _, _, events = await store.change(reply2.id, status="spam")
     assert await shown(store) == {}
     assert [(e.type, e.comment_id) for e in events] == [
-        ("comment.deleted", parent.id), ("comment.deleted", reply2.id)]
+        ("comment.deleted", parent.id),
+        ("comment.deleted", reply2.id),
+    ]
 
 
 async def test_spam_with_approved_reply_is_a_placeholder(store: CommentStore) -> None:
@@ -175,7 +207,9 @@ async def test_placeholder_appears_when_a_held_reply_is_approved(store: CommentS
     await store.change(parent.id, status="deleted")
     _, _, events = await store.change(reply.id, status="approved")
     assert [(e.type, e.comment_id) for e in events] == [
-        ("comment.approved", parent.id), ("comment.approved", reply.id)]
+        ("comment.approved", parent.id),
+        ("comment.approved", reply.id),
+    ]
     assert await shown(store) == {parent.id: PLACEHOLDER, reply.id: FULL}
 
 
@@ -233,8 +267,9 @@ async def test_prune_keeps_each_threads_newest_event(store: CommentStore, db: Da
 
 async def test_counts_resolve_aliases_and_unknown_uris(store: CommentStore, db: Database) -> None:
     """Counts are approved comments per uri; an alias counts its thread; unknown uris are 0."""
-    await PostStore(db).add(slug="old", title="Old", author="A", body_html="",
-                            aliases=["/2010/07/old/"])
+    await PostStore(db).add(
+        slug="old", title="Old", author="A", body_html="", aliases=["/2010/07/old/"]
+    )
     await add(store, "/posts/old")
     await add(store, "/posts/old")
     await add(store, "/posts/old", status="pending")
@@ -247,8 +282,9 @@ async def test_counts_resolve_aliases_and_unknown_uris(store: CommentStore, db: 
 
 async def test_alias_finds_the_same_thread(store: CommentStore, db: Database) -> None:
     """A comment posted to an alias path lands in the post's thread, not a new one."""
-    post = await PostStore(db).add(slug="p", title="P", author="A", body_html="",
-                                   aliases=["/old/p"])
+    post = await PostStore(db).add(
+        slug="p", title="P", author="A", body_html="", aliases=["/old/p"]
+    )
     comment = await add(store, "/old/p")
     assert comment.thread_id == post.thread_id
 
@@ -289,14 +325,16 @@ async def test_duplicate_slug_is_a_conflict(db: Database) -> None:
         await posts.add(slug="same", title="B", author="B", body_html="")
     with pytest.raises(Conflict):
         async with db.transaction() as conn:
-            await conn.execute("INSERT INTO threads (uri, created) VALUES ($1, $2)",
-                               "/posts/same", now())
+            await conn.execute(
+                "INSERT INTO threads (uri, created) VALUES ($1, $2)", "/posts/same", now()
+            )
 
 
 async def test_concurrent_first_comments_create_one_thread(store: CommentStore) -> None:
     """Many first comments racing on a new uri end up in one thread with seqs 1..n."""
-    results = await asyncio.gather(*(store.add("/race", new(text=str(i)), create_thread=True)
-                                      for i in range(12)))
+    results = await asyncio.gather(
+        *(store.add("/race", new(text=str(i)), create_thread=True) for i in range(12))
+    )
     assert len({c.thread_id for c, _ in results}) == 1
     assert sorted(e.seq for _, events in results for e in events) == list(range(1, 13))
 
@@ -313,8 +351,10 @@ async def test_reads_see_only_committed_writes(store: CommentStore, db: Database
 async def test_add_many_writes_one_event_per_approved_comment(store: CommentStore) -> None:
     """A bulk insert is one transaction whose approved comments get created events in order."""
     ids = await store.add_many("/bulk", [new("a"), new("b", status="pending"), new("c")])
-    assert await events_of(store, "/bulk") == [(1, "comment.created", ids[0]),
-                                               (2, "comment.created", ids[2])]
+    assert await events_of(store, "/bulk") == [
+        (1, "comment.created", ids[0]),
+        (2, "comment.created", ids[2]),
+    ]
     assert set(await shown(store, "/bulk")) == {ids[0], ids[2]}
 
 
@@ -322,8 +362,10 @@ async def test_a_failed_commit_leaves_the_database_usable(db: Database) -> None:
     """A constraint that fails only at COMMIT is a Conflict, and the next write still works."""
     async with db.transaction() as conn:
         await conn.execute("CREATE TABLE probe_parent (id INTEGER PRIMARY KEY)")
-        await conn.execute("CREATE TABLE probe_child (parent_id INTEGER REFERENCES probe_parent "
-                           "(id) DEFERRABLE INITIALLY DEFERRED)")
+        await conn.execute(
+            "CREATE TABLE probe_child (parent_id INTEGER REFERENCES probe_parent "
+            "(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
     with pytest.raises(Conflict):
         async with db.transaction() as conn:
             await conn.execute("INSERT INTO probe_child (parent_id) VALUES (42)")
@@ -334,7 +376,6 @@ async def test_a_failed_commit_leaves_the_database_usable(db: Database) -> None:
         assert await conn.fetchval("SELECT COUNT(*) FROM probe_child") == 1
 
 
-
 async def test_thread_lookup_sees_each_commit_at_once(store: CommentStore) -> None:
     """The fast thread lookup (inline on SQLite) never answers from an older snapshot."""
     for expected in range(1, 6):
@@ -343,15 +384,17 @@ async def test_thread_lookup_sees_each_commit_at_once(store: CommentStore) -> No
         assert thread is not None and thread.last_seq == expected
 
 
-async def test_comments_arriving_together_each_get_their_own_outcome(
-        store: CommentStore) -> None:
+async def test_comments_arriving_together_each_get_their_own_outcome(store: CommentStore) -> None:
     """Concurrent comments on one thread (group-committed) each get their own comment or error."""
     parent = await add(store, text="parent")
     held = await add(store, text="held", status="pending")
-    requests = [new(f"c{i}", parent=(held.id if i % 5 == 0 else parent.id if i % 2 else None))
-                for i in range(30)]
-    outcomes = await asyncio.gather(*(store.add("/t", r, create_thread=False) for r in requests),
-                                    return_exceptions=True)
+    requests = [
+        new(f"c{i}", parent=(held.id if i % 5 == 0 else parent.id if i % 2 else None))
+        for i in range(30)
+    ]
+    outcomes = await asyncio.gather(
+        *(store.add("/t", r, create_thread=False) for r in requests), return_exceptions=True
+    )
     for request, outcome in zip(requests, outcomes, strict=True):
         if request.parent_id == held.id:
             assert isinstance(outcome, InvalidParent)
@@ -363,17 +406,36 @@ async def test_comments_arriving_together_each_get_their_own_outcome(
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == 1 + 24
 
 
-async def test_a_refused_comment_does_not_fail_the_others_in_its_batch(
-        store: CommentStore) -> None:
+async def test_a_refused_comment_does_not_fail_the_others_in_its_batch(store: CommentStore) -> None:
     """A comment the database refuses (a duplicate import source) fails alone."""
-    await store.add("/t", NewComment(author="A", email="a@example.org", website=None, text="x",
-                                     html="x", status="approved", source="import:1"),
-                    create_thread=True)
-    batch = [NewComment(author="A", email="a@example.org", website=None, text=f"t{i}",
-                        html=f"t{i}", status="approved", source=f"import:{i}")
-             for i in range(1, 6)]
-    outcomes = await asyncio.gather(*(store.add("/t", n, create_thread=False) for n in batch),
-                                    return_exceptions=True)
+    await store.add(
+        "/t",
+        NewComment(
+            author="A",
+            email="a@example.org",
+            website=None,
+            text="x",
+            html="x",
+            status="approved",
+            source="import:1",
+        ),
+        create_thread=True,
+    )
+    batch = [
+        NewComment(
+            author="A",
+            email="a@example.org",
+            website=None,
+            text=f"t{i}",
+            html=f"t{i}",
+            status="approved",
+            source=f"import:{i}",
+        )
+        for i in range(1, 6)
+    ]
+    outcomes = await asyncio.gather(
+        *(store.add("/t", n, create_thread=False) for n in batch), return_exceptions=True
+    )
     assert isinstance(outcomes[0], Conflict)
     assert all(not isinstance(o, BaseException) for o in outcomes[1:])
     assert [seq for seq, _, _ in await events_of(store)] == [1, 2, 3, 4, 5]

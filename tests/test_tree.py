@@ -6,15 +6,28 @@ from datetime import UTC, datetime, timedelta
 
 from db.comments import FULL, PLACEHOLDER
 from db.models import Comment
-from server.tree import Node, build
+from server.discussion.tree import Node, build
 
 START = datetime(2026, 11, 29, tzinfo=UTC)
 
 
 def comment(cid: int, parent: int | None = None) -> Comment:
-    return Comment(id=cid, thread_id=1, parent_id=parent, author=f"a{cid}", email="", website=None,
-                   text="", html="", status="approved", reason=None, address=None, staff_id=None,
-                   created=START + timedelta(minutes=cid), edited=None)
+    return Comment(
+        id=cid,
+        thread_id=1,
+        parent_id=parent,
+        author=f"a{cid}",
+        email="",
+        website=None,
+        text="",
+        html="",
+        status="approved",
+        reason=None,
+        address=None,
+        staff_id=None,
+        created=START + timedelta(minutes=cid),
+        edited=None,
+    )
 
 
 def shape(nodes: list[Node]) -> list[tuple[int, int, int | None, list[object]]]:

@@ -6,8 +6,8 @@ import gzip
 import json
 import re
 
+from server.http.widget import SOURCES, Bundle, assemble
 from server.i18n import catalogue
-from server.widget import SOURCES, Bundle, assemble
 from tests.conftest import Server, make_settings, serve
 
 BUDGET = 15 * 1024
@@ -32,7 +32,7 @@ async def test_embed_js_is_gzipped_cached_briefly_and_under_budget(server: Serve
 
 async def test_versioned_urls_are_immutable_and_the_page_loads_its_script(server: Server) -> None:
     """The post page names /widget/page.<hash>.js (deferred); hashed URLs cache for a year."""
-    bundle: Bundle = server.state.extras["widget"]
+    bundle: Bundle = server.state.bundle
     await server.state.posts.add(slug="hello", title="Hello", author="Ada", body_html="<p>Hi</p>")
     async with server.client() as client:
         page = (await client.get("/posts/hello")).text
@@ -66,19 +66,26 @@ def test_bundle_is_csp_safe_and_carries_the_german_catalogue() -> None:
 
 async def test_cors_answers_allowed_origins_only(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Preflight and responses carry CORS for KIBITZ_ALLOWED_ORIGINS; others get none."""
-    settings = make_settings(database_url, tmp_path,
-                             KIBITZ_ALLOWED_ORIGINS="https://blog.example.com")
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_ALLOWED_ORIGINS="https://blog.example.com"
+    )
     async with serve(settings) as running, running.client() as client:
         allowed, other = "https://blog.example.com", "https://evil.example.net"
-        preflight = await client.options("/api/comments", headers={
-            "Origin": allowed, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type"})
+        preflight = await client.options(
+            "/api/comments",
+            headers={
+                "Origin": allowed,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == allowed
         assert "POST" in preflight.headers["access-control-allow-methods"]
         assert "access-control-allow-credentials" not in preflight.headers
-        refused = await client.options("/api/comments", headers={
-            "Origin": other, "Access-Control-Request-Method": "POST"})
+        refused = await client.options(
+            "/api/comments", headers={"Origin": other, "Access-Control-Request-Method": "POST"}
+        )
         assert refused.status_code == 403
         assert "access-control-allow-origin" not in refused.headers
         read = await client.get("/api/comments?uri=/a/", headers={"Origin": allowed})
@@ -93,7 +100,8 @@ async def test_cors_answers_allowed_origins_only(database_url: str, tmp_path) ->
         config = await client.get("/api/config", headers={"Origin": allowed})
         assert config.json()["origin_allowed"] is True
         # Errors carry CORS too, so the widget can show the field messages.
-        invalid = await client.post("/api/comments", json={"uri": "/a/"},
-                                    headers={"Origin": allowed})
+        invalid = await client.post(
+            "/api/comments", json={"uri": "/a/"}, headers={"Origin": allowed}
+        )
         assert invalid.status_code == 422
         assert invalid.headers["access-control-allow-origin"] == allowed

@@ -15,20 +15,26 @@ from typing import Any
 import html5lib
 import pytest
 
-from server.markup import render_comment, resanitise
-from server.validation import clean_text, has_lone_surrogate
+from server.discussion.markup import render_comment, resanitise
+from server.discussion.validation import clean_text, has_lone_surrogate
 from tests.conftest import IN_CI, ROOT, Server
 from tests.htmlcheck import XHTML, parse_fragment, problems, shape
 
 # ../shared beside the checkout (or beside the worktrees' folder, for a git worktree).
-CORPUS = next((p / "shared/corpus/xss/public-vectors.txt" for p in ROOT.parents
-               if (p / "shared/corpus/xss/public-vectors.txt").exists()),
-              ROOT.parent / "shared/corpus/xss/public-vectors.txt")
+CORPUS = next(
+    (
+        p / "shared/corpus/xss/public-vectors.txt"
+        for p in ROOT.parents
+        if (p / "shared/corpus/xss/public-vectors.txt").exists()
+    ),
+    ROOT.parent / "shared/corpus/xss/public-vectors.txt",
+)
 _ESCAPE = re.compile(r"\\(n|r|\\|u\{([0-9A-Fa-f]{1,6})\})")
 
 
 def decode(line: str) -> str:
     """Undo the corpus's line escapes (README): \\n, \\r, \\u{HEX}, and \\\\ before those."""
+
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)
         if code == "n":
@@ -119,20 +125,35 @@ async def test_every_vector_posted_through_http_is_safe_on_the_page(server: Serv
     """
     await server.state.posts.add(slug="xss", title="XSS", author="A", body_html="<p>x</p>")
     async with server.client() as client:
-        harmless = await client.post("/api/comments", json={
-            "uri": "/posts/xss", "author": "Ada", "email": "ada@example.org",
-            "text": "harmless <b>bold</b> https://example.com/\n\nsecond"})
+        harmless = await client.post(
+            "/api/comments",
+            json={
+                "uri": "/posts/xss",
+                "author": "Ada",
+                "email": "ada@example.org",
+                "text": "harmless <b>bold</b> https://example.com/\n\nsecond",
+            },
+        )
         assert harmless.status_code == 201
         baseline = _outside_bodies(html5lib.parse((await client.get("/posts/xss")).text))
 
         gate = asyncio.Semaphore(8)
 
         async def post(vector: str) -> tuple[str, int]:
-            body = json.dumps({"uri": "/posts/xss", "author": "Mallory",
-                               "email": "mallory@example.org", "text": vector})
+            body = json.dumps(
+                {
+                    "uri": "/posts/xss",
+                    "author": "Mallory",
+                    "email": "mallory@example.org",
+                    "text": vector,
+                }
+            )
             async with gate:
-                response = await client.post("/api/comments", content=body.encode(),
-                                             headers={"content-type": "application/json"})
+                response = await client.post(
+                    "/api/comments",
+                    content=body.encode(),
+                    headers={"content-type": "application/json"},
+                )
             return vector, response.status_code
 
         results = await asyncio.gather(*(post(v) for v in vectors()))

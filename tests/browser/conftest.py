@@ -21,14 +21,20 @@ import pytest
 
 from db.comments import NewComment
 from db.models import Comment, Post
-from server.markup import render_comment
-from server.uris import normalise_uri
+from server.discussion.markup import render_comment
+from server.discussion.uris import normalise_uri
 from tests.conftest import IN_CI, ROOT, Server, free_port, make_settings, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -93,18 +99,37 @@ class Kibitz:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def add_post(self, slug: str, title: str = "A post", body: str = "<p>Hello.</p>") -> Post:
-        return self.run(self.server.state.posts.add(slug=slug, title=title, author="Ada",
-                                                    body_html=body))
+        return self.run(
+            self.server.state.posts.add(slug=slug, title=title, author="Ada", body_html=body)
+        )
 
-    def add_comment(self, uri: str, text: str, *, author: str = "Grace", parent: int | None = None,
-                    status: str = "approved", email: str = "grace@example.org",
-                    created: Any = None) -> Comment:
+    def add_comment(
+        self,
+        uri: str,
+        text: str,
+        *,
+        author: str = "Grace",
+        parent: int | None = None,
+        status: str = "approved",
+        email: str = "grace@example.org",
+        created: Any = None,
+    ) -> Comment:
         async def add() -> Comment:
             comment, events = await self.server.state.comments.add(
-                normalise_uri(uri), NewComment(author=author, email=email, website=None, text=text,
-                                html=render_comment(text), status=status, parent_id=parent,
-                                address="192.0.2.7", created=created),
-                create_thread=True)
+                normalise_uri(uri),
+                NewComment(
+                    author=author,
+                    email=email,
+                    website=None,
+                    text=text,
+                    html=render_comment(text),
+                    status=status,
+                    parent_id=parent,
+                    address="192.0.2.7",
+                    created=created,
+                ),
+                create_thread=True,
+            )
             discussion = self.server.state.discussion
             for listener in discussion.listeners.events:  # what Discussion.submit does
                 await listener(events)
@@ -112,9 +137,9 @@ class Kibitz:
 
         return self.run(add())
 
-
     def set_status(self, comment_id: int, status: str) -> Comment:
         """Approve, delete or mark as spam as moderation does: commit, then tell listeners."""
+
         async def change() -> Comment:
             _, new, events = await self.server.state.comments.change(comment_id, status=status)
             for listener in self.server.state.discussion.listeners.events:
@@ -221,9 +246,13 @@ class TwoOrigins:
 def two_origins(tmp_path: Path, **env: str) -> TwoOrigins:
     port, host_port = free_port(), free_port()
     database = tmp_path / "kibitz.db"
-    settings = make_settings(f"sqlite:///{database}", tmp_path,
-                             KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                             KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}", **env)
+    settings = make_settings(
+        f"sqlite:///{database}",
+        tmp_path,
+        KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        KIBITZ_ALLOWED_ORIGINS=f"http://127.0.0.1:{host_port}",
+        **env,
+    )
     return TwoOrigins(settings, port, host_port, database)
 
 
@@ -239,11 +268,15 @@ def strict_csp(kibitz_url: str) -> str:
     """What the contract promises works: only kibitz's origins, nothing inline, no eval."""
     origin = kibitz_url
     ws = origin.replace("http://", "ws://")
-    return (f"default-src 'none'; script-src {origin}; style-src {origin}; "
-            f"connect-src {origin} {ws}; img-src {origin}")
+    return (
+        f"default-src 'none'; script-src {origin}; style-src {origin}; "
+        f"connect-src {origin} {ws}; img-src {origin}"
+    )
 
 
 def host_page(kibitz_url: str, body: str, *, lang: str = "en") -> str:
-    return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-            f"<title>A host page</title></head><body><h1>My blog</h1>{body}"
-            f'<script async src="{kibitz_url}/embed.js"></script></body></html>')
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f"<title>A host page</title></head><body><h1>My blog</h1>{body}"
+        f'<script async src="{kibitz_url}/embed.js"></script></body></html>'
+    )

@@ -16,8 +16,10 @@ class WithCSP:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         async def send_with_csp(message: Any) -> None:
             if message["type"] == "http.response.start" and scope["path"].startswith("/posts/"):
-                message["headers"] = [*message["headers"],
-                                      (b"content-security-policy", self.csp.encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"content-security-policy", self.csp.encode()),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_csp)
@@ -156,8 +158,9 @@ def test_the_widget_renders_the_markup_the_page_renders(browser: Any, site: Setu
     from tests.browser.widget_page import widget
 
     post = site.kibitz.add_post("shape", "Shape")
-    top = site.kibitz.add_comment(post.uri, "Top with <em>markup</em> and https://example.org",
-                                  author="Ann")
+    top = site.kibitz.add_comment(
+        post.uri, "Top with <em>markup</em> and https://example.org", author="Ann"
+    )
     site.kibitz.add_comment(post.uri, "A reply.\n\nTwo paragraphs.", author="Ben", parent=top.id)
     site.kibitz.add_comment(post.uri, "Second top.", author="Cy")
     ctx = browser.new_context(java_script_enabled=False)
@@ -169,8 +172,10 @@ def test_the_widget_renders_the_markup_the_page_renders(browser: Any, site: Setu
         server = page.locator("[data-comment-list]").evaluate(SHAPE)
     finally:
         ctx.close()
-    html = ('<!doctype html><html lang="en"><body><div data-kibitz-thread="/posts/shape"></div>'
-            f'<script async src="{site.kibitz.url}/embed.js"></script></body></html>')
+    html = (
+        '<!doctype html><html lang="en"><body><div data-kibitz-thread="/posts/shape"></div>'
+        f'<script async src="{site.kibitz.url}/embed.js"></script></body></html>'
+    )
     url = site.host.add("/shape", html)
     ctx = browser.new_context()
     page = ctx.new_page()

@@ -14,10 +14,12 @@ def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Set
     """Comments, replies and the form render in a shadow root; the strict CSP reports nothing."""
     first = site.kibitz.add_comment(THREAD, "First!", author="Ada")
     site.kibitz.add_comment(THREAD, "A reply.", author="Brian", parent=first.id)
-    site.kibitz.add_comment(THREAD, "Held back.", author="Mallory", status="pending",
-                            email="mallory@example.org")
-    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV),
-                        csp=strict_csp(site.kibitz.url))
+    site.kibitz.add_comment(
+        THREAD, "Held back.", author="Mallory", status="pending", email="mallory@example.org"
+    )
+    url = site.host.add(
+        "/post", host_page(site.kibitz.url, THREAD_DIV), csp=strict_csp(site.kibitz.url)
+    )
     ctx, page, problems = open_host(browser, url)
     try:
         reply = widget(page).locator(f"#comment-{first.id} ol.comment-list--children li.comment")
@@ -27,8 +29,11 @@ def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Set
         html = page.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot.innerHTML")
         assert "Mallory" not in html and "@example.org" not in html and "192.0.2" not in html
         # The stylesheet applied although the CSP forbids inline styles.
-        radius = widget(page).locator(".comment__card").first.evaluate(
-            "el => getComputedStyle(el).borderTopLeftRadius")
+        radius = (
+            widget(page)
+            .locator(".comment__card")
+            .first.evaluate("el => getComputedStyle(el).borderTopLeftRadius")
+        )
         assert radius == "10px"
         shot(page, "widget-light")
         assert problems == []
@@ -41,10 +46,12 @@ def test_counts_are_filled_with_one_request(browser: Any, site: Setup) -> None:
     site.kibitz.add_comment(THREAD, "One.")
     site.kibitz.add_comment(THREAD, "Two.")
     site.kibitz.add_comment("/other/", "Three.")
-    body = (f'<span id="a" data-kibitz-count="{THREAD}"></span>'
-            f'<span id="b" data-kibitz-count="/other/"></span>'
-            f'<span id="c" data-kibitz-count="{THREAD}"></span>'
-            '<span id="d" data-kibitz-count="/nothing-here/"></span>')
+    body = (
+        f'<span id="a" data-kibitz-count="{THREAD}"></span>'
+        f'<span id="b" data-kibitz-count="/other/"></span>'
+        f'<span id="c" data-kibitz-count="{THREAD}"></span>'
+        '<span id="d" data-kibitz-count="/nothing-here/"></span>'
+    )
     url = site.host.add("/index", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -115,8 +122,9 @@ def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> N
     site.kibitz.add_comment(THREAD, "Readable in the dark?")
     for theme in ("light", "dark"):
         body = f'<div data-kibitz-thread="{THREAD}" data-kibitz-theme="{theme}"></div>'
-        url = site.host.add(f"/{theme}", host_page(site.kibitz.url, body),
-                            csp=strict_csp(site.kibitz.url))
+        url = site.host.add(
+            f"/{theme}", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url)
+        )
         ctx, page, _ = open_host(browser, url)
         try:
             widget(page).locator("li.comment").wait_for()
@@ -140,8 +148,9 @@ def test_dark_theme_and_both_themes_pass_wcag_aa(browser: Any, site: Setup) -> N
 
 def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> None:
     """Tab reaches every field and the button, Enter posts, focus stays and is visible."""
-    url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV),
-                        csp=strict_csp(site.kibitz.url))
+    url = site.host.add(
+        "/post", host_page(site.kibitz.url, THREAD_DIV), csp=strict_csp(site.kibitz.url)
+    )
     ctx, page, problems = open_host(browser, url)
     active = "document.querySelector('[data-kibitz-thread]').shadowRoot.activeElement"
     try:
@@ -163,8 +172,10 @@ def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> 
         page.keyboard.type("Typed without a mouse.")
         page.keyboard.press("Tab")
         assert page.evaluate(f"{active}.type") == "submit"
-        outline = page.evaluate(f"(() => {{ const s = getComputedStyle({active}); "
-                                "return [s.outlineStyle, s.outlineWidth]; })()")
+        outline = page.evaluate(
+            f"(() => {{ const s = getComputedStyle({active}); "
+            "return [s.outlineStyle, s.outlineWidth]; })()"
+        )
         assert outline == ["solid", "3px"]
         shot(page, "widget-keyboard-focus")
         page.keyboard.press("Enter")
@@ -188,8 +199,9 @@ def test_keyboard_only_posting_with_visible_focus(browser: Any, site: Setup) -> 
         ctx.close()
 
 
-def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browser: Any,
-                                                                         site: Setup) -> None:
+def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(
+    browser: Any, site: Setup
+) -> None:
     """A 422 marks each field with its message; the draft comes back after a reload."""
     url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
     ctx, page, _ = open_host(browser, url)
@@ -205,8 +217,12 @@ def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browse
         email_error = w.locator("#kibitz-email-error").inner_text()
         assert email_error == "Please enter a valid e-mail address."
         assert w.locator("#kibitz-text").input_value() == "Something worth keeping."
-        assert page.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot"
-                             ".activeElement.id") == "kibitz-author"
+        assert (
+            page.evaluate(
+                "document.querySelector('[data-kibitz-thread]').shadowRoot.activeElement.id"
+            )
+            == "kibitz-author"
+        )
         shot(page, "widget-field-errors")
         page.reload()
         w.locator("#kibitz-text").wait_for()
@@ -219,8 +235,7 @@ def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(browse
 def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> None:
     """data-kibitz-lang=de (or the page's lang) switches every word to German."""
     site.kibitz.add_comment(THREAD, "Servus.")
-    url = site.host.add("/de", host_page(site.kibitz.url, THREAD_DIV,
-                                         lang="de"))
+    url = site.host.add("/de", host_page(site.kibitz.url, THREAD_DIV, lang="de"))
     ctx, page, _ = open_host(browser, url)
     try:
         widget(page).locator("li.comment").wait_for()
@@ -237,10 +252,17 @@ def test_a_hundred_comment_thread_renders_fast(browser: Any, site: Setup) -> Non
     ids: list[int] = []
     for i in range(100):
         parent = ids[i - 1] if i % 3 == 2 else None
-        ids.append(site.kibitz.add_comment(THREAD, f"Comment {i} with https://example.org/{i}",
-                                           author=f"Reader {i % 17}", parent=parent).id)
-    url = site.host.add("/big", host_page(site.kibitz.url, THREAD_DIV),
-                        csp=strict_csp(site.kibitz.url))
+        ids.append(
+            site.kibitz.add_comment(
+                THREAD,
+                f"Comment {i} with https://example.org/{i}",
+                author=f"Reader {i % 17}",
+                parent=parent,
+            ).id
+        )
+    url = site.host.add(
+        "/big", host_page(site.kibitz.url, THREAD_DIV), csp=strict_csp(site.kibitz.url)
+    )
     ctx, page, problems = open_host(browser, url)
     try:
         widget(page).locator("form[data-comment-form]").wait_for()
@@ -265,12 +287,15 @@ li, p, button { color: rgb(255, 0, 0) !important; font-size: 40px !important; }
 """
 
 
-def test_styles_are_isolated_both_ways_and_themable_by_custom_properties(browser: Any,
-                                                                          site: Setup) -> None:
+def test_styles_are_isolated_both_ways_and_themable_by_custom_properties(
+    browser: Any, site: Setup
+) -> None:
     """Host rules do not reach into the widget, its rules do not leak out; --kibitz-* do."""
     site.kibitz.add_comment(THREAD, "Styled by kibitz only.")
-    body = (f'<style>{HOSTILE_CSS}</style><div class="comment__card" id="host-card">host</div>'
-            + THREAD_DIV)
+    body = (
+        f'<style>{HOSTILE_CSS}</style><div class="comment__card" id="host-card">host</div>'
+        + THREAD_DIV
+    )
     url = site.host.add("/hostile", host_page(site.kibitz.url, body))
     ctx, page, _ = open_host(browser, url)
     try:
@@ -293,8 +318,10 @@ def test_several_threads_on_one_page_mount_independently(browser: Any, site: Set
     """Two containers on one page each show their own thread and form."""
     site.kibitz.add_comment("/one/", "In thread one.")
     site.kibitz.add_comment("/two/", "In thread two.")
-    body = ('<div id="one" data-kibitz-thread="/one/"></div>'
-            '<div id="two" data-kibitz-thread="/two/" data-kibitz-theme="dark"></div>')
+    body = (
+        '<div id="one" data-kibitz-thread="/one/"></div>'
+        '<div id="two" data-kibitz-thread="/two/" data-kibitz-theme="dark"></div>'
+    )
     url = site.host.add("/both", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
     ctx, page, problems = open_host(browser, url)
     try:
@@ -318,12 +345,19 @@ def test_imported_replies_dated_before_their_parent_still_nest(browser: Any, sit
     """Thread order comes from parent links first, dates second (imports get dates wrong)."""
     from datetime import UTC, datetime
 
-    parent = site.kibitz.add_comment(THREAD, "Parent, dated later.", author="Pat",
-                                     created=datetime(2011, 5, 1, tzinfo=UTC))
-    site.kibitz.add_comment(THREAD, "Reply, dated earlier.", author="Rey", parent=parent.id,
-                            created=datetime(2010, 5, 1, tzinfo=UTC))
-    site.kibitz.add_comment(THREAD, "Older top-level.", author="Old",
-                            created=datetime(2009, 5, 1, tzinfo=UTC))
+    parent = site.kibitz.add_comment(
+        THREAD, "Parent, dated later.", author="Pat", created=datetime(2011, 5, 1, tzinfo=UTC)
+    )
+    site.kibitz.add_comment(
+        THREAD,
+        "Reply, dated earlier.",
+        author="Rey",
+        parent=parent.id,
+        created=datetime(2010, 5, 1, tzinfo=UTC),
+    )
+    site.kibitz.add_comment(
+        THREAD, "Older top-level.", author="Old", created=datetime(2009, 5, 1, tzinfo=UTC)
+    )
     url = site.host.add("/import", host_page(site.kibitz.url, THREAD_DIV))
     ctx, page, _ = open_host(browser, url)
     try:
@@ -386,16 +420,20 @@ def test_an_unreachable_api_offers_to_try_again(browser: Any, site: Setup) -> No
         ctx.close()
 
 
-def test_without_constructable_stylesheets_a_link_to_kibitz_styles_it(browser: Any,
-                                                                      site: Setup) -> None:
+def test_without_constructable_stylesheets_a_link_to_kibitz_styles_it(
+    browser: Any, site: Setup
+) -> None:
     """Older browsers get a <link> to the versioned stylesheet, which the strict CSP allows."""
     site.kibitz.add_comment(THREAD, "Styled through a link.")
-    url = site.host.add("/old", host_page(site.kibitz.url, THREAD_DIV),
-                        csp=strict_csp(site.kibitz.url))
+    url = site.host.add(
+        "/old", host_page(site.kibitz.url, THREAD_DIV), csp=strict_csp(site.kibitz.url)
+    )
     ctx = browser.new_context()
     page = ctx.new_page()
-    page.add_init_script("delete Document.prototype.adoptedStyleSheets;"
-                         "delete ShadowRoot.prototype.adoptedStyleSheets;")
+    page.add_init_script(
+        "delete Document.prototype.adoptedStyleSheets;"
+        "delete ShadowRoot.prototype.adoptedStyleSheets;"
+    )
     problems: list[str] = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     try:

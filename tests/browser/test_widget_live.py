@@ -6,8 +6,8 @@ from typing import Any
 
 from db.comments import CommentStore, NewComment
 from db.database import connect
-from server.markup import render_comment
-from server.uris import normalise_uri
+from server.discussion.markup import render_comment
+from server.discussion.uris import normalise_uri
 from tests.browser.conftest import (
     Setup,
     host_page,
@@ -24,8 +24,10 @@ from tests.conftest import free_port, start_process, stop_process
 
 def test_two_readers_one_posts_the_other_sees_it_live(browser: Any, site: Setup) -> None:
     """A comment posted in one reader's widget appears in place for the other, announced."""
-    body = (f'<div data-kibitz-thread="{THREAD}" data-kibitz-title="Social media"></div>'
-            f'<p>Comments: <span data-kibitz-count="{THREAD}"></span></p>')
+    body = (
+        f'<div data-kibitz-thread="{THREAD}" data-kibitz-title="Social media"></div>'
+        f'<p>Comments: <span data-kibitz-count="{THREAD}"></span></p>'
+    )
     url = site.host.add("/post", host_page(site.kibitz.url, body), csp=strict_csp(site.kibitz.url))
     ctx_a, alice, problems_a = open_host(browser, url)
     ctx_b, bob, problems_b = open_host(browser, url)
@@ -38,7 +40,8 @@ def test_two_readers_one_posts_the_other_sees_it_live(browser: Any, site: Setup)
         arrived.wait_for(timeout=5000)
         assert "Zoe" in arrived.inner_text()
         widget(bob).locator("[aria-live=polite]", has_text="New comment by Zoe").wait_for(
-            state="attached", timeout=3000)
+            state="attached", timeout=3000
+        )
         assert widget(bob).locator(".comments__title").inner_text() == "1 comment on “Social media”"
         assert bob.evaluate("document.activeElement === document.body")
         # The poster sees it once (its own response and the live event are one comment).
@@ -75,8 +78,12 @@ def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, s
         widget(alice).locator(".comment__body", has_text="First post").wait_for()
         widget(bob).locator(".comment__body", has_text="First post").wait_for()
         assert widget(bob).locator(".comment__edited").count() == 1
-        assert bob.evaluate("document.querySelector('[data-kibitz-thread]').shadowRoot"
-                            ".activeElement.className") == "comment__reply"
+        assert (
+            bob.evaluate(
+                "document.querySelector('[data-kibitz-thread]').shadowRoot.activeElement.className"
+            )
+            == "comment__reply"
+        )
         shot(alice, "widget-edited")
         delete = widget(alice).locator(".comment__delete-button")
         delete.click()
@@ -91,7 +98,8 @@ def test_own_comment_can_be_edited_and_deleted_and_others_see_it(browser: Any, s
 
 
 def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
-        browser: Any, tmp_path: Any) -> None:
+    browser: Any, tmp_path: Any
+) -> None:
     """Comments committed while the reader was cut off arrive on reconnect, each once."""
     origins = two_origins(tmp_path)
     settings, port, host_port = origins.settings, origins.port, origins.host_port
@@ -101,15 +109,23 @@ def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
         db = await connect(database)
         try:
             for text in texts:
-                await CommentStore(db).add(normalise_uri(THREAD), NewComment(
-                    author="Offline", email="o@example.org", website=None, text=text,
-                    html=render_comment(text), status="approved"), create_thread=True)
+                await CommentStore(db).add(
+                    normalise_uri(THREAD),
+                    NewComment(
+                        author="Offline",
+                        email="o@example.org",
+                        website=None,
+                        text=text,
+                        html=render_comment(text),
+                        status="approved",
+                    ),
+                    create_thread=True,
+                )
         finally:
             await db.close()
 
     with run_host(host_port) as host:
-        url = host.add("/post", host_page(f"http://127.0.0.1:{port}",
-                                          THREAD_DIV))
+        url = host.add("/post", host_page(f"http://127.0.0.1:{port}", THREAD_DIV))
         ctx = browser.new_context()
         page = ctx.new_page()
         try:
@@ -125,8 +141,12 @@ def test_resume_after_the_server_went_away_misses_nothing_and_doubles_nothing(
                 kibitz.add_comment(THREAD, "After the return.")
                 widget(page).locator("li.comment", has_text="After the return.").wait_for()
                 bodies = widget(page).locator(".comment__body").all_inner_texts()
-                assert bodies == ["Before the drop.", "Missed one.", "Missed two.",
-                                  "After the return."]
+                assert bodies == [
+                    "Before the drop.",
+                    "Missed one.",
+                    "Missed two.",
+                    "After the return.",
+                ]
                 shot(page, "widget-resumed")
         finally:
             ctx.close()
@@ -152,7 +172,7 @@ def test_a_reader_closed_with_4000_resumes_from_its_cursor(browser: Any, site: S
 
         async def stall() -> None:
             # The next event finds every reader's queue full: the hub cuts them off with 4000.
-            hub = site.kibitz.server.state.extras["live"].hub
+            hub = site.kibitz.server.state.live.hub
             for subscriber in hub.rooms[normalise_uri(THREAD)].subscribers:
                 subscriber.push = lambda frame: False
 
@@ -187,30 +207,39 @@ def test_reset_reloads_the_thread_when_the_cursor_is_unknown(browser: Any, tmp_p
             with run_kibitz(settings, port) as kibitz:
                 kibitz.add_comment(THREAD, "After the restore.")
                 widget(page).locator("li.comment", has_text="After the restore.").wait_for(
-                    timeout=15000)
+                    timeout=15000
+                )
                 wait_live(page)
                 assert widget(page).locator(".comment__body").all_inner_texts() == [
-                    "After the restore."]
+                    "After the restore."
+                ]
         finally:
             ctx.close()
 
 
-def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: Any,
-                                                                    tmp_path: Any) -> None:
+def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(
+    browser: Any, tmp_path: Any
+) -> None:
     """`kibitz serve` (live port apart): a strict-CSP host naming both origins works live."""
     port, live_port, host_port = free_port(), free_port(), free_port()
     kibitz = f"http://127.0.0.1:{port}"
-    env = {"KIBITZ_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
-           "KIBITZ_DATA_DIR": str(tmp_path),
-           "KIBITZ_PUBLIC_URL": kibitz, "KIBITZ_ALLOWED_ORIGINS": f"http://127.0.0.1:{host_port}",
-           "KIBITZ_MODERATION": "none", "KIBITZ_POST_RATE": "off", "KIBITZ_SECRET_KEY": "s" * 32}
+    env = {
+        "KIBITZ_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}",
+        "KIBITZ_DATA_DIR": str(tmp_path),
+        "KIBITZ_PUBLIC_URL": kibitz,
+        "KIBITZ_ALLOWED_ORIGINS": f"http://127.0.0.1:{host_port}",
+        "KIBITZ_MODERATION": "none",
+        "KIBITZ_POST_RATE": "off",
+        "KIBITZ_SECRET_KEY": "s" * 32,
+    }
     process = start_process(env, "--live-port", str(live_port), port=port)
     try:
         with run_host(host_port) as host:
-            csp = (f"default-src 'none'; script-src {kibitz}; style-src {kibitz}; "
-                   f"connect-src {kibitz} ws://127.0.0.1:{live_port}")
-            url = host.add("/post", host_page(kibitz, THREAD_DIV),
-                           csp=csp)
+            csp = (
+                f"default-src 'none'; script-src {kibitz}; style-src {kibitz}; "
+                f"connect-src {kibitz} ws://127.0.0.1:{live_port}"
+            )
+            url = host.add("/post", host_page(kibitz, THREAD_DIV), csp=csp)
             ctx_a, alice, problems_a = open_host(browser, url)
             ctx_b, bob, problems_b = open_host(browser, url)
             try:
@@ -218,7 +247,8 @@ def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: A
                 wait_live(bob, 2)
                 post_through(alice, "Via Port", "Through the live port.")
                 widget(bob).locator("li.comment--new", has_text="Through the live port.").wait_for(
-                    timeout=5000)
+                    timeout=5000
+                )
                 assert problems_a == [] and problems_b == []
             finally:
                 ctx_a.close()
@@ -227,8 +257,9 @@ def test_real_kibitz_serve_with_the_live_channel_on_a_port_of_its_own(browser: A
         stop_process(process)
 
 
-def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
-                                                                   tmp_path: Any) -> None:
+def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(
+    browser: Any, tmp_path: Any
+) -> None:
     """With KIBITZ_MAX_DEPTH=2, deeper replies attach at level 2 and say whom they answer."""
     origins = two_origins(tmp_path, KIBITZ_MAX_DEPTH="2")
     with run_host(origins.host_port) as host, run_kibitz(origins.settings, origins.port) as kibitz:
@@ -243,8 +274,11 @@ def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
             wait_live(page)
             live = kibitz.add_comment(THREAD, "Fourth, live.", author="Di", parent=third.id)
             widget(page).locator(f"#comment-{live.id}").wait_for()
-            ids = widget(page).locator(level_two).evaluate_all(
-                "items => items.map(li => Number(li.dataset.id))")
+            ids = (
+                widget(page)
+                .locator(level_two)
+                .evaluate_all("items => items.map(li => Number(li.dataset.id))")
+            )
             assert ids == [second.id, third.id, live.id]
             answers = widget(page).locator(f"{level_two} .comment__answers").all_inner_texts()
             assert answers == ["in reply to Ben", "in reply to Cy"]
@@ -254,8 +288,7 @@ def test_replies_beyond_max_depth_sit_beside_their_parent_live_too(browser: Any,
             ctx.close()
 
 
-def test_edit_and_delete_disappear_when_the_edit_window_closes(browser: Any,
-                                                               tmp_path: Any) -> None:
+def test_edit_and_delete_disappear_when_the_edit_window_closes(browser: Any, tmp_path: Any) -> None:
     """With KIBITZ_EDIT_WINDOW=5 the author's buttons go away after five seconds."""
     origins = two_origins(tmp_path, KIBITZ_EDIT_WINDOW="5")
     with run_host(origins.host_port) as host, run_kibitz(origins.settings, origins.port) as kibitz:
@@ -271,12 +304,19 @@ def test_edit_and_delete_disappear_when_the_edit_window_closes(browser: Any,
             ctx.close()
 
 
-def test_approval_and_moderation_show_in_place_and_pending_never_shows(browser: Any,
-                                                                       site: Setup) -> None:
+def test_approval_and_moderation_show_in_place_and_pending_never_shows(
+    browser: Any, site: Setup
+) -> None:
     """A held reply stays invisible; approved, it appears under its parent; spam removes it."""
     top = site.kibitz.add_comment(THREAD, "Top.", author="Ann")
-    held = site.kibitz.add_comment(THREAD, "Held reply with a link.", author="Hal",
-                                   parent=top.id, status="pending", email="hal@example.org")
+    held = site.kibitz.add_comment(
+        THREAD,
+        "Held reply with a link.",
+        author="Hal",
+        parent=top.id,
+        status="pending",
+        email="hal@example.org",
+    )
     url = site.host.add("/post", host_page(site.kibitz.url, THREAD_DIV))
     ctx, page, _ = open_host(browser, url)
     try:
@@ -287,7 +327,8 @@ def test_approval_and_moderation_show_in_place_and_pending_never_shows(browser: 
         arrived.wait_for(timeout=5000)
         assert "comment--new" in (arrived.get_attribute("class") or "")
         widget(page).locator("[aria-live=polite]", has_text="New comment by Hal").wait_for(
-            state="attached")
+            state="attached"
+        )
         shadow = widget(page).evaluate("el => el.shadowRoot.innerHTML")
         assert "hal@example.org" not in shadow and "192.0.2" not in shadow
         # Top deleted while it has a visible reply: a placeholder keeps the thread's shape.

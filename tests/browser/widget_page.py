@@ -14,8 +14,10 @@ def open_host(browser: Any, url: str, **context: Any) -> tuple[Any, Any, list[st
     page = ctx.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console: {msg.text}")
-            if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
     page.goto(url)
     return ctx, page, problems
 

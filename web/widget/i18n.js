@@ -1,5 +1,5 @@
 // Words in English and German. English is the message id itself; German comes from the
-// server's own catalogue (web/locale, the one the templates use), which server/widget.py
+// server's own catalogue (web/locale, the one the templates use), which server/http/widget.py
 // inlines here when it assembles the bundle, so a page and the widget say the same thing.
 const CATALOGUES = /*kibitz:catalogues*/{};
 

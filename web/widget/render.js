@@ -2,7 +2,7 @@
 // the widget share classes, styles and behaviour. The view adopts whatever list it is given
 // (server-rendered on a post page, empty in the widget) and keeps it in thread order: roots
 // and replies sorted by (created, id), replies under their parent, never deeper than
-// max_depth (deeper replies attach at the deepest level, as server/tree.py does).
+// max_depth (deeper replies attach at the deepest level, as server/discussion/tree.py does).
 
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -143,7 +143,7 @@ export class ThreadView {
 
   // Render a whole thread at once (widget load, or after a reset): one fragment, one reflow.
   // A parent is placed before its replies even when dates disagree (imports), and a reply
-  // chain that loops is broken at the top level, as server/tree.py does.
+  // chain that loops is broken at the top level, as server/discussion/tree.py does.
   render(comments) {
     const sorted = [...comments].sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id - b.id));
     const byId = new Map(sorted.map((c) => [c.id, c]));

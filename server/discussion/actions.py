@@ -1,0 +1,192 @@
+"""Posting and moderating comments: the policy between the HTTP edges and the stores.
+
+Both the HTML form and the JSON API come through here, so the rules (moderation policy, spam
+checks, thread creation, sanitising) cannot differ between them. Listeners run after the
+commit: the live hub publishes events, the moderation channel and mail learn of held comments.
+A listener that fails is logged and never undoes or fails the accepted comment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
+from db.models import Comment, Event, StaffMember, now
+from db.moderation import recent_duplicate
+from db.staff import StaffStore
+from server.discussion.lookalikes import impersonates
+from server.discussion.markup import count_links, render_comment
+from server.discussion.ratelimit import PostLimiter
+from server.discussion.validation import CommentInput
+from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from server.i18n import N_
+from server.settings import Settings
+
+log = logging.getLogger("kibitz.discussion")
+
+EventListener = Callable[[list[Event]], Awaitable[None]]
+CommentListener = Callable[[Comment], Awaitable[None]]
+ModeratedListener = Callable[[Comment, Comment, str], Awaitable[None]]
+
+# Reasons a comment is held, stored with it and shown to moderators.
+HELD_POLICY_ALL = N_("policy: every comment is held")
+HELD_FIRST_TIME = N_("first-time commenter")
+HELD_LINKS = N_("too many links")
+HELD_IMPERSONATION = N_("uses a staff member's name or e-mail")
+HELD_HONEYPOT = N_("honeypot field filled in")
+HELD_TOO_FAST = N_("form sent faster than a person types")
+HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
+HELD_DUPLICATE = N_("same text posted on this thread moments ago")
+
+ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
+
+
+@dataclass
+class Listeners:
+    events: list[EventListener] = field(default_factory=list)
+    held: list[CommentListener] = field(default_factory=list)
+    moderated: list[ModeratedListener] = field(default_factory=list)
+
+
+async def _notify(listeners: list, *args: object) -> None:
+    for listener in listeners:
+        try:
+            await listener(*args)
+        except Exception:  # a listener must never fail a committed write
+            log.exception("after-commit listener %r failed", listener)
+
+
+class Discussion:
+    def __init__(
+        self, settings: Settings, comments: CommentStore, staff: StaffStore, limiter: PostLimiter
+    ) -> None:
+        self.settings = settings
+        self.comments = comments
+        self.staff = staff
+        self.limiter = limiter
+        self.listeners = Listeners()
+
+    async def _limit(self, address: str | None) -> None:
+        if address is None or not self.limiter.items:
+            return
+        try:
+            await self.limiter.hit(address)
+        except RateLimited:
+            raise
+        except Exception:
+            # The limit store (Redis) is down: accepting comments must not depend on it.
+            log.warning("rate limit store unavailable; comment from %s not limited", address)
+
+    async def _decide(
+        self, data: CommentInput, html: str, staff: StaffMember | None, held: str | None
+    ) -> tuple[str, str | None]:
+        if staff is not None:
+            return "approved", None
+        if held:
+            return "pending", held
+        if impersonates(data.author, data.email, await self.staff.identities()):
+            return "pending", HELD_IMPERSONATION
+        policy = self.settings.moderation
+        if policy == "none":
+            return "approved", None
+        if policy == "all":
+            return "pending", HELD_POLICY_ALL
+        if count_links(html) >= self.settings.max_links:
+            return "pending", HELD_LINKS
+        if not await self.comments.has_approved_email(data.email):
+            return "pending", HELD_FIRST_TIME
+        return "approved", None
+
+    async def submit(
+        self,
+        uri: str,
+        data: CommentInput,
+        *,
+        address: str | None,
+        staff: StaffMember | None = None,
+        may_create_thread: bool = False,
+        held: str | None = None,
+        title: str | None = None,
+    ) -> Comment:
+        """Validate against the thread, decide the status, commit, then tell listeners.
+
+        ``held`` is a reason found by the edge (honeypot, fill time): such a comment is kept
+        as pending with that reason, never thrown away.
+        """
+        if staff is None:
+            await self._limit(address)
+            window = timedelta(seconds=self.settings.duplicate_window)
+            if (
+                held is None
+                and window
+                and await recent_duplicate(self.comments.db, uri, data.text, now() - window)
+            ):
+                held = HELD_DUPLICATE
+        # Sanitising is CPU work that grows with nesting; keep it off the event loop.
+        html = await asyncio.to_thread(render_comment, data.text)
+        status, reason = await self._decide(data, html, staff, held)
+        new = NewComment(
+            author=staff.name if staff else data.author,
+            email=(staff.email or data.email) if staff else data.email,
+            website=data.website,
+            text=data.text,
+            html=html,
+            status=status,
+            parent_id=data.parent,
+            reason=reason,
+            address=address,
+            staff_id=staff.id if staff else None,
+        )
+        try:
+            comment, events = await self.comments.add(
+                uri, new, create_thread=may_create_thread or staff is not None, title=title
+            )
+        except UnknownThread:
+            raise Forbidden(
+                N_(
+                    "This page may not start a discussion here: its site is not "
+                    "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS)."
+                )
+            ) from None
+        except InvalidParent:
+            raise ValidationFailed(
+                fields={"parent": N_("The comment you reply to does not exist or is not visible.")}
+            ) from None
+        await _notify(self.listeners.events, events)
+        if comment.status == "pending":
+            await _notify(self.listeners.held, comment)
+        return comment
+
+    async def moderate(self, comment_id: int, action: str, by: StaffMember) -> Comment:
+        """Approve, mark as spam or delete; readers see the change through the events."""
+        status = ACTIONS[action]
+        try:
+            old, new, events = await self.comments.change(comment_id, status=status)
+        except UnknownComment:
+            raise NotFound(f"There is no comment {comment_id}.") from None
+        await _notify(self.listeners.events, events)
+        await _notify(self.listeners.moderated, old, new, by.name)
+        return new
+
+    async def edit(self, comment_id: int, text: str) -> Comment:
+        html = await asyncio.to_thread(render_comment, text)
+        try:
+            _, new, events = await self.comments.change(
+                comment_id, text=text, html=html, edited=now()
+            )
+        except UnknownComment:
+            raise NotFound(f"There is no comment {comment_id}.") from None
+        await _notify(self.listeners.events, events)
+        return new
+
+    async def remove(self, comment_id: int) -> Comment:
+        try:
+            _, new, events = await self.comments.change(comment_id, status="deleted")
+        except UnknownComment:
+            raise NotFound(f"There is no comment {comment_id}.") from None
+        await _notify(self.listeners.events, events)
+        return new

@@ -1,0 +1,90 @@
+"""The JSON shapes of the contract, built in one place so nothing private slips out.
+
+``public_comment`` is the only way a comment reaches a reader (pages, JSON, feeds, live
+events). It never reads ``email``, ``address``, ``reason`` or ``text``; a placeholder carries
+no author, text or website at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from db.comments import FULL, PLACEHOLDER
+from db.models import Comment
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
+    if state == PLACEHOLDER or comment.status != "approved":
+        return {
+            "id": comment.id,
+            "parent": comment.parent_id,
+            "author": "",
+            "website": None,
+            "html": "",
+            "created": iso(comment.created),
+            "edited": None,
+            "status": "deleted",
+            "staff": False,
+        }
+    return {
+        "id": comment.id,
+        "parent": comment.parent_id,
+        "author": comment.author,
+        "website": comment.website,
+        "html": comment.html,
+        "created": iso(comment.created),
+        "edited": iso(comment.edited),
+        "status": "approved",
+        "staff": comment.staff,
+    }
+
+
+def own_comment(comment: Comment) -> dict[str, Any]:
+    """What the commenter who just wrote or edited a comment sees of it, held or not.
+
+    They typed it, so they see their text even while it awaits moderation; still never the
+    e-mail, address or the reason it was held.
+    """
+    if comment.status == "approved":
+        return public_comment(comment)
+    return {
+        **public_comment(comment),
+        "author": comment.author,
+        "website": comment.website,
+        "html": comment.html,
+        "edited": iso(comment.edited),
+        "status": comment.status,
+        "staff": comment.staff,
+    }
+
+
+def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
+    """The contract's ``S``: what staff see in the queue, private fields included."""
+    shaped = (
+        public_comment(comment)
+        if comment.status == "approved"
+        else {
+            **public_comment(comment),
+            "author": comment.author,
+            "website": comment.website,
+            "html": comment.html,
+            "edited": iso(comment.edited),
+            "staff": comment.staff,
+        }
+    )
+    shaped.update(
+        status=comment.status,
+        email=comment.email,
+        address=comment.address,
+        reason=comment.reason,
+        text=comment.text,
+        thread_id=comment.thread_id,
+    )
+    if uri is not None:
+        shaped["uri"] = uri
+    return shaped

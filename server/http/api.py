@@ -1,0 +1,214 @@
+"""The JSON API under ``/api``: what the post pages' script, the widget and operators use."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from db.comments import visible_states
+from db.models import StaffMember
+from db.moderation import ModerationStore
+from server.auth.identity import authorise_edit, current_staff, require_staff
+from server.discussion.shapes import own_comment, public_comment, staff_comment
+from server.discussion.uris import normalise_uri
+from server.discussion.validation import validate_comment, validate_text
+from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from server.http import origins
+from server.http.bodies import read_json
+from server.http.clients import client_address
+from server.state import state_of
+
+MAX_COUNT_URIS = 100
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _uri_param(request: Request) -> str:
+    uri = request.query_params.get("uri")
+    if not uri:
+        raise BadRequest(
+            "Give the thread as ?uri=/path/of/the/page.", fields={"uri": "This is required."}
+        )
+    return normalise_uri(uri)
+
+
+async def _audit(
+    request: Request, staff: StaffMember | None, action: str, target: str, detail: str | None = None
+) -> None:
+    """Record a staff action in the audit log."""
+    if staff is not None:
+        await state_of(request).audit.record(staff.id, staff.name, action, target, detail)
+
+
+async def read_comments(request: Request) -> Response:
+    state = state_of(request)
+    uri = _uri_param(request)
+    thread, cursor = await state.comments.cursor(uri)
+    if thread is None:
+        return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
+    cached = state.cache.get(thread.id, cursor)
+    if cached is None:
+        # The comments and their cursor come from one snapshot, and the body is cached under
+        # that cursor (a write may have committed since ``cursor`` was read above).
+        cursor, comments = await state.comments.visible_with_cursor(thread.id)
+        states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+        body = {
+            "uri": thread.uri,
+            "count": sum(1 for c in comments if c.status == "approved"),
+            "cursor": cursor,
+            "comments": [public_comment(c, states[c.id]) for c in comments],
+        }
+        cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        state.cache.put(thread.id, cursor, cached)
+    return Response(cached, media_type="application/json")
+
+
+async def post_comment(request: Request) -> Response:
+    state = state_of(request)
+    origin = request.headers.get("origin")
+    if not origins.allowed(state.settings, request, origin):
+        raise Forbidden(
+            "This site is not allowed to post comments here "
+            "(add its origin to KIBITZ_ALLOWED_ORIGINS)."
+        )
+    data = await read_json(request)
+    staff = await current_staff(request)
+    raw_uri = data.get("uri")
+    if not isinstance(raw_uri, str) or not raw_uri.strip():
+        fields = {"uri": "Give the page's path, such as /2010/07/social-media/."}
+        try:
+            validate_comment(data)
+        except ValidationFailed as exc:  # report every field at once
+            fields.update(exc.fields)
+        raise ValidationFailed(fields=fields)
+    uri = normalise_uri(raw_uri)
+    entry = validate_comment(data)
+    is_post = await state.posts.exists_for_uri(uri)
+    may_create = is_post or (origin is not None) or staff is not None
+    title = data.get("title") if isinstance(data.get("title"), str) else None
+    comment = await state.discussion.submit(
+        uri,
+        entry,
+        address=client_address(request, state.settings.trusted_proxies),
+        staff=staff,
+        may_create_thread=may_create,
+        title=(title or "")[:300] or None,
+    )
+    await _audit(request, staff, "post", f"comment {comment.id}", uri)
+    if data.get("notify") is True and state.mail is not None:
+        await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
+    return _json(
+        {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
+        status=201,
+    )
+
+
+async def _comment_or_404(request: Request) -> Any:
+    state = state_of(request)
+    comment = await state.comments.get(request.path_params["id"])
+    if comment is None:
+        raise NotFound(f"There is no comment {request.path_params['id']}.")
+    return comment
+
+
+async def edit_comment(request: Request) -> Response:
+    state = state_of(request)
+    comment = await _comment_or_404(request)
+    staff = await authorise_edit(request, comment)
+    if comment.status not in ("approved", "pending"):
+        raise NotFound(f"There is no comment {comment.id}.")
+    text = validate_text(await read_json(request))
+    updated = await state.discussion.edit(comment.id, text)
+    await _audit(request, staff, "edit", f"comment {comment.id}")
+    return _json({"comment": own_comment(updated)})
+
+
+async def delete_comment(request: Request) -> Response:
+    state = state_of(request)
+    comment = await _comment_or_404(request)
+    staff = await authorise_edit(request, comment)
+    if comment.status == "deleted":
+        return Response(status_code=204)
+    if staff is not None:
+        # As moderation, so open queues drop it and the audit log records who did it.
+        await state.discussion.moderate(comment.id, "delete", staff)
+    else:
+        await state.discussion.remove(comment.id)
+    return Response(status_code=204)
+
+
+async def moderate(request: Request) -> Response:
+    state = state_of(request)
+    staff = await require_staff(request)
+    action = request.path_params["action"]
+    if action not in ("approve", "spam", "delete"):
+        raise NotFound("Actions are approve, spam and delete.")
+    comment = await state.discussion.moderate(request.path_params["id"], action, staff)
+    return _json({"comment": staff_comment(comment)})
+
+
+async def moderation_queue(request: Request) -> Response:
+    state = state_of(request)
+    await require_staff(request)
+    status = request.query_params.get("status", "pending")
+    if status not in ("pending", "approved", "spam", "deleted"):
+        raise BadRequest(
+            "status is one of pending, approved, spam, deleted.",
+            fields={"status": "Unknown status."},
+        )
+    # One query: each comment comes with its thread's uri (no lookup per thread).
+    found = await ModerationStore(state.db).search(status, limit=200)
+    return _json({"status": status, "comments": [staff_comment(c, uri) for c, uri in found]})
+
+
+async def counts(request: Request) -> Response:
+    state = state_of(request)
+    raw = request.query_params.getlist("uri")
+    if not raw:
+        raise BadRequest("Give one or more ?uri= parameters.")
+    if len(raw) > MAX_COUNT_URIS:
+        raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
+    normalised = {u: normalise_uri(u) for u in raw}
+    found = await state.comments.counts(sorted(set(normalised.values())))
+    return _json({u: found.get(n, 0) for u, n in normalised.items()})
+
+
+async def config(request: Request) -> Response:
+    state = state_of(request)
+    settings = state.settings
+    return _json(
+        {
+            "notify": state.mail is not None,  # offer "notify me of replies" (mail is on)
+            "live_url": state.live_url,
+            "language": settings.language,
+            "edit_window": settings.edit_window,
+            "moderation": settings.moderation,
+            "max_depth": settings.max_depth,
+            "follow_author_links": settings.follow_author_links,
+            # Whether the asking page may embed the widget; it shows a clear refusal otherwise.
+            "origin_allowed": origins.allowed(settings, request, request.headers.get("origin")),
+        }
+    )
+
+
+routes = [
+    Route("/api/comments", read_comments, methods=["GET"]),
+    Route("/api/comments", post_comment, methods=["POST"]),
+    Route("/api/comments/{id:int}", edit_comment, methods=["PATCH"]),
+    Route("/api/comments/{id:int}", delete_comment, methods=["DELETE"]),
+    Route("/api/comments/{id:int}/{action:str}", moderate, methods=["POST"]),
+    Route("/api/moderation", moderation_queue, methods=["GET"]),
+    Route("/api/counts", counts, methods=["GET"]),
+    Route("/api/config", config, methods=["GET"]),
+]

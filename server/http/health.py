@@ -1,0 +1,27 @@
+"""``/healthz``: 200 while the database answers; says how the optional parts are doing."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from db.errors import DatabaseError
+from server.state import state_of
+
+
+async def healthz(request: Request) -> JSONResponse:
+    state = state_of(request)
+    body: dict[str, object] = {"status": "ok", "database": "ok"}
+    status = 200
+    try:
+        await state.db.ping()
+    except DatabaseError as exc:
+        body.update(status="unavailable", database=str(exc))
+        status = 503
+    for name, check in state.health.items():
+        body[name] = await check()
+    return JSONResponse(body, status_code=status)
+
+
+routes = [Route("/healthz", healthz)]

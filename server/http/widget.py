@@ -1,0 +1,172 @@
+"""The browser code: ``web/widget``'s source modules assembled into one script per entry.
+
+No Node toolchain. The modules are plain ES modules (so a browser can also load them one by
+one while someone works on them); assembling drops their ``import`` lines and ``export``
+keywords, puts them in dependency order inside one function scope, inlines the stylesheet
+and the German catalogue, minifies with rjsmin/rcssmin and gzips once, at start-up.
+
+URLs: ``/embed.js`` is the contract's address and is cached briefly (a new release reaches
+every host page within minutes); the same bytes under ``/widget/embed.<hash>.js``, and the
+post page's ``/widget/page.<hash>.js``, are cached for a year as immutable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rcssmin  # type: ignore[import-untyped]
+import rjsmin  # type: ignore[import-untyped]
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import NotFound
+from server.i18n import catalogue
+from server.state import state_of
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ROOT / "web" / "widget"
+# Dependency order: a module only uses names from modules above it.
+MODULES = ("i18n.js", "api.js", "render.js", "live.js", "own.js", "form.js", "thread.js")
+ENTRIES = ("embed", "page")
+# Server-side messages the widget shows beside fields or in notices: translated like pages do.
+MESSAGE_SOURCES = (
+    ROOT / "server" / "discussion" / "validation.py",
+    ROOT / "server" / "errors.py",
+    ROOT / "server" / "discussion" / "actions.py",
+)
+SHORT_CACHE = "public, max-age=300"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+_IMPORT = re.compile(r"^import\s.*?;\s*$", re.MULTILINE)
+_EXPORT = re.compile(r"^export\s+(?=(?:async\s+)?function|class|const|let)", re.MULTILINE)
+_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file as served: its minified bytes, their gzip, and a content hash for the URL."""
+
+    name: str
+    suffix: str
+    body: bytes
+    gzipped: bytes
+    media_type: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:12]
+
+    @property
+    def url(self) -> str:
+        return f"/widget/{self.name}.{self.digest}.{self.suffix}"
+
+
+def _module(name: str) -> str:
+    source = (SOURCES / name).read_text(encoding="utf-8")
+    return _EXPORT.sub("", _IMPORT.sub("", source))
+
+
+def widget_catalogues(sources: str) -> dict[str, dict[str, Any]]:
+    """German words the browser code uses, the server's catalogue winning where both have one.
+
+    ``web/widget/de.json`` holds the words only the widget says; everything the templates also
+    say comes from ``web/locale`` so a page and the widget never word one thing differently.
+    """
+    own = json.loads((SOURCES / "de.json").read_text(encoding="utf-8"))
+    server = catalogue("de")
+    used = set(_STRING.findall(sources))
+    for path in MESSAGE_SOURCES:
+        if path.exists():
+            used.update(_STRING.findall(path.read_text(encoding="utf-8")))
+    words = dict(own)
+    words.update({key: value for key, value in server.items() if key in used or key in own})
+    return {"de": words}
+
+
+def assemble(entry: str) -> str:
+    """The readable (unminified) script for one entry: its modules and its own file."""
+    modules = [_module(name) for name in (*MODULES, f"{entry}.js")]
+    body = "\n".join(modules)
+    css = rcssmin.cssmin((SOURCES / "widget.css").read_text(encoding="utf-8"))
+    catalogues = json.dumps(widget_catalogues(body), ensure_ascii=False, separators=(",", ":"))
+    body = body.replace("/*kibitz:catalogues*/{}", catalogues, 1)
+    body = body.replace('/*kibitz:css*/""', json.dumps(css, ensure_ascii=False), 1)
+    body = body.replace('/*kibitz:css-url*/""', json.dumps(_css_asset().url), 1)
+    return f'(() => {{\n"use strict";\n{body}\n}})();\n'
+
+
+def _css_asset() -> Asset:
+    css = rcssmin.cssmin((SOURCES / "widget.css").read_text(encoding="utf-8")).encode()
+    return _asset("widget", "css", css, "text/css; charset=utf-8")
+
+
+def _asset(name: str, suffix: str, body: bytes, media_type: str) -> Asset:
+    return Asset(name, suffix, body, gzip.compress(body, compresslevel=9, mtime=0), media_type)
+
+
+class Bundle:
+    """Every browser asset, built once per process (in lifespan) and kept in memory."""
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+        for entry in ENTRIES:
+            script = rjsmin.jsmin(assemble(entry)).encode()
+            self.assets[entry] = _asset(entry, "js", script, "text/javascript; charset=utf-8")
+        self.assets["widget"] = _css_asset()
+
+    @property
+    def embed_gzipped_size(self) -> int:
+        """All the widget loads from kibitz besides API data: embed.js (CSS is inside)."""
+        return len(self.assets["embed"].gzipped)
+
+
+def _serve(request: Request, asset: Asset, cache: str) -> Response:
+    etag = f'"{asset.digest}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": cache,
+        "Vary": "Accept-Encoding",
+        "X-Content-Type-Options": "nosniff",
+        # Host pages on other origins load this; say so explicitly.
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+def _bundle(request: Request) -> Bundle:
+    return state_of(request).bundle
+
+
+async def embed(request: Request) -> Response:
+    return _serve(request, _bundle(request).assets["embed"], SHORT_CACHE)
+
+
+async def versioned(request: Request) -> Response:
+    """``/widget/{name}.{hash}.{suffix}``: immutable when the hash is current.
+
+    An old hash (a page cached across a release) still gets the current file, briefly cached,
+    rather than a 404 that would leave a reader without comments.
+    """
+    name, digest, suffix = (request.path_params[k] for k in ("name", "digest", "suffix"))
+    asset = _bundle(request).assets.get(name)
+    if asset is None or asset.suffix != suffix:
+        raise NotFound()
+    return _serve(request, asset, IMMUTABLE if digest == asset.digest else SHORT_CACHE)
+
+
+routes = [
+    Route("/embed.js", embed, methods=["GET", "HEAD"]),
+    Route("/widget/{name:str}.{digest:str}.{suffix:str}", versioned, methods=["GET", "HEAD"]),
+]

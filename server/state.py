@@ -1,0 +1,72 @@
+"""What a request handler may use: one typed object per process, built in ``lifespan``.
+
+Every service is a field, present in every process (mail is ``None`` only when
+``KIBITZ_SMTP_URL`` is unset, which is a setting, not a missing plugin). Handlers reach it
+through :func:`state_of`, the one way in. The services are built and started by
+:func:`server.app.open_state`; this module only names them, so importing it costs nothing
+and creates no import cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+from starlette.requests import HTTPConnection
+
+if TYPE_CHECKING:
+    from db.audit import AuditLog
+    from db.comments import CommentStore
+    from db.database import Database
+    from db.moderation import ModerationStore
+    from db.posts import PostStore
+    from db.staff import StaffStore
+    from realtime.publisher import Live
+    from server.auth.credentials import EditTokens
+    from server.auth.sessions import Sessions
+    from server.discussion.actions import Discussion
+    from server.discussion.cache import ThreadCache
+    from server.discussion.ratelimit import PostLimiter
+    from server.http.widget import Bundle
+    from server.mail.notifications import Mail
+    from server.settings import Settings
+    from server.templates import Templates
+
+HealthCheck = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class State:
+    """Everything a request handler may use; built once per process."""
+
+    settings: Settings
+    db: Database
+    comments: CommentStore
+    posts: PostStore
+    staff: StaffStore
+    moderation: ModerationStore
+    audit: AuditLog
+    discussion: Discussion
+    templates: Templates
+    edit_tokens: EditTokens
+    sessions: Sessions
+    login_per_account: PostLimiter
+    login_per_address: PostLimiter
+    cache: ThreadCache
+    live: Live
+    bundle: Bundle
+    mail: Mail | None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    health: dict[str, HealthCheck] = field(default_factory=dict)
+
+    @property
+    def live_url(self) -> str:
+        """Where browsers open the live channel (``/api/config``, the admin's CSP)."""
+        return self.live.url
+
+
+def state_of(conn: HTTPConnection) -> State:
+    """The process's :class:`State`, from any request or websocket."""
+    return cast("State", conn.app.state.kibitz)
