@@ -17,3 +17,9 @@ class Conflict(DatabaseError):
 
 class Unavailable(DatabaseError):
     """The database cannot be reached; the operator should check it is running."""
+
+
+class InvalidValue(DatabaseError):
+    """The driver refused a value it was given (an id past 64 bits, NUL in text, a lone
+    surrogate). The boundary in ``server/discussion/values.py`` should have refused it first;
+    this is the last guard, answered as a 400 rather than a 500."""

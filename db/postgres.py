@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from db.database import Row
-from db.errors import Conflict, DatabaseError, Unavailable
+from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
 
 log = logging.getLogger("kibitz.db")
 
@@ -24,9 +24,16 @@ _CONNECTION_ERRORS = (
 )
 
 
+# Values PostgreSQL (class 22, "data exception": NUL in text, bigint out of range) or asyncpg
+# itself ("invalid input for query argument", the same class) cannot take.
+_INVALID_VALUES = (asyncpg.exceptions.DataError,)
+
+
 def _translate(exc: Exception) -> DatabaseError:
     if isinstance(exc, asyncpg.exceptions.IntegrityConstraintViolationError):
         return Conflict(str(exc))
+    if isinstance(exc, _INVALID_VALUES):
+        return InvalidValue(str(exc))
     if isinstance(exc, _CONNECTION_ERRORS):
         return Unavailable(f"PostgreSQL did not answer: {exc}")
     return DatabaseError(str(exc))

@@ -20,19 +20,31 @@ from typing import Any
 import aiosqlite
 
 from db.database import Row
-from db.errors import Conflict, DatabaseError, Unavailable
+from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 def _adapt_datetime(value: datetime) -> str:
-    # One fixed, sortable format: text comparisons in SQL then order like the instants.
+    """One fixed, sortable format (``0999-01-02T03:04:05.000006Z``) both engines read back.
+
+    Text comparisons in SQL then order like the instants. ``strftime("%Y")`` would write the
+    year 999 as "999", which ``fromisoformat`` refuses on every later read: pad by hand.
+    """
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the database")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond:06d}Z"
+    )
 
 
 sqlite3.register_adapter(datetime, _adapt_datetime)
+
+
+# What sqlite3 raises for an argument it cannot bind: an int past 64 bits, a lone surrogate.
+_INVALID_VALUES = (OverflowError, UnicodeEncodeError)
 
 
 def translate(sql: str) -> str:
@@ -51,6 +63,8 @@ class SQLiteConnection:
             raise Conflict(str(exc)) from exc
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except _INVALID_VALUES as exc:
+            raise InvalidValue(str(exc)) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
@@ -70,6 +84,8 @@ class SQLiteConnection:
             raise Conflict(str(exc)) from exc
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except _INVALID_VALUES as exc:
+            raise InvalidValue(str(exc)) from exc
 
     async def executescript(self, script: str) -> None:
         await self._conn.executescript(script)
@@ -141,6 +157,8 @@ class SQLiteDatabase:
                 return await conn.fetchrow(sql, *args)
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except _INVALID_VALUES as exc:
+            raise InvalidValue(str(exc)) from exc
         return rows[0] if rows else None
 
     @asynccontextmanager

@@ -40,9 +40,10 @@ from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
 from server.auth.identity import current_staff
-from server.discussion.uris import normalise_uri
-from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
+from server.discussion.values import MAX_ID, parse_int
+from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized, ValidationFailed
 from server.http import origins
+from server.http.params import query_uri
 from server.settings import Settings, origin_of
 from server.state import state_of
 
@@ -93,10 +94,10 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
     since: int | None = None
     if raw_since is not None:
         try:
-            since = int(raw_since)
-        except ValueError:
+            since = parse_int(raw_since, "since", low=0, high=MAX_ID)
+        except ValidationFailed:
             since = -1  # not a seq we ever gave out: the reader gets a reset
-    return Ask(moderation=False, uri=normalise_uri(uri), since=since)
+    return Ask(moderation=False, uri=query_uri(uri), since=since)
 
 
 # -- one connection: a receive task and a send task ----------------------------------------

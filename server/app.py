@@ -34,7 +34,7 @@ from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
 from server.discussion.cache import ThreadCache
 from server.discussion.ratelimit import PostLimiter
-from server.http import api, feeds, health, pages, widget
+from server.http import api, feeds, health, openapi, pages, widget
 from server.http.cors import CORS
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
@@ -129,6 +129,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *openapi.routes,
         *health.routes,
         *feeds.routes,
         *mail_pages.routes,

@@ -105,7 +105,7 @@ def handlers() -> dict[object, object]:
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse, Response
 
-    from db.errors import Conflict, DatabaseError, Unavailable
+    from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
 
     def render(request: object, error: KibitzError) -> Response:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
@@ -136,6 +136,10 @@ def handlers() -> dict[object, object]:
         if isinstance(exc, Conflict):
             error = KibitzError(N_("That conflicts with something that exists already."))
             error.status = 409
+        elif isinstance(exc, InvalidValue):
+            # The driver refused a value a client sent: the client's mistake, not ours.
+            logging.getLogger("kibitz").warning("refused a value the database cannot take: %s", exc)
+            error = BadRequest()
         elif isinstance(exc, Unavailable):
             error = KibitzError(
                 N_(

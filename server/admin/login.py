@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from server.admin.guard import first, read_multi_form, render, safe_next
 from server.auth.credentials import verify_password
+from server.discussion.values import plain
 from server.errors import Forbidden, RateLimited
 from server.http import origins
 from server.http.clients import client_address
@@ -59,7 +60,8 @@ async def login(request: Request) -> Response:
     if origin is not None and not origins.allowed_own(state.settings, request, origin):
         raise Forbidden(N_("Sign in from this site's own login page."))
     form = await read_multi_form(request)
-    name, password = first(form, "name").strip(), first(form, "password")
+    # A name with NUL or a lone surrogate names nobody (and PostgreSQL would refuse it).
+    name, password = plain(first(form, "name")).strip()[:200], first(form, "password")
     target = safe_next(first(form, "next"))
     context = {"next": target, "name": name}
     address = client_address(request, state.settings.trusted_proxies)

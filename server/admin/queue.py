@@ -14,7 +14,9 @@ from starlette.routing import Route
 from db.models import StaffMember
 from server.admin.guard import Form, first, live_moderation_url, render, staff_page
 from server.discussion.validation import CommentInput, validate_text
+from server.discussion.values import id_or_none, plain
 from server.errors import BadRequest, NotFound, ValidationFailed
+from server.http.params import query_int
 from server.i18n import N_
 from server.state import state_of
 
@@ -22,6 +24,7 @@ LISTS = ("pending", "approved", "spam", "deleted")
 # What each bulk action does; "restore" takes a spam or deleted comment back to approved.
 BULK_ACTIONS = {"approve": "approve", "spam": "spam", "delete": "delete", "restore": "approve"}
 PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
 # The empty item the queue page carries as a <template> for comments that arrive live.
 BLANK = {
     **dict.fromkeys(("id", "author", "email", "website", "address", "reason", "html", "text"), ""),
@@ -31,11 +34,8 @@ BLANK = {
 
 async def _list_page(request: Request, member: StaffMember, status: str) -> Response:
     admin = state_of(request)
-    query = request.query_params.get("q", "")[:200]
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        page = 1
+    query = plain(request.query_params.get("q", ""))[:200]
+    page = query_int(request.query_params, "page", low=1, high=MAX_PAGE, default=1)
     found = await admin.moderation.search(
         status, query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
@@ -78,7 +78,7 @@ async def moderate(request: Request, member: StaffMember, form: Form) -> Respons
     action = first(form, "action")
     if action not in BULK_ACTIONS:
         raise BadRequest(N_("The actions are approve, spam, delete and restore."))
-    ids = [int(v) for v in form.get("ids", []) if v.isdigit()]
+    ids = [i for i in map(id_or_none, form.get("ids", [])) if i is not None]
     if not ids:
         raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
@@ -95,7 +95,7 @@ async def reply(request: Request, member: StaffMember, form: Form) -> Response:
     """Answer a comment as yourself: a held one is approved first, the reply is published
     at once with the staff badge."""
     state = state_of(request)
-    comment_id = int(request.path_params["id"])
+    comment_id: int = request.path_params["id"]
     target = await state.comments.get(comment_id)
     if target is None:
         raise NotFound(f"There is no comment {comment_id}.")

@@ -18,7 +18,8 @@ from db.errors import Conflict
 from db.models import StaffMember
 from server.admin.guard import Form, first, render, staff_page
 from server.auth.credentials import hash_password, new_api_token
-from server.errors import BadRequest, NotFound
+from server.discussion.values import email, plain
+from server.errors import BadRequest, NotFound, ValidationFailed
 from server.i18n import N_
 from server.state import state_of
 
@@ -64,7 +65,9 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
         errors["role"] = N_("Choose admin or moderator.")
     if len(password) < MIN_PASSWORD:
         errors["password"] = N_("Use at least 8 characters.")
-    if values["email"] and "@" not in values["email"]:
+    try:
+        values["email"] = email(values["email"], "email", required=False)
+    except ValidationFailed:
         errors["email"] = N_("Enter an e-mail address, or leave it empty.")
     if not errors:
         hashed = await asyncio.to_thread(hash_password, password)
@@ -84,7 +87,7 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
 
 @staff_page("admin")
 async def disable_account(request: Request, member: StaffMember, form: Form) -> Response:
-    staff_id = int(request.path_params["id"])
+    staff_id: int = request.path_params["id"]
     if staff_id == member.id:
         raise BadRequest(N_("You cannot disable your own account; ask another admin."))
     disabled = await state_of(request).staff.disable(staff_id)
@@ -100,7 +103,7 @@ async def disable_account(request: Request, member: StaffMember, form: Form) -> 
 async def create_token(request: Request, member: StaffMember, form: Form) -> Response:
     """Make a token for an account and show it this once."""
     state = state_of(request)
-    owner_name = first(form, "owner").strip()
+    owner_name = plain(first(form, "owner")).strip()
     label = first(form, "label").strip()[:100] or None
     found = await state.staff.by_name(owner_name)
     if found is None:
@@ -120,7 +123,7 @@ async def create_token(request: Request, member: StaffMember, form: Form) -> Res
 
 @staff_page("admin")
 async def revoke_token(request: Request, member: StaffMember, form: Form) -> Response:
-    token_id = int(request.path_params["id"])
+    token_id: int = request.path_params["id"]
     if not await state_of(request).staff.revoke_token(token_id):
         raise NotFound(N_("There is no token in use with that id."))
     await state_of(request).audit.record(

@@ -7,7 +7,7 @@ no author, text or website at all.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from db.comments import FULL, PLACEHOLDER
@@ -15,7 +15,10 @@ from db.models import Comment
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``0999-01-02T03:04:05Z``: ``isoformat`` pads the year, ``strftime("%Y")`` does not."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:

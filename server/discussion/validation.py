@@ -6,24 +6,41 @@ one round. Messages are English here and translated at the edge (pages, widget).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from server.discussion import values
+from server.discussion.values import (
+    MAX_AUTHOR,
+    MAX_EMAIL,
+    MAX_TEXT,
+    MAX_TITLE,
+    MAX_WEBSITE,
+    has_lone_surrogate,
+)
 from server.errors import ValidationFailed
 from server.i18n import N_
 
-# The limits are spelled out in the messages below too, so that they can be translated.
-MAX_AUTHOR, MAX_EMAIL, MAX_WEBSITE, MAX_TEXT = 100, 254, 500, 10_000
-_EMAIL = re.compile(
-    r"^[^@\s\"<>(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
-)
+__all__ = [
+    "MAX_AUTHOR",
+    "MAX_EMAIL",
+    "MAX_TEXT",
+    "MAX_TITLE",
+    "MAX_WEBSITE",
+    "CommentInput",
+    "clean_text",
+    "has_lone_surrogate",
+    "normalise_website",
+    "validate_comment",
+    "validate_text",
+    "validate_title",
+]
+
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 _CONTROL[127] = None
+TEXT_TOO_LONG = N_("Please shorten your comment to at most 10,000 characters.")
 
 
 @dataclass(frozen=True)
@@ -35,22 +52,6 @@ class CommentInput:
     parent: int | None
 
 
-def _as_text(value: Any) -> str | None:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def has_lone_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def clean_text(value: str) -> str:
     """Drop control characters no one types on purpose (NUL breaks PostgreSQL text)."""
     return unicodedata.normalize("NFC", value.translate(_CONTROL))
@@ -58,89 +59,55 @@ def clean_text(value: str) -> str:
 
 def normalise_website(value: str) -> str | None:
     """``Example.com`` → ``https://example.com/``; returns None when it is no http(s) URL."""
-    value = value.strip()
-    if not value:
-        return None
-    if "://" not in value:
-        value = "https://" + value
-    parts = urlsplit(value)
+    return values.web_address(value)
+
+
+def _check(errors: dict[str, str], name: str, check: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one field's boundary function, collecting its message instead of stopping."""
     try:
-        port = parts.port
-    except ValueError:
+        return check(*args, **kwargs)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if any(c.isspace() for c in value) or (
-        "." not in parts.hostname and parts.hostname != "localhost"
-    ):
-        return None
-    try:
-        host = parts.hostname.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    netloc = host + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     """Return the cleaned input, or raise :class:`ValidationFailed` naming every bad field."""
     errors: dict[str, str] = {}
-    values: dict[str, str] = {}
-    for name in ("author", "email", "website", "text"):
-        raw = _as_text(data.get(name))
-        if raw is None:
-            errors[name] = N_("This must be text.")
-            continue
-        if has_lone_surrogate(raw):
-            errors[name] = N_("This contains characters that are not valid text.")
-            continue
-        values[name] = clean_text(raw)
-
-    author = values.get("author", "").strip()
-    if "author" not in errors:
-        if not author:
-            errors["author"] = N_("Please enter your name.")
-        elif len(author) > MAX_AUTHOR:
-            errors["author"] = N_("Please use at most 100 characters.")
-
-    email = values.get("email", "").strip()
-    if "email" not in errors:
-        if not email:
-            errors["email"] = N_("Please enter your e-mail address.")
-        elif len(email) > MAX_EMAIL or not _EMAIL.match(email):
-            errors["email"] = N_("Please enter a valid e-mail address.")
-
-    website: str | None = None
-    raw_site = values.get("website", "").strip()
-    if "website" not in errors and raw_site:
-        if len(raw_site) > MAX_WEBSITE:
-            errors["website"] = N_("Please use at most 500 characters.")
-        else:
-            website = normalise_website(raw_site)
-            if website is None or len(website) > MAX_WEBSITE:
-                errors["website"] = N_(
-                    "Please enter a web address starting with http:// or https://."
-                )
-
-    text = values.get("text", "").strip()
-    if "text" not in errors:
-        if not text:
-            errors["text"] = N_("Please write a comment.")
-        elif len(text) > MAX_TEXT:
-            errors["text"] = N_("Please shorten your comment to at most 10,000 characters.")
-
+    author = _check(
+        errors,
+        "author",
+        values.clean_text,
+        data.get("author"),
+        "author",
+        max_length=MAX_AUTHOR,
+        required=N_("Please enter your name."),
+        too_long=N_("Please use at most 100 characters."),
+        single_line=True,
+    )
+    email = _check(errors, "email", values.email, data.get("email"), "email")
+    website = _check(errors, "website", values.website, data.get("website"), "website")
+    text = _check(
+        errors,
+        "text",
+        values.clean_text,
+        data.get("text"),
+        "text",
+        max_length=MAX_TEXT,
+        required=N_("Please write a comment."),
+        too_long=TEXT_TOO_LONG,
+    )
     parent: int | None = None
     raw_parent = data.get("parent")
     if raw_parent not in (None, ""):
-        try:
-            if isinstance(raw_parent, bool):
-                raise ValueError
-            parent = int(raw_parent)
-            if parent <= 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors["parent"] = N_("The comment you reply to does not exist.")
-
+        parent = _check(
+            errors,
+            "parent",
+            values.parse_id,
+            raw_parent,
+            "parent",
+            N_("The comment you reply to does not exist."),
+        )
     if errors:
         raise ValidationFailed(fields=errors)
     return CommentInput(author=author, email=email, website=website, text=text, parent=parent)
@@ -148,14 +115,21 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
 
 def validate_text(data: Mapping[str, Any]) -> str:
     """The text of an edit: the same rules as for a new comment's text."""
-    raw = _as_text(data.get("text"))
-    if raw is None or has_lone_surrogate(raw):
-        raise ValidationFailed(fields={"text": N_("This must be valid text.")})
-    text = clean_text(raw).strip()
-    if not text:
-        raise ValidationFailed(fields={"text": N_("Please write a comment.")})
-    if len(text) > MAX_TEXT:
-        raise ValidationFailed(
-            fields={"text": N_("Please shorten your comment to at most 10,000 characters.")}
-        )
+    text: str = values.clean_text(
+        data.get("text"),
+        "text",
+        max_length=MAX_TEXT,
+        required=N_("Please write a comment."),
+        too_long=TEXT_TOO_LONG,
+    )
     return text
+
+
+def validate_title(value: Any) -> str | None:
+    """A thread title a page sent with its first comment: one line, cut at MAX_TITLE."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value[: MAX_TITLE * 2]
+    title = values.clean_text(value, "title", max_length=MAX_TITLE * 2, single_line=True)
+    return title[:MAX_TITLE] or None

@@ -15,14 +15,30 @@ from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
 from server.discussion.shapes import own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
-from server.discussion.validation import validate_comment, validate_text
+from server.discussion.validation import validate_comment, validate_text, validate_title
 from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from server.http import origins
 from server.http.bodies import read_json
 from server.http.clients import client_address
+from server.http.models import (
+    Config,
+    Counts,
+    Created,
+    EditComment,
+    Edited,
+    Error,
+    Moderated,
+    NewComment,
+    Queue,
+    Thread,
+)
+from server.http.openapi import Operation, Param, documented
+from server.http.params import query_uri
 from server.state import state_of
 
 MAX_COUNT_URIS = 100
+URI = Param("uri", {"type": "string", "minLength": 1}, "The page's path or URL.", required=True)
+STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -40,7 +56,7 @@ def _uri_param(request: Request) -> str:
         raise BadRequest(
             "Give the thread as ?uri=/path/of/the/page.", fields={"uri": "This is required."}
         )
-    return normalise_uri(uri)
+    return query_uri(uri)
 
 
 async def _audit(
@@ -51,6 +67,13 @@ async def _audit(
         await state_of(request).audit.record(staff.id, staff.name, action, target, detail)
 
 
+@documented(
+    Operation(
+        summary="A thread's approved comments (and placeholders), oldest first",
+        params=(URI,),
+        responses={200: Thread, 400: Error, 503: Error},
+    )
+)
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
     uri = _uri_param(request)
@@ -74,6 +97,26 @@ async def read_comments(request: Request) -> Response:
     return Response(cached, media_type="application/json")
 
 
+@documented(
+    Operation(
+        summary="Post a comment (201 even when it is held for moderation)",
+        body=NewComment,
+        responses={
+            201: Created,
+            400: Error,
+            401: Error,
+            403: Error,
+            409: Error,
+            413: Error,
+            415: Error,
+            422: Error,
+            429: Error,
+            503: Error,
+        },
+        description="A page that is no post may start a thread only from an allowed "
+        "Origin. The e-mail and address are never shown to readers.",
+    )
+)
 async def post_comment(request: Request) -> Response:
     state = state_of(request)
     origin = request.headers.get("origin")
@@ -84,26 +127,36 @@ async def post_comment(request: Request) -> Response:
         )
     data = await read_json(request)
     staff = await current_staff(request)
-    raw_uri = data.get("uri")
-    if not isinstance(raw_uri, str) or not raw_uri.strip():
-        fields = {"uri": "Give the page's path, such as /2010/07/social-media/."}
-        try:
-            validate_comment(data)
-        except ValidationFailed as exc:  # report every field at once
-            fields.update(exc.fields)
+    fields: dict[str, str] = {}
+    uri = title = entry = None
+    try:
+        raw_uri = data.get("uri")
+        if not isinstance(raw_uri, str) or not raw_uri.strip():
+            raise ValidationFailed(
+                fields={"uri": "Give the page's path, such as /2010/07/social-media/."}
+            )
+        uri = normalise_uri(raw_uri)
+    except ValidationFailed as exc:  # report every field at once
+        fields.update(exc.fields)
+    try:
+        title = validate_title(data.get("title"))
+    except ValidationFailed as exc:
+        fields.update(exc.fields)
+    try:
+        entry = validate_comment(data)
+    except ValidationFailed as exc:
+        fields.update(exc.fields)
+    if fields or uri is None or entry is None:
         raise ValidationFailed(fields=fields)
-    uri = normalise_uri(raw_uri)
-    entry = validate_comment(data)
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
-    title = data.get("title") if isinstance(data.get("title"), str) else None
     comment = await state.discussion.submit(
         uri,
         entry,
         address=client_address(request, state.settings.trusted_proxies),
         staff=staff,
         may_create_thread=may_create,
-        title=(title or "")[:300] or None,
+        title=title,
     )
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
@@ -122,6 +175,24 @@ async def _comment_or_404(request: Request) -> Any:
     return comment
 
 
+@documented(
+    Operation(
+        summary="Edit a comment's text: its edit token within the window, or staff",
+        body=EditComment,
+        responses={
+            200: Edited,
+            400: Error,
+            401: Error,
+            403: Error,
+            404: Error,
+            413: Error,
+            415: Error,
+            422: Error,
+            503: Error,
+        },
+        extra={"security": [{"bearer": []}, {"session": []}]},
+    )
+)
 async def edit_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
@@ -134,6 +205,13 @@ async def edit_comment(request: Request) -> Response:
     return _json({"comment": own_comment(updated)})
 
 
+@documented(
+    Operation(
+        summary="Delete a comment: its edit token within the window, or staff",
+        responses={204: None, 401: Error, 403: Error, 404: Error, 503: Error},
+        extra={"security": [{"bearer": []}, {"session": []}]},
+    )
+)
 async def delete_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
@@ -148,6 +226,18 @@ async def delete_comment(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@documented(
+    Operation(
+        summary="Approve, mark as spam or delete a comment",
+        description=STAFF,
+        staff=True,
+        tags=("moderation",),
+        params=(
+            Param("action", {"enum": ["approve", "spam", "delete"]}, "What to do.", where="path"),
+        ),
+        responses={200: Moderated, 401: Error, 403: Error, 404: Error, 503: Error},
+    )
+)
 async def moderate(request: Request) -> Response:
     state = state_of(request)
     staff = await require_staff(request)
@@ -158,6 +248,22 @@ async def moderate(request: Request) -> Response:
     return _json({"comment": staff_comment(comment)})
 
 
+@documented(
+    Operation(
+        summary="Comments by status (pending by default), newest first, at most 200",
+        description=STAFF,
+        staff=True,
+        tags=("moderation",),
+        params=(
+            Param(
+                "status",
+                {"enum": ["pending", "approved", "spam", "deleted"]},
+                "Which comments (default pending).",
+            ),
+        ),
+        responses={200: Queue, 400: Error, 401: Error, 403: Error, 503: Error},
+    )
+)
 async def moderation_queue(request: Request) -> Response:
     state = state_of(request)
     await require_staff(request)
@@ -172,6 +278,21 @@ async def moderation_queue(request: Request) -> Response:
     return _json({"status": status, "comments": [staff_comment(c, uri) for c, uri in found]})
 
 
+@documented(
+    Operation(
+        summary="Approved comment counts for up to 100 threads",
+        params=(
+            Param(
+                "uri",
+                {"type": "string"},
+                "A page's path or URL; repeat for more (at most 100).",
+                required=True,
+                many=True,
+            ),
+        ),
+        responses={200: Counts, 400: Error, 503: Error},
+    )
+)
 async def counts(request: Request) -> Response:
     state = state_of(request)
     raw = request.query_params.getlist("uri")
@@ -179,11 +300,18 @@ async def counts(request: Request) -> Response:
         raise BadRequest("Give one or more ?uri= parameters.")
     if len(raw) > MAX_COUNT_URIS:
         raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
-    normalised = {u: normalise_uri(u) for u in raw}
+    normalised = {u: query_uri(u) for u in raw}
     found = await state.comments.counts(sorted(set(normalised.values())))
     return _json({u: found.get(n, 0) for u, n in normalised.items()})
 
 
+@documented(
+    Operation(
+        summary="What the widget needs to know: mail, live channel, language, limits",
+        tags=("meta",),
+        responses={200: Config},
+    )
+)
 async def config(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings

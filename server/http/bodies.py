@@ -12,6 +12,9 @@ from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from server.i18n import N_
 
 MAX_BODY = 64 * 1024
+# No request kibitz understands nests more than a few levels; 32 leaves room, and refusing
+# deeper bodies keeps every later walk over the value far from Python's recursion limit.
+MAX_DEPTH = 32
 
 
 async def read_capped(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -36,12 +39,39 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType()
     raw = await read_capped(request)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(N_("The body is not valid JSON.")) from None
+    except RecursionError:
+        raise BadRequest(N_("The body is nested too deeply.")) from None
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequest(N_("The body is nested too deeply."))
     if not isinstance(data, dict):
         raise BadRequest(N_("The body must be a JSON object."))
     return data
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259), though Python reads them."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -27,8 +27,8 @@ from starlette.routing import Route
 
 from db.feeds import FeedEntry, FeedStore
 from server.discussion.shapes import iso, public_comment
-from server.discussion.uris import normalise_uri
 from server.errors import BadRequest, NotFound
+from server.http.params import query_uri
 from server.settings import Settings
 from server.state import state_of
 
@@ -147,7 +147,7 @@ async def thread_feed(request: Request) -> Response:
         raise BadRequest(
             "Give the thread as ?uri=/path/of/the/page.", fields={"uri": "This is required."}
         )
-    found = await FeedStore(state.db).thread(normalise_uri(raw), THREAD_ENTRIES)
+    found = await FeedStore(state.db).thread(query_uri(raw), THREAD_ENTRIES)
     if found is None:
         raise NotFound("Nobody has commented on this page yet, so it has no feed.")
     thread, feed = found

@@ -7,9 +7,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from db.errors import DatabaseError
+from server.http.models import Health
+from server.http.openapi import Operation, documented
 from server.state import state_of
 
 
+@documented(
+    Operation(
+        summary="200 while the database answers, 503 when it does not",
+        tags=("meta",),
+        responses={200: Health, 503: Health},
+    )
+)
 async def healthz(request: Request) -> JSONResponse:
     state = state_of(request)
     body: dict[str, object] = {"status": "ok", "database": "ok"}

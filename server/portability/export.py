@@ -9,7 +9,7 @@ same bytes.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from db.database import Database
@@ -21,7 +21,10 @@ VERSION = 1
 
 def stamp(value: datetime | None) -> str | None:
     """Microseconds and ``Z``: both backends keep microseconds, so the round trip is exact."""
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value is None:
+        return None
+    # isoformat pads the year to four digits (strftime's %Y does not for years before 1000).
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _dump(value: Any) -> str:
