@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean messages docs
+.PHONY: run test install install-test migrate demo browsers clean messages docs fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,22 @@ docs: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz tests of the suite with a long budget: FUZZ_EXAMPLES examples per target (each API
+# operation anonymous and as staff, the form, the admin forms, the live channel, the command
+# line), on SQLite and PostgreSQL (KIBITZ_TEST_DATABASE_URL). The result goes into
+# docs/security.md ("Last long fuzz run").
+FUZZ_EXAMPLES ?= 2000
+fuzz: install-test
+	mkdir -p build
+	rm -f build/fuzz-summary.jsonl
+	started=$$(date -u +%s); \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SUMMARY=build/fuzz-summary.jsonl \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_api.py tests/test_fuzz_inputs.py; \
+	status=$$?; \
+	$(BIN)/python tools/fuzz_summary.py build/fuzz-summary.jsonl docs/security.md \
+		--examples $(FUZZ_EXAMPLES) --status $$status --seconds $$(( $$(date -u +%s) - started )); \
+	exit $$status
 
 # Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
 # the new entries; tests/test_i18n.py fails while any German translation is missing).

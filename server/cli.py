@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 from db.database import connect
-from db.errors import Conflict, DatabaseError
+from db.errors import Conflict, DatabaseError, InvalidValue
 from db.migrate import migrate
-from server.errors import ConfigError
+from server.errors import ConfigError, ValidationFailed
 from server.settings import Settings, load
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
@@ -361,6 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Conflict as exc:
         print(f"kibitz: {exc}", file=sys.stderr)
+        return 2
+    except (InvalidValue, ValidationFailed) as exc:
+        # A value given on the command line that the database cannot hold (an id past 64
+        # bits): the caller's mistake, said in one line.
+        detail = "; ".join(getattr(exc, "fields", {}).values())
+        print(f"kibitz: {exc}" + (f": {detail}" if detail else ""), file=sys.stderr)
         return 2
     except DatabaseError as exc:
         print(f"kibitz: database error: {exc}", file=sys.stderr)

@@ -32,6 +32,11 @@ SECRET_EMAIL = "fuzz-secret@private.example"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in ASGI application")
 
 
+def long_run() -> bool:
+    """Under `make fuzz` (FUZZ_EXAMPLES set) every run draws new examples; in CI they repeat."""
+    return "FUZZ_EXAMPLES" in os.environ
+
+
 def examples(default: int) -> int:
     """How many examples a fuzz target runs: FUZZ_EXAMPLES, else ``default`` (CI's budget)."""
     return int(os.environ.get("FUZZ_EXAMPLES", default))
@@ -146,7 +151,16 @@ def fuzz_server(backend: str, tmp_path: Path, **settings: str) -> Iterator[FuzzS
         log = tmp_path / "server.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "server",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--live-port",
+                    env["KIBITZ_LIVE_PORT"],
+                ],
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT), **env},
                 stdout=out,
