@@ -46,7 +46,7 @@ fuzz: install-test
 	mkdir -p build
 	rm -f build/fuzz-summary.jsonl
 	started=$$(date -u +%s); \
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SUMMARY=build/fuzz-summary.jsonl \
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SUMMARY=$(CURDIR)/build/fuzz-summary.jsonl \
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_api.py tests/test_fuzz_inputs.py; \
 	status=$$?; \
 	$(BIN)/python tools/fuzz_summary.py build/fuzz-summary.jsonl docs/security.md \

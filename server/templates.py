@@ -90,6 +90,9 @@ class Templates:
         env.filters["initial"] = initial
         env.filters["avatar_colour"] = avatar_colour
         env.filters["excerpt"] = excerpt
+        # Text from data (a held reason, possibly imported) is looked up in the catalogue but
+        # never %-formatted: newstyle `_()` formats, and a reason with "%" would raise.
+        env.filters["translated"] = translations(language).gettext
         env.globals.update(
             language=language,
             allowed_tags=ALLOWED_TAGS_HINT,

@@ -29,6 +29,8 @@ import pytest
 from tests.conftest import ROOT, drop_pg_database, free_port, new_pg_database
 
 SECRET_EMAIL = "fuzz-secret@private.example"
+# Resolved at import: a test may change the working directory (the command-line fuzzer does).
+SUMMARY = os.path.abspath(os.environ["FUZZ_SUMMARY"]) if os.environ.get("FUZZ_SUMMARY") else None
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in ASGI application")
 
 
@@ -56,7 +58,7 @@ class Tally:
         self.statuses[status] += 1
 
     def write(self) -> None:
-        path = os.environ.get("FUZZ_SUMMARY")
+        path = SUMMARY
         if not path:
             return
         with open(path, "a", encoding="utf-8") as f:

@@ -10,6 +10,7 @@ own database is only ever touched through ``db/``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ REQUIRED = {
     },
 }
 MODES = {1: "approved", 2: "pending", 4: "deleted"}
+TIME_LIMIT = 600.0  # seconds for each read of the file (a real one of 1M comments: seconds)
 
 
 def _when(value: object) -> datetime | None:
@@ -50,9 +52,10 @@ def _when(value: object) -> datetime | None:
 class Source:
     fmt = "isso"
 
-    def __init__(self, path: str, report: Report) -> None:
+    def __init__(self, path: str, report: Report, *, time_limit: float = TIME_LIMIT) -> None:
         self.path = path
         self.report = report
+        self.time_limit = time_limit
 
     def _open(self) -> sqlite3.Connection:
         if not Path(self.path).is_file():
@@ -62,11 +65,35 @@ class Source:
             conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise ImportRefused(f"not an Isso database: not SQLite ({exc})") from None
+        # A crafted file can make any read run for ever (a recursive view, a huge join):
+        # SQLite calls this every 10,000 steps, and a non-zero answer interrupts the query.
+        deadline = time.monotonic() + self.time_limit
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         return conn
+
+    def _interrupted(self, exc: sqlite3.DatabaseError) -> ImportRefused:
+        if "interrupted" in str(exc):
+            return ImportRefused(
+                f"reading the Isso database took longer than {self.time_limit:g} s; "
+                "is it a real Isso file?"
+            )
+        return ImportRefused(f"cannot read the Isso database: {exc}")
 
     def scan(self) -> int:
         conn = self._open()
         try:
+            # Only real tables: a view (or a virtual table) named "comments" could compute
+            # anything, for ever.
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND sql LIKE 'CREATE TABLE%'"
+                )
+            }
+            for table in REQUIRED:
+                if table not in tables:
+                    raise ImportRefused(f"not an Isso database: {table!r} is not a table")
             for table, columns in REQUIRED.items():
                 found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if not found:
@@ -77,7 +104,7 @@ class Source:
                     )
             return int(conn.execute("SELECT COUNT(*) FROM comments").fetchone()[0])
         except sqlite3.DatabaseError as exc:
-            raise ImportRefused(f"cannot read the Isso database: {exc}") from None
+            raise self._interrupted(exc) from None
         finally:
             conn.close()
 
@@ -147,6 +174,6 @@ class Source:
             if skipped:
                 self.report.skip("orphan: unknown thread", int(skipped))
         except sqlite3.DatabaseError as exc:
-            raise ImportRefused(f"cannot read the Isso database: {exc}") from None
+            raise self._interrupted(exc) from None
         finally:
             conn.close()

@@ -99,6 +99,8 @@ class Source:
             raise ImportRefused(f"{where}: expected an object")
         for name in ("key", "author", "email", "text", "html", "status"):
             _text(c.get(name), f"{where}.{name}")
+        for name in ("parent", "website", "address", "reason", "staff"):
+            _text(c.get(name), f"{where}.{name}", optional=True)
         if c["status"] not in STATUSES:
             raise ImportRefused(
                 f"{where}.status: {c['status']!r} is not one of " + ", ".join(STATUSES)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from db.database import Database
 from db.imports import CommentIn, ImportStore, ThreadIn
 from db.models import Event, now
+from server.portability.importers.checks import checked, scanned
 from server.portability.importers.progress import Progress, Silent
 from server.portability.importers.report import Report
 
@@ -64,14 +65,15 @@ async def run_import(
     if pause is None:
         pause = SQLITE_PAUSE if db.dialect == "sqlite" else 0.0
     report = source.report
-    total = await asyncio.to_thread(source.scan)  # raises ImportRefused: nothing written yet
+    total = await asyncio.to_thread(scanned, source.scan)  # ImportRefused: nothing written yet
     progress = progress if progress is not None else Silent()
     progress.total = total
     store = ImportStore(db)
     cutoff = now() - timedelta(days=retention_days)
     run = await store.begin(source.fmt, source.path)
     thread_ids: dict[str, int] = {}
-    batches = _Batches(source.records(), batch_size, lambda c: _retained(c, cutoff))
+    records = checked(source.records(), report)  # the API's value checks, for every format
+    batches = _Batches(records, batch_size, lambda c: _retained(c, cutoff))
     try:
         while (batch := await asyncio.to_thread(batches.next)) is not None:
             threads, comments, dropped = batch
