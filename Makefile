@@ -39,7 +39,7 @@ test: install-test
 
 # The fuzz tests of the suite with a long budget: FUZZ_EXAMPLES examples per target (each API
 # operation anonymous and as staff, the form, the admin forms, the live channel, the command
-# line), on SQLite and PostgreSQL (KIBITZ_TEST_DATABASE_URL). The result goes into
+# line, the importers' files), on SQLite and PostgreSQL (KIBITZ_TEST_DATABASE_URL). The result goes into
 # docs/security.md ("Last long fuzz run").
 FUZZ_EXAMPLES ?= 2000
 fuzz: install-test
@@ -47,7 +47,7 @@ fuzz: install-test
 	rm -f build/fuzz-summary.jsonl
 	started=$$(date -u +%s); \
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SUMMARY=$(CURDIR)/build/fuzz-summary.jsonl \
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_api.py tests/test_fuzz_inputs.py; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_api.py tests/test_fuzz_inputs.py tests/test_fuzz_imports.py; \
 	status=$$?; \
 	$(BIN)/python tools/fuzz_summary.py build/fuzz-summary.jsonl docs/security.md \
 		--examples $(FUZZ_EXAMPLES) --status $$status --seconds $$(( $$(date -u +%s) - started )); \
