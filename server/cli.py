@@ -324,7 +324,7 @@ def parser() -> Parser:
         run=cmd_token_list
     )
     token_revoke = token.add_parser("revoke", help="revoke an API token by its number")
-    token_revoke.add_argument("id", type=int)
+    token_revoke.add_argument("id", type=_id_argument)
     token_revoke.set_defaults(run=cmd_token_revoke)
 
     sub.add_parser("demo", help="seed the demo posts (once)").set_defaults(run=cmd_demo)
@@ -346,6 +346,16 @@ def parser() -> Parser:
     export.add_argument("file", nargs="?", default="-", help="default: standard output")
     export.set_defaults(run=cmd_export)
     return top
+
+
+def _id_argument(value: str) -> int:
+    """An id as the database holds them (1 … 2^63-1); argparse says so and exits 2 otherwise."""
+    from server.discussion.values import id_or_none
+
+    found = id_or_none(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{value[:30]!r} is not an id (a number 1 … 2^63-1)")
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

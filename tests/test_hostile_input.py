@@ -6,6 +6,7 @@ PostgreSQL, and every test also checks that the server logged no error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -299,3 +300,14 @@ def test_thread_keys_are_stable() -> None:
     for raw in ["https://blog.example/a/b/?x=1#c", "/a/", "//a", "/%7e/é", "/x%ff"]:
         once = values.thread_uri(raw)
         assert values.thread_uri(once) == once
+
+
+async def test_cli_ids_past_64_bits_exit_2_in_one_line(database_url: str, tmp_path: Path) -> None:
+    """`kibitz token revoke` with an id no database can hold says so and exits 2."""
+    from tests.test_import_hostile import cli
+
+    migrated = await asyncio.to_thread(cli, database_url, tmp_path, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    done = await asyncio.to_thread(cli, database_url, tmp_path, "token", "revoke", HUGE)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
