@@ -90,11 +90,47 @@ def visible_states(rows: Iterable[tuple[int, int | None, str]]) -> dict[int, str
     return states
 
 
-async def _thread_states(conn: Connection, thread_id: int) -> dict[int, str]:
-    rows = await conn.fetch(
-        "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id
-    )
-    return visible_states((r["id"], r["parent_id"], r["status"]) for r in rows)
+# The comment and its ancestors up to and including the first approved one: a change to the
+# comment's status can alter the visible state of these rows and of no other.
+CHAIN = (
+    "WITH RECURSIVE chain (id, parent_id, status, depth) AS ("
+    " SELECT id, parent_id, status, 0 FROM comments WHERE id = $1"
+    " UNION ALL SELECT c.id, c.parent_id, c.status, chain.depth + 1 FROM comments c"
+    " JOIN chain ON c.id = chain.parent_id WHERE chain.depth = 0 OR chain.status <> 'approved')"
+    " SELECT id, parent_id, status FROM chain ORDER BY depth"
+)
+
+# Whether any reply below a comment, at any depth, is approved; the walk stops below approved
+# rows (one is enough) and at the first one found.
+HAS_APPROVED_BELOW = (
+    "WITH RECURSIVE below (id, status) AS ("
+    " SELECT id, status FROM comments WHERE parent_id = $1"
+    " UNION ALL SELECT c.id, c.status FROM comments c JOIN below ON c.parent_id = below.id"
+    " WHERE below.status <> 'approved')"
+    " SELECT 1 FROM below WHERE status = 'approved' LIMIT 1"
+)
+
+
+async def _chain_states(conn: Connection, comment_id: int) -> dict[int, str]:
+    """:func:`visible_states` restricted to a comment and the ancestors its status can affect.
+
+    A row's state depends only on its own status and on the rows below it, so changing one
+    comment can change only its own state and its ancestors'. Above the first approved
+    ancestor nothing can change (that ancestor keeps them all visible), so the walk stops
+    there. The cost is the chain's length, not the thread's size; the subtree walks run only
+    for rows that are not approved, which in practice means deleted or held parents.
+    """
+    rows = await conn.fetch(CHAIN, comment_id)
+    states: dict[int, str] = {}
+    below_shown = False  # whether the previous (lower) row of the chain is shown
+    for row in rows:
+        cid = int(row["id"])
+        if row["status"] == "approved":
+            states[cid] = FULL
+        elif below_shown or await conn.fetchval(HAS_APPROVED_BELOW, cid) is not None:
+            states[cid] = PLACEHOLDER
+        below_shown = cid in states
+    return states
 
 
 def diff_events(
@@ -481,7 +517,7 @@ class CommentStore:
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
             assert row is not None
             old = Comment.from_row(row)
-            before = await _thread_states(conn, old.thread_id)
+            before = await _chain_states(conn, comment_id)
             sets: list[str] = []
             args: list[Any] = [comment_id]
             for column, value in (
@@ -495,7 +531,7 @@ class CommentStore:
                     sets.append(f"{column} = ${len(args)}")
             if sets:
                 await conn.execute(f"UPDATE comments SET {', '.join(sets)} WHERE id = $1", *args)
-            after = await _thread_states(conn, old.thread_id)
+            after = await _chain_states(conn, comment_id)
             changes = diff_events(before, after, edited=[comment_id] if text is not None else [])
             events = await record_events(conn, old.thread_id, changes)
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
@@ -510,10 +546,6 @@ class CommentStore:
         async with self.db.read() as conn:
             rows = await conn.fetch(f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})", *wanted)
         return {r["id"]: Comment.from_row(r) for r in rows}
-
-    async def thread_states(self, thread_id: int) -> dict[int, str]:
-        async with self.db.read() as conn:
-            return await _thread_states(conn, thread_id)
 
     # -- housekeeping --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -211,6 +212,24 @@ async def test_placeholder_appears_when_a_held_reply_is_approved(store: CommentS
         ("comment.approved", reply.id),
     ]
     assert await shown(store) == {parent.id: PLACEHOLDER, reply.id: FULL}
+
+
+async def test_changes_in_a_random_tree_write_the_whole_threads_difference(
+    store: CommentStore,
+) -> None:
+    """Each change's events equal the whole thread's difference, though only its chain is read."""
+    rng = random.Random(16)
+    ids: list[int] = []
+    for _ in range(30):
+        parent = rng.choice(ids) if ids and rng.random() < 0.8 else None
+        ids.append((await add(store, text="c", parent=parent)).id)
+    for _ in range(60):
+        before = await shown(store)
+        target = rng.choice(ids)
+        status = rng.choice(["approved", "approved", "deleted", "spam", "pending"])
+        _, _, events = await store.change(target, status=status)
+        after = await shown(store)
+        assert [(e.type, e.comment_id) for e in events] == diff_events(before, after)
 
 
 async def test_seq_is_strictly_increasing_per_thread(store: CommentStore, db: Database) -> None:
