@@ -296,24 +296,45 @@ class CommentStore:
             return str(await conn.fetchval("SELECT uri FROM threads WHERE id = $1", thread_id))
 
     async def counts(self, uris: Sequence[str]) -> dict[str, int]:
-        """Approved comments per uri (aliases resolve to their thread); unknown uris count 0."""
-        result = dict.fromkeys(uris, 0)
+        """Approved comments per uri (aliases resolve to their thread); unknown uris count 0.
+
+        Uncached; the counts route goes through :class:`server.discussion.cache.CountCache`.
+        """
+        versions = await self.thread_versions(uris)
+        counted = await self.approved_counts({tid for tid, _ in versions.values()})
+        return {uri: counted[versions[uri][0]][1] if uri in versions else 0 for uri in uris}
+
+    async def thread_versions(self, uris: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """``(thread id, last_seq)`` per known uri or alias, in one indexed read.
+
+        ``last_seq`` names the thread's visible state, approved count included, so a count
+        cached under it stays exact; unknown uris are simply absent.
+        """
         if not uris:
-            return result
+            return {}
         marks = ", ".join(f"${i + 1}" for i in range(len(uris)))
+        rows = await self.db.lookup_all(
+            f"SELECT uri, id, last_seq FROM threads WHERE uri IN ({marks}) "
+            "UNION ALL SELECT a.uri, t.id, t.last_seq FROM thread_aliases a "
+            f"JOIN threads t ON t.id = a.thread_id WHERE a.uri IN ({marks})",
+            *uris,
+        )
+        return {r["uri"]: (int(r["id"]), int(r["last_seq"])) for r in rows}
+
+    async def approved_counts(self, thread_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """``(last_seq, approved comments)`` per thread, each pair from one snapshot."""
+        wanted = sorted(set(thread_ids))
+        if not wanted:
+            return {}
+        marks = ", ".join(f"${i + 1}" for i in range(len(wanted)))
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                "WITH wanted AS ("
-                f" SELECT id AS thread_id, uri FROM threads WHERE uri IN ({marks})"
-                f" UNION ALL SELECT thread_id, uri FROM thread_aliases WHERE uri IN ({marks}))"
-                " SELECT w.uri, COUNT(c.id) AS n FROM wanted w"
-                " LEFT JOIN comments c ON c.thread_id = w.thread_id AND c.status = 'approved'"
-                " GROUP BY w.uri",
-                *uris,
+                "SELECT t.id, t.last_seq, (SELECT COUNT(*) FROM comments c "
+                "WHERE c.thread_id = t.id AND c.status = 'approved') AS n "
+                f"FROM threads t WHERE t.id IN ({marks})",
+                *wanted,
             )
-        for row in rows:
-            result[row["uri"]] = row["n"]
-        return result
+        return {int(r["id"]): (int(r["last_seq"]), int(r["n"])) for r in rows}
 
     async def has_approved_email(self, email: str) -> bool:
         async with self.db.read() as conn:

@@ -8,6 +8,11 @@ cached body is never stale, and no invalidation message is needed between hosts.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from db.comments import CommentStore
 
 
 class ThreadCache:
@@ -27,3 +32,36 @@ class ThreadCache:
         self._items.move_to_end((thread_id, seq))
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
+
+
+class CountCache:
+    """Approved counts per thread, each kept with the ``last_seq`` it was counted at.
+
+    A counts request then costs one indexed read of the named threads' ``last_seq`` (unknown
+    uris find nothing and count 0); only threads that changed since they were last asked
+    about are counted again, all in one more query.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[int, tuple[int, int]] = OrderedDict()
+
+    async def counts(self, store: CommentStore, uris: Sequence[str]) -> dict[str, int]:
+        versions = await store.thread_versions(uris)
+        known: dict[int, int] = {}
+        stale: set[int] = set()
+        for thread_id, seq in versions.values():
+            item = self._items.get(thread_id)
+            if item is not None and item[0] == seq:
+                known[thread_id] = item[1]
+            else:
+                stale.add(thread_id)
+        if stale:
+            for thread_id, (seq, n) in (await store.approved_counts(stale)).items():
+                # Counted at ``seq`` or later than the version read above: never older.
+                known[thread_id] = n
+                self._items[thread_id] = (seq, n)
+                self._items.move_to_end(thread_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
