@@ -254,6 +254,11 @@ class CommentStore:
         row = await self.db.lookup(THREAD_BY_URI, uri)
         return Thread.from_row(row) if row else None
 
+    async def last_seq(self, thread_id: int) -> int:
+        """The thread's version (0 for none), by the cheapest path: every cached page asks."""
+        row = await self.db.lookup("SELECT last_seq FROM threads WHERE id = $1", thread_id)
+        return int(row["last_seq"]) if row else 0
+
     async def cursor(self, uri: str) -> tuple[Thread | None, int]:
         thread = await self.thread(uri)
         return thread, thread.last_seq if thread else 0

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from server.auth.credentials import EditTokens
     from server.auth.sessions import Sessions
     from server.discussion.actions import Discussion
-    from server.discussion.cache import CountCache, ThreadCache
+    from server.discussion.cache import CountCache, FragmentCache, ThreadCache
     from server.discussion.ratelimit import PostLimiter
     from server.http.widget import Bundle
     from server.mail.notifications import Mail
@@ -56,6 +56,7 @@ class State:
     login_per_address: PostLimiter
     cache: ThreadCache
     counts: CountCache
+    fragments: FragmentCache
     live: Live
     bundle: Bundle
     mail: Mail | None

@@ -8,7 +8,8 @@ cached body is never stale, and no invalidation message is needed between hosts.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -65,3 +66,38 @@ class CountCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
+
+
+@dataclass(frozen=True)
+class RenderedThread:
+    """A post page's comment list as HTML, with what the page says about it."""
+
+    cursor: int  # the thread's last_seq this HTML shows
+    count: int  # approved comments
+    html: str  # the list items, escaped by the template: safe to insert as they are
+
+
+class FragmentCache:
+    """Rendered comment lists, keyed by everything the HTML depends on.
+
+    The key starts with ``(thread id, last_seq)``, one visible state of the thread, and adds
+    whatever else shapes the markup (the post's uri in the reply links, language, depth
+    limit, and any view parameter a caller adds). Nothing per request or per reader goes
+    in: form tokens, CSRF and staff controls are rendered around the fragment, every time.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, RenderedThread] = OrderedDict()
+
+    def get(self, key: Hashable) -> RenderedThread | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, rendered: RenderedThread) -> None:
+        self._items[key] = rendered
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 from itsdangerous import BadSignature, TimestampSigner
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import visible_states
+from db.models import Post
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.cache import RenderedThread
 from server.discussion.validation import validate_comment
 from server.errors import NotFound, RateLimited, ValidationFailed
 from server.http.bodies import read_form
@@ -75,6 +78,34 @@ async def index(request: Request) -> Response:
     )
 
 
+async def _comment_list(request: Request, post: Post) -> RenderedThread:
+    """The post's comment list as HTML, rendered once per visible state of its thread.
+
+    On a hit this costs one indexed read of the thread's ``last_seq``: no comments are read,
+    no tree is built, no date is formatted. A miss renders under the ``last_seq`` read in the
+    same snapshot as the comments, so a cached fragment always shows exactly its state.
+    """
+    state = state_of(request)
+    settings = state.settings
+    view = (post.uri, settings.language, settings.max_depth)
+    seq = await state.comments.last_seq(post.thread_id)
+    rendered = state.fragments.get((post.thread_id, seq, *view))
+    if rendered is not None:
+        return rendered
+    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
+    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+    nodes = tree.build(comments, states, settings.max_depth)
+    rendered = RenderedThread(
+        cursor=cursor,
+        count=sum(1 for c in comments if c.status == "approved"),
+        html=state.templates.render(
+            "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
+        ),
+    )
+    state.fragments.put((post.thread_id, cursor, *view), rendered)
+    return rendered
+
+
 async def _render_post(
     request: Request,
     slug: str,
@@ -89,22 +120,20 @@ async def _render_post(
     post = await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
-    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-    nodes = tree.build(comments, states, state.settings.max_depth)
+    rendered = await _comment_list(request, post)
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
     if _is_number(wanted):
-        reply_to = next(
-            (c for c in comments if c.id == int(wanted) and c.status == "approved"), None
-        )
+        found = await state.comments.get(int(wanted))
+        if found and found.thread_id == post.thread_id and found.status == "approved":
+            reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
     context = {
         "post": post,
-        "nodes": nodes,
-        "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == "approved"),
+        "comment_list": Markup(rendered.html),
+        "cursor": rendered.cursor,
+        "count": rendered.count,
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
