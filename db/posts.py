@@ -65,8 +65,8 @@ class PostStore:
         return Post.from_row(row)
 
     async def by_slug(self, slug: str) -> Post | None:
-        async with self.db.read() as conn:
-            row = await conn.fetchrow(f"SELECT {POST_COLUMNS} FROM posts p WHERE p.slug = $1", slug)
+        # Every post page starts here, so it takes the backend's cheapest path.
+        row = await self.db.lookup(f"SELECT {POST_COLUMNS} FROM posts p WHERE p.slug = $1", slug)
         return Post.from_row(row) if row else None
 
     async def exists_for_uri(self, uri: str) -> bool:

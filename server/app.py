@@ -97,6 +97,7 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         cache=ThreadCache(),
         counts=CountCache(),
         fragments=FragmentCache(),
+        pages=FragmentCache(capacity=64),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

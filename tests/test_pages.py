@@ -560,6 +560,7 @@ async def test_cached_comment_list_follows_every_change_and_tokens_stay_per_requ
         assert [a for _, _, a in comment_tree(parse(again.text))] == ["First"]
         assert form_values(parse(again.text))["form_token"] != form_values(before)["form_token"]
         assert "csrf_token" not in form_values(parse(again.text))
+        assert "slot" not in form_values(parse(again.text))["form_token"]
         reply = await add_comment(server, "/posts/hello", "Reply", parent=first)
         await server.state.comments.change(first, status="deleted")
         staff_page = await staff.get("/posts/hello")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from db.comments import CommentStore
@@ -77,7 +77,18 @@ class RenderedThread:
     html: str  # the list items, escaped by the template: safe to insert as they are
 
 
-class FragmentCache:
+@dataclass(frozen=True)
+class RenderedPage:
+    """A whole post page as every reader without a session sees it, cut at the form token."""
+
+    cursor: int
+    parts: tuple[bytes, bytes]  # before and after the form token
+
+
+V = TypeVar("V")
+
+
+class FragmentCache(Generic[V]):
     """Rendered comment lists, keyed by everything the HTML depends on.
 
     The key starts with ``(thread id, last_seq)``, one visible state of the thread, and adds
@@ -88,15 +99,15 @@ class FragmentCache:
 
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[Hashable, RenderedThread] = OrderedDict()
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
 
-    def get(self, key: Hashable) -> RenderedThread | None:
+    def get(self, key: Hashable) -> V | None:
         found = self._items.get(key)
         if found is not None:
             self._items.move_to_end(key)
         return found
 
-    def put(self, key: Hashable, rendered: RenderedThread) -> None:
+    def put(self, key: Hashable, rendered: V) -> None:
         self._items[key] = rendered
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
 from markupsafe import Markup
@@ -11,10 +13,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import visible_states
-from db.models import Post
+from db.models import Comment, Post
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
-from server.discussion.cache import RenderedThread
+from server.discussion.cache import RenderedPage, RenderedThread
 from server.discussion.validation import validate_comment
 from server.errors import NotFound, RateLimited, ValidationFailed
 from server.http.bodies import read_form
@@ -106,6 +108,42 @@ async def _comment_list(request: Request, post: Post) -> RenderedThread:
     return rendered
 
 
+def _context(
+    request: Request,
+    post: Post,
+    rendered: RenderedThread,
+    *,
+    form_token: str,
+    csrf_token: str | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    form_error: str | None = None,
+    reply_to: Comment | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    state = state_of(request)
+    return {
+        "request": request,
+        "post": post,
+        "comment_list": Markup(rendered.html),
+        "cursor": rendered.cursor,
+        "count": rendered.count,
+        "values": values,
+        "errors": errors or {},
+        "form_error": form_error,
+        "reply_to": reply_to,
+        "notice": notice,
+        "form_token": form_token,
+        "edit_window": state.settings.edit_window,
+        "csrf_token": csrf_token,
+        "page_scripts": [state.bundle.assets["page"].url],
+    }
+
+
+def _form_token(request: Request) -> str:
+    return _form_signer(request).sign(f"{time.time():.3f}").decode()
+
+
 async def _render_post(
     request: Request,
     slug: str,
@@ -129,29 +167,61 @@ async def _render_post(
         if found and found.thread_id == post.thread_id and found.status == "approved":
             reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
-    context = {
-        "post": post,
-        "comment_list": Markup(rendered.html),
-        "cursor": rendered.cursor,
-        "count": rendered.count,
-        "values": values,
-        "errors": errors or {},
-        "form_error": form_error,
-        "reply_to": reply_to,
-        "notice": request.query_params.get("notice"),
-        "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
-        "edit_window": state.settings.edit_window,
-        "csrf_token": state.sessions.csrf_token(request),
-        "page_scripts": [state.bundle.assets["page"].url],
-    }
+    context = _context(
+        request,
+        post,
+        rendered,
+        form_token=_form_token(request),
+        csrf_token=state.sessions.csrf_token(request),
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        reply_to=reply_to,
+        notice=request.query_params.get("notice"),
+    )
     templates: Templates = state.templates
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
     )
 
 
+# Where the page's form token goes in a cached page: a value no template could print.
+FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
+
+
 async def post_page(request: Request) -> Response:
-    return await _render_post(request, request.path_params["slug"])
+    """A post page; the common visit (no reply target, no notice, no session) from a cache.
+
+    A reader without a session cookie who opens the plain page sees exactly what every other
+    such reader sees, but for the form token: that page is rendered once per visible state
+    of the thread and post, cut at the token, and each request joins the parts around a fresh
+    token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
+    form's error pages are rendered in full around the cached comment list.
+    """
+    state = state_of(request)
+    slug = request.path_params["slug"]
+    if request.query_params or state.sessions.csrf_token(request) is not None:
+        return await _render_post(request, slug)
+    post = await state.posts.by_slug(slug)
+    if post is None:
+        raise NotFound()
+    settings = state.settings
+    view = ("page", post, settings.language, settings.max_depth)
+    seq = await state.comments.last_seq(post.thread_id)
+    page = state.pages.get((post.thread_id, seq, *view))
+    if page is None:
+        rendered = await _comment_list(request, post)
+        html = state.templates.render(
+            "post.html",
+            **_context(request, post, rendered, form_token=FORM_SLOT, csrf_token=None, values={}),
+        )
+        parts = tuple(part.encode() for part in html.split(FORM_SLOT))
+        if len(parts) != 2:  # the template changed; never serve a page with a slot in it
+            return await _render_post(request, slug)
+        page = RenderedPage(rendered.cursor, parts)
+        state.pages.put((post.thread_id, rendered.cursor, *view), page)
+    token = _form_token(request).encode()
+    return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
 async def submit_comment(request: Request) -> Response:
