@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -123,6 +125,42 @@ def cpu_seconds(pid: int) -> float:
     return total + sum(cpu_seconds(int(child)) for child in children)
 
 
+async def _seed_kibitz(database_url: str, threads: dict[str, int]) -> None:
+    """As bench/peer.py seeds, but each thread's comments spread over the past weeks, ten
+    minutes apart, as a thread that grew to that size would be (what a POST checks against
+    its thread, such as the duplicate window, looks only at recent comments)."""
+    from db.comments import CommentStore, NewComment
+    from db.database import connect
+    from db.migrate import migrate
+    from db.models import now
+    from server.discussion.markup import render_comment
+
+    db = await connect(database_url, readers=1)
+    try:
+        await migrate(db)
+        store = CommentStore(db)
+        start = now()
+        for uri, n in threads.items():
+            batch = []
+            for i in range(n):
+                text = peer.comment_text(uri, i)
+                batch.append(
+                    NewComment(
+                        author=f"Reader {i}",
+                        email=f"reader{i}@example.org",
+                        website=None,
+                        text=text,
+                        html=render_comment(text),
+                        status="approved",
+                        address="127.0.0.1",
+                        created=start - timedelta(minutes=10 * (n - i)),
+                    )
+                )
+            await store.add_many(uri, batch, title=uri)
+    finally:
+        await db.close()
+
+
 async def _seed_posts(database_url: str) -> None:
     """A post with PAGE_COMMENTS comments, for the post page against its own JSON."""
     from db.database import connect
@@ -135,14 +173,29 @@ async def _seed_posts(database_url: str) -> None:
         )
     finally:
         await db.close()
-    await peer._seed_kibitz(database_url, {f"/posts/{PAGE_SLUG}": PAGE_COMMENTS})
+    await _seed_kibitz(database_url, {f"/posts/{PAGE_SLUG}": PAGE_COMMENTS})
+
+
+def seed_with(source: Path, database_url: str, threads: dict[str, int], posts: bool) -> None:
+    """Seed with the stores (and migrations) of the kibitz at ``source``, in a process of its
+    own: an older commit's database must not get this commit's migrations."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--seed",
+            json.dumps({"source": str(source), "url": database_url, "threads": threads}),
+            *(["--posts"] if posts else []),
+        ],
+        check=True,
+    )
 
 
 def start_kibitz(
     name: str, database_url: str, work: Path, source: Path, *extra: str, env: dict[str, str]
 ) -> peer.Server:
     port = peer.free_port()
-    asyncio.run(peer._seed_kibitz(database_url, {}))  # migrate before any worker starts
+    seed_with(source, database_url, {}, posts=False)  # migrate before any worker starts
     log = work / f"{name}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port), *extra],
@@ -164,10 +217,10 @@ def start_kibitz(
     peer.wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, log)
 
     def seed(threads: dict[str, int]) -> None:
-        asyncio.run(peer._seed_kibitz(database_url, threads))
+        seed_with(source, database_url, threads, posts=False)
 
     def settle() -> None:
-        asyncio.run(_seed_posts(database_url))
+        seed_with(source, database_url, {}, posts=True)
         peer._settle_kibitz(database_url)
 
     return peer.Server(name, port, proc, seed, settle)
@@ -302,7 +355,16 @@ def main() -> int:
     )
     parser.add_argument("--baseline", help="also run the kibitz of this commit (SQLite)")
     parser.add_argument("--scenarios", help="comma-separated labels to run (default: all)")
+    parser.add_argument("--seed", help=argparse.SUPPRESS)  # JSON: source, url, threads
+    parser.add_argument("--posts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seed:
+        job = json.loads(args.seed)
+        sys.path.insert(0, job["source"])  # that commit's db and server packages
+        asyncio.run(_seed_kibitz(job["url"], job["threads"]))
+        if args.posts:
+            asyncio.run(_seed_posts(job["url"]))
+        return 0
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     wanted = args.only.split(",")
