@@ -7,6 +7,7 @@ see of a thread writes event rows and bumps ``threads.last_seq`` in the same tra
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +65,11 @@ class NewComment:
     staff_id: int | None = None
     created: datetime | None = None
     source: str | None = None
+
+
+def text_key(text: str) -> str:
+    """A short digest of a comment's trimmed text, for the duplicate check's indexed probe."""
+    return hashlib.sha256(text.strip().encode()).hexdigest()[:16]
 
 
 # -- visibility -------------------------------------------------------------------------------
@@ -451,8 +457,8 @@ class CommentStore:
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-            "status, reason, address, staff_id, created, source) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "status, reason, address, staff_id, created, source, text_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             f"RETURNING {', '.join(FIELDS)}",
             thread.id,
             new.parent_id,
@@ -467,6 +473,7 @@ class CommentStore:
             new.staff_id,
             new.created or now(),
             new.source,
+            text_key(new.text),
         )
         assert row is not None
         if new.staff_id is not None:  # the staff name comes from a join
@@ -490,8 +497,8 @@ class CommentStore:
                 ids.append(
                     await conn.fetchval(
                         "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
-                        "html, status, reason, address, staff_id, created, source) "
-                        "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                        "html, status, reason, address, staff_id, created, source, text_key) "
+                        "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
                         "RETURNING id",
                         thread.id,
                         new.author,
@@ -505,6 +512,7 @@ class CommentStore:
                         new.staff_id,
                         new.created or now(),
                         new.source,
+                        text_key(new.text),
                     )
                 )
             await record_events(
@@ -549,6 +557,7 @@ class CommentStore:
             for column, value in (
                 ("status", status),
                 ("text", text),
+                ("text_key", None if text is None else text_key(text)),
                 ("html", html),
                 ("edited", edited),
             ):

@@ -24,6 +24,7 @@ from db.database import Database, connect
 from db.errors import Conflict
 from db.migrate import migrate
 from db.models import Comment, now
+from db.moderation import recent_duplicate
 from db.posts import PostStore
 
 
@@ -458,3 +459,17 @@ async def test_a_refused_comment_does_not_fail_the_others_in_its_batch(store: Co
     assert isinstance(outcomes[0], Conflict)
     assert all(not isinstance(o, BaseException) for o in outcomes[1:])
     assert [seq for seq, _, _ in await events_of(store)] == [1, 2, 3, 4, 5]
+
+
+async def test_duplicate_probe_matches_trimmed_text_and_follows_edits(
+    store: CommentStore, db: Database
+) -> None:
+    """The duplicate check finds the same trimmed text on the thread, as edited, and no other."""
+    comment = await add(store, text="same words")
+    since = now() - timedelta(minutes=10)
+    assert await recent_duplicate(db, "/t", "  same words\n", since)
+    assert not await recent_duplicate(db, "/other", "same words", since)
+    assert not await recent_duplicate(db, "/t", "same words", now() + timedelta(minutes=1))
+    await store.change(comment.id, text="new words", html="<p>new words</p>", edited=now())
+    assert not await recent_duplicate(db, "/t", "same words", since)
+    assert await recent_duplicate(db, "/t", "new words", since)
