@@ -202,14 +202,17 @@ async def post_page(request: Request) -> Response:
     slug = request.path_params["slug"]
     if request.query_params or state.sessions.csrf_token(request) is not None:
         return await _render_post(request, slug)
-    post = await state.posts.by_slug(slug)
-    if post is None:
+    version = await state.posts.page_version(slug)
+    if version is None:
         raise NotFound()
+    stored, seq = version
     settings = state.settings
-    view = ("page", post, settings.language, settings.max_depth)
-    seq = await state.comments.last_seq(post.thread_id)
-    page = state.pages.get((post.thread_id, seq, *view))
+    view = ("page", settings.language, settings.max_depth)
+    page = state.pages.get((stored, seq, *view))
     if page is None:
+        post = await state.posts.by_slug(slug)
+        if post is None:
+            raise NotFound()
         rendered = await _comment_list(request, post)
         html = state.templates.render(
             "post.html",
@@ -219,7 +222,7 @@ async def post_page(request: Request) -> Response:
         if len(parts) != 2:  # the template changed; never serve a page with a slot in it
             return await _render_post(request, slug)
         page = RenderedPage(rendered.cursor, parts)
-        state.pages.put((post.thread_id, rendered.cursor, *view), page)
+        state.pages.put((stored, rendered.cursor, *view), page)
     token = _form_token(request).encode()
     return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
