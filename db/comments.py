@@ -35,6 +35,7 @@ FIELDS = (
     "edited",
     "source",
 )
+INLINE_IDS = 32  # by_ids reads this many primary keys by the backend's cheapest path
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
 
@@ -578,8 +579,12 @@ class CommentStore:
         if not wanted:
             return {}
         marks = ", ".join(f"${i + 1}" for i in range(len(wanted)))
-        async with self.db.read() as conn:
-            rows = await conn.fetch(f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})", *wanted)
+        sql = f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})"
+        if len(wanted) <= INLINE_IDS:  # the live path after each commit: a few primary keys
+            rows = await self.db.lookup_all(sql, *wanted)
+        else:  # a replay's batch goes to a reader
+            async with self.db.read() as conn:
+                rows = await conn.fetch(sql, *wanted)
         return {r["id"]: Comment.from_row(r) for r in rows}
 
     # -- housekeeping --------------------------------------------------------------------

@@ -54,16 +54,16 @@ class ModerationStore:
 async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -> bool:
     """True when the same text (ignoring surrounding space) was posted on ``uri`` since then.
 
-    One indexed probe by the text's digest, however many comments the thread has.
+    One indexed probe by the text's digest, however many comments the thread has, by the
+    backend's cheapest path (inline on SQLite): it runs on every POST.
     """
-    async with db.read() as conn:
-        found = await conn.fetchval(
-            "SELECT 1 FROM comments c WHERE c.thread_id IN ("
-            " SELECT id FROM threads WHERE uri = $1"
-            " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
-            "AND c.text_key = $2 AND c.created >= $3 LIMIT 1",
-            uri,
-            text_key(text),
-            since,
-        )
+    found = await db.lookup(
+        "SELECT 1 FROM comments c WHERE c.thread_id IN ("
+        " SELECT id FROM threads WHERE uri = $1"
+        " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
+        "AND c.text_key = $2 AND c.created >= $3 LIMIT 1",
+        uri,
+        text_key(text),
+        since,
+    )
     return found is not None
