@@ -239,6 +239,7 @@ async def ensure_thread(conn: Connection, uri: str, title: str | None = None) ->
 
 @dataclass(frozen=True)
 class _Pending:
+    uri: str
     new: NewComment
     create_thread: bool
     title: str | None
@@ -253,6 +254,10 @@ class CommentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._adds: GroupCommit[str, _Pending, Added] = GroupCommit(self._add_batch)
+        # SQLite has one writer, which serialises every transaction anyway: comments for any
+        # thread share one queue, so comments spread over threads also share a commit (and
+        # its disk flush). PostgreSQL writes threads in parallel: one queue per thread there.
+        self._one_queue = db.dialect == "sqlite"
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -398,11 +403,12 @@ class CommentStore:
         Comments arriving together for one thread are committed together (group commit,
         :mod:`db.groupcommit`); this returns once the transaction holding this one commits.
         """
-        return await self._adds.submit(uri, _Pending(new, create_thread, title))
+        key = "" if self._one_queue else uri
+        return await self._adds.submit(key, _Pending(uri, new, create_thread, title))
 
-    async def _add_batch(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
+    async def _add_batch(self, key: str, batch: list[_Pending]) -> list[Added | Exception]:
         try:
-            return await self._insert(uri, batch)
+            return await self._insert(batch)
         except DatabaseError:
             if len(batch) == 1:
                 raise
@@ -410,32 +416,46 @@ class CommentStore:
         results: list[Added | Exception] = []
         for pending in batch:
             try:
-                results.extend(await self._insert(uri, [pending]))
+                results.extend(await self._insert([pending]))
             except DatabaseError as exc:
                 results.append(exc)
         return results
 
-    async def _insert(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
+    async def _insert(self, batch: list[_Pending]) -> list[Added | Exception]:
+        """One transaction for the batch: each thread's comments in order, then its events."""
+        by_uri: dict[str, list[int]] = {}
+        for i, pending in enumerate(batch):
+            by_uri.setdefault(pending.uri, []).append(i)
+        results: list[Added | Exception | None] = [None] * len(batch)
         async with self.db.transaction() as conn:
-            thread = await find_thread(conn, uri)
-            creator = next((p for p in batch if p.create_thread), None)
-            if thread is None and creator is not None:
-                thread = await ensure_thread(conn, uri, creator.title)
-            if thread is not None and any(p.new.parent_id is not None for p in batch):
-                # Lock before checking parents, so a concurrent deletion of a parent either
-                # commits first (and the reply is refused) or waits for the reply.
-                await lock_thread(conn, thread.id)
-            outcomes: list[Row | Exception] = []
-            for pending in batch:
-                outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
-            approved = [
-                ("comment.created", int(o["id"]))
-                for o in outcomes
-                if not isinstance(o, Exception) and o["status"] == "approved"
-            ]
-            # Last, so the thread's row lock (which orders seqs) is held only from here to
-            # the commit: concurrent comments on one busy thread queue for as short as can be.
-            events = await record_events(conn, thread, approved) if thread is not None else []
+            for uri, positions in by_uri.items():
+                added = await self._insert_thread(conn, uri, [batch[i] for i in positions])
+                for i, outcome in zip(positions, added, strict=True):
+                    results[i] = outcome
+        return [r for r in results if r is not None]
+
+    async def _insert_thread(
+        self, conn: Connection, uri: str, batch: list[_Pending]
+    ) -> list[Added | Exception]:
+        thread = await find_thread(conn, uri)
+        creator = next((p for p in batch if p.create_thread), None)
+        if thread is None and creator is not None:
+            thread = await ensure_thread(conn, uri, creator.title)
+        if thread is not None and any(p.new.parent_id is not None for p in batch):
+            # Lock before checking parents, so a concurrent deletion of a parent either
+            # commits first (and the reply is refused) or waits for the reply.
+            await lock_thread(conn, thread.id)
+        outcomes: list[Row | Exception] = []
+        for pending in batch:
+            outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
+        approved = [
+            ("comment.created", int(o["id"]))
+            for o in outcomes
+            if not isinstance(o, Exception) and o["status"] == "approved"
+        ]
+        # Last, so the thread's row lock (which orders seqs) is held only from here to
+        # the commit: concurrent comments on one busy thread queue for as short as can be.
+        events = await record_events(conn, thread, approved) if thread is not None else []
         by_comment = {e.comment_id: e for e in events}
         return [
             o

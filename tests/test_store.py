@@ -473,3 +473,28 @@ async def test_duplicate_probe_matches_trimmed_text_and_follows_edits(
     await store.change(comment.id, text="new words", html="<p>new words</p>", edited=now())
     assert not await recent_duplicate(db, "/t", "same words", since)
     assert await recent_duplicate(db, "/t", "new words", since)
+
+
+async def test_comments_for_many_threads_arriving_together_keep_each_threads_order(
+    store: CommentStore,
+) -> None:
+    """Concurrent comments spread over threads land in their own threads with gapless seqs."""
+    await add(store, "/known", text="first")
+    uris = ["/known", "/new-a", "/new-b", "/unknown"]
+    requests = [(uris[i % 4], new(f"c{i}")) for i in range(40)]
+    outcomes = await asyncio.gather(
+        *(store.add(uri, r, create_thread=uri != "/unknown") for uri, r in requests),
+        return_exceptions=True,
+    )
+    for (uri, request), outcome in zip(requests, outcomes, strict=True):
+        if uri == "/unknown":
+            assert isinstance(outcome, UnknownThread)
+            continue
+        assert not isinstance(outcome, BaseException)
+        comment, [event] = outcome
+        assert comment.text == request.text and event.comment_id == comment.id
+        assert event.uri == uri
+    for uri, expected in (("/known", 11), ("/new-a", 10), ("/new-b", 10)):
+        seqs = [seq for seq, _, _ in await events_of(store, uri)]
+        assert seqs == list(range(1, expected + 1))
+    assert await store.thread("/unknown") is None
