@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from db.models import Status
 from server.errors import NotFound
 from server.i18n import catalogue
 from server.state import state_of
@@ -33,14 +34,26 @@ from server.state import state_of
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "web" / "widget"
 # Dependency order: a module only uses names from modules above it.
-MODULES = ("i18n.js", "api.js", "render.js", "live.js", "own.js", "form.js", "thread.js")
+MODULES = (
+    "statuses.js",
+    "i18n.js",
+    "api.js",
+    "render.js",
+    "live.js",
+    "own.js",
+    "form.js",
+    "thread.js",
+)
 ENTRIES = ("embed", "page")
 # Server-side messages the widget shows beside fields or in notices: translated like pages do.
 MESSAGE_SOURCES = (
     ROOT / "server" / "discussion" / "validation.py",
     ROOT / "server" / "errors.py",
+    ROOT / "server" / "discussion" / "errors.py",
     ROOT / "server" / "discussion" / "actions.py",
 )
+# The statuses the widget compares comments with, from their one definition.
+STATUSES_JSON = json.dumps({s.name: s.value for s in Status}, separators=(",", ":"))
 SHORT_CACHE = "public, max-age=300"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -97,6 +110,7 @@ def assemble(entry: str) -> str:
     css = rcssmin.cssmin((SOURCES / "widget.css").read_text(encoding="utf-8"))
     catalogues = json.dumps(widget_catalogues(body), ensure_ascii=False, separators=(",", ":"))
     body = body.replace("/*kibitz:catalogues*/{}", catalogues, 1)
+    body = body.replace("/*kibitz:statuses*/{}", STATUSES_JSON, 1)
     body = body.replace('/*kibitz:css*/""', json.dumps(css, ensure_ascii=False), 1)
     body = body.replace('/*kibitz:css-url*/""', json.dumps(_css_asset().url), 1)
     return f'(() => {{\n"use strict";\n{body}\n}})();\n'
