@@ -22,6 +22,8 @@ from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
 
+# The lists beside the queue (pending comments are the queue itself).
+LISTS = tuple(s for s in LIST_ACTIONS if s != Status.PENDING)
 PAGE_SIZE = 100
 # The empty item the queue page carries as a <template> for comments that arrive live.
 BLANK = {
@@ -67,7 +69,7 @@ async def queue(request: Request, member: StaffMember, form: Form) -> Response:
 @staff_page()
 async def comment_list(request: Request, member: StaffMember, form: Form) -> Response:
     status = request.path_params["status"]
-    if status not in LIST_ACTIONS or status == Status.PENDING:
+    if status not in LISTS:
         raise NotFound(N_("The lists are approved, spam and deleted."))
     return await _list_page(request, member, status)
 
@@ -85,7 +87,7 @@ async def moderate(request: Request, member: StaffMember, form: Form) -> Respons
     for comment_id in ids:
         await discussion.moderate(comment_id, action, member)
     back = first(form, "back", "/admin/queue")
-    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LIST_ACTIONS)}:
+    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS)}:
         back = "/admin/queue"
     return RedirectResponse(f"{back}?notice={action}", status_code=303)
 

@@ -15,7 +15,7 @@ from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
 from server.discussion.errors import InvalidInput
 from server.discussion.moderation import API_ACTIONS, Action, parse_action
-from server.discussion.shapes import own_comment, public_comment, staff_comment
+from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
 from server.errors import BadRequest, Forbidden, NotFound
@@ -59,7 +59,7 @@ async def read_comments(request: Request) -> Response:
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
         body = {
             "uri": thread.uri,
-            "count": sum(1 for c in comments if c.status == Status.APPROVED),
+            "count": sum(1 for c in comments if c.status == APPROVED),
             "cursor": cursor,
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }

@@ -14,6 +14,7 @@ from db.models import Status
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.discussion.errors import InvalidInput, Limited
+from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
 from server.errors import NotFound
 from server.http.bodies import read_form
@@ -94,15 +95,13 @@ async def _render_post(
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
     wanted_id = integer(wanted)
     if wanted_id is not None:
-        reply_to = next(
-            (c for c in comments if c.id == wanted_id and c.status == Status.APPROVED), None
-        )
+        reply_to = next((c for c in comments if c.id == wanted_id and c.status == APPROVED), None)
         values["parent"] = str(reply_to.id) if reply_to else ""
     context = {
         "post": post,
         "nodes": nodes,
         "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == Status.APPROVED),
+        "count": sum(1 for c in comments if c.status == APPROVED),
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
