@@ -83,8 +83,9 @@ class PostStore:
         )
         if row is None:
             return None
-        values = tuple(row)
-        return values[:-1], int(values[-1])
+        # By position: the Row protocol indexes but does not iterate (the drivers' rows differ).
+        stored = tuple(row[i] for i in range(POST_COLUMNS.count(",") + 1))
+        return stored, int(row["thread_last_seq"])
 
     async def exists_for_uri(self, uri: str) -> bool:
         if not uri.startswith("/posts/"):

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
-from server.errors import RateLimited
+from server.discussion.errors import Limited
 
 # Sweep keys whose hits have all expired once per this many hits: memory stays bounded by the
 # addresses seen in the longest window, at a cost per hit that does not grow with them.
@@ -65,29 +66,33 @@ class PostLimiter:
         rate: str | None,
         redis_url: str | None = None,
         prefix: str = "kibitz",
-        connection_pool: object | None = None,
+        connection_pool: ConnectionPool | None = None,
     ) -> None:
         self.items = parse_many(rate) if rate else []
         self.memory: MemoryWindows | None = None
         self.limiter: MovingWindowRateLimiter | None = None
         if redis_url:
             options = {"connection_pool": connection_pool} if connection_pool is not None else {}
+            # limits documents ``connection_pool`` but types ``**options`` as scalars.
             storage = RedisStorage(
-                redis_url, implementation="redispy", key_prefix=f"{prefix}:limits", **options
+                redis_url,
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
+                **options,  # type: ignore[arg-type]
             )
             self.limiter = MovingWindowRateLimiter(storage)
         else:
             self.memory = MemoryWindows(self.items)
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
+        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit."""
         if self.memory is not None:
             wait = self.memory.hit(f"{scope}:{key}")
             if wait is not None:
-                raise RateLimited(wait)
+                raise Limited(wait)
             return
         assert self.limiter is not None
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):
                 stats = await self.limiter.get_window_stats(item, scope, key)
-                raise RateLimited(math.ceil(stats.reset_time - time.time()))
+                raise Limited(math.ceil(stats.reset_time - time.time()))
