@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean messages docs fuzz
+.PHONY: run test lint typecheck install install-test migrate demo browsers clean messages docs fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,20 @@ docs: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+LINTED := server realtime db tests bench tools
+
+lint: install-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# Settings in pyproject.toml ([tool.mypy]); only rjsmin and rcssmin, which ship no types, are exempt.
+typecheck: install-test
+	$(BIN)/mypy --strict server realtime db
+
 # The fuzz tests of the suite with a long budget: FUZZ_EXAMPLES examples per target (each API
 # operation anonymous and as staff, the form, the admin forms, the live channel, the command
-# line, the importers' files), on SQLite and PostgreSQL (KIBITZ_TEST_DATABASE_URL). The result goes into
-# docs/security.md ("Last long fuzz run").
+# line, the importers' files), on SQLite and PostgreSQL
+# (KIBITZ_TEST_DATABASE_URL). The result goes into docs/security.md ("Last long fuzz run").
 FUZZ_EXAMPLES ?= 2000
 fuzz: install-test
 	mkdir -p build
@@ -61,4 +71,4 @@ messages: install
 	$(BIN)/pybabel update -i build/messages.pot -d web/locale -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) data test-artifacts
+	rm -rf $(VENV) data test-artifacts .mypy_cache .ruff_cache

@@ -11,18 +11,20 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.models import StaffMember
+from db.models import StaffMember, Status
 from server.admin.guard import Form, first, live_moderation_url, render, staff_page
+from server.discussion.errors import InvalidInput
+from server.discussion.moderation import LIST_ACTIONS, Action, parse_action
 from server.discussion.validation import CommentInput, validate_text
-from server.discussion.values import id_or_none, plain
-from server.errors import BadRequest, NotFound, ValidationFailed
-from server.http.params import query_int
+from server.discussion.values import plain
+from server.errors import BadRequest, NotFound
+from server.http.params import ids as selected_ids
+from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
 
-LISTS = ("pending", "approved", "spam", "deleted")
-# What each bulk action does; "restore" takes a spam or deleted comment back to approved.
-BULK_ACTIONS = {"approve": "approve", "spam": "spam", "delete": "delete", "restore": "approve"}
+# The lists beside the queue (pending comments are the queue itself).
+LISTS = tuple(s for s in LIST_ACTIONS if s != Status.PENDING)
 PAGE_SIZE = 100
 MAX_PAGE = 1_000_000
 # The empty item the queue page carries as a <template> for comments that arrive live.
@@ -35,7 +37,7 @@ BLANK = {
 async def _list_page(request: Request, member: StaffMember, status: str) -> Response:
     admin = state_of(request)
     query = plain(request.query_params.get("q", ""))[:200]
-    page = query_int(request.query_params, "page", low=1, high=MAX_PAGE, default=1)
+    page = integer(request.query_params.get("page"), minimum=1, maximum=100_000) or 1
     found = await admin.moderation.search(
         status, query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
@@ -51,7 +53,9 @@ async def _list_page(request: Request, member: StaffMember, status: str) -> Resp
             "page": page,
             "query": query,
             "counts": await admin.moderation.counts(),
-            "live_url": live_moderation_url(request.scope, host) if status == "pending" else None,
+            "live_url": live_moderation_url(request.scope, host)
+            if status == Status.PENDING
+            else None,
             "notice": request.query_params.get("notice"),
             "blank": BLANK,
         },
@@ -61,13 +65,13 @@ async def _list_page(request: Request, member: StaffMember, status: str) -> Resp
 @staff_page()
 async def queue(request: Request, member: StaffMember, form: Form) -> Response:
     """Held comments, oldest first, with everything needed to decide on them."""
-    return await _list_page(request, member, "pending")
+    return await _list_page(request, member, Status.PENDING)
 
 
 @staff_page()
 async def comment_list(request: Request, member: StaffMember, form: Form) -> Response:
     status = request.path_params["status"]
-    if status not in LISTS[1:]:
+    if status not in LISTS:
         raise NotFound(N_("The lists are approved, spam and deleted."))
     return await _list_page(request, member, status)
 
@@ -75,17 +79,17 @@ async def comment_list(request: Request, member: StaffMember, form: Form) -> Res
 @staff_page()
 async def moderate(request: Request, member: StaffMember, form: Form) -> Response:
     """Approve, spam, delete or restore the selected comments (one or many)."""
-    action = first(form, "action")
-    if action not in BULK_ACTIONS:
+    action = parse_action(first(form, "action"))
+    if action is None:
         raise BadRequest(N_("The actions are approve, spam, delete and restore."))
-    ids = [i for i in map(id_or_none, form.get("ids", [])) if i is not None]
+    ids = selected_ids(form.get("ids", []))
     if not ids:
         raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
-    for comment_id in dict.fromkeys(ids):
-        await discussion.moderate(comment_id, BULK_ACTIONS[action], member)
+    for comment_id in ids:
+        await discussion.moderate(comment_id, action, member)
     back = first(form, "back", "/admin/queue")
-    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS[1:])}:
+    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS)}:
         back = "/admin/queue"
     return RedirectResponse(f"{back}?notice={action}", status_code=303)
 
@@ -101,10 +105,10 @@ async def reply(request: Request, member: StaffMember, form: Form) -> Response:
         raise NotFound(f"There is no comment {comment_id}.")
     try:
         text = validate_text({"text": first(form, "text")})
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         raise BadRequest(exc.fields.get("text", N_("Write a reply first."))) from None
-    if target.status != "approved":
-        await state.discussion.moderate(comment_id, "approve", member)
+    if target.status != Status.APPROVED:
+        await state.discussion.moderate(comment_id, Action.APPROVE, member)
     entry = CommentInput(
         author=member.name, email=member.email or "", website=None, text=text, parent=comment_id
     )

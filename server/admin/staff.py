@@ -8,7 +8,6 @@ token is shown once, in the response that created it, and stored only as a hash.
 from __future__ import annotations
 
 import asyncio
-import re
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -17,14 +16,12 @@ from starlette.routing import Route
 from db.errors import Conflict
 from db.models import StaffMember
 from server.admin.guard import Form, first, render, staff_page
+from server.auth.accounts import account_problems
 from server.auth.credentials import hash_password, new_api_token
-from server.discussion.values import email, plain
-from server.errors import BadRequest, NotFound, ValidationFailed
+from server.discussion.values import plain
+from server.errors import BadRequest, NotFound
 from server.i18n import N_
 from server.state import state_of
-
-NAME = re.compile(r"^[\w.@-]{1,64}$")
-MIN_PASSWORD = 8  # the message below says 8: keep them together
 
 
 async def _page(
@@ -56,19 +53,9 @@ async def staff_list(request: Request, member: StaffMember, form: Form) -> Respo
 @staff_page("admin")
 async def create_account(request: Request, member: StaffMember, form: Form) -> Response:
     state = state_of(request)
-    values = {k: first(form, k).strip() for k in ("name", "email", "role")}
+    values = {k: plain(first(form, k)).strip() for k in ("name", "email", "role")}
     password = first(form, "password")
-    errors: dict[str, str] = {}
-    if not NAME.match(values["name"]):
-        errors["name"] = N_("Use 1 to 64 letters, digits, '.', '@', '-' or '_'.")
-    if values["role"] not in ("admin", "moderator"):
-        errors["role"] = N_("Choose admin or moderator.")
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = N_("Use at least 8 characters.")
-    try:
-        values["email"] = email(values["email"], "email", required=False)
-    except ValidationFailed:
-        errors["email"] = N_("Enter an e-mail address, or leave it empty.")
+    errors = account_problems(values["name"], values["role"], password, values["email"])
     if not errors:
         hashed = await asyncio.to_thread(hash_password, password)
         try:

@@ -8,7 +8,7 @@ from server.discussion.values import thread_uri
 def normalise_uri(value: str) -> str:
     """``https://blog.example/a/b/?x=1#c`` → ``/a/b``; ``/a/`` and ``/a`` are the same thread.
 
-    Raises :class:`server.errors.ValidationFailed` for a value that names no thread (see
+    Raises :class:`server.discussion.errors.InvalidInput` for a value that names no thread (see
     :func:`server.discussion.values.thread_uri`, the one boundary for thread keys).
     """
     return thread_uri(value)

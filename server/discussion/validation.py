@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.discussion import values
+from server.discussion.errors import InvalidInput
 from server.discussion.values import (
     MAX_AUTHOR,
     MAX_EMAIL,
@@ -20,7 +21,6 @@ from server.discussion.values import (
     MAX_WEBSITE,
     has_lone_surrogate,
 )
-from server.errors import ValidationFailed
 from server.i18n import N_
 
 __all__ = [
@@ -66,13 +66,13 @@ def _check(errors: dict[str, str], name: str, check: Any, *args: Any, **kwargs: 
     """Run one field's boundary function, collecting its message instead of stopping."""
     try:
         return check(*args, **kwargs)
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         errors.update(exc.fields)
         return None
 
 
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
-    """Return the cleaned input, or raise :class:`ValidationFailed` naming every bad field."""
+    """Return the cleaned input, or raise :class:`InvalidInput` naming every bad field."""
     errors: dict[str, str] = {}
     author = _check(
         errors,
@@ -109,7 +109,7 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
             N_("The comment you reply to does not exist."),
         )
     if errors:
-        raise ValidationFailed(fields=errors)
+        raise InvalidInput(fields=errors)
     return CommentInput(author=author, email=email, website=website, text=text, parent=parent)
 
 

@@ -1,7 +1,7 @@
 """One boundary for each kind of value that comes from outside: ids, integers, thread uris,
 web addresses, e-mail addresses, text and dates.
 
-Every function here is total: it returns a clean value or raises :class:`ValidationFailed`
+Every function here is total: it returns a clean value or raises :class:`InvalidInput`
 naming the field, whatever it is given (any JSON value, any string, any number of digits).
 Nothing else escapes -- no ``ValueError`` from ``int`` or ``urlsplit``, no ``OverflowError``
 from a 400-digit id reaching the database driver, no ``UnicodeEncodeError`` from a lone
@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from server.errors import ValidationFailed
+from server.discussion.errors import InvalidInput
 from server.i18n import N_
 
 # Ids are BIGINT on PostgreSQL and INTEGER on SQLite: both hold 64-bit signed integers.
@@ -39,8 +39,8 @@ _SAFE = "/:@!$&'()*+,;=-._~"
 _SURROGATE_ESCAPES = dict.fromkeys(range(0xDC80, 0xDD00))
 
 
-def _refuse(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed(fields={field: message})
+def _refuse(field: str, message: str) -> InvalidInput:
+    return InvalidInput(fields={field: message})
 
 
 # -- ids and integers ------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def id_or_none(value: Any) -> int | None:
 
 
 def parse_id(value: Any, field: str, message: str = N_("This is not a valid id.")) -> int:
-    """A positive 64-bit id, or :class:`ValidationFailed` for ``field``."""
+    """A positive 64-bit id, or :class:`InvalidInput` for ``field``."""
     found = id_or_none(value)
     if found is None:
         raise _refuse(field, message)

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 from db.imports import CommentIn, PostIn, ThreadIn
 from db.models import STATUSES
 from server.discussion import values
+from server.discussion.errors import InvalidInput
 from server.discussion.values import MAX_AUTHOR, MAX_TEXT, MAX_TITLE
-from server.errors import ValidationFailed
 from server.portability.importers.report import ImportRefused, Report
 
 # Rendered HTML may be longer than the text it came from (markup, entities): bounded anyway.
@@ -37,7 +37,7 @@ MALFORMED = (
     OverflowError,
     UnicodeError,
     RecursionError,
-    ValidationFailed,
+    InvalidInput,
     sqlite3.Error,
 )
 T = TypeVar("T")
@@ -46,7 +46,7 @@ T = TypeVar("T")
 def _field(where: str, name: str, check: Callable[[], T]) -> T:
     try:
         return check()
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         message = "; ".join(exc.fields.values()) or str(exc)
         raise ImportRefused(f"{where}: {name}: {message}") from None
 
@@ -75,7 +75,7 @@ def check_comment(comment: CommentIn, report: Report) -> CommentIn:
     if email:
         try:
             email = values.email(email)
-        except ValidationFailed:
+        except InvalidInput:
             report.flag("invalid e-mail address dropped")
             email = ""
     website = _optional(where, "website", comment.website, values.MAX_WEBSITE)
@@ -102,9 +102,9 @@ def check_comment(comment: CommentIn, report: Report) -> CommentIn:
 
 def _html(value: Any) -> str:
     if not isinstance(value, str) or values.has_lone_surrogate(value):
-        raise ValidationFailed(fields={"html": "This must be valid text."})
+        raise InvalidInput(fields={"html": "This must be valid text."})
     if len(value) > MAX_HTML:
-        raise ValidationFailed(fields={"html": "This is too long."})
+        raise InvalidInput(fields={"html": "This is too long."})
     return value.replace("\x00", "")
 
 
