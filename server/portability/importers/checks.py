@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from db.imports import CommentIn, PostIn, ThreadIn
@@ -119,7 +120,7 @@ def check_thread(thread: ThreadIn) -> ThreadIn:
         title=title,
         created=None if thread.created is None else _date(where, "created", thread.created),
         aliases=tuple(
-            _field(where, "aliases", lambda a=a: values.thread_uri(a)) for a in thread.aliases
+            _field(where, "aliases", partial(values.thread_uri, a)) for a in thread.aliases
         ),
         post=None if thread.post is None else check_post(thread.post, where),
     )
