@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import weakref
@@ -39,7 +40,7 @@ from websockets.protocol import State as WsState
 from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
-from server.auth.identity import current_staff
+from server.auth.identity import staff_credential
 from server.discussion.uris import normalise_uri
 from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
 from server.http import origins
@@ -53,6 +54,7 @@ WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in a socket's transport before 
 KERNEL_SEND_BUFFER = 64 * 1024  # per live-port socket, so a stalled reader's cost is bounded
 QUEUE_LIMIT = 512  # frames waiting for an ASGI reader before it is cut off
 PING_INTERVAL = PING_TIMEOUT = 20.0
+STAFF_RECHECK = 1.0  # seconds between re-checks of a moderation connection's credentials
 
 
 # -- what a request asks for -----------------------------------------------------------------
@@ -63,6 +65,9 @@ class Ask:
     moderation: bool
     uri: str = ""
     since: int | None = None
+    staff_id: int | None = None
+    # Moderation only: are the credentials that opened the connection still good?
+    still_staff: Callable[[], Awaitable[bool]] | None = None
 
 
 def origin_allowed(settings: Settings, conn: HTTPConnection, *, apart: bool) -> bool:
@@ -83,9 +88,14 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
     if not origin_allowed(settings, conn, apart=apart):
         raise Forbidden("This origin may not open the live channel.")
     if conn.url.path == "/ws/moderation":
-        if await current_staff(conn) is None:
+        credential = await staff_credential(conn)
+        if credential is None:
             raise Unauthorized("Staff only: send a session cookie or an API token.")
-        return Ask(moderation=True)
+        return Ask(
+            moderation=True,
+            staff_id=credential.member.id,
+            still_staff=functools.partial(credential.valid, state_of(conn)),
+        )
     uri = conn.query_params.get("uri")
     if not uri:
         raise BadRequest("Give the thread as ?uri=/path/of/the/page.")
@@ -103,6 +113,13 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
 
 
 class Connection(Subscriber):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rechecking = asyncio.Event()
+
+    def recheck(self) -> None:
+        self.rechecking.set()
+
     async def run(self) -> None:
         """The send side once the reader is live; returns when the connection must close."""
         raise NotImplementedError
@@ -110,6 +127,32 @@ class Connection(Subscriber):
     async def fail(self) -> None:
         """Close with 1011 after a server-side error; the receive side then ends."""
         raise NotImplementedError
+
+    async def revoke(self) -> None:
+        """Close with :data:`protocol.REVOKED`: the staff credentials died."""
+        raise NotImplementedError
+
+
+async def _guard(hub: Hub, conn: Connection, ask: Ask) -> None:
+    """Re-check a moderation connection's credentials every :data:`STAFF_RECHECK` seconds,
+    and at once when the broker says the member's access changed; close when they died.
+
+    A database error is logged and the check tried again: while the database is down no
+    held comment can reach the connection anyway.
+    """
+    assert ask.still_staff is not None
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(conn.rechecking.wait(), STAFF_RECHECK)
+        conn.rechecking.clear()
+        try:
+            if not await ask.still_staff():
+                break
+        except Exception:
+            log.exception("re-checking staff %s failed", ask.staff_id)
+    hub.staff.discard(conn)  # not one more message from here on
+    conn.gone = True
+    log.info("staff %s lost access; their moderation connection is closed", ask.staff_id)
 
 
 async def _serve(
@@ -127,6 +170,7 @@ async def _serve(
     async def produce() -> None:
         try:
             if ask.moderation:
+                conn.staff_id = ask.staff_id
                 hub.add_staff(conn)
             else:
                 await hub.subscribe(conn, ask.uri, ask.since)
@@ -139,12 +183,21 @@ async def _serve(
             log.exception("live connection failed")
             await conn.fail()
 
+    async def guard() -> None:
+        await _guard(hub, conn, ask)
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+        await conn.revoke()  # the receive side ends with the close handshake
+
     producer = asyncio.create_task(produce())
+    guarding = asyncio.create_task(guard()) if ask.still_staff is not None else None
     try:
         await receive()
     finally:
         producer.cancel()
-        await asyncio.gather(producer, return_exceptions=True)
+        if guarding is not None:
+            guarding.cancel()
+        await asyncio.gather(producer, *[g for g in (guarding,) if g], return_exceptions=True)
         await hub.unsubscribe(conn)
 
 
@@ -184,6 +237,10 @@ class QueuedConnection(Connection):
     async def fail(self) -> None:
         with contextlib.suppress(RuntimeError):
             await self.websocket.close(1011)
+
+    async def revoke(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self.websocket.close(protocol.REVOKED, "access revoked")
 
 
 async def _asgi_receive(websocket: WebSocket) -> None:
@@ -259,6 +316,9 @@ class DirectConnection(Connection):
 
     async def fail(self) -> None:
         await self.ws.close(1011)
+
+    async def revoke(self) -> None:
+        await self.ws.close(protocol.REVOKED, "access revoked")
 
 
 async def _ws_receive(ws: ServerConnection) -> None:

@@ -48,6 +48,7 @@ class Subscriber:
         self.held: list[Frame] = []
         self.room: Room | None = None
         self.gone = False  # the hub has cut this reader off
+        self.staff_id: int | None = None  # whose credentials opened a moderation connection
 
     def push(self, frame: Frame) -> bool:
         raise NotImplementedError
@@ -58,6 +59,9 @@ class Subscriber:
     def cut_off(self) -> None:
         """Close with :data:`protocol.RESUME`; the transport does it without blocking."""
         raise NotImplementedError
+
+    def recheck(self) -> None:
+        """Re-check this moderation connection's credentials now (it closes if they died)."""
 
 
 class Room:
@@ -312,6 +316,12 @@ class Hub:
         self.staff.add(sub)
 
     def receive_moderation(self, payload: bytes) -> None:
+        staff_id = protocol.unpack_staff_recheck(payload)
+        if staff_id is not None:
+            for sub in self.staff:
+                if sub.staff_id == staff_id:
+                    sub.recheck()
+            return
         frame = Frame(payload)
         for sub in [s for s in self.staff if not s.push(frame)]:
             self._cut_off(sub)

@@ -140,6 +140,11 @@ class Live:
     async def on_moderated(self, old: Comment, new: Comment, by: str) -> None:
         await self._moderation(protocol.comment_moderated(new.id, new.status, by))
 
+    async def staff_changed(self, staff_id: int) -> None:
+        """An account was disabled, a token revoked or a session ended: every process
+        re-checks that member's moderation connections now and closes the dead ones."""
+        await self._moderation(protocol.staff_recheck(staff_id))
+
     async def _moderation(self, payload: bytes) -> None:
         try:
             await self.broker.publish_moderation(payload)

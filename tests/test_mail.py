@@ -446,3 +446,30 @@ async def test_held_commenter_gets_the_confirmation_only_once_approved(
         assert refused.status_code == 403
         assert not (await store.subscription_of(held["id"])).confirmed
     assert mailbox.inbox.to("victim@example.org") == []
+
+
+async def test_disabled_staff_get_no_held_mail_and_their_links_stop_working(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Once an account is disabled its approve link from an earlier mail is refused, and the
+    next held comment mails only the active staff."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        await setup_site(server)
+        gone = await server.state.staff.add(
+            "gone", "moderator", hash_password("pw"), email="gone@example.org"
+        )
+        held = await post(client, text="first held")
+        await until(lambda: len(mailbox.inbox.to("gone@example.org")) == 1)
+        approve = link_after(mailbox.inbox.to("gone@example.org")[0], "Approve:")
+        assert (await server.state.staff.disable(gone.id)) is not None
+        assert (
+            await client.post("/mail/moderate", data={"t": token_of(approve)})
+        ).status_code == 403
+        assert (await server.state.comments.get(held["id"])).status == "pending"
+        await post(client, text="second held")
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
+        await asyncio.sleep(0.5)
+        assert len(mailbox.inbox.to("gone@example.org")) == 1

@@ -100,6 +100,7 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/admin/login", status_code=303)
     await state.sessions.close(request, response)
     if member is not None:
+        await state.live.staff_changed(member.id)
         await state.audit.record(member.id, member.name, "logout")
     return response
 

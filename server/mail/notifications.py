@@ -91,7 +91,7 @@ class Notifications:
     # -- staff: held comments ----------------------------------------------------------------
 
     async def held(self, comment: Comment) -> None:
-        members = [m for m in await self.state.staff.all() if m.email]
+        members = [m for m in await self.state.staff.active() if m.email]
         if not members:
             return
         _, title, page_url = await self._where(comment)

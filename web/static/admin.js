@@ -205,7 +205,15 @@
         removeItem(message.id, message.by ? `#${message.id}: ${message.status} by ${message.by}` : "");
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
+      if (event.code === 4003) {
+        // Access revoked (disabled, logged out, token revoked): take the queue off the screen
+        // and let the server decide what to show; it sends us to the login page.
+        document.documentElement.dataset.live = "revoked";
+        for (const item of items()) item.remove();
+        location.reload();
+        return;
+      }
       document.documentElement.dataset.live = "closed";
       const next = opened ? 0 : attempt + 1;
       const delay = Math.min(30000, 1000 * 2 ** Math.min(next, 5)) * (0.5 + Math.random() / 2);
