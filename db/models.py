@@ -74,7 +74,7 @@ class Post:
 
     @classmethod
     def from_row(cls, row: Row) -> Post:
-        keys = row.keys()
+        keys = set(row.keys())  # asyncpg gives an iterator: "in" would consume it
         return cls(
             id=row["id"],
             slug=row["slug"],
@@ -112,6 +112,7 @@ class Comment:
     edited: datetime | None
     source: str | None = None
     staff_name: str | None = None
+    version: int = 1  # grows with every change of the text (approvals name the one they saw)
 
     @property
     def staff(self) -> bool:
@@ -119,7 +120,7 @@ class Comment:
 
     @classmethod
     def from_row(cls, row: Row) -> Comment:
-        keys = row.keys()
+        keys = set(row.keys())  # asyncpg gives an iterator: "in" would consume it
         return cls(
             id=row["id"],
             thread_id=row["thread_id"],
@@ -137,6 +138,7 @@ class Comment:
             edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
+            version=row["version"] if "version" in keys else 1,
         )
 
 

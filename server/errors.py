@@ -75,6 +75,12 @@ class ValidationFailed(KibitzError):
     message = N_("Some fields need attention.")
 
 
+class Outdated(KibitzError):
+    """The thing acted on changed since the caller saw it (a moderator approving an old text)."""
+
+    status = 409
+
+
 class RateLimited(KibitzError):
     status = 429
     message = N_("Too many comments from your address. Please wait a little and try again.")

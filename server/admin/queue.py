@@ -14,7 +14,7 @@ from starlette.routing import Route
 from db.models import StaffMember
 from server.admin.guard import Form, first, live_moderation_url, render, staff_page
 from server.discussion.validation import CommentInput, validate_text
-from server.errors import BadRequest, NotFound, ValidationFailed
+from server.errors import BadRequest, NotFound, Outdated, ValidationFailed
 from server.i18n import N_
 from server.state import state_of
 
@@ -26,6 +26,7 @@ PAGE_SIZE = 100
 BLANK = {
     **dict.fromkeys(("id", "author", "email", "website", "address", "reason", "html", "text"), ""),
     "created": None,
+    "version": "",
 }
 
 
@@ -82,12 +83,19 @@ async def moderate(request: Request, member: StaffMember, form: Form) -> Respons
     if not ids:
         raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
+    changed = False
     for comment_id in dict.fromkeys(ids):
-        await discussion.moderate(comment_id, BULK_ACTIONS[action], member)
+        # The version the page showed: a comment edited since is left alone (and shown anew).
+        seen = first(form, f"version-{comment_id}")
+        version = int(seen) if seen.isascii() and seen.isdigit() and len(seen) <= 9 else None
+        try:
+            await discussion.moderate(comment_id, BULK_ACTIONS[action], member, version=version)
+        except Outdated:
+            changed = True
     back = first(form, "back", "/admin/queue")
     if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS[1:])}:
         back = "/admin/queue"
-    return RedirectResponse(f"{back}?notice={action}", status_code=303)
+    return RedirectResponse(f"{back}?notice={'changed' if changed else action}", status_code=303)
 
 
 @staff_page()

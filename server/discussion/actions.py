@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
+from db.comments import (
+    CommentStore,
+    InvalidParent,
+    NewComment,
+    StaleVersion,
+    UnknownComment,
+    UnknownThread,
+)
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
@@ -22,7 +29,7 @@ from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.validation import CommentInput
-from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from server.errors import Forbidden, NotFound, Outdated, RateLimited, ValidationFailed
 from server.i18n import N_
 from server.settings import Settings
 
@@ -161,32 +168,77 @@ class Discussion:
             await _notify(self.listeners.held, comment)
         return comment
 
-    async def moderate(self, comment_id: int, action: str, by: StaffMember) -> Comment:
-        """Approve, mark as spam or delete; readers see the change through the events."""
+    async def moderate(
+        self, comment_id: int, action: str, by: StaffMember, version: int | None = None
+    ) -> Comment:
+        """Approve, mark as spam or delete; readers see the change through the events.
+
+        With ``version`` (what the moderator saw), a comment edited since is not touched:
+        :class:`Outdated` (409), and the moderator's queue shows the new text.
+        """
         status = ACTIONS[action]
         try:
-            old, new, events = await self.comments.change(comment_id, status=status)
+            old, new, events = await self.comments.change(
+                comment_id, status=status, version=version
+            )
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
+        except StaleVersion:
+            raise Outdated(
+                N_("This comment was edited after you saw it. Read it again, then decide.")
+            ) from None
         await _notify(self.listeners.events, events)
         await _notify(self.listeners.moderated, old, new, by.name)
         return new
 
-    async def edit(self, comment_id: int, text: str) -> Comment:
+    async def edit(self, comment_id: int, text: str, by: StaffMember | None = None) -> Comment:
+        """Change a comment's text. A commenter's edit goes through the same decision as a
+        new comment: where that would be held, the edited comment is held again (readers
+        lose it until staff approve the new text). Every open queue gets the new version of
+        a held comment."""
         html = await asyncio.to_thread(render_comment, text)
+        current = await self.comments.get(comment_id)
+        if current is None:
+            raise NotFound(f"There is no comment {comment_id}.")
+        status: str | None = None
+        reason: str | None = None
+        if by is None and current.status == "approved":
+            data = CommentInput(
+                author=current.author,
+                email=current.email,
+                website=current.website,
+                text=text,
+                parent=current.parent_id,
+            )
+            decided, why = await self._decide(data, html, None, None)
+            if decided == "pending":
+                status, reason = "pending", why
         try:
             _, new, events = await self.comments.change(
-                comment_id, text=text, html=html, edited=now()
+                comment_id,
+                text=text,
+                html=html,
+                edited=now(),
+                status=status,
+                reason=reason,
+                version=current.version,  # nobody changed it between our decision and now
             )
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
+        except StaleVersion:
+            raise Outdated(N_("This comment changed meanwhile. Reload it, then edit.")) from None
         await _notify(self.listeners.events, events)
+        if new.status == "pending":
+            await _notify(self.listeners.held, new)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
+        """The commenter withdraws their comment; open queues drop it if it was held."""
         try:
-            _, new, events = await self.comments.change(comment_id, status="deleted")
+            old, new, events = await self.comments.change(comment_id, status="deleted")
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
         await _notify(self.listeners.events, events)
+        if old.status == "pending":  # the audit log and the queues learn who withdrew it
+            await _notify(self.listeners.moderated, old, new, f"{old.author} (author)")
         return new

@@ -129,7 +129,7 @@ async def edit_comment(request: Request) -> Response:
     if comment.status not in ("approved", "pending"):
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
-    updated = await state.discussion.edit(comment.id, text)
+    updated = await state.discussion.edit(comment.id, text, by=staff)
     await _audit(request, staff, "edit", f"comment {comment.id}")
     return _json({"comment": own_comment(updated)})
 
@@ -154,8 +154,25 @@ async def moderate(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in ("approve", "spam", "delete"):
         raise NotFound("Actions are approve, spam and delete.")
-    comment = await state.discussion.moderate(request.path_params["id"], action, staff)
+    comment = await state.discussion.moderate(
+        request.path_params["id"], action, staff, version=await _seen_version(request)
+    )
     return _json({"comment": staff_comment(comment)})
+
+
+async def _seen_version(request: Request) -> int | None:
+    """The comment version the moderator saw: ``?version=N`` or ``{"version": N}``; None
+    (act on whatever is current) when not given. A stale one makes the action a 409."""
+    value: Any = request.query_params.get("version")
+    if value is None and request.headers.get("content-type", "").startswith("application/json"):
+        value = (await read_json(request)).get("version")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        value = int(value)
+    if type(value) is not int or not 1 <= value < 2**31:
+        raise ValidationFailed(fields={"version": "A comment version: a whole number from 1."})
+    return value
 
 
 async def moderation_queue(request: Request) -> Response:

@@ -33,6 +33,7 @@ class ModerationLink:
     staff_id: int
     action: str
     nonce: str
+    version: int | None = None  # the comment's version the mail showed (None: older links)
 
 
 def _issued_at(secret: str, salt: str, issued: float) -> URLSafeTimedSerializer:
@@ -60,10 +61,18 @@ class MailLinks:
         return secrets.token_urlsafe(16)
 
     def moderation_token(
-        self, comment_id: int, staff_id: int, action: str, nonce: str, issued: float | None = None
+        self,
+        comment_id: int,
+        staff_id: int,
+        action: str,
+        nonce: str,
+        issued: float | None = None,
+        version: int | None = None,
     ) -> str:
         assert action in MODERATION_ACTIONS
-        payload = [comment_id, staff_id, action, nonce]
+        payload: list[object] = [comment_id, staff_id, action, nonce]
+        if version is not None:
+            payload.append(version)
         if issued is None:
             return self._moderate.dumps(payload)
         return _issued_at(self.secret, "kibitz.mail.moderate", issued).dumps(payload)
@@ -71,12 +80,13 @@ class MailLinks:
     def moderation(self, token: str) -> ModerationLink:
         value = self._load(self._moderate, token)
         try:
-            comment_id, staff_id, action, nonce = value
+            comment_id, staff_id, action, nonce, *rest = value
+            version = int(rest[0]) if rest else None
         except (TypeError, ValueError):
             raise Forbidden(N_("This link is not valid.")) from None
         if action not in MODERATION_ACTIONS:
             raise Forbidden(N_("This link is not valid."))
-        return ModerationLink(int(comment_id), int(staff_id), action, str(nonce))
+        return ModerationLink(int(comment_id), int(staff_id), action, str(nonce), version)
 
     # -- reply subscriptions ---------------------------------------------------------------
 

@@ -110,11 +110,15 @@ class Notifications:
                     days=LINK_DAYS,
                     approve_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, "approve", nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, "approve", nonce, version=comment.version
+                        ),
                     ),
                     spam_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, "spam", nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, "spam", nonce, version=comment.version
+                        ),
                     ),
                     admin_url=f"{self.settings.public_url}/admin",
                 )
