@@ -44,6 +44,8 @@ from server.auth.identity import staff_credential
 from server.discussion.uris import normalise_uri
 from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
 from server.http import origins
+from server.http.clients import address_key, client_address
+from server.http.headers import NOT_A_PAGE, REFERRER_POLICY
 from server.settings import Settings, origin_of
 from server.state import state_of
 
@@ -254,6 +256,11 @@ async def _asgi_receive(websocket: WebSocket) -> None:
             return
 
 
+def _address(conn: HTTPConnection, settings: Settings) -> str:
+    """What the per-address cap counts this connection as."""
+    return address_key(client_address(conn, settings.trusted_proxies))
+
+
 async def asgi_endpoint(websocket: WebSocket) -> None:
     state = state_of(websocket)
     live = state.live
@@ -262,13 +269,21 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
     except KibitzError:
         await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
         return
-    await websocket.accept()
-    await _serve(
-        live.hub,
-        QueuedConnection(websocket, live.queue_limit),
-        ask,
-        lambda: _asgi_receive(websocket),
-    )
+    address = _address(websocket, state.settings)
+    if not live.admission.admit(address):
+        log.info("live connection from %s refused: %d open", address, live.admission.limit)
+        await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
+        return
+    try:
+        await websocket.accept()
+        await _serve(
+            live.hub,
+            QueuedConnection(websocket, live.queue_limit),
+            ask,
+            lambda: _asgi_receive(websocket),
+        )
+    finally:
+        live.admission.release(address)
 
 
 routes = [
@@ -351,6 +366,15 @@ def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
     }
 
 
+def _refusal(ws: ServerConnection, status: int, text: str) -> Response:
+    """A plain-text refusal with the same security headers as every HTTP answer of kibitz."""
+    response = ws.respond(status, text)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = NOT_A_PAGE.decode()
+    response.headers["Referrer-Policy"] = REFERRER_POLICY.decode()
+    return response
+
+
 class LiveServer:
     """``websockets.asyncio.server.serve`` on the live port, compression off."""
 
@@ -360,6 +384,9 @@ class LiveServer:
         self.settings = settings
         self.server: Server | None = None
         self._asks: weakref.WeakKeyDictionary[ServerConnection, Ask] = weakref.WeakKeyDictionary()
+        self._releases: weakref.WeakKeyDictionary[ServerConnection, weakref.finalize] = (
+            weakref.WeakKeyDictionary()
+        )
         self.write_limit = WRITE_BUFFER_LIMIT
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -390,23 +417,35 @@ class LiveServer:
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path not in ("/ws", "/ws/moderation"):
-            return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+            return _refusal(ws, HTTPStatus.NOT_FOUND, "Not Found\n")
+        conn = HTTPConnection(_scope(self.app, ws, request))
         try:
-            ask = await authorise(
-                HTTPConnection(_scope(self.app, ws, request)), self.settings, apart=True
-            )
+            ask = await authorise(conn, self.settings, apart=True)
         except KibitzError as refused:
-            return ws.respond(refused.status, f"{refused}\n")
+            return _refusal(ws, refused.status, f"{refused}\n")
+        admission = state_of(conn).live.admission
+        address = _address(conn, self.settings)
+        if not admission.admit(address):
+            log.info("live connection from %s refused: %d open", address, admission.limit)
+            return _refusal(ws, HTTPStatus.TOO_MANY_REQUESTS, "Too many live connections.\n")
+        # Released when the connection ends, or when it is collected should the handshake
+        # fail before _handle runs.
+        self._releases[ws] = weakref.finalize(ws, admission.release, address)
         self._asks[ws] = ask
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         ask = self._asks.pop(ws, None)
-        if ask is None:
-            return
-        await _serve(
-            self.hub,
-            DirectConnection(ws, self.write_limit, self._closing),
-            ask,
-            lambda: _ws_receive(ws),
-        )
+        release = self._releases.pop(ws, None)
+        try:
+            if ask is None:
+                return
+            await _serve(
+                self.hub,
+                DirectConnection(ws, self.write_limit, self._closing),
+                ask,
+                lambda: _ws_receive(ws),
+            )
+        finally:
+            if release is not None:
+                release()

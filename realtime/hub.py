@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kibitz.live")
 
 REPLAY_BATCH = 500
+REPLAY_LIMIT = 1000  # default most events replayed to a resuming reader (KIBITZ_REPLAY_LIMIT)
 PRESENCE_INTERVAL = 1.0  # at most one presence message per thread per second
 MAX_HELD = 10_000  # live events held for one reader while its replay is read
 
@@ -89,9 +90,12 @@ class Room:
 
 
 class Hub:
-    def __init__(self, comments: CommentStore, broker: Broker) -> None:
+    def __init__(
+        self, comments: CommentStore, broker: Broker, replay_limit: int = REPLAY_LIMIT
+    ) -> None:
         self.comments = comments
         self.broker = broker
+        self.replay_limit = replay_limit
         self.rooms: dict[str, Room] = {}
         self.staff: set[Subscriber] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,7 +146,14 @@ class Hub:
         await sub.send(Frame(protocol.hello(key, cursor, room.online)))
         start = cursor
         if since is not None and since != cursor:
-            if thread is not None and 0 <= since < cursor and await self._kept(thread.id, since):
+            # Further behind than replay_limit events: a reset (reload the thread) costs the
+            # server one read instead of sending the whole history to every such reader.
+            if (
+                thread is not None
+                and 0 <= since < cursor
+                and cursor - since <= self.replay_limit
+                and await self._kept(thread.id, since)
+            ):
                 start = since
             else:
                 await sub.send(Frame(protocol.RESET))

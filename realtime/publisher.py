@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from db.comments import CommentStore
 from db.models import Comment, Event
 from realtime import protocol
+from realtime.admission import Admission
 from realtime.broker import Broker, MemoryBroker, RedisBroker
 from realtime.endpoint import QUEUE_LIMIT, LiveServer
 from realtime.hub import Hub
@@ -67,7 +68,8 @@ class Live:
             if settings.redis_url
             else MemoryBroker()
         )
-        self.hub = Hub(comments, self.broker)
+        self.hub = Hub(comments, self.broker, replay_limit=settings.replay_limit)
+        self.admission = Admission(settings.live_per_address)
         self.server: LiveServer | None = (
             LiveServer(app, self.hub, settings) if settings.live_port else None
         )

@@ -78,6 +78,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         KIBITZ_WORKERS=str(args.workers),
     )
 
+    from server.http.protocol import IDLE_TIMEOUT, LimitedHttpToolsProtocol
+
     _run(_migrate(settings))
     uvicorn.run(
         "server.app:from_environment",
@@ -85,6 +87,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # httptools with a header size limit and a header timeout (docs/security.md).
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=IDLE_TIMEOUT,
         proxy_headers=False,
         server_header=False,
         ws="websockets-sansio",

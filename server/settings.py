@@ -102,6 +102,18 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
         "processes serving on this host (set by kibitz serve --workers); "
         "above 1 they share the live port",
     ),
+    (
+        "KIBITZ_LIVE_PER_ADDRESS",
+        "50",
+        "open live connections one client address (an IPv6 /64) may hold in one process, "
+        "on /ws and the live port together; more are refused with 429",
+    ),
+    (
+        "KIBITZ_REPLAY_LIMIT",
+        "1000",
+        "most events a reader resuming with since is sent; further behind, it gets reset "
+        "and reloads the thread",
+    ),
 )
 
 LANGUAGES = ("en", "de")
@@ -137,6 +149,8 @@ class Settings:
     live_host: str = "127.0.0.1"
     http_port: int | None = None
     workers: int = 1
+    live_per_address: int = 50
+    replay_limit: int = 1000
 
     @property
     def public_origin(self) -> str:
@@ -311,6 +325,8 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         live_host=get("KIBITZ_LIVE_HOST"),
         http_port=port("KIBITZ_HTTP_PORT"),
         workers=integer("KIBITZ_WORKERS", 1),
+        live_per_address=integer("KIBITZ_LIVE_PER_ADDRESS", 1),
+        replay_limit=integer("KIBITZ_REPLAY_LIMIT", 1),
     )
 
 

@@ -47,6 +47,8 @@ HELD_IMPERSONATION = N_("uses a staff member's name or e-mail")
 HELD_HONEYPOT = N_("honeypot field filled in")
 HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
+HELD_FORM_EXPIRED = N_("form sent from a page rendered more than a day ago")
+HELD_FORM_FOR_ANOTHER_POST = N_("form token of another post")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}

@@ -35,6 +35,11 @@ class PostLimiter:
             storage = MemoryStorage()
         self.limiter = MovingWindowRateLimiter(storage)
 
+    async def clear(self, key: str, scope: str = "post") -> None:
+        """Forget the attempts counted for ``key`` (a login that succeeded)."""
+        for item in self.items:
+            await self.limiter.clear(item, scope, key)
+
     async def hit(self, key: str, scope: str = "post") -> None:
         """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
         for item in self.items:
