@@ -473,3 +473,33 @@ async def test_disabled_staff_get_no_held_mail_and_their_links_stop_working(
         await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
         await asyncio.sleep(0.5)
         assert len(mailbox.inbox.to("gone@example.org")) == 1
+
+
+async def test_a_mail_link_approves_only_the_version_the_mail_showed(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """A held comment edited after its mail went out: the mail's approve link answers 409
+    (confirmation page and button alike) and the comment stays held."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        await setup_site(server)
+        answer = await client.post(
+            "/api/comments",
+            json={"uri": "/posts/hello", "author": "W", "email": WRITER, "text": "mild"},
+        )
+        held, edit_token = answer.json()["comment"], answer.json()["edit_token"]
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
+        approve = link_after(mailbox.inbox.to("mod@example.org")[0], "Approve:")
+        edited = await client.patch(
+            f"/api/comments/{held['id']}",
+            json={"text": "wild"},
+            headers={"Authorization": f"Bearer {edit_token}"},
+        )
+        assert edited.status_code == 200
+        assert (await client.get(approve)).status_code == 409
+        assert (
+            await client.post("/mail/moderate", data={"t": token_of(approve)})
+        ).status_code == 409
+        assert (await server.state.comments.get(held["id"])).status == "pending"
