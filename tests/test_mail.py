@@ -503,3 +503,36 @@ async def test_a_mail_link_approves_only_the_version_the_mail_showed(
             await client.post("/mail/moderate", data={"t": token_of(approve)})
         ).status_code == 409
         assert (await server.state.comments.get(held["id"])).status == "pending"
+
+
+async def test_held_mail_still_queued_for_a_member_is_dropped_when_disabled(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Mail queued for a member while SMTP is down is not sent once the member is disabled;
+    the other staff member's mail still goes out when SMTP is back."""
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        sender = server.state.mail.sender
+        sender.backoff_base = 30.0  # after its first failure the sender rests until woken
+        await setup_site(server)
+        gone = await server.state.staff.add(
+            "gone", "moderator", hash_password("pw"), email="gone@example.org"
+        )
+        await post(client, text="held while down")
+
+        async def attempts() -> int:
+            async with server.state.db.read() as conn:
+                return int(await conn.fetchval("SELECT SUM(attempts) FROM mail_queue") or 0)
+
+        deadline = time.monotonic() + 20
+        while await attempts() < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await until_status(MailStore(server.state.db), waiting=2, sent=0)
+        await server.state.staff.disable(gone.id)
+        await until_status(MailStore(server.state.db), waiting=1, sent=0)
+        await mailbox.start()
+        sender.wake()
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
+        await asyncio.sleep(0.3)
+        assert mailbox.inbox.to("gone@example.org") == []
