@@ -74,7 +74,7 @@ class Post:
 
     @classmethod
     def from_row(cls, row: Row) -> Post:
-        keys = set(row.keys())  # asyncpg gives an iterator: "in" would consume it
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             slug=row["slug"],
@@ -120,7 +120,7 @@ class Comment:
 
     @classmethod
     def from_row(cls, row: Row) -> Comment:
-        keys = set(row.keys())  # asyncpg gives an iterator: "in" would consume it
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             thread_id=row["thread_id"],

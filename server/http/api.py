@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.comments import visible_states
-from db.models import StaffMember
+from db.models import Comment, StaffMember
 from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
 from server.discussion.shapes import own_comment, public_comment, staff_comment
@@ -114,7 +114,7 @@ async def post_comment(request: Request) -> Response:
     )
 
 
-async def _comment_or_404(request: Request) -> Any:
+async def _comment_or_404(request: Request) -> Comment:
     state = state_of(request)
     comment = await state.comments.get(request.path_params["id"])
     if comment is None:
