@@ -42,11 +42,11 @@ from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
 from server.auth.identity import staff_credential
-from server.discussion.uris import normalise_uri
-from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
+from server.errors import Forbidden, KibitzError, Unauthorized
 from server.http import origins
 from server.http.clients import address_key, client_address
 from server.http.headers import NOT_A_PAGE, REFERRER_POLICY
+from server.http.params import integer, required_uri
 from server.settings import Settings, origin_of
 from server.state import state_of
 
@@ -99,17 +99,14 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
             staff_id=credential.member.id,
             still_staff=functools.partial(credential.valid, state_of(conn)),
         )
-    uri = conn.query_params.get("uri")
-    if not uri:
-        raise BadRequest("Give the thread as ?uri=/path/of/the/page.")
+    uri = required_uri(conn.query_params)
     raw_since = conn.query_params.get("since")
     since: int | None = None
     if raw_since is not None:
-        try:
-            since = int(raw_since)
-        except ValueError:
-            since = -1  # not a seq we ever gave out: the reader gets a reset
-    return Ask(moderation=False, uri=normalise_uri(uri), since=since)
+        # Not a seq we ever gave out (-1): the reader gets a reset.
+        since = integer(raw_since)
+        since = -1 if since is None else since
+    return Ask(moderation=False, uri=uri, since=since)
 
 
 # -- one connection: a receive task and a send task ----------------------------------------
@@ -154,7 +151,6 @@ async def _guard(hub: Hub, conn: Connection, ask: Ask) -> None:
         except Exception:
             log.exception("re-checking staff %s failed", ask.staff_id)
     hub.staff.discard(conn)  # not one more message from here on
-    conn.gone = True
     log.info("staff %s lost access; their moderation connection is closed", ask.staff_id)
 
 
@@ -224,7 +220,6 @@ class QueuedConnection(Connection):
         await self.websocket.send_text(frame.text)
 
     def cut_off(self) -> None:
-        self.gone = True
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
@@ -322,7 +317,6 @@ class DirectConnection(Connection):
         await self.ws.send(frame.payload, text=True)
 
     def cut_off(self) -> None:
-        self.gone = True
         closing = asyncio.get_running_loop().create_task(self.ws.close(protocol.RESUME, "resume"))
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)

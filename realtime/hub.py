@@ -48,7 +48,6 @@ class Subscriber:
         self.live = False
         self.held: list[Frame] = []
         self.room: Room | None = None
-        self.gone = False  # the hub has cut this reader off
         self.staff_id: int | None = None  # whose credentials opened a moderation connection
 
     def push(self, frame: Frame) -> bool:

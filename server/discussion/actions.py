@@ -14,22 +14,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from db.comments import (
-    CommentStore,
-    InvalidParent,
-    NewComment,
-    StaleVersion,
-    UnknownComment,
-    UnknownThread,
-)
-from db.models import Comment, Event, StaffMember, now
+from db import comments as store
+from db.comments import CommentStore, InvalidParent, NewComment, StaleVersion, UnknownThread
+from db.models import Comment, Event, StaffMember, Status, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
+from server.discussion.errors import Changed, InvalidInput, Limited, NotAllowed, UnknownComment
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
+from server.discussion.moderation import Action
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.validation import CommentInput
-from server.errors import Forbidden, NotFound, Outdated, RateLimited, ValidationFailed
 from server.i18n import N_
 from server.settings import Settings
 
@@ -50,8 +45,6 @@ HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_FORM_EXPIRED = N_("form sent from a page rendered more than a day ago")
 HELD_FORM_FOR_ANOTHER_POST = N_("form token of another post")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
-
-ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
 
 @dataclass
@@ -84,7 +77,7 @@ class Discussion:
             return
         try:
             await self.limiter.hit(address)
-        except RateLimited:
+        except Limited:
             raise
         except Exception:
             # The limit store (Redis) is down: accepting comments must not depend on it.
@@ -92,23 +85,23 @@ class Discussion:
 
     async def _decide(
         self, data: CommentInput, html: str, staff: StaffMember | None, held: str | None
-    ) -> tuple[str, str | None]:
+    ) -> tuple[Status, str | None]:
         if staff is not None:
-            return "approved", None
+            return Status.APPROVED, None
         if held:
-            return "pending", held
+            return Status.PENDING, held
         if impersonates(data.author, data.email, await self.staff.identities()):
-            return "pending", HELD_IMPERSONATION
+            return Status.PENDING, HELD_IMPERSONATION
         policy = self.settings.moderation
         if policy == "none":
-            return "approved", None
+            return Status.APPROVED, None
         if policy == "all":
-            return "pending", HELD_POLICY_ALL
+            return Status.PENDING, HELD_POLICY_ALL
         if count_links(html) >= self.settings.max_links:
-            return "pending", HELD_LINKS
+            return Status.PENDING, HELD_LINKS
         if not await self.comments.has_approved_email(data.email):
-            return "pending", HELD_FIRST_TIME
-        return "approved", None
+            return Status.PENDING, HELD_FIRST_TIME
+        return Status.APPROVED, None
 
     async def submit(
         self,
@@ -155,40 +148,37 @@ class Discussion:
                 uri, new, create_thread=may_create_thread or staff is not None, title=title
             )
         except UnknownThread:
-            raise Forbidden(
+            raise NotAllowed(
                 N_(
                     "This page may not start a discussion here: its site is not "
                     "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS)."
                 )
             ) from None
         except InvalidParent:
-            raise ValidationFailed(
+            raise InvalidInput(
                 fields={"parent": N_("The comment you reply to does not exist or is not visible.")}
             ) from None
         await _notify(self.listeners.events, events)
-        if comment.status == "pending":
+        if comment.status == Status.PENDING:
             await _notify(self.listeners.held, comment)
         return comment
 
     async def moderate(
-        self, comment_id: int, action: str, by: StaffMember, version: int | None = None
+        self, comment_id: int, action: Action, by: StaffMember, version: int | None = None
     ) -> Comment:
-        """Approve, mark as spam or delete; readers see the change through the events.
+        """Approve, mark as spam, delete or restore; readers see the change through the events.
 
         With ``version`` (what the moderator saw), a comment edited since is not touched:
-        :class:`Outdated` (409), and the moderator's queue shows the new text.
+        :class:`Changed` (409), and the moderator's queue shows the new text.
         """
-        status = ACTIONS[action]
         try:
             old, new, events = await self.comments.change(
-                comment_id, status=status, version=version
+                comment_id, status=action.target, version=version
             )
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         except StaleVersion:
-            raise Outdated(
-                N_("This comment was edited after you saw it. Read it again, then decide.")
-            ) from None
+            raise Changed() from None
         await _notify(self.listeners.events, events)
         await _notify(self.listeners.moderated, old, new, by.name)
         return new
@@ -201,10 +191,10 @@ class Discussion:
         html = await asyncio.to_thread(render_comment, text)
         current = await self.comments.get(comment_id)
         if current is None:
-            raise NotFound(f"There is no comment {comment_id}.")
-        status: str | None = None
+            raise UnknownComment(comment_id)
+        status: Status | None = None
         reason: str | None = None
-        if by is None and current.status == "approved":
+        if by is None and current.status == Status.APPROVED:
             data = CommentInput(
                 author=current.author,
                 email=current.email,
@@ -213,8 +203,8 @@ class Discussion:
                 parent=current.parent_id,
             )
             decided, why = await self._decide(data, html, None, None)
-            if decided == "pending":
-                status, reason = "pending", why
+            if decided == Status.PENDING:
+                status, reason = Status.PENDING, why
         try:
             _, new, events = await self.comments.change(
                 comment_id,
@@ -225,22 +215,22 @@ class Discussion:
                 reason=reason,
                 version=current.version,  # nobody changed it between our decision and now
             )
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         except StaleVersion:
-            raise Outdated(N_("This comment changed meanwhile. Reload it, then edit.")) from None
+            raise Changed(N_("This comment changed meanwhile. Reload it, then edit.")) from None
         await _notify(self.listeners.events, events)
-        if new.status == "pending":
+        if new.status == Status.PENDING:
             await _notify(self.listeners.held, new)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
         """The commenter withdraws their comment; open queues drop it if it was held."""
         try:
-            old, new, events = await self.comments.change(comment_id, status="deleted")
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+            old, new, events = await self.comments.change(comment_id, status=Status.DELETED)
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         await _notify(self.listeners.events, events)
-        if old.status == "pending":  # the audit log and the queues learn who withdrew it
+        if old.status == Status.PENDING:  # the audit log and the queues learn who withdrew it
             await _notify(self.listeners.moderated, old, new, f"{old.author} (author)")
         return new

@@ -21,17 +21,17 @@ from itsdangerous import (
     URLSafeTimedSerializer,
 )
 
+from server.discussion.moderation import MAIL_ACTIONS, Action, parse_action
 from server.errors import Forbidden
 
 LINK_DAYS = 7  # the expiry message below says 7 days too
-MODERATION_ACTIONS = ("approve", "spam")
 
 
 @dataclass(frozen=True)
 class ModerationLink:
     comment_id: int
     staff_id: int
-    action: str
+    action: Action
     nonce: str
     version: int | None = None  # the comment's version the mail showed (None: older links)
 
@@ -64,13 +64,13 @@ class MailLinks:
         self,
         comment_id: int,
         staff_id: int,
-        action: str,
+        action: Action,
         nonce: str,
         issued: float | None = None,
         version: int | None = None,
     ) -> str:
-        assert action in MODERATION_ACTIONS
-        payload: list[object] = [comment_id, staff_id, action, nonce]
+        assert action in MAIL_ACTIONS
+        payload: list[object] = [comment_id, staff_id, str(action), nonce]
         if version is not None:
             payload.append(version)
         if issued is None:
@@ -84,9 +84,10 @@ class MailLinks:
             version = int(rest[0]) if rest else None
         except (TypeError, ValueError):
             raise Forbidden(N_("This link is not valid.")) from None
-        if action not in MODERATION_ACTIONS:
+        checked = parse_action(action, MAIL_ACTIONS)
+        if checked is None:
             raise Forbidden(N_("This link is not valid."))
-        return ModerationLink(int(comment_id), int(staff_id), action, str(nonce), version)
+        return ModerationLink(int(comment_id), int(staff_id), checked, str(nonce), version)
 
     # -- reply subscriptions ---------------------------------------------------------------
 

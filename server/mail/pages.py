@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.mail import MailStore
+from server.discussion.errors import Changed
+from server.discussion.moderation import Action
 from server.errors import BadRequest, Forbidden, NotFound, Outdated
 from server.http.bodies import read_form
 from server.http.feeds import comment_link
@@ -77,7 +79,7 @@ async def moderate(request: Request) -> Response:
         raise _outdated()
     uri, title = await store.thread_of(comment.thread_id)
     page_url = comment_link(state.settings, uri, comment.id)
-    approve = link.action == "approve"
+    approve = link.action == Action.APPROVE
     if request.method == "GET":
         return _page(
             request,
@@ -94,7 +96,7 @@ async def moderate(request: Request) -> Response:
         updated = await state.discussion.moderate(
             comment.id, link.action, staff, version=link.version
         )
-    except Outdated:
+    except Changed:
         raise _outdated() from None
     return _page(
         request,
