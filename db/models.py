@@ -113,6 +113,7 @@ class Comment:
     edited: datetime | None
     source: str | None = None
     staff_name: str | None = None
+    version: int = 1  # grows with every change of the text (approvals name the one they saw)
 
     @property
     def staff(self) -> bool:
@@ -138,6 +139,7 @@ class Comment:
             edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
+            version=row["version"] if "version" in keys else 1,
         )
 
 

@@ -7,11 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from db.audit import AuditLog
 from db.comments import CommentStore
@@ -36,6 +38,7 @@ from server.discussion.cache import CountCache, FragmentCache, ThreadCache
 from server.discussion.ratelimit import PostLimiter
 from server.http import api, feeds, health, pages, widget
 from server.http.cors import CORS
+from server.http.headers import SecurityHeaders
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
 from server.settings import Settings, load
@@ -63,8 +66,9 @@ async def _housekeeping(state: State) -> None:
         await asyncio.sleep(3600)
 
 
-# Login attempts, counted whether they succeed or not: per account (guessing one password)
-# and per client address (trying many accounts).
+# Login attempts, counted whether they succeed or not: per account from one client address
+# (guessing one password; a success clears it) and per client address (trying many accounts).
+# docs/security.md lists them.
 LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
 LOGIN_RATE_PER_ADDRESS = "20/minute;100/hour"
 
@@ -142,12 +146,24 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
-    return Starlette(
+    return KibitzApp(
+        settings,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=errors.handlers(),
         middleware=[Middleware(CORS, settings=settings), Middleware(admin_guard.AdminHeaders)],
     )
+
+
+class KibitzApp(Starlette):
+    """Starlette with :class:`SecurityHeaders` outside everything, even the 500 handler."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        self.settings = settings
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.settings)
 
 
 def from_environment() -> Starlette:

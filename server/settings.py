@@ -353,6 +353,22 @@ SETTINGS: tuple[Setting, ...] = (
         "processes serving on this host (set by kibitz serve --workers); "
         "above 1 they share the live port",
     ),
+    Setting(
+        "KIBITZ_LIVE_PER_ADDRESS",
+        "live_per_address",
+        "50",
+        whole(1),
+        "open live connections one client address (an IPv6 /64) may hold in one process, "
+        "on /ws and the live port together; more are refused with 429",
+    ),
+    Setting(
+        "KIBITZ_REPLAY_LIMIT",
+        "replay_limit",
+        "1000",
+        whole(1),
+        "most events a reader resuming with since is sent; further behind, it gets reset "
+        "and reloads the thread",
+    ),
 )
 
 
@@ -385,6 +401,8 @@ class Settings:
     live_host: str = "127.0.0.1"
     http_port: int | None = None
     workers: int = 1
+    live_per_address: int = 50
+    replay_limit: int = 1000
 
     @property
     def public_origin(self) -> str:

@@ -447,3 +447,93 @@ async def test_held_commenter_gets_the_confirmation_only_once_approved(
         assert refused.status_code == 403
         assert not (await store.subscription_of(held["id"])).confirmed
     assert mailbox.inbox.to("victim@example.org") == []
+
+
+async def test_disabled_staff_get_no_held_mail_and_their_links_stop_working(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Once an account is disabled its approve link from an earlier mail is refused, and the
+    next held comment mails only the active staff."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        await setup_site(server)
+        gone = await server.state.staff.add(
+            "gone", "moderator", hash_password("pw"), email="gone@example.org"
+        )
+        held = await post(client, text="first held")
+        await until(lambda: len(mailbox.inbox.to("gone@example.org")) == 1)
+        approve = link_after(mailbox.inbox.to("gone@example.org")[0], "Approve:")
+        assert (await server.state.staff.disable(gone.id)) is not None
+        assert (
+            await client.post("/mail/moderate", data={"t": token_of(approve)})
+        ).status_code == 403
+        assert (await server.state.comments.get(held["id"])).status == "pending"
+        await post(client, text="second held")
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
+        await asyncio.sleep(0.5)
+        assert len(mailbox.inbox.to("gone@example.org")) == 1
+
+
+async def test_a_mail_link_approves_only_the_version_the_mail_showed(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """A held comment edited after its mail went out: the mail's approve link answers 409
+    (confirmation page and button alike) and the comment stays held."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        await setup_site(server)
+        answer = await client.post(
+            "/api/comments",
+            json={"uri": "/posts/hello", "author": "W", "email": WRITER, "text": "mild"},
+        )
+        held, edit_token = answer.json()["comment"], answer.json()["edit_token"]
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
+        approve = link_after(mailbox.inbox.to("mod@example.org")[0], "Approve:")
+        edited = await client.patch(
+            f"/api/comments/{held['id']}",
+            json={"text": "wild"},
+            headers={"Authorization": f"Bearer {edit_token}"},
+        )
+        assert edited.status_code == 200
+        assert (await client.get(approve)).status_code == 409
+        assert (
+            await client.post("/mail/moderate", data={"t": token_of(approve)})
+        ).status_code == 409
+        assert (await server.state.comments.get(held["id"])).status == "pending"
+
+
+async def test_held_mail_still_queued_for_a_member_is_dropped_when_disabled(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """Mail queued for a member while SMTP is down is not sent once the member is disabled;
+    the other staff member's mail still goes out when SMTP is back."""
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
+    async with serve(settings, port=port) as server, server.client() as client:
+        sender = server.state.mail.sender
+        sender.backoff_base = 30.0  # after its first failure the sender rests until woken
+        await setup_site(server)
+        gone = await server.state.staff.add(
+            "gone", "moderator", hash_password("pw"), email="gone@example.org"
+        )
+        await post(client, text="held while down")
+
+        async def attempts() -> int:
+            async with server.state.db.read() as conn:
+                return int(await conn.fetchval("SELECT SUM(attempts) FROM mail_queue") or 0)
+
+        deadline = time.monotonic() + 20
+        while await attempts() < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await until_status(MailStore(server.state.db), waiting=2, sent=0)
+        await server.state.staff.disable(gone.id)
+        await until_status(MailStore(server.state.db), waiting=1, sent=0)
+        await mailbox.start()
+        sender.wake()
+        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
+        await asyncio.sleep(0.3)
+        assert mailbox.inbox.to("gone@example.org") == []

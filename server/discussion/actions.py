@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from db import comments as store
-from db.comments import CommentStore, InvalidParent, NewComment, UnknownThread
+from db.comments import CommentStore, InvalidParent, NewComment, StaleVersion, UnknownThread
 from db.models import Comment, Event, StaffMember, Status, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
-from server.discussion.errors import InvalidInput, Limited, NotAllowed, UnknownComment
+from server.discussion.errors import Changed, InvalidInput, Limited, NotAllowed, UnknownComment
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.moderation import Action
@@ -42,6 +42,8 @@ HELD_IMPERSONATION = N_("uses a staff member's name or e-mail")
 HELD_HONEYPOT = N_("honeypot field filled in")
 HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
+HELD_FORM_EXPIRED = N_("form sent from a page rendered more than a day ago")
+HELD_FORM_FOR_ANOTHER_POST = N_("form token of another post")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
 
@@ -161,31 +163,74 @@ class Discussion:
             await _notify(self.listeners.held, comment)
         return comment
 
-    async def moderate(self, comment_id: int, action: Action, by: StaffMember) -> Comment:
-        """Approve, mark as spam, delete or restore; readers see the change through the events."""
+    async def moderate(
+        self, comment_id: int, action: Action, by: StaffMember, version: int | None = None
+    ) -> Comment:
+        """Approve, mark as spam, delete or restore; readers see the change through the events.
+
+        With ``version`` (what the moderator saw), a comment edited since is not touched:
+        :class:`Changed` (409), and the moderator's queue shows the new text.
+        """
         try:
-            old, new, events = await self.comments.change(comment_id, status=action.target)
+            old, new, events = await self.comments.change(
+                comment_id, status=action.target, version=version
+            )
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
+        except StaleVersion:
+            raise Changed() from None
         await _notify(self.listeners.events, events)
         await _notify(self.listeners.moderated, old, new, by.name)
         return new
 
-    async def edit(self, comment_id: int, text: str) -> Comment:
+    async def edit(self, comment_id: int, text: str, by: StaffMember | None = None) -> Comment:
+        """Change a comment's text. A commenter's edit goes through the same decision as a
+        new comment: where that would be held, the edited comment is held again (readers
+        lose it until staff approve the new text). Every open queue gets the new version of
+        a held comment."""
         html = await asyncio.to_thread(render_comment, text)
+        current = await self.comments.get(comment_id)
+        if current is None:
+            raise UnknownComment(comment_id)
+        status: Status | None = None
+        reason: str | None = None
+        if by is None and current.status == Status.APPROVED:
+            data = CommentInput(
+                author=current.author,
+                email=current.email,
+                website=current.website,
+                text=text,
+                parent=current.parent_id,
+            )
+            decided, why = await self._decide(data, html, None, None)
+            if decided == Status.PENDING:
+                status, reason = Status.PENDING, why
         try:
             _, new, events = await self.comments.change(
-                comment_id, text=text, html=html, edited=now()
+                comment_id,
+                text=text,
+                html=html,
+                edited=now(),
+                status=status,
+                reason=reason,
+                version=current.version,  # nobody changed it between our decision and now
             )
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
+        except StaleVersion:
+            raise Changed(N_("This comment changed meanwhile. Reload it, then edit.")) from None
         await _notify(self.listeners.events, events)
+        if new.status == Status.PENDING:
+            await _notify(self.listeners.held, new)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
+        """The commenter withdraws their comment; open queues drop it if it was held."""
         try:
-            _, new, events = await self.comments.change(comment_id, status=Status.DELETED)
+            old, new, events = await self.comments.change(comment_id, status=Status.DELETED)
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
         await _notify(self.listeners.events, events)
+        if old.status == Status.PENDING:  # the audit log and the queues learn who withdrew it
+            await _notify(self.listeners.moderated, old, new, f"{old.author} (author)")
         return new

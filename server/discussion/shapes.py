@@ -87,6 +87,7 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
         reason=comment.reason,
         text=comment.text,
         thread_id=comment.thread_id,
+        version=comment.version,
     )
     if uri is not None:
         shaped["uri"] = uri

@@ -24,6 +24,8 @@ _EMAIL = re.compile(
 )
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 _CONTROL[127] = None
+# Every character that breaks a line somewhere (mail, logs, terminals); none fits in a name.
+LINE_BREAKS = frozenset("\r\n\v\f\x85\u2028\u2029")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     if "author" not in errors:
         if not author:
             errors["author"] = N_("Please enter your name.")
+        elif any(c in LINE_BREAKS for c in author):
+            # A name goes into mail headers and bodies: a line break there forges lines.
+            errors["author"] = N_("Please write your name on one line.")
         elif len(author) > MAX_AUTHOR:
             errors["author"] = N_("Please use at most 100 characters.")
 

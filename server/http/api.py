@@ -18,7 +18,7 @@ from server.discussion.moderation import API_ACTIONS, Action, parse_action
 from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
-from server.errors import BadRequest, Forbidden, NotFound
+from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from server.http import origins
 from server.http.bodies import read_json
 from server.http.clients import client_address
@@ -123,7 +123,7 @@ async def edit_comment(request: Request) -> Response:
     if comment.status not in (Status.APPROVED, Status.PENDING):
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
-    updated = await state.discussion.edit(comment.id, text)
+    updated = await state.discussion.edit(comment.id, text, by=staff)
     await _audit(request, staff, "edit", f"comment {comment.id}")
     return _json({"comment": own_comment(updated)})
 
@@ -148,8 +148,25 @@ async def moderate(request: Request) -> Response:
     action = parse_action(request.path_params["action"], API_ACTIONS)
     if action is None:
         raise NotFound(f"Actions are {', '.join(API_ACTIONS[:-1])} and {API_ACTIONS[-1]}.")
-    comment = await state.discussion.moderate(request.path_params["id"], action, staff)
+    comment = await state.discussion.moderate(
+        request.path_params["id"], action, staff, version=await _seen_version(request)
+    )
     return _json({"comment": staff_comment(comment)})
+
+
+async def _seen_version(request: Request) -> int | None:
+    """The comment version the moderator saw: ``?version=N`` or ``{"version": N}``; None
+    (act on whatever is current) when not given. A stale one makes the action a 409."""
+    value: Any = request.query_params.get("version")
+    if value is None and request.headers.get("content-type", "").startswith("application/json"):
+        value = (await read_json(request)).get("version")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        value = int(value)
+    if type(value) is not int or not 1 <= value < 2**31:
+        raise ValidationFailed(fields={"version": "A comment version: a whole number from 1."})
+    return value
 
 
 async def moderation_queue(request: Request) -> Response:
