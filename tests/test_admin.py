@@ -8,8 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from db.models import now
-from tests.conftest import Server, make_settings, serve
-from tests.staffing import PASSWORD, add_post, add_staff, csrf_of, sign_in
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, make_settings, serve
+from tests.helpers.staff import PASSWORD, add_staff, csrf_of, sign_in
 
 COMMENT = {
     "uri": "/posts/hello",

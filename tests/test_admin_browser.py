@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings, serve
-from tests.staffing import PASSWORD, add_post, add_staff
+from tests.helpers.posts import add_post
+from tests.helpers.servers import make_settings, serve
+from tests.helpers.staff import PASSWORD, add_staff
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser

@@ -14,8 +14,9 @@ from websockets.exceptions import InvalidStatus
 
 from db.comments import CommentStore, NewComment
 from db.database import connect as connect_db
-from tests.conftest import free_port, make_settings, serve
-from tests.staffing import PASSWORD, add_post, add_staff, sign_in
+from tests.helpers.posts import add_post
+from tests.helpers.servers import free_port, make_settings, serve
+from tests.helpers.staff import PASSWORD, add_staff, sign_in
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org"}
@@ -171,7 +172,7 @@ async def test_live_queue_and_sessions_across_two_processes(
     from db.posts import PostStore
     from db.staff import StaffStore
     from server.auth.credentials import hash_password
-    from tests.conftest import start_process, stop_process
+    from tests.helpers.servers import start_process, stop_process
 
     db = await connect_db(pg_url)
     try:
@@ -232,7 +233,7 @@ async def test_approving_in_the_admin_reaches_readers_live(
 ) -> None:
     """A reader on the thread's live channel gets comment.approved the moment a moderator
     approves from the queue page (no-JS form); while it was held, the reader got nothing."""
-    from tests.live_helpers import reader
+    from tests.helpers.live import reader
 
     settings = make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")
     async with serve(settings) as server:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Server, make_settings, serve
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, make_settings, serve
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org", "text": "Hi there"}
-
-
-async def add_post(server: Server, slug: str = "hello") -> None:
-    await server.state.posts.add(slug=slug, title="Hello", author="Admin", body_html="<p>x</p>")
 
 
 async def test_post_then_read_shows_the_comment(server: Server) -> None:

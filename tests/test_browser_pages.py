@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, Server, make_settings, serve
-from tests.test_pages import add_post
+from tests.helpers.posts import add_post
+from tests.helpers.servers import IN_CI, Server, make_settings, serve
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser

@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from db.models import now
-from tests.conftest import Server, make_settings, serve
-from tests.staffing import add_post
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, make_settings, serve
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org", "text": "Typo hre"}
 
@@ -157,7 +157,7 @@ async def test_commenter_cannot_touch_a_comment_staff_marked_as_spam(
     database_url: str, tmp_path: Path
 ) -> None:
     """Once staff marked it as spam, the commenter's token neither edits nor deletes it."""
-    from tests.staffing import add_staff, sign_in
+    from tests.helpers.staff import add_staff, sign_in
 
     async with serve(make_settings(database_url, tmp_path)) as server:
         await add_post(server)

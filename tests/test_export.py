@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from server.portability.export import write_export
-from tests.conftest import ROOT, drop_pg_database, make_settings, new_pg_database, serve
-from tests.importing import corpus, import_into, open_db, table_counts
+from tests.helpers.imports import corpus, import_into, open_db, table_counts
+from tests.helpers.servers import ROOT, drop_pg_database, make_settings, new_pg_database, serve
 
 
 @pytest.fixture

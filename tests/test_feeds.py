@@ -12,7 +12,7 @@ import html5lib
 import pytest
 
 from db.comments import NewComment
-from tests.conftest import Server, make_settings, serve
+from tests.helpers.servers import Server, make_settings, serve
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = "https://comments.example.com"

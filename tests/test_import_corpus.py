@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.portability.importers.report import ImportRefused
-from tests.importing import corpus, expected, import_into, rows, table_counts
+from tests.helpers.imports import corpus, expected, import_into, rows, table_counts
 
 WORDPRESS = [
     "isso-wordpress",

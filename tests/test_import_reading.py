@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.conftest import make_settings, serve
-from tests.importing import corpus, import_into, rows, wxr, wxr_comment, wxr_item
+from tests.helpers.imports import corpus, import_into, rows, wxr, wxr_comment, wxr_item
+from tests.helpers.servers import make_settings, serve
 
 
 async def _private_values(url: str) -> tuple[list[str], list[str]]:

@@ -13,8 +13,7 @@ import pytest
 
 from db.errors import DatabaseError
 from server.portability.importers.report import ImportRefused
-from tests.conftest import ROOT
-from tests.importing import (
+from tests.helpers.imports import (
     corpus,
     import_into,
     open_db,
@@ -24,6 +23,7 @@ from tests.importing import (
     wxr_comment,
     wxr_item,
 )
+from tests.helpers.servers import ROOT
 
 LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE rss [
@@ -190,7 +190,7 @@ async def _boom_trigger(url: str) -> None:
 
 async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_path: Path) -> None:
     """A database error in a late batch undoes the earlier, committed batches too."""
-    from tests.conftest import make_settings, serve
+    from tests.helpers.servers import make_settings, serve
 
     async with serve(make_settings(database_url, tmp_path)) as server:
         await server.state.posts.add(

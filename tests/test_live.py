@@ -19,8 +19,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from db.models import now
-from tests.conftest import Server, free_port, make_settings, serve
-from tests.live_helpers import add_post, post, reader, slow_reader, staff_token, ws_base
+from tests.helpers.live import post, reader, slow_reader, staff_token, ws_base
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 TRANSPORTS = ["asgi", "direct"]
 
@@ -42,7 +43,7 @@ async def live(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
 
 async def test_two_readers_see_a_new_comment(live: Server, transport: str) -> None:
     """Both readers of a thread receive comment.created with the public shape, once."""
-    uri = await add_post(live, "hello")
+    uri = (await add_post(live, "hello")).uri
     base = ws_base(live, transport)
     async with reader(base, uri) as a, reader(base, uri) as b:
         assert a.hello == {"type": "hello", "uri": uri, "cursor": 0, "online": 1}
@@ -68,7 +69,7 @@ async def test_two_readers_see_a_new_comment(live: Server, transport: str) -> No
 
 async def test_a_reader_of_another_thread_sees_nothing(live: Server, transport: str) -> None:
     """Events stay on their thread's channel."""
-    one, other = await add_post(live, "one"), await add_post(live, "other")
+    one, other = (await add_post(live, "one")).uri, (await add_post(live, "other")).uri
     base = ws_base(live, transport)
     async with reader(base, other) as bystander, reader(base, one) as reading:
         await post(live, one)
@@ -84,7 +85,7 @@ async def test_pending_reaches_no_reader_and_its_approval_reaches_all(
         database_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_LIVE_PORT=str(free_port())
     )
     async with serve(settings) as live:
-        uri = await add_post(live, "held")
+        uri = (await add_post(live, "held")).uri
         token = await staff_token(live)
         base = ws_base(live, transport)
         async with reader(base, uri) as a, reader(base, uri) as b:
@@ -116,7 +117,7 @@ async def test_deleted_comment_replays_as_placeholder_or_deletion(
     live: Server, transport: str
 ) -> None:
     """Replaying a since-deleted comment never shows its text; the deletion follows."""
-    uri = await add_post(live, "gone")
+    uri = (await add_post(live, "gone")).uri
     token = await staff_token(live)
     created = await post(live, uri, text="regrettable")
     async with live.client() as client:
@@ -134,7 +135,7 @@ async def test_resume_after_a_drop_gets_what_was_missed_in_order(
     live: Server, transport: str
 ) -> None:
     """Reconnecting with since=last seq replays the missed events, then goes live."""
-    uri = await add_post(live, "resume")
+    uri = (await add_post(live, "resume")).uri
     base = ws_base(live, transport)
     await post(live, uri)
     async with reader(base, uri) as first:
@@ -155,7 +156,7 @@ async def test_no_loss_or_doubles_when_posting_while_reconnecting(
     live: Server, transport: str
 ) -> None:
     """Comments posted continuously across many reconnects arrive exactly once, in order."""
-    uri = await add_post(live, "busy")
+    uri = (await add_post(live, "busy")).uri
     base = ws_base(live, transport)
     total = 40
     seen: list[int] = []
@@ -183,7 +184,7 @@ async def test_no_loss_or_doubles_when_posting_while_reconnecting(
 
 async def test_reset_for_too_old_or_too_new_since(live: Server, transport: str) -> None:
     """since beyond the cursor or before the oldest kept event gets {"type": "reset"}."""
-    uri = await add_post(live, "old")
+    uri = (await add_post(live, "old")).uri
     base = ws_base(live, transport)
     for _ in range(3):
         await post(live, uri)
@@ -204,7 +205,7 @@ async def test_a_slow_reader_is_cut_off_without_delaying_the_rest(
     live: Server, transport: str
 ) -> None:
     """A reader that stops reading is closed with 4000; the others get every event."""
-    uri = await add_post(live, "slow")
+    uri = (await add_post(live, "slow")).uri
     base = ws_base(live, transport)
     plugin = live.state.live
     plugin.queue_limit = 4  # frames, ASGI
@@ -235,7 +236,7 @@ async def test_a_slow_reader_is_cut_off_without_delaying_the_rest(
 
 async def test_a_foreign_origin_is_refused(live: Server, transport: str) -> None:
     """Cross-site websocket hijacking: a page from elsewhere cannot open the channel."""
-    uri = await add_post(live, "origin")
+    uri = (await add_post(live, "origin")).uri
     base = ws_base(live, transport)
     with pytest.raises(InvalidStatus) as refused:
         async with reader(base, uri, origin="https://evil.example"):
@@ -255,7 +256,7 @@ async def test_moderation_channel_is_staff_only_and_live(
         database_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_LIVE_PORT=str(free_port())
     )
     async with serve(settings) as live:
-        uri = await add_post(live, "queue")
+        uri = (await add_post(live, "queue")).uri
         token = await staff_token(live)
         base = ws_base(live, transport)
         with pytest.raises(InvalidStatus) as refused:
@@ -287,7 +288,7 @@ async def test_moderation_channel_is_staff_only_and_live(
 
 async def test_presence_counts_readers_and_is_sent_on_change(live: Server, transport: str) -> None:
     """Readers learn how many are reading now, as others come and go."""
-    uri = await add_post(live, "crowd")
+    uri = (await add_post(live, "crowd")).uri
     base = ws_base(live, transport)
     async with reader(base, uri) as first:
         assert first.hello["online"] == 1
@@ -321,7 +322,7 @@ async def test_bad_requests_are_refused(live: Server, transport: str) -> None:
 
 async def test_an_edit_reaches_readers_as_comment_updated(live: Server, transport: str) -> None:
     """A commenter's edit through the API is sent as comment.updated with the new html."""
-    uri = await add_post(live, "edit")
+    uri = (await add_post(live, "edit")).uri
     async with live.client() as client:
         created = await client.post(
             "/api/comments",
@@ -342,7 +343,7 @@ async def test_an_edit_reaches_readers_as_comment_updated(live: Server, transpor
 
 async def test_presence_is_sent_at_most_once_a_second(live: Server, transport: str) -> None:
     """Ten readers arriving at once cause a presence message or two, not ten."""
-    uri = await add_post(live, "rush")
+    uri = (await add_post(live, "rush")).uri
     base = ws_base(live, transport)
     async with reader(base, uri) as watcher:
         # Read (and set aside) whatever the watcher's own arrival caused: whether that is a
@@ -362,7 +363,7 @@ async def test_presence_is_sent_at_most_once_a_second(live: Server, transport: s
 
 async def test_a_since_that_is_not_a_number_gets_a_reset(live: Server, transport: str) -> None:
     """A garbled since is treated as unknown: reset, then live events."""
-    uri = await add_post(live, "garbled")
+    uri = (await add_post(live, "garbled")).uri
     url = f"{ws_base(live, transport)}/ws?uri={uri}&since=abc"
     async with connect(url) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db.database import connect
-from db.posts import PostStore
-from tests.conftest import ROOT, Process, free_port, start_process, stop_process
-from tests.live_helpers import COMMENT, reader
+from tests.helpers.live import COMMENT, reader
+from tests.helpers.posts import add_post
+from tests.helpers.servers import ROOT, Process, free_port, start_process, stop_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -31,15 +30,6 @@ def env_for(pg_url: str, redis_url: str, tmp_path: Path, prefix: str) -> dict[st
     }
 
 
-async def add_post(pg_url: str, slug: str) -> str:
-    db = await connect(pg_url)
-    try:
-        await PostStore(db).add(slug=slug, title=slug, author="Admin", body_html="<p>x</p>")
-    finally:
-        await db.close()
-    return f"/posts/{slug}"
-
-
 def live_base(process: Process, live_port: int) -> str:
     return f"ws://127.0.0.1:{live_port}"
 
@@ -53,7 +43,7 @@ async def test_two_independent_servers_share_events_and_presence(
     live_ports = [free_port(), free_port()]
     procs = [start_process(env, "--live-port", str(live_ports[i]), port=ports[i]) for i in range(2)]
     try:
-        uri = await add_post(pg_url, "twins")
+        uri = (await add_post(pg_url, "twins")).uri
         async with httpx.AsyncClient() as client:
             config = (await client.get(procs[0].url + "/api/config")).json()
         assert config["live_url"].endswith(f":{live_ports[0]}/ws")
@@ -81,7 +71,7 @@ async def test_workers_share_the_live_port(pg_url: str, redis_url: str, tmp_path
     live_port = free_port()
     proc = start_process(env, "--workers", "2", "--live-port", str(live_port))
     try:
-        uri = await add_post(pg_url, "workers")
+        uri = (await add_post(pg_url, "workers")).uri
         base = live_base(proc, live_port)
         async with (
             reader(base, uri) as a,

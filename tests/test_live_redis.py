@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port, make_settings, serve
-from tests.live_helpers import add_post, post, reader, ws_base
+from tests.helpers.live import post, reader, ws_base
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -50,7 +51,7 @@ async def test_a_reader_on_one_server_sees_a_comment_posted_to_the_other(
 ) -> None:
     """Redis carries events between processes; each reader gets it once."""
     async with pair(pg_url, redis_url, tmp_path) as (one, two):
-        uri = await add_post(one, "shared")
+        uri = (await add_post(one, "shared")).uri
         async with (
             reader(ws_base(one, "direct"), uri) as on_one,
             reader(ws_base(two, "asgi"), uri) as on_two,
@@ -68,7 +69,7 @@ async def test_presence_counts_across_processes(
 ) -> None:
     """A reader on each server: both are told two are reading, then one when one leaves."""
     async with pair(pg_url, redis_url, tmp_path) as (one, two):
-        uri = await add_post(one, "crowd")
+        uri = (await add_post(one, "crowd")).uri
         async with reader(ws_base(one, "direct"), uri) as first:
             assert first.hello["online"] == 1
             await asyncio.sleep(0.3)  # let the first server record its count
@@ -124,7 +125,7 @@ async def test_redis_stopped_and_started_loses_nothing(pg_url: str, tmp_path: Pa
     port = free_port()
     with private_redis(tmp_path, port) as redis_proc:
         async with pair(pg_url, f"redis://127.0.0.1:{port}/0", tmp_path) as (one, two):
-            uri = await add_post(one, "blink")
+            uri = (await add_post(one, "blink")).uri
             async with (
                 reader(ws_base(one, "direct"), uri) as far,
                 reader(ws_base(two, "asgi"), uri) as near,

@@ -3,58 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import email
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from email import policy
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from db.mail import MailStore
 from server.auth.credentials import hash_password
 from server.discussion.moderation import Action
 from server.discussion.validation import CommentInput
-from tests.conftest import Server, free_port, make_settings, serve
+from tests.helpers.mail import Inbox, Mailbox, until
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 WRITER = "writer@example.org"
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-@dataclass
-class Mailbox:
-    inbox: Inbox
-    port: int
-    controller: Controller | None = None
-
-    async def start(self) -> None:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        await asyncio.to_thread(self.controller.start)
-
-    async def stop(self) -> None:
-        if self.controller is not None:
-            await asyncio.to_thread(self.controller.stop)
-            self.controller = None
 
 
 @pytest.fixture
@@ -65,14 +30,6 @@ async def mailbox() -> AsyncIterator[Mailbox]:
         yield box
     finally:
         await box.stop()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 def mail_settings(
@@ -387,7 +344,7 @@ async def test_sender_survives_lost_database_connections(
     """PostgreSQL dropping every connection of the sender is logged and survived: mail goes out."""
     import asyncpg
 
-    from tests.conftest import PG_URL
+    from tests.helpers.servers import PG_URL
 
     port = free_port()
     settings = mail_settings(pg_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")

@@ -7,7 +7,7 @@ import re
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
-from tests.conftest import ROOT
+from tests.helpers.servers import ROOT
 
 LOCALE = ROOT / "web" / "locale" / "de" / "LC_MESSAGES"
 JINJA = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}

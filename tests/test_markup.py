@@ -16,8 +16,8 @@ from server.discussion.markup import (
     render_comment,
     resanitise,
 )
-from tests.conftest import Server, make_settings, serve
-from tests.htmlcheck import check_fragment
+from tests.helpers.html import check_fragment
+from tests.helpers.servers import Server, make_settings, serve
 
 REL = 'rel="nofollow ugc noopener"'
 

@@ -14,7 +14,7 @@ import pytest
 
 from db.database import connect
 from db.migrate import available, migrate
-from tests.conftest import ROOT, RUN_ID, create_pg_database, drop_pg_database
+from tests.helpers.servers import ROOT, RUN_ID, create_pg_database, drop_pg_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

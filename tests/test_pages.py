@@ -4,70 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from db.comments import NewComment
 from db.models import Status
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
-from server.discussion.markup import render_comment
-from tests.browser_view import by_class, by_id, comment_tree, form_values, parse, text_of
-from tests.conftest import Server, make_settings, serve
-from tests.stored import with_status
-
-
-async def add_post(server: Server, slug: str = "hello", title: str = "Hello", **extra: Any) -> None:
-    await server.state.posts.add(
-        slug=slug,
-        title=title,
-        author=extra.pop("author", "Admin"),
-        body_html="<p>The body.</p>",
-        **extra,
-    )
-
-
-async def add_comment(
-    server: Server,
-    uri: str,
-    author: str,
-    *,
-    parent: int | None = None,
-    status: str = "approved",
-    created: datetime | None = None,
-    email: str = "someone@example.org",
-    website: str | None = None,
-    text: str | None = None,
-    address: str | None = None,
-) -> int:
-    text = text or f"Words by {author}"
-    comment, _ = await server.state.comments.add(
-        uri,
-        NewComment(
-            author=author,
-            email=email,
-            website=website,
-            text=text,
-            html=render_comment(text),
-            status=status,
-            parent_id=parent,
-            created=created,
-            address=address,
-        ),
-        create_thread=False,
-    )
-    return int(comment.id)
-
-
-async def fill_and_post(
-    client: httpx.AsyncClient, slug: str, path: str | None = None, **fields: str
-) -> httpx.Response:
-    """Load the page, fill in the form like a person, and submit it (no JavaScript)."""
-    page = await client.get(path or f"/posts/{slug}")
-    values = form_values(parse(page.text))
-    values.update(fields)
-    return await client.post(f"/posts/{slug}/comments", data=values)
-
+from tests.helpers.posts import add_comment, add_post, fill_and_post
+from tests.helpers.servers import Server, make_settings, serve
+from tests.helpers.stored import with_status
+from tests.helpers.view import by_class, by_id, comment_tree, form_values, parse, text_of
 
 PERSON = {"author": "Ada", "email": "ada@example.org", "text": "Hello there"}
 

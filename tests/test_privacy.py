@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import make_settings, serve
+from tests.helpers.servers import make_settings, serve
 
 ADDRESS = "203.0.113.77"
 EMAILS = (

@@ -20,8 +20,8 @@ from db.migrate import migrate
 from db.models import now
 from server.mail.queue import MailSender
 from server.mail.smtp import PermanentFailure, SmtpTransport, TemporaryFailure
-from tests.conftest import free_port
-from tests.test_mail import Inbox, until
+from tests.helpers.mail import Inbox, until
+from tests.helpers.servers import free_port
 
 
 def message(to: str = "reader@example.org") -> EmailMessage:

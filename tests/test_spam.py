@@ -20,9 +20,10 @@ from server.discussion.actions import (
     HELD_NO_FORM_TOKEN,
     HELD_TOO_FAST,
 )
-from tests.conftest import make_settings, serve, start_process, stop_process
-from tests.staffing import add_post, add_staff, sign_in
-from tests.stored import with_status
+from tests.helpers.posts import add_post
+from tests.helpers.servers import make_settings, serve, start_process, stop_process
+from tests.helpers.staff import add_staff, sign_in
+from tests.helpers.stored import with_status
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org", "text": "Hello"}
 _FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from server.http.widget import ENTRIES, MESSAGES, SOURCES, Bundle, assemble, imports, module_order
 from server.i18n import catalogue
-from tests.conftest import Server, make_settings, serve
+from tests.helpers.servers import Server, make_settings, serve
 
 BUDGET = 15 * 1024
 

@@ -17,8 +17,8 @@ import pytest
 
 from server.discussion.markup import render_comment, resanitise
 from server.discussion.validation import clean_text, has_lone_surrogate
-from tests.conftest import IN_CI, ROOT, Server
-from tests.htmlcheck import XHTML, parse_fragment, problems, shape
+from tests.helpers.html import XHTML, parse_fragment, problems, shape
+from tests.helpers.servers import IN_CI, ROOT, Server
 
 # ../shared beside the checkout (or beside the worktrees' folder, for a git worktree).
 CORPUS = next(

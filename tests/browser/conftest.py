@@ -23,7 +23,7 @@ from db.comments import NewComment
 from db.models import Comment, Post
 from server.discussion.markup import render_comment
 from server.discussion.uris import normalise_uri
-from tests.conftest import IN_CI, ROOT, Server, free_port, make_settings, serve
+from tests.helpers.servers import IN_CI, ROOT, Server, free_port, make_settings, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"

@@ -155,7 +155,7 @@ def test_the_widget_renders_the_markup_the_page_renders(browser: Any, site: Setu
     """Same thread, same elements and classes, comment by comment: the two cannot drift."""
     import pytest
 
-    from tests.browser.widget_page import widget
+    from tests.helpers.widget import widget
 
     post = site.kibitz.add_post("shape", "Shape")
     top = site.kibitz.add_comment(

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from tests.browser.conftest import Setup, host_page, run_host, shot, strict_csp
-from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
-from tests.conftest import free_port
+from tests.helpers.servers import free_port
+from tests.helpers.widget import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
 
 
 def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Setup) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.auth.credentials import hash_password, new_api_token
-from tests.conftest import Server
+from tests.helpers.servers import Server
 
 COMMENT = {"author": "Ada", "email": "ada@example.org", "text": "Hello live world"}
 
@@ -106,13 +106,6 @@ async def post(server: Server, uri: str, **fields: Any) -> dict[str, Any]:
         response = await client.post("/api/comments", json={"uri": uri, **COMMENT, **fields})
     assert response.status_code == 201, response.text
     return response.json()["comment"]  # type: ignore[no-any-return]
-
-
-async def add_post(server: Server, slug: str) -> str:
-    await server.state.posts.add(
-        slug=slug, title=slug.title(), author="Admin", body_html="<p>x</p>"
-    )
-    return f"/posts/{slug}"
 
 
 async def staff_token(server: Server, name: str = "mod") -> str:

@@ -7,7 +7,7 @@ import re
 import httpx
 
 from server.auth.credentials import hash_password
-from tests.conftest import Server
+from tests.helpers.servers import Server
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -34,7 +34,3 @@ async def csrf_of(client: httpx.AsyncClient, path: str = "/admin/queue") -> str:
     found = _CSRF.search(page.text)
     assert found, "the admin page carries no csrf-token meta"
     return found.group(1)
-
-
-async def add_post(server: Server, slug: str = "hello") -> None:
-    await server.state.posts.add(slug=slug, title="Hello", author="Admin", body_html="<p>x</p>")

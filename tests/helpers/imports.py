@@ -18,7 +18,7 @@ from server.portability.importers.writer import run_import
 
 def shared_dir() -> Path:
     """``shared/`` beside the checkout (CI and /work/main), else ``KIBITZ_SHARED_DIR``."""
-    beside = Path(__file__).resolve().parents[2] / "shared"
+    beside = Path(__file__).resolve().parents[3] / "shared"
     if (beside / "corpus" / "imports").is_dir():
         return beside
     if os.environ.get("KIBITZ_SHARED_DIR"):
