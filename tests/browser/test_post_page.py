@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import Setup, shot
+from tests.helpers.browsers import Setup, shot
 
 
 class WithCSP:

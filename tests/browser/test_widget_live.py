@@ -8,7 +8,7 @@ from db.comments import CommentStore, NewComment
 from db.database import connect
 from server.discussion.markup import render_comment
 from server.discussion.uris import normalise_uri
-from tests.browser.conftest import (
+from tests.helpers.browsers import (
     Setup,
     host_page,
     run_async,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,11 @@ from websockets.exceptions import InvalidStatus
 
 from db.comments import CommentStore, NewComment
 from db.database import connect as connect_db
+from tests.helpers.browsers import async_browser
 from tests.helpers.posts import add_post
 from tests.helpers.servers import free_port, make_settings, serve
 from tests.helpers.staff import PASSWORD, add_staff, sign_in
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org"}
 
 
@@ -76,83 +75,69 @@ async def test_queue_page_is_live_and_reloads_after_a_reconnect(tmp_path: Path) 
     """In chromium: a held comment appears in the open queue within a second, disappears when
     another moderator acts on it, and after the server restarts the queue reloads to show
     what changed while it was disconnected."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.async_api import async_playwright
-
     db_url = f"sqlite:///{tmp_path / 'k.db'}"
     port = free_port()
     settings = make_settings(
         db_url, tmp_path, KIBITZ_MODERATION="all", KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}"
     )
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = await browser.new_page()
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(m.text) if "Refused" in m.text else None)
-            async with serve(settings, port=port) as server:
-                await add_post(server)
-                await add_staff(server, "mod")
-                await add_staff(server, "other")
-                await page.goto(server.url + "/admin/login")
-                await page.fill("#login-name", "mod")
-                await page.fill("#login-password", PASSWORD)
-                await page.click("button[type=submit]")
-                await page.wait_for_url(server.url + "/admin/queue")
-                await page.locator("html[data-live=open]").wait_for(state="attached")
-                async with server.client() as reader:
-                    first = (
-                        await reader.post(
-                            "/api/comments", json={**COMMENT, "text": "arrives <b>live</b>"}
-                        )
-                    ).json()["comment"]["id"]
-                    second = (
-                        await reader.post(
-                            "/api/comments", json={**COMMENT, "text": "stays for now"}
-                        )
-                    ).json()["comment"]["id"]
-                await page.wait_for_selector(f"#mod-{first}", timeout=3000)
-                await page.wait_for_selector(f"#mod-{second}", timeout=3000)
-                row = page.locator(f"#mod-{first}")
-                assert await row.locator("[data-field=email]").text_content() == "ada@example.org"
-                assert await row.locator("[data-field=html] b").text_content() == "live"
-                assert "<b>live</b>" in await row.locator("[data-field=text]").text_content()
-                async with server.client() as other:
-                    csrf = await sign_in(other, "other")
-                    await other.post(
-                        f"/api/comments/{first}/approve", headers={"X-CSRF-Token": csrf}
+    async with async_browser() as browser:
+        page = await browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if "Refused" in m.text else None)
+        async with serve(settings, port=port) as server:
+            await add_post(server)
+            await add_staff(server, "mod")
+            await add_staff(server, "other")
+            await page.goto(server.url + "/admin/login")
+            await page.fill("#login-name", "mod")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(server.url + "/admin/queue")
+            await page.locator("html[data-live=open]").wait_for(state="attached")
+            async with server.client() as reader:
+                first = (
+                    await reader.post(
+                        "/api/comments", json={**COMMENT, "text": "arrives <b>live</b>"}
                     )
-                await page.wait_for_selector(f"#mod-{first}", state="detached", timeout=3000)
-            # The server is down; meanwhile one comment is held and another one moderated.
-            db = await connect_db(db_url)
-            try:
-                store = CommentStore(db)
-                third, _ = await store.add(
-                    "/posts/hello",
-                    NewComment(
-                        author="Cy",
-                        email="cy@example.org",
-                        website=None,
-                        text="while away",
-                        html="<p>while away</p>",
-                        status="pending",
-                        reason="test",
-                    ),
-                    create_thread=False,
-                )
-                await store.change(second, status="spam")
-            finally:
-                await db.close()
-            await page.locator("html[data-live=closed]").wait_for(state="attached")
-            async with serve(settings, port=port):
-                await page.wait_for_selector(f"#mod-{third.id}", timeout=15000)
-                await page.wait_for_selector(f"#mod-{second}", state="detached", timeout=5000)
-                assert await page.locator(".mod-item").count() == 1
+                ).json()["comment"]["id"]
+                second = (
+                    await reader.post("/api/comments", json={**COMMENT, "text": "stays for now"})
+                ).json()["comment"]["id"]
+            await page.wait_for_selector(f"#mod-{first}", timeout=3000)
+            await page.wait_for_selector(f"#mod-{second}", timeout=3000)
+            row = page.locator(f"#mod-{first}")
+            assert await row.locator("[data-field=email]").text_content() == "ada@example.org"
+            assert await row.locator("[data-field=html] b").text_content() == "live"
+            assert "<b>live</b>" in await row.locator("[data-field=text]").text_content()
+            async with server.client() as other:
+                csrf = await sign_in(other, "other")
+                await other.post(f"/api/comments/{first}/approve", headers={"X-CSRF-Token": csrf})
+            await page.wait_for_selector(f"#mod-{first}", state="detached", timeout=3000)
+        # The server is down; meanwhile one comment is held and another one moderated.
+        db = await connect_db(db_url)
+        try:
+            store = CommentStore(db)
+            third, _ = await store.add(
+                "/posts/hello",
+                NewComment(
+                    author="Cy",
+                    email="cy@example.org",
+                    website=None,
+                    text="while away",
+                    html="<p>while away</p>",
+                    status="pending",
+                    reason="test",
+                ),
+                create_thread=False,
+            )
+            await store.change(second, status="spam")
         finally:
-            await browser.close()
+            await db.close()
+        await page.locator("html[data-live=closed]").wait_for(state="attached")
+        async with serve(settings, port=port):
+            await page.wait_for_selector(f"#mod-{third.id}", timeout=15000)
+            await page.wait_for_selector(f"#mod-{second}", state="detached", timeout=5000)
+            assert await page.locator(".mod-item").count() == 1
     assert problems == []
 
 

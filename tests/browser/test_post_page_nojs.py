@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.posts import add_post
-from tests.helpers.servers import IN_CI, Server, make_settings, serve
-
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("chromium is not installed: CI must run the browser tests")
-        pytest.skip("chromium not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+from tests.helpers.servers import Server, make_settings, serve
 
 
 @pytest.fixture
@@ -42,9 +22,9 @@ async def site(tmp_path: Path) -> AsyncIterator[Server]:
         yield running
 
 
-async def test_comment_and_reply_without_javascript(browser: object, site: Server) -> None:
+async def test_comment_and_reply_without_javascript(browser_async: object, site: Server) -> None:
     """With JavaScript off a reader posts a comment, then a reply through the Reply link."""
-    context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
+    context = await browser_async.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
     page = await context.new_page()
     await page.goto(site.url + "/posts/hello")
     await page.fill("#kibitz-author", "Ada")
@@ -72,10 +52,10 @@ async def test_comment_and_reply_without_javascript(browser: object, site: Serve
 
 
 async def test_invalid_form_in_the_browser_keeps_what_was_typed(
-    browser: object, site: Server
+    browser_async: object, site: Server
 ) -> None:
     """A browser without JavaScript gets the 422 page with the message and its text kept."""
-    context = await browser.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
+    context = await browser_async.new_context(java_script_enabled=False)  # type: ignore[attr-defined]
     page = await context.new_page()
     await page.goto(site.url + "/posts/hello")
     await page.fill("#kibitz-email", "ada@example.org")
@@ -87,11 +67,11 @@ async def test_invalid_form_in_the_browser_keeps_what_was_typed(
     await context.close()
 
 
-async def test_dark_scheme_restyles_the_page(browser: object, site: Server) -> None:
+async def test_dark_scheme_restyles_the_page(browser_async: object, site: Server) -> None:
     """The page follows the reader's colour scheme: dark background and light text in dark."""
     colours = {}
     for scheme in ("light", "dark"):
-        context = await browser.new_context(color_scheme=scheme)  # type: ignore[attr-defined]
+        context = await browser_async.new_context(color_scheme=scheme)  # type: ignore[attr-defined]
         page = await context.new_page()
         await page.goto(site.url + "/posts/hello")
         colours[scheme] = await page.evaluate(

@@ -3,38 +3,16 @@ all under the admin's strict Content-Security-Policy."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.posts import add_post
 from tests.helpers.servers import make_settings, serve
 from tests.helpers.staff import PASSWORD, add_staff
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.browser
-
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org"}
 
 
-@pytest.fixture
-async def browser():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def test_keyboard_and_bulk_moderation_in_the_browser(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_keyboard_and_bulk_moderation_in_the_browser(browser_async, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Sign in, press j then a to approve the first held comment, select two with x and mark
     them as spam in bulk: rows go without a reload, the database agrees, and the page runs
     without a single CSP violation."""
@@ -49,7 +27,7 @@ async def test_keyboard_and_bulk_moderation_in_the_browser(browser, tmp_path: Pa
                     "/api/comments", json={**COMMENT, "text": f"held number {i}"}
                 )
                 ids.append(created.json()["comment"]["id"])
-        page = await browser.new_page()
+        page = await browser_async.new_page()
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
