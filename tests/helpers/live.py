@@ -12,6 +12,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.auth.credentials import hash_password, new_api_token
+from tests.helpers.mail import until
 from tests.helpers.servers import Server
 
 COMMENT = {"author": "Ada", "email": "ada@example.org", "text": "Hello live world"}
@@ -113,3 +114,23 @@ async def staff_token(server: Server, name: str = "mod") -> str:
     token = new_api_token()
     await server.state.staff.add_token(member.id, token)
     return token
+
+
+async def until_readers(server: Server, uri: str, count: int, timeout: float = 10) -> None:
+    """Wait until the hub has registered ``count`` readers of ``uri`` (instead of sleeping)."""
+    await until(lambda: server.state.live.hub.local_counts().get(uri, 0) >= count, timeout)
+
+
+async def until_others_see(server: Server, uri: str, online: int, timeout: float = 10) -> None:
+    """Wait until the broker tells ``server`` that other processes have ``online`` readers."""
+    broker = server.state.live.broker
+
+    async def seen() -> bool:
+        return await broker.presence(uri, 0, write=False) >= online
+
+    await until(seen, timeout)
+
+
+async def until_disconnected(server: Server, timeout: float = 10) -> None:
+    """Wait until ``server``'s broker has noticed that Redis is gone."""
+    await until(lambda: not server.state.live.broker.connected, timeout)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import email
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -47,9 +48,17 @@ class Mailbox:
             self.controller = None
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Poll ``predicate`` (plain or async) until it holds; fail after ``timeout`` seconds.
+
+    Tests wait for a condition this way instead of sleeping a guessed time."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        outcome = predicate()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from db.models import now
-from tests.helpers.live import post, reader, slow_reader, staff_token, ws_base
+from tests.helpers.live import post, reader, slow_reader, staff_token, until_readers, ws_base
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 
@@ -213,8 +213,7 @@ async def test_a_slow_reader_is_cut_off_without_delaying_the_rest(
         assert plugin.server is not None
         plugin.server.write_limit = 16 * 1024
     async with slow_reader(base, uri) as stalled, reader(base, uri) as brisk:
-        # Wait until the stalled reader is registered (its hello went out).
-        await asyncio.sleep(0.3)
+        await until_readers(live, uri, 2)  # the stalled reader is registered too
         big = "https://e.co/ " * 700  # every URL becomes a link: ~40 KB of html per event
         sent, cut = 0, False
         started = time.monotonic()

@@ -19,7 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.live import post, reader, ws_base
+from tests.helpers.live import (
+    post,
+    reader,
+    until_disconnected,
+    until_others_see,
+    ws_base,
+)
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 
@@ -72,7 +78,7 @@ async def test_presence_counts_across_processes(
         uri = (await add_post(one, "crowd")).uri
         async with reader(ws_base(one, "direct"), uri) as first:
             assert first.hello["online"] == 1
-            await asyncio.sleep(0.3)  # let the first server record its count
+            await until_others_see(two, uri, 1)  # the first server has recorded its count
             async with reader(ws_base(two, "direct"), uri) as second:
                 assert second.hello["online"] == 2
                 await first.presence_reaches(2)
@@ -132,7 +138,8 @@ async def test_redis_stopped_and_started_loses_nothing(pg_url: str, tmp_path: Pa
             ):
                 redis_proc.terminate()
                 redis_proc.wait(10)
-                await asyncio.sleep(0.3)
+                await until_disconnected(one)
+                await until_disconnected(two)
                 posted = [await post(two, uri, text=f"while Redis is down {i}") for i in range(3)]
                 async with httpx.AsyncClient(base_url=one.url) as client:
                     health = await client.get("/healthz")
