@@ -43,7 +43,7 @@ async def test_comment_and_reply_without_javascript(browser_async: object, site:
     await page.fill("#kibitz-author", "Grace")
     await page.fill("#kibitz-email", "grace@example.org")
     await page.fill("#kibitz-text", "A reply.")
-    await page.wait_for_timeout(400)
+    await page.wait_for_timeout(400)  # the fill time under test, as above
     await page.click("button[type=submit]")
     reply_id = page.url.rsplit("-", 1)[1]
     nested = page.locator(f"#comment-{comment_id} .comment-list--children #comment-{reply_id}")

@@ -15,7 +15,7 @@ async def test_items_arriving_together_share_one_write() -> None:
 
     async def write(key: str, items: list[int]) -> list[int | Exception]:
         writes.append((key, items))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a write that takes time: what arrives meanwhile is batched
         return [ValueError(i) if i == 3 else i * 10 for i in items]
 
     group: GroupCommit[str, int, int] = GroupCommit(write)

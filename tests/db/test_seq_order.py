@@ -111,11 +111,12 @@ async def test_a_later_seq_waits_for_the_earlier_commit(dbs: tuple[Database, Dat
     store = CommentStore(writer_db)
     first, _ = await store.add("/order", new("one"), create_thread=True)
     thread_id = first.thread_id
-    release = asyncio.Event()
+    release, holding = asyncio.Event(), asyncio.Event()
 
     async def holder() -> int:
         async with writer_db.transaction() as conn:
             [event] = await record_events(conn, thread_id, [("comment.updated", first.id)])
+            holding.set()
             await release.wait()
         return event.seq
 
@@ -125,8 +126,9 @@ async def test_a_later_seq_waits_for_the_earlier_commit(dbs: tuple[Database, Dat
         return event.seq
 
     held = asyncio.create_task(holder())
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(holding.wait(), 10)  # the first transaction holds its seq
     second = asyncio.create_task(follower())
+    # Showing that something does NOT happen needs a window: this sleep is the test.
     await asyncio.sleep(0.5)
     assert not second.done(), "the second writer committed while the first was open"
     assert [e.seq for e in await CommentStore(reader_db).events_since(thread_id, 1)] == []

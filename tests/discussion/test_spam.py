@@ -74,7 +74,7 @@ async def test_minimum_fill_time_and_missing_form_token(database_url: str, tmp_p
             )
             page = await client.get("/posts/hello")
             token = _FORM_TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(1.1)  # the fill time under test (the form token has no clock)
             slow = await client.post(
                 "/posts/hello/comments",
                 data={

@@ -126,7 +126,7 @@ async def test_after_the_window_edit_and_delete_are_403(database_url: str, tmp_p
         await add_post(server)
         async with server.client() as client:
             comment_id, token = await _post(client)
-            await asyncio.sleep(2.2)
+            await asyncio.sleep(2.2)  # the edit window under test passes on the server's clock
             edit = await client.patch(
                 f"/api/comments/{comment_id}", headers=_auth(token), json={"text": "too late"}
             )

@@ -364,7 +364,7 @@ async def test_form_fill_time_lets_a_patient_person_through(
         await add_post(server)
         async with server.client() as client:
             values = form_values(parse((await client.get("/posts/hello")).text))
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.6)  # the fill time under test (the form token has no clock)
             posted = await client.post("/posts/hello/comments", data={**values, **PERSON})
     assert posted.status_code == 303
     assert "#comment-" in posted.headers["location"]

@@ -173,7 +173,15 @@ async def test_queue_fails_refused_mail_and_still_sends_the_rest(database_url: s
         task = asyncio.create_task(sender.run())
         try:
             await until(lambda: len(inbox.messages) == 1)
-            await asyncio.sleep(0.5)  # time for the busy one to be retried a few times
+
+            async def busy_retried_and_gone_failed() -> bool:
+                async with db.read() as conn:
+                    attempts = await conn.fetchval(
+                        "SELECT attempts FROM mail_queue WHERE recipient = $1", "busy@example.org"
+                    )
+                return bool(attempts >= 2 and (await store.status()).failed == 1)
+
+            await until(busy_retried_and_gone_failed)  # the busy one was retried
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
