@@ -17,6 +17,7 @@ from server.discussion.markup import (
     resanitise,
 )
 from tests.helpers.html import check_fragment
+from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, make_settings, serve
 
 REL = 'rel="nofollow ugc noopener"'
@@ -305,7 +306,7 @@ def test_article_keeps_structure_and_drops_active_content() -> None:
 
 async def test_lone_surrogates_are_422_through_the_api(server: Server) -> None:
     """JSON with a lone surrogate in any text field is refused as 422, not a 500 from nh3."""
-    await server.state.posts.add(slug="s", title="S", author="A", body_html="")
+    await add_post(server, "s", "S", author="A", body_html="")
     async with server.client() as client:
         for field in ("text", "author"):
             body = {"uri": "/posts/s", "author": "a", "email": "a@b.example", "text": "t"}
@@ -323,7 +324,7 @@ async def test_lone_surrogates_are_422_through_the_api(server: Server) -> None:
 
 async def test_text_over_the_cap_is_refused(server: Server) -> None:
     """Text over 10,000 characters is 422 before the sanitiser ever sees it."""
-    await server.state.posts.add(slug="s", title="S", author="A", body_html="")
+    await add_post(server, "s", "S", author="A", body_html="")
     async with server.client() as client:
         response = await client.post(
             "/api/comments",
@@ -345,7 +346,7 @@ async def test_sanitising_runs_off_the_event_loop(
 
     monkeypatch.setattr(actions, "render_comment", observed)
     async with serve(make_settings(database_url, tmp_path)) as server:
-        await server.state.posts.add(slug="s", title="S", author="A", body_html="")
+        await add_post(server, "s", "S", author="A", body_html="")
         async with server.client() as client:
             response = await client.post(
                 "/api/comments",

@@ -18,6 +18,7 @@ import pytest
 from server.discussion.markup import render_comment, resanitise
 from server.discussion.validation import clean_text, has_lone_surrogate
 from tests.helpers.html import XHTML, parse_fragment, problems, shape
+from tests.helpers.posts import add_post
 from tests.helpers.servers import IN_CI, ROOT, Server
 
 # ../shared beside the checkout (or beside the worktrees' folder, for a git worktree).
@@ -123,7 +124,7 @@ async def test_every_vector_posted_through_http_is_safe_on_the_page(server: Serv
     HTML parses alone (so nothing leaked into or out of its container); and the page outside
     the bodies has only the element shapes of a page with one harmless comment.
     """
-    await server.state.posts.add(slug="xss", title="XSS", author="A", body_html="<p>x</p>")
+    await add_post(server, "xss", "XSS", author="A", body_html="<p>x</p>")
     async with server.client() as client:
         harmless = await client.post(
             "/api/comments",

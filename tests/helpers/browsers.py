@@ -15,11 +15,8 @@ from typing import Any
 
 import pytest
 
-from db.comments import NewComment
 from db.models import Comment, Post
-from server.discussion.markup import render_comment
-from server.discussion.uris import normalise_uri
-from tests.helpers.posts import add_post
+from tests.helpers.posts import add_post, store_comment
 from tests.helpers.servers import IN_CI, ROOT, Server, free_port, make_settings, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -124,28 +121,21 @@ class Kibitz:
         email: str = "grace@example.org",
         created: Any = None,
     ) -> Comment:
-        async def add() -> Comment:
-            comment, events = await self.server.state.comments.add(
-                normalise_uri(uri),
-                NewComment(
-                    author=author,
-                    email=email,
-                    website=None,
-                    text=text,
-                    html=render_comment(text),
-                    status=status,
-                    parent_id=parent,
-                    address="192.0.2.7",
-                    created=created,
-                ),
+        return self.run(  # type: ignore[no-any-return]
+            store_comment(
+                self.server,
+                uri,
+                author,
+                text=text,
+                parent=parent,
+                status=status,
+                email=email,
+                created=created,
+                address="192.0.2.7",
                 create_thread=True,
+                announce=True,
             )
-            discussion = self.server.state.discussion
-            for listener in discussion.listeners.events:  # what Discussion.submit does
-                await listener(events)
-            return comment  # type: ignore[no-any-return]
-
-        return self.run(add())
+        )
 
     def set_status(self, comment_id: int, status: str) -> Comment:
         """Approve, delete or mark as spam as moderation does: commit, then tell listeners."""

@@ -10,9 +10,10 @@ import httpx
 
 from db.comments import NewComment
 from db.database import connect
-from db.models import Post
+from db.models import Comment, Post
 from db.posts import PostStore
 from server.discussion.markup import render_comment
+from server.discussion.uris import normalise_uri
 from tests.helpers.servers import Server
 from tests.helpers.view import form_values, parse
 
@@ -38,7 +39,7 @@ async def add_post(
     return await target.state.posts.add(**fields)  # type: ignore[no-any-return]
 
 
-async def add_comment(
+async def store_comment(
     server: Server,
     uri: str,
     author: str,
@@ -49,25 +50,40 @@ async def add_comment(
     email: str = "someone@example.org",
     website: str | None = None,
     text: str | None = None,
+    html: str | None = None,
     address: str | None = None,
-) -> int:
+    create_thread: bool = False,
+    announce: bool = False,
+) -> Comment:
+    """Store a comment as given, past the posting policy (any status, any date).
+
+    With ``announce`` the after-commit listeners hear of it as ``Discussion.submit`` would tell
+    them (live readers, mail); without, only the store knows."""
     text = text or f"Words by {author}"
-    comment, _ = await server.state.comments.add(
-        uri,
+    comment, events = await server.state.comments.add(
+        normalise_uri(uri),
         NewComment(
             author=author,
             email=email,
             website=website,
             text=text,
-            html=render_comment(text),
+            html=render_comment(text) if html is None else html,
             status=status,
             parent_id=parent,
             created=created,
             address=address,
         ),
-        create_thread=False,
+        create_thread=create_thread,
     )
-    return int(comment.id)
+    if announce:
+        for listener in server.state.discussion.listeners.events:
+            await listener(events)
+    return comment  # type: ignore[no-any-return]
+
+
+async def add_comment(server: Server, uri: str, author: str, **fields: Any) -> int:
+    """``store_comment``, for tests that only need the new comment's id."""
+    return int((await store_comment(server, uri, author, **fields)).id)
 
 
 async def fill_and_post(

@@ -7,11 +7,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import html5lib
 import pytest
 
-from db.comments import NewComment
+from tests.helpers.posts import add_comment, add_post
 from tests.helpers.servers import Server, make_settings, serve
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -24,16 +25,15 @@ SECRET_ADDRESS = "203.0.113.77"
 async def site(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     settings = make_settings(database_url, tmp_path, KIBITZ_PUBLIC_URL=PUBLIC)
     async with serve(settings) as running:
-        await running.state.posts.add(
-            slug="hello",
-            title="Hello & welcome",
+        await add_post(
+            running,
+            "hello",
+            "Hello & welcome",
             author="Admin",
             body_html="<p>x</p>",
             aliases=["/2010/07/hello"],
         )
-        await running.state.posts.add(
-            slug="other", title="Other", author="Admin", body_html="<p>y</p>"
-        )
+        await add_post(running, "other", "Other", author="Admin", body_html="<p>y</p>")
         yield running
 
 
@@ -42,26 +42,22 @@ async def add(
     uri: str,
     text: str,
     *,
-    status: str = "approved",
-    parent: int | None = None,
-    email: str = "ada@example.org",
     author: str = "Ada",
+    email: str = "ada@example.org",
+    **fields: Any,
 ) -> int:
-    comment, _ = await server.state.comments.add(
+    """A comment from the feed's point of view: its text, and the address no feed may show."""
+    return await add_comment(
+        server,
         uri,
-        NewComment(
-            author=author,
-            email=email,
-            website=None,
-            text=text,
-            html=f"<p>{text}</p>",
-            status=status,
-            parent_id=parent,
-            address=SECRET_ADDRESS,
-        ),
+        author,
+        text=text,
+        html=f"<p>{text}</p>",
+        email=email,
+        address=SECRET_ADDRESS,
         create_thread=True,
+        **fields,
     )
-    return int(comment.id)
 
 
 def check_atom(body: bytes) -> ET.Element:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.posts import add_post
 from tests.helpers.servers import make_settings, serve
 
 ADDRESS = "203.0.113.77"
@@ -27,7 +28,7 @@ async def test_emails_and_addresses_never_reach_readers(database_url: str, tmp_p
         database_url, tmp_path, KIBITZ_TRUSTED_PROXIES="127.0.0.1", KIBITZ_MODERATION="first-time"
     )
     async with serve(settings) as server:
-        await server.state.posts.add(slug="p", title="P", author="A", body_html="<p>b</p>")
+        await add_post(server, "p", "P", author="A", body_html="<p>b</p>")
         headers = {"X-Forwarded-For": ADDRESS}
         answers: list[httpx.Response] = []
         async with server.client(headers=headers) as client:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from server.http.widget import ENTRIES, MESSAGES, SOURCES, Bundle, assemble, imports, module_order
 from server.i18n import catalogue
+from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, make_settings, serve
 
 BUDGET = 15 * 1024
@@ -35,7 +36,7 @@ async def test_embed_js_is_gzipped_cached_briefly_and_under_budget(server: Serve
 async def test_versioned_urls_are_immutable_and_the_page_loads_its_script(server: Server) -> None:
     """The post page names /widget/page.<hash>.js (deferred); hashed URLs cache for a year."""
     bundle: Bundle = server.state.bundle
-    await server.state.posts.add(slug="hello", title="Hello", author="Ada", body_html="<p>Hi</p>")
+    await add_post(server, "hello", "Hello", author="Ada", body_html="<p>Hi</p>")
     async with server.client() as client:
         page = (await client.get("/posts/hello")).text
         src = bundle.assets["page"].url

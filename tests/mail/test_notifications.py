@@ -17,6 +17,7 @@ from server.auth.credentials import hash_password
 from server.discussion.moderation import Action
 from server.discussion.validation import CommentInput
 from tests.helpers.mail import Inbox, Mailbox, until
+from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 
 WRITER = "writer@example.org"
@@ -46,7 +47,7 @@ def mail_settings(
 
 
 async def setup_site(server: Server) -> None:
-    await server.state.posts.add(slug="hello", title="Hello", author="Admin", body_html="<p>x</p>")
+    await add_post(server, "hello", "Hello", author="Admin", body_html="<p>x</p>")
     await server.state.staff.add("mod", "moderator", hash_password("pw"), email="mod@example.org")
     await server.state.staff.add("quiet", "moderator", hash_password("pw"))  # no e-mail
 

@@ -23,6 +23,7 @@ from tests.helpers.imports import (
     wxr_comment,
     wxr_item,
 )
+from tests.helpers.posts import add_post
 from tests.helpers.servers import ROOT
 
 LAUGHS = """<?xml version="1.0"?>
@@ -193,9 +194,7 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
     from tests.helpers.servers import make_settings, serve
 
     async with serve(make_settings(database_url, tmp_path)) as server:
-        await server.state.posts.add(
-            slug="existing", title="Existing", author="A", body_html="<p>x</p>"
-        )
+        await add_post(server, "existing", "Existing", author="A", body_html="<p>x</p>")
         async with server.client() as client:
             native = await client.post(
                 "/api/comments",
