@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.servers import ROOT
 
 yaml = pytest.importorskip("yaml")
 

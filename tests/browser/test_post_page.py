@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import Setup, shot
+from tests.helpers.browsers import Setup, shot
 
 
 def test_without_javascript_the_form_posts_and_the_thread_shows(browser: Any, site: Setup) -> None:
@@ -135,7 +135,7 @@ def test_the_widget_renders_the_markup_the_page_renders(browser: Any, site: Setu
     """Same thread, same elements and classes, comment by comment: the two cannot drift."""
     import pytest
 
-    from tests.browser.widget_page import widget
+    from tests.helpers.widget import widget
 
     post = site.kibitz.add_post("shape", "Shape")
     top = site.kibitz.add_comment(
