@@ -21,8 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.auth.credentials import new_api_token
-from tests.conftest import Server, free_port, make_settings, serve
-from tests.staffing import add_staff, sign_in
+from tests.helpers.servers import Server, free_port, make_settings, serve
+from tests.helpers.staff import add_staff, sign_in
 
 
 async def _closed(ws: ClientConnection) -> float:

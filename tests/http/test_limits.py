@@ -16,9 +16,10 @@ from itsdangerous import TimestampSigner
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import free_port, make_settings, serve, start_process, stop_process
-from tests.live_helpers import add_post, post, reader
-from tests.staffing import PASSWORD, add_staff
+from tests.helpers.live import post, reader
+from tests.helpers.posts import add_post
+from tests.helpers.servers import free_port, make_settings, serve, start_process, stop_process
+from tests.helpers.staff import PASSWORD, add_staff
 
 ATTACKER, OWNER = "203.0.113.5", "198.51.100.7"
 
@@ -55,7 +56,7 @@ async def test_a_name_with_a_line_break_is_refused(database_url: str, tmp_path: 
     """CR, LF and the Unicode line separators in `author` are a 422 naming the field (API
     and form alike), so a name can never forge lines in a mail."""
     async with serve(make_settings(database_url, tmp_path)) as server:
-        uri = await add_post(server, "hello")
+        uri = (await add_post(server, "hello")).uri
         async with server.client() as client:
             for name in ("Ada\r\nBcc: x@example.org", "Ada\nX", "Ada\u2028X", "Ada\x85X"):
                 answer = await client.post(
@@ -126,7 +127,7 @@ async def test_live_connections_per_address_are_capped_on_both_ports(
         KIBITZ_LIVE_PER_ADDRESS="3",
     )
     async with serve(settings, port=port) as server:
-        uri = await add_post(server, "hello")
+        uri = (await add_post(server, "hello")).uri
         site, live = server.url.replace("http://", "ws://"), f"ws://127.0.0.1:{live_port}"
         async with AsyncExitStack() as stack:
             for base in (site, live, site):
@@ -150,7 +151,7 @@ async def test_replay_with_since_is_capped(database_url: str, tmp_path: Path) ->
     reset instead of the history."""
     settings = make_settings(database_url, tmp_path, KIBITZ_REPLAY_LIMIT="3")
     async with serve(settings) as server:
-        uri = await add_post(server, "hello")
+        uri = (await add_post(server, "hello")).uri
         for n in range(5):
             await post(server, uri, text=f"comment {n}")
         base = server.url.replace("http://", "ws://")

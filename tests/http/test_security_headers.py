@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port, make_settings, serve
-from tests.staffing import add_post
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 
 def policy(response: httpx.Response) -> dict[str, str]:

@@ -22,8 +22,9 @@ from db.database import connect as connect_db
 from db.staff import StaffStore
 from realtime.protocol import REVOKED
 from server.auth.credentials import hash_password, new_api_token
-from tests.conftest import ROOT, free_port, make_settings, serve, start_process, stop_process
-from tests.staffing import PASSWORD, add_post, add_staff, sign_in
+from tests.helpers.posts import add_post
+from tests.helpers.servers import ROOT, free_port, make_settings, serve, start_process, stop_process
+from tests.helpers.staff import PASSWORD, add_staff, sign_in
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org"}
 

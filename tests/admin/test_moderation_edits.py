@@ -15,8 +15,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from server.auth.credentials import new_api_token
-from tests.conftest import Server, free_port, make_settings, serve
-from tests.staffing import PASSWORD, add_post, add_staff, sign_in
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server, free_port, make_settings, serve
+from tests.helpers.staff import PASSWORD, add_staff, sign_in
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
