@@ -33,6 +33,7 @@ FIELDS = (
     "created",
     "edited",
     "source",
+    "sso_sub",
 )
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
@@ -64,6 +65,7 @@ class NewComment:
     staff_id: int | None = None
     created: datetime | None = None
     source: str | None = None
+    sso_sub: str | None = None
 
 
 # -- visibility -------------------------------------------------------------------------------
@@ -279,6 +281,14 @@ class CommentStore:
             result[row["uri"]] = row["n"]
         return result
 
+    async def has_approved_sub(self, sub: str) -> bool:
+        """Whether a comment by this signed-in (SSO) user was approved before."""
+        async with self.db.read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM comments WHERE sso_sub = $1 AND status = 'approved' LIMIT 1", sub
+            )
+        return found is not None
+
     async def has_approved_email(self, email: str) -> bool:
         async with self.db.read() as conn:
             found = await conn.fetchval(
@@ -389,8 +399,8 @@ class CommentStore:
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-            "status, reason, address, staff_id, created, source) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "status, reason, address, staff_id, created, source, sso_sub) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             f"RETURNING {', '.join(FIELDS)}",
             thread.id,
             new.parent_id,
@@ -405,6 +415,7 @@ class CommentStore:
             new.staff_id,
             new.created or now(),
             new.source,
+            new.sso_sub,
         )
         assert row is not None
         if new.staff_id is not None:  # the staff name comes from a join

@@ -74,7 +74,7 @@ class Post:
 
     @classmethod
     def from_row(cls, row: Row) -> Post:
-        keys = row.keys()
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             slug=row["slug"],
@@ -112,14 +112,20 @@ class Comment:
     edited: datetime | None
     source: str | None = None
     staff_name: str | None = None
+    sso_sub: str | None = None
 
     @property
     def staff(self) -> bool:
         return self.staff_id is not None
 
+    @property
+    def verified(self) -> bool:
+        """Signed in by the host site (single sign-on): the site vouches for the name."""
+        return self.sso_sub is not None
+
     @classmethod
     def from_row(cls, row: Row) -> Comment:
-        keys = row.keys()
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             thread_id=row["thread_id"],
@@ -137,6 +143,7 @@ class Comment:
             edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
+            sso_sub=row["sso_sub"] if "sso_sub" in keys else None,
         )
 
 

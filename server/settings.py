@@ -76,6 +76,22 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ),
     ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default: kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
+    (
+        "KIBITZ_SSO_SECRET",
+        "",
+        "shared secret (HS256) with which the embedding site signs its logged-in user "
+        "into the widget (docs/sso.md); default: single sign-on off",
+    ),
+    (
+        "KIBITZ_SSO_ONLY",
+        "false",
+        "true refuses comments without a valid single sign-on token",
+    ),
+    (
+        "KIBITZ_SSO_LOGIN_URL",
+        "",
+        "where the widget sends readers to sign in when KIBITZ_SSO_ONLY is true",
+    ),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
     (
         "KIBITZ_LIVE_URL",
@@ -132,6 +148,9 @@ class Settings:
     mail_from: str
     min_fill_seconds: float
     redis_prefix: str
+    sso_secret: str | None = None
+    sso_only: bool = False
+    sso_login_url: str | None = None
     live_url: str | None = None
     live_port: int | None = None
     live_host: str = "127.0.0.1"
@@ -276,6 +295,17 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
     if not 0 <= min_fill <= 3:
         raise ConfigError("KIBITZ_MIN_FILL_SECONDS", str(min_fill), "between 0 and 3 seconds")
 
+    sso_secret = get("KIBITZ_SSO_SECRET") or None
+    if sso_secret is not None and len(sso_secret.encode()) < 32:
+        # HS256 with a short secret can be brute-forced offline from one token.
+        raise ConfigError("KIBITZ_SSO_SECRET", "…", "a random secret of at least 32 bytes")
+    sso_only = boolean("KIBITZ_SSO_ONLY")
+    if sso_only and sso_secret is None:
+        raise ConfigError("KIBITZ_SSO_ONLY", "true", "false unless KIBITZ_SSO_SECRET is set")
+    sso_login_url = get("KIBITZ_SSO_LOGIN_URL") or None
+    if sso_login_url is not None and not sso_login_url.startswith(("http://", "https://")):
+        raise ConfigError("KIBITZ_SSO_LOGIN_URL", sso_login_url, "an http(s) URL")
+
     secret = get("KIBITZ_SECRET_KEY") or (
         _stored_secret(data_dir) if create_secret else "unset-secret-for-offline-commands"
     )
@@ -306,6 +336,9 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
         min_fill_seconds=min_fill,
         redis_prefix=get("KIBITZ_REDIS_PREFIX"),
+        sso_secret=sso_secret,
+        sso_only=sso_only,
+        sso_login_url=sso_login_url,
         live_url=live_url,
         live_port=port("KIBITZ_LIVE_PORT"),
         live_host=get("KIBITZ_LIVE_HOST"),

@@ -82,7 +82,12 @@ class Discussion:
             log.warning("rate limit store unavailable; comment from %s not limited", address)
 
     async def _decide(
-        self, data: CommentInput, html: str, staff: StaffMember | None, held: str | None
+        self,
+        data: CommentInput,
+        html: str,
+        staff: StaffMember | None,
+        held: str | None,
+        sso_sub: str | None = None,
     ) -> tuple[str, str | None]:
         if staff is not None:
             return "approved", None
@@ -97,7 +102,13 @@ class Discussion:
             return "pending", HELD_POLICY_ALL
         if count_links(html) >= self.settings.max_links:
             return "pending", HELD_LINKS
-        if not await self.comments.has_approved_email(data.email):
+        # A signed-in (SSO) reader is known by the site's user id, not by an e-mail address.
+        known = (
+            await self.comments.has_approved_sub(sso_sub)
+            if sso_sub is not None
+            else await self.comments.has_approved_email(data.email)
+        )
+        if not known:
             return "pending", HELD_FIRST_TIME
         return "approved", None
 
@@ -111,11 +122,13 @@ class Discussion:
         may_create_thread: bool = False,
         held: str | None = None,
         title: str | None = None,
+        sso_sub: str | None = None,
     ) -> Comment:
         """Validate against the thread, decide the status, commit, then tell listeners.
 
         ``held`` is a reason found by the edge (honeypot, fill time): such a comment is kept
-        as pending with that reason, never thrown away.
+        as pending with that reason, never thrown away. ``sso_sub`` is the user id of a reader
+        the embedding site signed in (their name and e-mail in ``data`` came from its token).
         """
         if staff is None:
             await self._limit(address)
@@ -128,7 +141,7 @@ class Discussion:
                 held = HELD_DUPLICATE
         # Sanitising is CPU work that grows with nesting; keep it off the event loop.
         html = await asyncio.to_thread(render_comment, data.text)
-        status, reason = await self._decide(data, html, staff, held)
+        status, reason = await self._decide(data, html, staff, held, sso_sub)
         new = NewComment(
             author=staff.name if staff else data.author,
             email=(staff.email or data.email) if staff else data.email,
@@ -140,6 +153,7 @@ class Discussion:
             reason=reason,
             address=address,
             staff_id=staff.id if staff else None,
+            sso_sub=None if staff else sso_sub,
         )
         try:
             comment, events = await self.comments.add(

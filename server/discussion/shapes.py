@@ -30,6 +30,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
             "edited": None,
             "status": "deleted",
             "staff": False,
+            "verified": False,
         }
     return {
         "id": comment.id,
@@ -41,6 +42,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
         "edited": iso(comment.edited),
         "status": "approved",
         "staff": comment.staff,
+        "verified": comment.verified,
     }
 
 
@@ -60,6 +62,7 @@ def own_comment(comment: Comment) -> dict[str, Any]:
         "edited": iso(comment.edited),
         "status": comment.status,
         "staff": comment.staff,
+        "verified": comment.verified,
     }
 
 
@@ -75,6 +78,7 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
             "html": comment.html,
             "edited": iso(comment.edited),
             "staff": comment.staff,
+            "verified": comment.verified,
         }
     )
     shaped.update(

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from db.comments import visible_states
 from db.models import StaffMember
 from db.moderation import ModerationStore
+from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
 from server.discussion.shapes import own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
@@ -93,6 +94,15 @@ async def post_comment(request: Request) -> Response:
             fields.update(exc.fields)
         raise ValidationFailed(fields=fields)
     uri = normalise_uri(raw_uri)
+    signed_in = await _signed_in(request, data, staff)
+    if signed_in is not None:
+        # The site vouches for who this is: its name and address, never the body's.
+        data = {
+            **data,
+            "author": signed_in.name,
+            "email": signed_in.email,
+            "website": signed_in.website or data.get("website") or "",
+        }
     entry = validate_comment(data)
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
@@ -104,6 +114,7 @@ async def post_comment(request: Request) -> Response:
         staff=staff,
         may_create_thread=may_create,
         title=(title or "")[:300] or None,
+        sso_sub=signed_in.sub if signed_in else None,
     )
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
@@ -112,6 +123,23 @@ async def post_comment(request: Request) -> Response:
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=201,
     )
+
+
+async def _signed_in(
+    request: Request, data: dict[str, Any], staff: StaffMember | None
+) -> sso.SsoUser | None:
+    """The reader the embedding site signed in with ``"sso"``, if any (401 for a bad token).
+
+    With ``KIBITZ_SSO_ONLY`` a comment without a valid token is refused; staff post as
+    themselves.
+    """
+    settings = state_of(request).settings
+    token = data.get("sso")
+    if token is not None:
+        return sso.verify(token, settings.sso_secret)
+    if settings.sso_only and staff is None:
+        raise sso.SsoRejected(sso.SIGN_IN_REQUIRED)
+    return None
 
 
 async def _comment_or_404(request: Request) -> Any:
@@ -196,6 +224,9 @@ async def config(request: Request) -> Response:
             "moderation": settings.moderation,
             "max_depth": settings.max_depth,
             "follow_author_links": settings.follow_author_links,
+            "sso": settings.sso_secret is not None,
+            "sso_only": settings.sso_only,
+            "sso_login_url": settings.sso_login_url,
             # Whether the asking page may embed the widget; it shows a clear refusal otherwise.
             "origin_allowed": origins.allowed(settings, request, request.headers.get("origin")),
         }

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import visible_states
+from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.discussion.validation import validate_comment
@@ -114,6 +115,8 @@ async def _render_post(
         "edit_window": state.settings.edit_window,
         "csrf_token": state.sessions.csrf_token(request),
         "page_scripts": [state.bundle.assets["page"].url],
+        "sso_only": state.settings.sso_only,
+        "sso_login_url": state.settings.sso_login_url,
     }
     templates: Templates = state.templates
     return templates.response(
@@ -136,8 +139,11 @@ async def submit_comment(request: Request) -> Response:
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
     try:
-        entry = validate_comment(values)
         staff = await state.sessions.staff(request)
+        if state.settings.sso_only and staff is None:
+            # A plain form cannot carry the host site's sign-in token.
+            raise SsoRejected(SIGN_IN_REQUIRED)
+        entry = validate_comment(values)
         comment = await state.discussion.submit(
             post.uri,
             entry,

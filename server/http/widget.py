@@ -40,6 +40,7 @@ MESSAGE_SOURCES = (
     ROOT / "server" / "discussion" / "validation.py",
     ROOT / "server" / "errors.py",
     ROOT / "server" / "discussion" / "actions.py",
+    ROOT / "server" / "auth" / "sso.py",
 )
 SHORT_CACHE = "public, max-age=300"
 IMMUTABLE = "public, max-age=31536000, immutable"

@@ -1,0 +1,195 @@
+"""Single sign-on from the embedding site: verified comments, refused tokens, SSO only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from server.errors import ConfigError
+from server.settings import load
+from tests.conftest import make_settings, serve
+
+SECRET = "sso-test-secret-that-is-long-enough-for-every-hmac-0123456789abcdef"
+POST = {"uri": "/posts/p", "text": "Hello from a signed-in reader"}
+
+
+def token(secret: str = SECRET, algorithm: str = "HS256", **claims: Any) -> str:
+    """A token as the host site signs it; ``None`` drops a claim."""
+    body = {
+        "sub": "user-42",
+        "name": "Ada Reader",
+        "email": "ada@site.example",
+        "exp": int(time.time()) + 600,
+        **claims,
+    }
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, secret, algorithm=algorithm)
+
+
+def unsigned(**claims: Any) -> str:
+    """A token with ``alg: none`` and no signature at all."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    body = {"sub": "user-42", "name": "Ada", "email": "ada@site.example"}
+    body["exp"] = int(time.time()) + 600
+    return part({"alg": "none", "typ": "JWT"}) + "." + part({**body, **claims}) + "."
+
+
+def tampered() -> str:
+    """A valid token whose payload was changed to another user after signing."""
+    head, _, sig = token().split(".")
+    other = base64.urlsafe_b64encode(
+        json.dumps(
+            {"sub": "admin", "name": "Admin", "email": "a@x.example", "exp": 2000000000}
+        ).encode()
+    )
+    return f"{head}.{other.rstrip(b'=').decode()}.{sig}"
+
+
+async def site(server: Any) -> None:
+    await server.state.posts.add(slug="p", title="P", author="A", body_html="<p>b</p>")
+
+
+async def test_signed_in_comment_is_verified_and_named_by_the_token(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Author and e-mail come from the token (the body's are ignored), C says verified, and
+    first-time moderation knows the reader by sub, whatever e-mail they use later."""
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_SSO_SECRET=SECRET, KIBITZ_MODERATION="first-time"
+    )
+    async with serve(settings) as server, server.client() as client:
+        await site(server)
+        first = await client.post(
+            "/api/comments",
+            json={**POST, "sso": token(), "author": "Mallory", "email": "mallory@evil.example"},
+        )
+        assert first.status_code == 201, first.text
+        comment = first.json()["comment"]
+        assert comment["author"] == "Ada Reader"
+        assert comment["verified"] is True
+        assert comment["status"] == "pending"  # a first-time commenter, known by sub
+        stored = await server.state.comments.get(comment["id"])
+        assert stored.email == "ada@site.example"
+        assert stored.sso_sub == "user-42"
+
+        staff = await server.state.staff.identities()
+        assert staff == [] or all(name != "Ada Reader" for name, _ in staff)
+        await server.state.comments.change(comment["id"], status="approved")
+        again = await client.post(
+            "/api/comments", json={**POST, "sso": token(email="ada.new@site.example")}
+        )
+        assert again.json()["comment"]["status"] == "approved"
+        other = await client.post("/api/comments", json={**POST, "sso": token(sub="user-43")})
+        assert other.json()["comment"]["status"] == "pending"
+
+        plain = await client.post(
+            "/api/comments", json={**POST, "author": "Bob", "email": "bob@example.org"}
+        )
+        assert plain.json()["comment"]["verified"] is False
+
+        listed = await client.get("/api/comments", params={"uri": "/posts/p"})
+        by_id = {c["id"]: c for c in listed.json()["comments"]}
+        assert by_id[comment["id"]]["verified"] is True
+        assert "ada@site.example" not in listed.text
+        assert "user-42" not in listed.text
+
+
+BAD_TOKENS = {
+    "expired": (lambda: token(exp=int(time.time()) - 3600), "expired"),
+    "tampered": (tampered, "signature"),
+    "wrong secret": (lambda: token(secret=SECRET[::-1]), "signature"),
+    "unsigned": (unsigned, "HS256"),
+    "HS512": (lambda: token(algorithm="HS512"), "HS256"),
+    "no exp": (lambda: token(exp=None), "exp"),
+    "no sub": (lambda: token(sub=None), "claim"),
+    "malformed": (lambda: "not.a.jwt", "malformed"),
+    "one part": (lambda: "garbage", "malformed"),
+    "oversized": (lambda: token(name="A" * 5000), "too large"),
+    "not text": (lambda: 12345, "malformed"),
+    "empty name": (lambda: token(name="  "), "claims"),
+    "future iat": (lambda: token(iat=int(time.time()) + 3600), "claims"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_bad_tokens_are_refused_with_a_clear_401(
+    kind: str, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Expired, tampered, unsigned, exp-less, malformed, oversized or wrongly signed tokens are
+    401 naming the problem; nothing is stored and the token never appears in the log."""
+    caplog.set_level(logging.DEBUG)
+    make, words = BAD_TOKENS[kind]
+    bad = make()
+    settings = make_settings(database_url, tmp_path, KIBITZ_SSO_SECRET=SECRET)
+    async with serve(settings) as server, server.client() as client:
+        await site(server)
+        response = await client.post("/api/comments", json={**POST, "sso": bad})
+        assert response.status_code == 401, response.text
+        assert words.lower() in response.json()["error"].lower()
+        listed = await client.get("/api/comments", params={"uri": "/posts/p"})
+        assert listed.json()["comments"] == []
+    if isinstance(bad, str):
+        assert bad not in caplog.text
+
+
+async def test_a_token_without_sso_configured_is_refused(database_url: str, tmp_path: Path) -> None:
+    """A site without KIBITZ_SSO_SECRET does not quietly take a token's claims."""
+    async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
+        await site(server)
+        response = await client.post("/api/comments", json={**POST, "sso": token()})
+        assert response.status_code == 401
+        assert "not enabled" in response.json()["error"]
+
+
+async def test_sso_only_refuses_anonymous_comments(database_url: str, tmp_path: Path) -> None:
+    """With KIBITZ_SSO_ONLY a comment without a valid token is 401 (API and form), the config
+    tells the widget where to sign in, and the post page links there instead of a form."""
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        KIBITZ_SSO_SECRET=SECRET,
+        KIBITZ_SSO_ONLY="true",
+        KIBITZ_SSO_LOGIN_URL="https://site.example/login",
+    )
+    async with serve(settings) as server, server.client() as client:
+        await site(server)
+        anonymous = await client.post(
+            "/api/comments", json={**POST, "author": "Bob", "email": "bob@example.org"}
+        )
+        assert anonymous.status_code == 401
+        assert "signed in" in anonymous.json()["error"]
+        signed = await client.post("/api/comments", json={**POST, "sso": token()})
+        assert signed.status_code == 201
+        config = (await client.get("/api/config")).json()
+        assert config["sso"] is True
+        assert config["sso_only"] is True
+        assert config["sso_login_url"] == "https://site.example/login"
+        page = await client.get("/posts/p")
+        assert 'href="https://site.example/login"' in page.text
+        assert "data-comment-form" not in page.text
+        form = await client.post(
+            "/posts/p/comments",
+            data={"author": "Bob", "email": "bob@example.org", "text": "plain"},
+        )
+        assert form.status_code == 401
+
+
+def test_weak_or_inconsistent_sso_settings_are_refused_at_start(tmp_path: Path) -> None:
+    """A short secret, SSO_ONLY without a secret or a non-http login URL stop the start."""
+    base = {"KIBITZ_DATA_DIR": str(tmp_path), "KIBITZ_SECRET_KEY": "x"}
+    for env in (
+        {"KIBITZ_SSO_SECRET": "short"},
+        {"KIBITZ_SSO_ONLY": "true"},
+        {"KIBITZ_SSO_SECRET": SECRET, "KIBITZ_SSO_LOGIN_URL": "javascript:alert(1)"},
+    ):
+        with pytest.raises(ConfigError):
+            load({**base, **env})
