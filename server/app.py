@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from db.audit import AuditLog
+from db.bans import BanStore
 from db.comments import CommentStore
 from db.database import connect
 from db.migrate import migrate
@@ -25,6 +26,7 @@ from db.staff import StaffStore
 from realtime import endpoint as live_endpoint
 from realtime.publisher import Live
 from server import errors
+from server.admin import bans as admin_bans
 from server.admin import guard as admin_guard
 from server.admin import login as admin_login
 from server.admin import queue as admin_queue
@@ -35,6 +37,7 @@ from server.discussion.actions import Discussion
 from server.discussion.cache import ThreadCache
 from server.discussion.ratelimit import PostLimiter
 from server.http import api, feeds, health, pages, widget
+from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
@@ -78,7 +81,8 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     def limiter(rate: str | None) -> PostLimiter:
         return PostLimiter(rate, settings.redis_url, settings.redis_prefix)
 
-    discussion = Discussion(settings, comments, staff, limiter(settings.post_rate))
+    bans = BanStore(db)
+    discussion = Discussion(settings, comments, staff, limiter(settings.post_rate), bans)
     templates = Templates(settings)
     state = State(
         settings=settings,
@@ -88,6 +92,7 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         staff=staff,
         moderation=ModerationStore(db),
         audit=AuditLog(db),
+        bans=bans,
         discussion=discussion,
         templates=templates,
         edit_tokens=EditTokens(settings.secret_key, settings.edit_window),
@@ -129,6 +134,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *ban_routes.routes,
         *health.routes,
         *feeds.routes,
         *mail_pages.routes,
@@ -136,6 +142,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *admin_login.routes,
         *admin_queue.routes,
         *admin_staff.routes,
+        *admin_bans.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]

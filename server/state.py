@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from db.audit import AuditLog
+    from db.bans import BanStore
     from db.comments import CommentStore
     from db.database import Database
     from db.moderation import ModerationStore
@@ -48,6 +49,7 @@ class State:
     staff: StaffStore
     moderation: ModerationStore
     audit: AuditLog
+    bans: BanStore
     discussion: Discussion
     templates: Templates
     edit_tokens: EditTokens

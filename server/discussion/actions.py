@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from db.bans import BanStore
 from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
+from server.discussion.bans import BANNED, find_ban
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.ratelimit import PostLimiter
@@ -62,9 +64,15 @@ async def _notify(listeners: list, *args: object) -> None:
 
 class Discussion:
     def __init__(
-        self, settings: Settings, comments: CommentStore, staff: StaffStore, limiter: PostLimiter
+        self,
+        settings: Settings,
+        comments: CommentStore,
+        staff: StaffStore,
+        limiter: PostLimiter,
+        bans: BanStore | None = None,
     ) -> None:
         self.settings = settings
+        self.bans = bans
         self.comments = comments
         self.staff = staff
         self.limiter = limiter
@@ -141,7 +149,18 @@ class Discussion:
                 held = HELD_DUPLICATE
         # Sanitising is CPU work that grows with nesting; keep it off the event loop.
         html = await asyncio.to_thread(render_comment, data.text)
-        status, reason = await self._decide(data, html, staff, held, sso_sub)
+        ban = (
+            await find_ban(
+                self.bans, author=data.author, email=data.email, address=address, sub=sso_sub
+            )
+            if staff is None and self.bans is not None
+            else None
+        )
+        if ban is not None:
+            # Kept, as spam, for staff to see; the commenter is told it awaits moderation.
+            status, reason = "spam", BANNED
+        else:
+            status, reason = await self._decide(data, html, staff, held, sso_sub)
         new = NewComment(
             author=staff.name if staff else data.author,
             email=(staff.email or data.email) if staff else data.email,

@@ -50,7 +50,8 @@ def own_comment(comment: Comment) -> dict[str, Any]:
     """What the commenter who just wrote or edited a comment sees of it, held or not.
 
     They typed it, so they see their text even while it awaits moderation; still never the
-    e-mail, address or the reason it was held.
+    e-mail, address or the reason it was held. A comment kept as spam (a banned commenter's)
+    reads as ``pending``: the answer must not tell a ban from ordinary moderation.
     """
     if comment.status == "approved":
         return public_comment(comment)
@@ -60,7 +61,7 @@ def own_comment(comment: Comment) -> dict[str, Any]:
         "website": comment.website,
         "html": comment.html,
         "edited": iso(comment.edited),
-        "status": comment.status,
+        "status": "pending" if comment.status == "spam" else comment.status,
         "staff": comment.staff,
         "verified": comment.verified,
     }

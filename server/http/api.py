@@ -14,6 +14,7 @@ from db.models import StaffMember
 from db.moderation import ModerationStore
 from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
+from server.discussion.bans import BANNED
 from server.discussion.shapes import own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
@@ -154,7 +155,9 @@ async def edit_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
     staff = await authorise_edit(request, comment)
-    if comment.status not in ("approved", "pending"):
+    held = comment.status == "pending" or (comment.status == "spam" and comment.reason == BANNED)
+    if comment.status != "approved" and not held:
+        # A banned commenter edits their comment as if it were held (no oracle).
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
     updated = await state.discussion.edit(comment.id, text)
