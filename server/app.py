@@ -29,6 +29,7 @@ from server import errors
 from server.admin import bans as admin_bans
 from server.admin import guard as admin_guard
 from server.admin import login as admin_login
+from server.admin import privacy as admin_privacy
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
 from server.auth.credentials import EditTokens
@@ -41,6 +42,7 @@ from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
+from server.privacy import pages as privacy_pages
 from server.settings import Settings, load
 from server.state import State
 from server.templates import Templates
@@ -70,6 +72,10 @@ async def _housekeeping(state: State) -> None:
 # and per client address (trying many accounts).
 LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
 LOGIN_RATE_PER_ADDRESS = "20/minute;100/hour"
+# Requests for a commenter's own data (each may send a mail): per client address and per
+# e-mail address, so neither one visitor nor many can flood one mailbox.
+PRIVACY_RATE_PER_ADDRESS = "5/hour;20/day"
+PRIVACY_RATE_PER_EMAIL = "3/hour;6/day"
 
 
 async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = False) -> State:
@@ -99,6 +105,8 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         sessions=Sessions(settings, SessionStore(db)),
         login_per_account=limiter(LOGIN_RATE_PER_ACCOUNT),
         login_per_address=limiter(LOGIN_RATE_PER_ADDRESS),
+        privacy_per_address=limiter(PRIVACY_RATE_PER_ADDRESS),
+        privacy_per_email=limiter(PRIVACY_RATE_PER_EMAIL),
         cache=ThreadCache(),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
@@ -138,6 +146,8 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *health.routes,
         *feeds.routes,
         *mail_pages.routes,
+        *privacy_pages.routes,
+        *admin_privacy.routes,
         *live_endpoint.routes,
         *admin_login.routes,
         *admin_queue.routes,

@@ -56,6 +56,8 @@ class State:
     sessions: Sessions
     login_per_account: PostLimiter
     login_per_address: PostLimiter
+    privacy_per_address: PostLimiter
+    privacy_per_email: PostLimiter
     cache: ThreadCache
     live: Live
     bundle: Bundle

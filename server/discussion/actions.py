@@ -18,6 +18,7 @@ from db.bans import BanStore
 from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
+from db.privacy import PrivacyStore
 from db.staff import StaffStore
 from server.discussion.bans import BANNED, find_ban
 from server.discussion.lookalikes import impersonates
@@ -43,6 +44,9 @@ HELD_HONEYPOT = N_("honeypot field filled in")
 HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
+
+# What an erased commenter's comments keep as their name (only staff ever see it).
+ERASED_NAME = "[erased]"
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
@@ -223,3 +227,12 @@ class Discussion:
             raise NotFound(f"There is no comment {comment_id}.") from None
         await _notify(self.listeners.events, events)
         return new
+
+    async def erase_commenter(self, email: str) -> int:
+        """Erase everything a commenter wrote with this address; readers get the events.
+
+        Returns how many comments were erased (0 for an address with none).
+        """
+        count, events = await PrivacyStore(self.comments.db).erase(email, ERASED_NAME)
+        await _notify(self.listeners.events, events)
+        return count
