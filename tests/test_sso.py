@@ -101,6 +101,9 @@ async def test_signed_in_comment_is_verified_and_named_by_the_token(
         assert by_id[comment["id"]]["verified"] is True
         assert "ada@site.example" not in listed.text
         assert "user-42" not in listed.text
+        page = (await client.get("/posts/p")).text
+        assert page.count("comment__badge--verified") == 2  # Ada's two approved comments
+        assert "ada@site.example" not in page and "user-42" not in page
 
 
 BAD_TOKENS = {

@@ -51,6 +51,7 @@ def test_signed_in_reader_comments_as_themselves(browser: Any, sso_site: Setup) 
         assert not w.locator("#kibitz-email").is_visible()
         send(page, "Written while signed in.")
         w.locator(".comment__author", has_text="Ada Reader").wait_for()
+        assert w.locator(".comment__badge--verified").text_content() == "verified"
         comments = sso_site.kibitz.run(
             sso_site.kibitz.server.state.comments.with_status("approved")
         )
