@@ -69,8 +69,14 @@ class PrivacyStore:
                 events.extend(await record_events(conn, thread_id, diff_events(before, after)))
             erased += len(ids)
         async with self.db.transaction() as conn:
-            # Reply notifications keep the address too; they go with the comments.
+            # Reply notifications keep the address too; they go with the comments, and so do
+            # mails already delivered to it (one still waiting is left to be sent).
             await conn.execute(
                 "DELETE FROM reply_subscriptions WHERE lower(email) = lower($1)", email
+            )
+            await conn.execute(
+                "DELETE FROM mail_queue WHERE lower(recipient) = lower($1) "
+                "AND (sent IS NOT NULL OR failed IS NOT NULL)",
+                email,
             )
         return erased, events

@@ -152,6 +152,14 @@ async def test_banned_commenters_get_the_held_answer_and_are_kept_as_spam(
             )
             assert gone.status_code == 204
 
+            # The plain form answers a banned commenter exactly as a held one, too.
+            form = await reader.post(
+                "/posts/p/comments",
+                data={"author": "Reader", "email": "troll@example.org", "text": "by form"},
+            )
+            assert form.status_code == 303
+            assert form.headers["location"] == "/posts/p?notice=held#respond"
+
             for ban in (await staff.get("/api/bans")).json()["bans"]:
                 await staff.delete(f"/api/bans/{ban['id']}")
             after = await comment(reader, email="troll@example.org")

@@ -141,6 +141,9 @@ async def test_mailed_link_lists_downloads_and_erases_everything(
             )
             assert stored.author == "[erased]" and stored.status == "deleted"
         assert (await server.state.comments.get(ids["reply"])).text == "Bob answers"
+        async with server.state.db.read() as conn:
+            kept = await conn.fetchval("SELECT COUNT(*) FROM mail_queue WHERE recipient = $1", ADA)
+        assert kept == 0  # the delivered link mail went with the rest
         entries = await server.state.audit.newest(limit=10)
         assert [(e.action, e.target) for e in entries if e.action == "erase"] == [
             ("erase", "4 comments")

@@ -104,7 +104,15 @@ async def post_comment(request: Request) -> Response:
             "email": signed_in.email,
             "website": signed_in.website or data.get("website") or "",
         }
-    entry = validate_comment(data)
+    try:
+        entry = validate_comment(data)
+    except ValidationFailed as exc:
+        from_token = {"author", "email", "website" if signed_in and signed_in.website else ""}
+        if signed_in is not None and from_token & set(exc.fields):
+            # The site signed a name or address kibitz cannot take: its token is at fault,
+            # not the reader, who cannot change those fields.
+            raise sso.SsoRejected(sso.BAD_CLAIMS) from None
+        raise
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
     title = data.get("title") if isinstance(data.get("title"), str) else None
