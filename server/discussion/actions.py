@@ -160,6 +160,8 @@ class Discussion:
             if staff is None and self.bans is not None
             else None
         )
+        status: str
+        reason: str | None
         if ban is not None:
             # Kept, as spam, for staff to see; the commenter is told it awaits moderation.
             status, reason = "spam", BANNED
