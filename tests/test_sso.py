@@ -144,6 +144,26 @@ async def test_bad_tokens_are_refused_with_a_clear_401(
         assert bad not in caplog.text
 
 
+async def test_clocks_may_disagree_a_little_and_valid_tokens_are_never_logged(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token that expired seconds ago is taken (small leeway, for skewed clocks), one that
+    expired a minute ago is not; an accepted token appears in no log line."""
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(database_url, tmp_path, KIBITZ_SSO_SECRET=SECRET)
+    just = token(exp=int(time.time()) - 10)
+    async with serve(settings) as server, server.client() as client:
+        await site(server)
+        taken = await client.post("/api/comments", json={**POST, "sso": just})
+        assert taken.status_code == 201, taken.text
+        late = await client.post(
+            "/api/comments", json={**POST, "sso": token(exp=int(time.time()) - 60)}
+        )
+        assert late.status_code == 401
+    assert just not in caplog.text
+    assert just.split(".")[2] not in caplog.text
+
+
 async def test_a_token_without_sso_configured_is_refused(database_url: str, tmp_path: Path) -> None:
     """A site without KIBITZ_SSO_SECRET does not quietly take a token's claims."""
     async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
