@@ -22,6 +22,16 @@ class OwnComment:
     uri: str
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure changed: how many comments, readers' events, and the held comments
+    it took out of the moderation queue (open queues drop them)."""
+
+    count: int
+    events: list[Event]
+    was_pending: list[int]
+
+
 class PrivacyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -44,16 +54,17 @@ class PrivacyStore:
             )
         return found is not None
 
-    async def erase(self, email: str, placeholder: str) -> tuple[int, list[Event]]:
-        """Erase every comment with this address; return how many, and the readers' events."""
+    async def erase(self, email: str, placeholder: str) -> Erasure:
+        """Erase every comment with this address."""
         if not email.strip():
-            return 0, []  # comments without an address (imports, staff) are nobody's to erase
+            return Erasure(0, [], [])  # comments without an address are nobody's to erase
         async with self.db.read() as conn:
             rows = await conn.fetch(
-                "SELECT DISTINCT thread_id FROM comments WHERE lower(email) = lower($1)", email
+                "SELECT thread_id, id, status FROM comments WHERE lower(email) = lower($1)", email
             )
         erased, events = 0, []
-        for thread_id in sorted(r["thread_id"] for r in rows):
+        was_pending = sorted(r["id"] for r in rows if r["status"] == "pending")
+        for thread_id in sorted({r["thread_id"] for r in rows}):
             async with self.db.transaction() as conn:
                 await lock_thread(conn, thread_id)
                 before = await _thread_states(conn, thread_id)
@@ -79,4 +90,4 @@ class PrivacyStore:
                 "AND (sent IS NOT NULL OR failed IS NOT NULL)",
                 email,
             )
-        return erased, events
+        return Erasure(erased, events, was_pending)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import connect
 
 from db.comments import NewComment
 from server.discussion.markup import render_comment
 from server.privacy.links import PrivacyLinks
 from tests.conftest import Server, free_port, serve
-from tests.live_helpers import reader
+from tests.live_helpers import reader, staff_token
 from tests.staffing import add_staff, sign_in
 from tests.test_mail import Mailbox, link_after, mail_settings, mailbox, token_of, until
 
@@ -200,8 +201,23 @@ async def test_staff_look_up_download_and_erase_an_address(
             assert (
                 await admin.post("/admin/privacy/erase", data={"email": ADA})
             ).status_code == 403  # no CSRF token
-            done = await admin.post("/admin/privacy/erase", data={"csrf_token": csrf, "email": ADA})
+            queue_url = server.url.replace("http://", "ws://") + "/ws/moderation"
+            bot = await staff_token(server, "bot")
+            async with connect(
+                queue_url, additional_headers={"Authorization": f"Bearer {bot}"}
+            ) as queue:
+                done = await admin.post(
+                    "/admin/privacy/erase", data={"csrf_token": csrf, "email": ADA}
+                )
+                moderated = json.loads(await asyncio.wait_for(queue.recv(), 5))
             assert done.status_code == 303
+            # Open queues drop the held comment; nothing of Ada's travels with it.
+            assert moderated == {
+                "type": "comment.moderated",
+                "id": ids["held"],
+                "status": "deleted",
+                "by": "mod",
+            }
             assert "4 comments were erased" in (await admin.get(done.headers["location"])).text
             audit = (await admin.get("/admin/audit")).text
             assert "4 comments" in audit and ADA not in audit

@@ -18,7 +18,7 @@ from db.bans import BanStore
 from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
-from db.privacy import PrivacyStore
+from db.privacy import Erasure, PrivacyStore
 from db.staff import StaffStore
 from server.discussion.bans import BANNED, find_ban
 from server.discussion.lookalikes import impersonates
@@ -230,11 +230,8 @@ class Discussion:
         await _notify(self.listeners.events, events)
         return new
 
-    async def erase_commenter(self, email: str) -> int:
-        """Erase everything a commenter wrote with this address; readers get the events.
-
-        Returns how many comments were erased (0 for an address with none).
-        """
-        count, events = await PrivacyStore(self.comments.db).erase(email, ERASED_NAME)
-        await _notify(self.listeners.events, events)
-        return count
+    async def erase_commenter(self, email: str) -> Erasure:
+        """Erase everything a commenter wrote with this address; readers get the events."""
+        erasure = await PrivacyStore(self.comments.db).erase(email, ERASED_NAME)
+        await _notify(self.listeners.events, erasure.events)
+        return erasure

@@ -8,6 +8,7 @@ with the number of comments, never with the address it erased.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.responses import Response
@@ -16,6 +17,8 @@ from db.models import StaffMember, now
 from db.privacy import OwnComment, PrivacyStore
 from server.discussion.shapes import iso
 from server.state import State
+
+log = logging.getLogger("kibitz.privacy")
 
 SELF_SERVICE = "commenter (own request)"  # who the audit log names for a commenter's erasure
 
@@ -64,10 +67,18 @@ async def download(state: State, email: str) -> Response:
 
 async def erase(state: State, email: str, staff: StaffMember | None) -> int:
     """Erase the address's comments (readers get the events) and audit it without the address."""
-    count = await state.discussion.erase_commenter(email)
+    erasure = await state.discussion.erase_commenter(email)
+    count = erasure.count
+    by = staff.name if staff else SELF_SERVICE
+    # Open moderation queues drop the held ones, as when staff delete a comment.
+    for comment in (await state.comments.by_ids(erasure.was_pending)).values():
+        try:
+            await state.live.on_moderated(comment, comment, by)
+        except Exception:  # the erasure is committed; a queue that missed it reloads
+            log.exception("could not tell open queues about erased comment %d", comment.id)
     await state.audit.record(
         staff.id if staff else None,
-        staff.name if staff else SELF_SERVICE,
+        by,
         "erase",
         f"{count} comments",
         "at the commenter's request" if staff is None else "for a written request",
