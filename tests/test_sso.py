@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
+from server.discussion.shapes import staff_comment
 from server.errors import ConfigError
 from server.settings import load
 from tests.conftest import make_settings, serve
@@ -77,6 +78,8 @@ async def test_signed_in_comment_is_verified_and_named_by_the_token(
         assert comment["author"] == "Ada Reader"
         assert comment["verified"] is True
         assert comment["status"] == "pending"  # a first-time commenter, known by sub
+        queue = (await server.state.moderation.search("pending", limit=10))[0][0]
+        assert staff_comment(queue)["sub"] == "user-42"  # staff may ban by it
         stored = await server.state.comments.get(comment["id"])
         assert stored.email == "ada@site.example"
         assert stored.sso_sub == "user-42"

@@ -89,6 +89,7 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
         reason=comment.reason,
         text=comment.text,
         thread_id=comment.thread_id,
+        sub=comment.sso_sub,  # the site's user id of a signed-in reader (to ban by it)
     )
     if uri is not None:
         shaped["uri"] = uri
