@@ -56,6 +56,8 @@ class NewBan:
     name_key: str | None = None
     reason: str = ""
     expires: datetime | None = None
+    net_low: str | None = None
+    net_high: str | None = None
 
 
 class BanStore:
@@ -66,7 +68,8 @@ class BanStore:
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO bans (email, address, sub, name, name_key, reason, expires, created, "
-                "staff_id, staff_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                "staff_id, staff_name, net_low, net_high) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
                 f"RETURNING {COLUMNS}",
                 ban.email,
                 ban.address,
@@ -78,6 +81,8 @@ class BanStore:
                 now(),
                 staff_id,
                 staff_name,
+                ban.net_low,
+                ban.net_high,
             )
         assert row is not None
         return Ban.from_row(row)
@@ -88,13 +93,23 @@ class BanStore:
             rows = await conn.fetch(f"SELECT {COLUMNS} FROM bans ORDER BY id DESC")
         return [Ban.from_row(r) for r in rows]
 
-    async def live(self) -> list[Ban]:
-        """The bans in force now, read fresh on every call (no cache: a ban holds at once)."""
+    async def matching(
+        self, email: str, sub: str | None, name_key: str, address_key: str | None
+    ) -> Ban | None:
+        """A live ban naming this (normalised) e-mail address, sub or name skeleton, or
+        covering this address (``address_key``: 32 hex digits, see ``net_low``)."""
         async with self.db.read() as conn:
-            rows = await conn.fetch(
-                f"SELECT {COLUMNS} FROM bans WHERE expires IS NULL OR expires > $1", now()
+            row = await conn.fetchrow(
+                f"SELECT {COLUMNS} FROM bans WHERE (expires IS NULL OR expires > $1) AND "
+                "(email = $2 OR sub = $3 OR name_key = $4 "
+                "OR (net_low <= $5 AND net_high >= $5)) ORDER BY id LIMIT 1",
+                now(),
+                email,
+                sub,
+                name_key,
+                address_key,
             )
-        return [Ban.from_row(r) for r in rows]
+        return Ban.from_row(row) if row else None
 
     async def remove(self, ban_id: int) -> Ban | None:
         async with self.db.transaction() as conn:

@@ -99,6 +99,7 @@ async def test_banned_commenters_get_the_held_answer_and_are_kept_as_spam(
             for ban in (
                 {"email": "TROLL@example.org"},
                 {"address": "198.51.100.0/24"},
+                {"address": "2001:db8::/32"},
                 {"sub": "troll-7"},
                 {"name": "Troll"},
             ):
@@ -118,6 +119,18 @@ async def test_banned_commenters_get_the_held_answer_and_are_kept_as_spam(
                 json={**COMMENT, "email": "n@example.org"},
                 headers={"X-Forwarded-For": "198.51.100.77"},
             )
+            answers["network6"] = await reader.post(
+                "/api/comments",
+                json={**COMMENT, "email": "six@example.org"},
+                headers={"X-Forwarded-For": "2001:db8:0:1::77"},
+            )
+            outside = await reader.post(
+                "/api/comments",
+                json={**COMMENT, "email": "near@example.org", "text": "next door"},
+                headers={"X-Forwarded-For": "198.51.101.1"},
+            )
+            stored = await server.state.comments.get(outside.json()["comment"]["id"])
+            assert stored.reason != "banned"  # just outside the banned network
             assert held.status_code == 201
             shape = held.json()["comment"]
             for kind, answer in answers.items():

@@ -9,7 +9,9 @@ CREATE INDEX comments_approved_sub ON comments (sso_sub)
 CREATE INDEX comments_by_email ON comments (lower(email));
 
 -- Bans are read from here on every comment, so a ban made on one process holds on every other
--- at once. name_key is the look-alike skeleton of name (server.discussion.lookalikes).
+-- at once. name_key is the look-alike skeleton of name (server.discussion.lookalikes);
+-- net_low/net_high are the first and last address of the banned network as 32 hex digits of
+-- its IPv6 form (IPv4 mapped), so both engines find a covering network with a text range.
 CREATE TABLE bans (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     email TEXT,
@@ -17,6 +19,8 @@ CREATE TABLE bans (
     sub TEXT,
     name TEXT,
     name_key TEXT,
+    net_low TEXT,
+    net_high TEXT,
     reason TEXT NOT NULL DEFAULT '',
     expires TEXT,
     created TEXT NOT NULL,
@@ -25,3 +29,7 @@ CREATE TABLE bans (
 );
 
 CREATE INDEX bans_by_expiry ON bans (expires);
+CREATE INDEX bans_by_email ON bans (email) WHERE email IS NOT NULL;
+CREATE INDEX bans_by_sub ON bans (sub) WHERE sub IS NOT NULL;
+CREATE INDEX bans_by_name ON bans (name_key) WHERE name_key IS NOT NULL;
+CREATE INDEX bans_by_network ON bans (net_low, net_high) WHERE net_low IS NOT NULL;
