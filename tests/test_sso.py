@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import time
@@ -12,10 +13,13 @@ from typing import Any
 import jwt
 import pytest
 
+from db.comments import CommentStore
 from server.discussion.shapes import staff_comment
 from server.errors import ConfigError
+from server.portability.export import write_export
 from server.settings import load
 from tests.conftest import make_settings, serve
+from tests.importing import import_into, open_db
 
 SECRET = "sso-test-secret-that-is-long-enough-for-every-hmac-0123456789abcdef"
 POST = {"uri": "/posts/p", "text": "Hello from a signed-in reader"}
@@ -219,3 +223,32 @@ def test_weak_or_inconsistent_sso_settings_are_refused_at_start(tmp_path: Path) 
     ):
         with pytest.raises(ConfigError):
             load({**base, **env})
+
+
+async def test_export_and_import_keep_the_signed_in_user(database_url: str, tmp_path: Path) -> None:
+    """`kibitz export` writes a signed-in reader's sub, and importing the file keeps it: their
+    comments stay verified and moderation still knows them."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_SSO_SECRET=SECRET)
+    async with serve(settings) as server, server.client() as client:
+        await site(server)
+        posted = await client.post("/api/comments", json={**POST, "sso": token()})
+        assert posted.status_code == 201
+        out = io.StringIO()
+        await write_export(server.state.db, out)
+    exported = json.loads(out.getvalue())
+    [comment] = exported["threads"][0]["comments"]
+    assert comment["sub"] == "user-42"
+    path = tmp_path / "export.json"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    target = f"sqlite:///{tmp_path / 'imported.db'}"
+    await import_into(target, "kibitz", path)
+    db = await open_db(target)
+    try:
+        store = CommentStore(db)
+        assert await store.has_approved_sub("user-42")
+        thread = await store.thread("/posts/p")
+        assert thread is not None
+        [again] = await store.visible(thread.id)
+        assert again.verified and again.author == "Ada Reader"
+    finally:
+        await db.close()
