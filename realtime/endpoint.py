@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -271,7 +272,7 @@ async def _ws_receive(ws: ServerConnection) -> None:
         pass
 
 
-def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
+def _scope(app: Starlette, ws: ServerConnection, request: Request) -> dict[str, Any]:
     """Enough of an ASGI scope for Starlette's ``HTTPConnection`` (headers, URL, app)."""
     path, _, query = request.path.partition("?")
     headers: Headers = request.headers
@@ -294,7 +295,7 @@ def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
 class LiveServer:
     """``websockets.asyncio.server.serve`` on the live port, compression off."""
 
-    def __init__(self, app: Any, hub: Hub, settings: Settings) -> None:
+    def __init__(self, app: Starlette, hub: Hub, settings: Settings) -> None:
         self.app = app
         self.hub = hub
         self.settings = settings

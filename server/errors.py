@@ -17,8 +17,14 @@ Database errors (``db.errors``) are translated here too, so handlers never see d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from server.i18n import N_
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ExceptionHandler
 
 
 class KibitzError(Exception):
@@ -95,34 +101,34 @@ class ConfigError(Exception):
 # -- the one place errors become responses ------------------------------------------------------
 
 
-def _wants_html(request: object) -> bool:
-    path: str = request.url.path  # type: ignore[attr-defined]
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
     return not (path.startswith("/api/") or path.startswith("/feeds/") or path == "/healthz")
 
 
-def handlers() -> dict[object, object]:
+def handlers() -> dict[type[Exception], ExceptionHandler]:
     """Starlette exception handlers: JSON for the API, a rendered page for people."""
     from starlette.exceptions import HTTPException
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse
 
     from db.errors import Conflict, DatabaseError, Unavailable
 
-    def render(request: object, error: KibitzError) -> Response:
+    def render(request: Request, error: KibitzError) -> Response:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
         if _wants_html(request):
             from server.state import state_of
 
-            state = state_of(request)  # type: ignore[arg-type]
+            state = state_of(request)
             return state.templates.response(
                 request, "error.html", {"error": error}, status_code=error.status, headers=headers
             )
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
-    async def kibitz_error(request: object, exc: Exception) -> Response:
+    async def kibitz_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KibitzError)
         return render(request, exc)
 
-    async def http_error(request: object, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error = {404: NotFound(), 405: KibitzError(N_("This method is not allowed here."))}.get(
             exc.status_code, KibitzError(exc.detail)
@@ -130,7 +136,7 @@ def handlers() -> dict[object, object]:
         error.status = exc.status_code
         return render(request, error)
 
-    async def database_error(request: object, exc: Exception) -> Response:
+    async def database_error(request: Request, exc: Exception) -> Response:
         import logging
 
         if isinstance(exc, Conflict):

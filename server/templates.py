@@ -82,6 +82,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # The jinja2.ext.i18n extension adds this method at run time; Environment lacks it.
         env.install_gettext_translations(translations(settings.language), newstyle=True)  # type: ignore[attr-defined]
         language = settings.language
         env.filters["longdate"] = lambda value: long_date(value, language)

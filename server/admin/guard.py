@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,7 +109,7 @@ def live_moderation_url(scope: Scope, host: str) -> str:
     Where the live channel is served apart (``State.live_url``), beside its ``/ws``;
     otherwise on the host the browser used, so the session cookie goes with it.
     """
-    live = scope["app"].state.kibitz.live_url
+    live = state_of(HTTPConnection(scope)).live_url
     if live.rstrip("/").endswith("/ws"):
         return live.rstrip("/") + "/moderation"
     scheme = "wss" if scope.get("scheme") == "https" else "ws"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -58,7 +58,7 @@ class Listeners:
     moderated: list[ModeratedListener] = field(default_factory=list)
 
 
-async def _notify(listeners: list, *args: object) -> None:
+async def _notify(listeners: Sequence[Callable[..., Awaitable[None]]], *args: object) -> None:
     for listener in listeners:
         try:
             await listener(*args)

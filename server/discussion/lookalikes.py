@@ -24,7 +24,7 @@ def _latin(char: str) -> str:
     if char.isascii() and char.isalpha():
         return char
     for glyph in confusables.confusables_data.get(char, ()):
-        target = glyph["c"]
+        target = str(glyph["c"])
         if target.isascii() and target.isalpha():
             return target
     return char

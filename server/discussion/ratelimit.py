@@ -12,6 +12,7 @@ import time
 from limits import parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from server.errors import RateLimited
 
@@ -22,14 +23,18 @@ class PostLimiter:
         rate: str | None,
         redis_url: str | None = None,
         prefix: str = "kibitz",
-        connection_pool: object | None = None,
+        connection_pool: ConnectionPool | None = None,
     ) -> None:
         self.items = parse_many(rate) if rate else []
         storage: Storage
         if redis_url:
             options = {"connection_pool": connection_pool} if connection_pool is not None else {}
+            # limits documents ``connection_pool`` but types ``**options`` as scalars.
             storage = RedisStorage(
-                redis_url, implementation="redispy", key_prefix=f"{prefix}:limits", **options
+                redis_url,
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
+                **options,  # type: ignore[arg-type]
             )
         else:
             storage = MemoryStorage()

@@ -136,7 +136,7 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
 
     parent: int | None = None
     raw_parent = data.get("parent")
-    if raw_parent not in (None, ""):
+    if raw_parent is not None and raw_parent != "":
         try:
             if isinstance(raw_parent, bool):
                 raise ValueError

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.comments import visible_states
-from db.models import StaffMember
+from db.models import Comment, StaffMember
 from db.moderation import ModerationStore
 from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
@@ -151,7 +151,7 @@ async def _signed_in(
     return None
 
 
-async def _comment_or_404(request: Request) -> Any:
+async def _comment_or_404(request: Request) -> Comment:
     state = state_of(request)
     comment = await state.comments.get(request.path_params["id"])
     if comment is None:

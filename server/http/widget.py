@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rcssmin  # type: ignore[import-untyped]
-import rjsmin  # type: ignore[import-untyped]
+import rcssmin
+import rjsmin
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route

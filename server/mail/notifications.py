@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,11 @@ class Notifications:
     """Turns discussion changes into queued mails."""
 
     def __init__(
-        self, state: State, store: MailStore, links: MailLinks, wake: Any = lambda: None
+        self,
+        state: State,
+        store: MailStore,
+        links: MailLinks,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.state = state
         self.settings = state.settings

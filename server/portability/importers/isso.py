@@ -42,6 +42,7 @@ MODES = {1: "approved", 2: "pending", 4: "deleted"}
 
 def _when(value: object) -> datetime | None:
     try:
+        # Any column value may come here; whatever float() refuses means "no date".
         return datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
         return None
