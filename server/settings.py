@@ -79,7 +79,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     (
         "KIBITZ_SSO_SECRET",
         "",
-        "shared secret (HS256) with which the embedding site signs its logged-in user "
+        "shared secret (HS256, at least 32 bytes) with which the embedding site signs its user "
         "into the widget (docs/sso.md); default: single sign-on off",
     ),
     (
