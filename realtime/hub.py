@@ -47,7 +47,6 @@ class Subscriber:
         self.live = False
         self.held: list[Frame] = []
         self.room: Room | None = None
-        self.gone = False  # the hub has cut this reader off
 
     def push(self, frame: Frame) -> bool:
         raise NotImplementedError

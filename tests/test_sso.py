@@ -248,7 +248,7 @@ async def test_export_and_import_keep_the_signed_in_user(database_url: str, tmp_
         assert await store.has_approved_sub("user-42")
         thread = await store.thread("/posts/p")
         assert thread is not None
-        [again] = await store.visible(thread.id)
+        _, [again] = await store.visible_with_cursor(thread.id)
         assert again.verified and again.author == "Ada Reader"
     finally:
         await db.close()

@@ -13,7 +13,8 @@ from starlette.routing import Route
 from db.models import StaffMember
 from server.admin.guard import Form, first, render, staff_page
 from server.discussion.bans import KEYS, ban_shape, parse_ban
-from server.errors import NotFound, ValidationFailed
+from server.discussion.errors import InvalidInput
+from server.errors import NotFound
 from server.i18n import N_
 from server.state import state_of
 
@@ -56,7 +57,7 @@ async def add_ban(request: Request, member: StaffMember, form: Form) -> Response
     values = {k: first(form, k) for k in (*KEYS, "reason", "expires")}
     try:
         new = parse_ban(values)
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return await _page(request, member, values=values, errors=exc.fields, status_code=422)
     ban = await state.bans.add(new, member.id, member.name)
     await state.audit.record(member.id, member.name, "ban", f"ban {ban.id}", ban.reason or None)

@@ -16,10 +16,10 @@ from typing import Any
 
 from db.bans import Ban, BanStore, NewBan
 from db.models import now
+from server.discussion.errors import InvalidInput
 from server.discussion.lookalikes import mailbox, skeleton
 from server.discussion.shapes import iso
 from server.discussion.validation import MAX_AUTHOR, MAX_EMAIL, valid_email
-from server.errors import ValidationFailed
 from server.i18n import N_
 
 BANNED = N_("banned")  # the reason stored with a banned commenter's comment
@@ -44,7 +44,7 @@ def _expiry(value: str) -> datetime | None:
 
 
 def parse_ban(data: Mapping[str, Any]) -> NewBan:
-    """The ban staff asked for, or :class:`ValidationFailed` (422) naming every bad field."""
+    """The ban staff asked for, or :class:`InvalidInput` (422) naming every bad field."""
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
     for key in (*KEYS, "reason", "expires"):
@@ -85,7 +85,7 @@ def parse_ban(data: Mapping[str, Any]) -> NewBan:
     if not any(k in values for k in KEYS) and not any(k in errors for k in KEYS):
         errors["email"] = N_("Give at least one of e-mail, address, sub and name.")
     if errors:
-        raise ValidationFailed(fields=errors)
+        raise InvalidInput(fields=errors)
     return NewBan(
         email=mailbox(email) if email else None,
         address=network,

@@ -14,7 +14,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
-from server.errors import RateLimited
+from server.discussion.errors import Limited
 
 
 class PostLimiter:
@@ -41,8 +41,8 @@ class PostLimiter:
         self.limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
+        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit."""
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):
                 stats = await self.limiter.get_window_stats(item, scope, key)
-                raise RateLimited(math.ceil(stats.reset_time - time.time()))
+                raise Limited(math.ceil(stats.reset_time - time.time()))

@@ -10,24 +10,23 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import visible_states
+from db.models import Status
 from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.errors import InvalidInput, Limited
+from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import NotFound, RateLimited, ValidationFailed
+from server.errors import NotFound
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.http.params import integer
 from server.state import state_of
 from server.templates import Templates
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
-    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _form_signer(request: Request) -> TimestampSigner:
@@ -54,9 +53,8 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 async def index(request: Request) -> Response:
     """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
-    if not page:
+    page = integer(request.query_params.get("page", "1"), minimum=1, maximum=99_999)
+    if page is None:
         raise NotFound()
     posts = await state_of(request).posts.newest(
         limit=POSTS_PER_PAGE + 1, offset=(page - 1) * POSTS_PER_PAGE
@@ -96,16 +94,15 @@ async def _render_post(
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if _is_number(wanted):
-        reply_to = next(
-            (c for c in comments if c.id == int(wanted) and c.status == "approved"), None
-        )
+    wanted_id = integer(wanted)
+    if wanted_id is not None:
+        reply_to = next((c for c in comments if c.id == wanted_id and c.status == APPROVED), None)
         values["parent"] = str(reply_to.id) if reply_to else ""
     context = {
         "post": post,
         "nodes": nodes,
         "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == "approved"),
+        "count": sum(1 for c in comments if c.status == APPROVED),
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
@@ -153,9 +150,9 @@ async def submit_comment(request: Request) -> Response:
             held=None if staff else form_check(request, form),
             title=post.title,
         )
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
-    except RateLimited as exc:
+    except Limited as exc:
         return await _render_post(
             request,
             slug,
@@ -166,7 +163,7 @@ async def submit_comment(request: Request) -> Response:
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
-    if comment.status == "approved":
+    if comment.status == Status.APPROVED:
         target = f"{post.uri}#comment-{comment.id}"
     else:
         target = f"{post.uri}?notice=held#respond"

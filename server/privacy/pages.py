@@ -19,9 +19,10 @@ from starlette.routing import Route
 
 from db.mail import OutgoingMail
 from db.privacy import PrivacyStore
+from server.discussion.errors import Limited
 from server.discussion.lookalikes import mailbox
 from server.discussion.validation import MAX_EMAIL, valid_email
-from server.errors import BadRequest, RateLimited
+from server.errors import BadRequest
 from server.http.bodies import read_form
 from server.http.clients import client_address
 from server.i18n import N_
@@ -93,7 +94,7 @@ async def request_link(request: Request) -> Response:
         if address is not None:
             await state.privacy_per_address.hit(address, "privacy")
         await state.privacy_per_email.hit(mailbox(email), "privacy-email")
-    except RateLimited as exc:
+    except Limited as exc:
         response = _render(
             request,
             "privacy/request.html",
