@@ -11,8 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from db.comments import COLUMNS, FROM, _thread_states, diff_events, lock_thread, record_events
-from db.database import Database
+from db.comments import (
+    COLUMNS,
+    FROM,
+    diff_events,
+    lock_thread,
+    record_events,
+    visible_states,
+)
+from db.database import Connection, Database
 from db.models import Comment, Event
 
 
@@ -30,6 +37,14 @@ class Erasure:
     count: int
     events: list[Event]
     was_pending: list[int]
+
+
+async def _thread_states(conn: Connection, thread_id: int) -> dict[int, str]:
+    """What readers see of the whole thread (an erasure may touch any of its comments)."""
+    rows = await conn.fetch(
+        "SELECT id, parent_id, status FROM comments WHERE thread_id = $1", thread_id
+    )
+    return visible_states((r["id"], r["parent_id"], r["status"]) for r in rows)
 
 
 class PrivacyStore:
@@ -70,7 +85,8 @@ class PrivacyStore:
                 before = await _thread_states(conn, thread_id)
                 ids = await conn.fetch(
                     "UPDATE comments SET email = '', address = NULL, website = NULL, "
-                    "author = $3, text = '', html = '', sso_sub = NULL, status = 'deleted' "
+                    "author = $3, text = '', html = '', sso_sub = NULL, text_key = NULL, "
+                    "status = 'deleted' "
                     "WHERE thread_id = $1 AND lower(email) = lower($2) RETURNING id",
                     thread_id,
                     email,

@@ -35,7 +35,7 @@ from server.admin import staff as admin_staff
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
-from server.discussion.cache import ThreadCache
+from server.discussion.cache import CountCache, FragmentCache, ThreadCache
 from server.discussion.ratelimit import PostLimiter
 from server.http import api, feeds, health, pages, widget
 from server.http import bans as ban_routes
@@ -108,6 +108,9 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         privacy_per_address=limiter(PRIVACY_RATE_PER_ADDRESS),
         privacy_per_email=limiter(PRIVACY_RATE_PER_EMAIL),
         cache=ThreadCache(),
+        counts=CountCache(),
+        fragments=FragmentCache(),
+        pages=FragmentCache(capacity=64),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

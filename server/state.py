@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from server.auth.credentials import EditTokens
     from server.auth.sessions import Sessions
     from server.discussion.actions import Discussion
-    from server.discussion.cache import ThreadCache
+    from server.discussion.cache import (
+        CountCache,
+        FragmentCache,
+        RenderedPage,
+        RenderedThread,
+        ThreadCache,
+    )
     from server.discussion.ratelimit import PostLimiter
     from server.http.widget import Bundle
     from server.mail.notifications import Mail
@@ -59,6 +65,9 @@ class State:
     privacy_per_address: PostLimiter
     privacy_per_email: PostLimiter
     cache: ThreadCache
+    counts: CountCache
+    fragments: FragmentCache[RenderedThread]
+    pages: FragmentCache[RenderedPage]
     live: Live
     bundle: Bundle
     mail: Mail | None
