@@ -35,6 +35,7 @@ FIELDS = (
     "edited",
     "source",
     "version",
+    "sso_sub",
 )
 INLINE_IDS = 32  # by_ids reads this many primary keys by the backend's cheapest path
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
@@ -78,6 +79,7 @@ class NewComment:
     staff_id: int | None = None
     created: datetime | None = None
     source: str | None = None
+    sso_sub: str | None = None
 
 
 def text_key(text: str) -> str:
@@ -361,6 +363,14 @@ class CommentStore:
             )
         return {int(r["id"]): (int(r["last_seq"]), int(r["n"])) for r in rows}
 
+    async def has_approved_sub(self, sub: str) -> bool:
+        """Whether a comment by this signed-in (SSO) user was approved before."""
+        async with self.db.read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM comments WHERE sso_sub = $1 AND status = 'approved' LIMIT 1", sub
+            )
+        return found is not None
+
     async def has_approved_email(self, email: str) -> bool:
         async with self.db.read() as conn:
             found = await conn.fetchval(
@@ -492,8 +502,8 @@ class CommentStore:
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-            "status, reason, address, staff_id, created, source, text_key) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+            "status, reason, address, staff_id, created, source, text_key, sso_sub) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
             f"RETURNING {', '.join(FIELDS)}",
             thread.id,
             new.parent_id,
@@ -509,6 +519,7 @@ class CommentStore:
             new.created or now(),
             new.source,
             text_key(new.text),
+            new.sso_sub,
         )
         assert row is not None
         if new.staff_id is not None:  # the staff name comes from a join

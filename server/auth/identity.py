@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from db.models import Comment, StaffMember, Status, now
 from server.auth.credentials import bearer, is_api_token
+from server.discussion.bans import BANNED
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.i18n import N_
 from server.state import State, state_of
@@ -83,6 +84,8 @@ async def authorise_edit(conn: HTTPConnection, comment: Comment) -> StaffMember 
     state.edit_tokens.check(bearer(conn), comment.id)
     if now() - comment.created > timedelta(seconds=state.settings.edit_window):
         raise Forbidden(N_("The time to edit or delete this comment has passed."))
-    if comment.status not in (Status.APPROVED, Status.PENDING):
+    # A banned commenter's comment (kept as spam) answers as a held one would: no oracle.
+    banned = comment.status == Status.SPAM and comment.reason == BANNED
+    if comment.status not in (Status.APPROVED, Status.PENDING) and not banned:
         raise NotFound(f"There is no comment {comment.id}.")
     return None

@@ -84,6 +84,11 @@ def normalise_website(value: str) -> str | None:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
+def valid_email(value: str) -> bool:
+    """Whether ``value`` looks like an e-mail address (the comment form's rule)."""
+    return bool(_EMAIL.match(value))
+
+
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     """Return the cleaned input, or raise :class:`InvalidInput` naming every bad field."""
     errors: dict[str, str] = {}

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from db.comments import visible_states
 from db.models import Comment, Post, Status
+from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
 from server.discussion.actions import (
     HELD_FORM_EXPIRED,
@@ -155,6 +156,9 @@ def _context(
         "edit_window": state.settings.edit_window,
         "csrf_token": csrf_token,
         "page_scripts": [state.bundle.assets["page"].url],
+        # With KIBITZ_SSO_ONLY readers get the site's sign-in link instead of the form.
+        "sso_only": state.settings.sso_only,
+        "sso_login_url": state.settings.sso_login_url,
     }
 
 
@@ -253,8 +257,11 @@ async def submit_comment(request: Request) -> Response:
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
     try:
-        entry = validate_comment(values)
         staff = await state.sessions.staff(request)
+        if state.settings.sso_only and staff is None:
+            # A plain form cannot carry the host site's sign-in token.
+            raise SsoRejected(SIGN_IN_REQUIRED)
+        entry = validate_comment(values)
         comment = await state.discussion.submit(
             post.uri,
             entry,

@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import email
 import inspect
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
+
+from tests.helpers.servers import free_port, make_settings
 
 
 @dataclass
@@ -62,3 +67,37 @@ async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float 
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """An SMTP server on a free port, not started yet (tests decide when it is up)."""
+    box = Mailbox(Inbox(), free_port())
+    try:
+        yield box
+    finally:
+        await box.stop()
+
+
+def mail_settings(
+    database_url: str, tmp_path: Path, mailbox: Mailbox, port: int, **overrides: str
+) -> Any:
+    return make_settings(
+        database_url,
+        tmp_path,
+        KIBITZ_SMTP_URL=f"smtp://127.0.0.1:{mailbox.port}",
+        KIBITZ_MAIL_FROM="kibitz@comments.example.com",
+        KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **overrides,
+    )
+
+
+def link_after(message: EmailMessage, label: str) -> str:
+    body = message.get_content()
+    found = re.search(re.escape(label) + r"\s+(http://\S+)", body)
+    assert found, body
+    return found.group(1)
+
+
+def token_of(url: str) -> str:
+    return url.split("?t=", 1)[1]

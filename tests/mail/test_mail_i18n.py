@@ -18,6 +18,7 @@ SOURCES = {
         "web/templates/mail/held.txt",
         "web/templates/mail/confirm.txt",
         "web/templates/mail/reply.txt",
+        "web/templates/mail/privacy.txt",
         "web/templates/feeds/atom.xml",
     ],
 }

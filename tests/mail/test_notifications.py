@@ -5,62 +5,24 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from db.mail import MailStore
 from server.auth.credentials import hash_password
 from server.discussion.moderation import Action
 from server.discussion.validation import CommentInput
-from tests.helpers.mail import Inbox, Mailbox, until
+from tests.helpers.mail import Mailbox, link_after, mail_settings, token_of, until
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 
 WRITER = "writer@example.org"
 
 
-@pytest.fixture
-async def mailbox() -> AsyncIterator[Mailbox]:
-    """An SMTP server on a free port, not started yet (tests decide when it is up)."""
-    box = Mailbox(Inbox(), free_port())
-    try:
-        yield box
-    finally:
-        await box.stop()
-
-
-def mail_settings(
-    database_url: str, tmp_path: Path, mailbox: Mailbox, port: int, **overrides: str
-) -> Any:
-    return make_settings(
-        database_url,
-        tmp_path,
-        KIBITZ_SMTP_URL=f"smtp://127.0.0.1:{mailbox.port}",
-        KIBITZ_MAIL_FROM="kibitz@comments.example.com",
-        KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        **overrides,
-    )
-
-
 async def setup_site(server: Server) -> None:
     await add_post(server, "hello", "Hello", author="Admin", body_html="<p>x</p>")
     await server.state.staff.add("mod", "moderator", hash_password("pw"), email="mod@example.org")
     await server.state.staff.add("quiet", "moderator", hash_password("pw"))  # no e-mail
-
-
-def link_after(message: EmailMessage, label: str) -> str:
-    body = message.get_content()
-    found = re.search(re.escape(label) + r"\s+(http://\S+)", body)
-    assert found, body
-    return found.group(1)
-
-
-def token_of(url: str) -> str:
-    return url.split("?t=", 1)[1]
 
 
 async def post(client: Any, **fields: Any) -> dict[str, Any]:

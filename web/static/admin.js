@@ -169,6 +169,13 @@
     box.value = id;
     box.id = `select-${id}`;
     box.parentElement.querySelector("label").htmlFor = box.id;
+    const ban = item.querySelector("[data-ban-form]");
+    if (ban) {
+      ban.action = `/admin/comments/${id}/ban`;
+      const reason = ban.querySelector("input[name=reason]");
+      reason.id = `ban-reason-${id}`;
+      ban.querySelector("label").htmlFor = reason.id;
+    }
     const reply = item.querySelector("[data-reply-form]");
     if (reply) {
       reply.action = `/admin/comments/${id}/reply`;
