@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.mail import Inbox, Mailbox
 from tests.helpers.servers import (
     PG_URL,
     REDIS_URL,
     Server,
     drop_pg_database,
     drop_pg_template,
+    free_port,
     make_settings,
     new_pg_database,
     require,
@@ -66,3 +68,13 @@ async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     """A running kibitz on both backends, moderation off, rate limits off."""
     async with serve(make_settings(database_url, tmp_path)) as running:
         yield running
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """An SMTP server on a free port, not started yet (tests decide when it is up)."""
+    box = Mailbox(Inbox(), free_port())
+    try:
+        yield box
+    finally:
+        await box.stop()

@@ -8,17 +8,16 @@ import email
 import inspect
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 
-from tests.helpers.servers import free_port, make_settings
+from tests.helpers.servers import make_settings
 
 
 @dataclass
@@ -67,16 +66,6 @@ async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float 
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[Mailbox]:
-    """An SMTP server on a free port, not started yet (tests decide when it is up)."""
-    box = Mailbox(Inbox(), free_port())
-    try:
-        yield box
-    finally:
-        await box.stop()
 
 
 def mail_settings(

@@ -15,11 +15,9 @@ from db.comments import NewComment
 from server.discussion.markup import render_comment
 from server.privacy.links import PrivacyLinks
 from tests.helpers.live import reader, staff_token
-from tests.helpers.mail import Mailbox, link_after, mail_settings, mailbox, token_of, until
+from tests.helpers.mail import Mailbox, link_after, mail_settings, token_of, until
 from tests.helpers.servers import Server, free_port, serve
 from tests.helpers.staff import add_staff, sign_in
-
-__all__ = ["mailbox"]  # the SMTP fixture, shared with tests/test_mail.py
 
 ADA = "ada@example.org"
 ADDRESS = "203.0.113.51"
