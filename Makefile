@@ -57,7 +57,7 @@ fuzz: install-test
 	rm -f build/fuzz-summary.jsonl
 	started=$$(date -u +%s); \
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SUMMARY=$(CURDIR)/build/fuzz-summary.jsonl \
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_api.py tests/test_fuzz_inputs.py tests/test_fuzz_imports.py; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/http/test_fuzz_api.py tests/http/test_fuzz_inputs.py tests/portability/test_fuzz_imports.py; \
 	status=$$?; \
 	$(BIN)/python tools/fuzz_summary.py build/fuzz-summary.jsonl docs/security.md \
 		--examples $(FUZZ_EXAMPLES) --status $$status --seconds $$(( $$(date -u +%s) - started )); \

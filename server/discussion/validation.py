@@ -14,6 +14,7 @@ from typing import Any
 from server.discussion import values
 from server.discussion.errors import InvalidInput
 from server.discussion.values import (
+    LINE_BREAKS,
     MAX_AUTHOR,
     MAX_EMAIL,
     MAX_TEXT,
@@ -24,6 +25,7 @@ from server.discussion.values import (
 from server.i18n import N_
 
 __all__ = [
+    "LINE_BREAKS",
     "MAX_AUTHOR",
     "MAX_EMAIL",
     "MAX_TEXT",
@@ -33,6 +35,7 @@ __all__ = [
     "clean_text",
     "has_lone_surrogate",
     "normalise_website",
+    "valid_email",
     "validate_comment",
     "validate_text",
     "validate_title",
@@ -71,6 +74,15 @@ def _check(errors: dict[str, str], name: str, check: Any, *args: Any, **kwargs: 
         return None
 
 
+def valid_email(value: str) -> bool:
+    """Whether ``value`` is an e-mail address (the comment form's rule: values.email)."""
+    try:
+        values.email(value, "email")
+    except InvalidInput:
+        return False
+    return True
+
+
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     """Return the cleaned input, or raise :class:`InvalidInput` naming every bad field."""
     errors: dict[str, str] = {}
@@ -83,7 +95,8 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
         max_length=MAX_AUTHOR,
         required=N_("Please enter your name."),
         too_long=N_("Please use at most 100 characters."),
-        single_line=True,
+        # A name goes into mail headers and bodies: a line break there forges lines.
+        line_break=N_("Please write your name on one line."),
     )
     email = _check(errors, "email", values.email, data.get("email"), "email")
     website = _check(errors, "website", values.website, data.get("website"), "website")

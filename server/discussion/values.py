@@ -31,7 +31,9 @@ MAX_URI = 2_000
 
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 _CONTROL[127] = None
-_LINE_BREAKS = dict.fromkeys((9, 10, 13, 0x85, 0x2028, 0x2029), " ")
+# Every character that breaks a line somewhere (mail, logs, terminals); none fits in a name.
+LINE_BREAKS = frozenset("\r\n\v\f\x85\u2028\u2029")
+_LINE_BREAKS = dict.fromkeys((9, 10, 11, 12, 13, 0x85, 0x2028, 0x2029), " ")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # Characters that stay literal in a thread path (RFC 3986 pchar plus "/"); everything else is
 # percent-encoded, so "%7E" and "~" or "%c3%a9" and "é" name the same thread.
@@ -127,12 +129,14 @@ def clean_text(
     required: str | None = None,
     too_long: str | None = None,
     single_line: bool = False,
+    line_break: str | None = None,
 ) -> str:
     """Text a person typed: NFC, no control characters, trimmed, at most ``max_length``.
 
     ``required`` is the message for an empty value (omit it to allow ""); ``single_line``
-    turns CR, LF and the other line breaks into spaces (names, titles: they end up in mail
-    headers and subjects).
+    turns CR, LF and the other line breaks into spaces (titles, addresses: they end up in mail
+    headers and subjects); ``line_break`` is the message that refuses any line break instead
+    (a commenter's name: a visible refusal beats a silently changed name).
     """
     if value is None:
         value = ""
@@ -142,6 +146,8 @@ def clean_text(
         raise _refuse(field, N_("This contains characters that are not valid text."))
     if len(value) > 8 * max_length + 1000:  # not worth normalising: clearly too long
         raise _refuse(field, too_long or _too_long(max_length))
+    if line_break is not None and any(c in LINE_BREAKS for c in value):
+        raise _refuse(field, line_break)
     text = unicodedata.normalize("NFC", value.translate(_CONTROL))
     if single_line:
         text = text.translate(_LINE_BREAKS)

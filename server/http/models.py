@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from server.auth.sso import MAX_TOKEN as SSO_MAX_TOKEN
+from server.discussion.bans import MAX_REASON, MAX_SUB
 from server.discussion.values import (
     MAX_AUTHOR,
     MAX_EMAIL,
@@ -62,6 +64,30 @@ class NewComment(Struct):
     parent: Id | None = None
     title: Annotated[str, Meta(description=f"Thread title, cut at {MAX_TITLE}.")] | None = None
     notify: bool = False
+    sso: (
+        Annotated[
+            str,
+            Meta(
+                max_length=SSO_MAX_TOKEN,
+                description="The embedding site's signed-in reader: an HS256 JWT (sub, name, "
+                "email, exp). Its name and address replace the body's.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class NewBan(Struct):
+    """``POST /api/bans``: at least one of email, address, sub and name."""
+
+    email: Annotated[str, Meta(max_length=MAX_EMAIL, extra_json_schema=EMAIL)] | None = None
+    address: Annotated[str, Meta(description="An IP address or a CIDR network.")] | None = None
+    sub: (
+        Annotated[str, Meta(max_length=MAX_SUB, description="A single sign-on user id.")] | None
+    ) = None
+    name: Annotated[str, Meta(max_length=MAX_AUTHOR, description="Look-alikes too.")] | None = None
+    reason: Annotated[str, Meta(max_length=MAX_REASON)] | None = None
+    expires: Stamp | None = None
 
 
 class EditComment(Struct):
@@ -85,6 +111,7 @@ class PublicComment(Shape):
     edited: Stamp | None
     status: Literal["approved", "deleted"]
     staff: bool
+    verified: Annotated[bool, Meta(description="Written by a reader the site signed in.")]
 
 
 class OwnComment(Shape):
@@ -99,6 +126,7 @@ class OwnComment(Shape):
     edited: Stamp | None
     status: AnyStatus
     staff: bool
+    verified: bool
 
 
 class StaffComment(Shape):
@@ -118,6 +146,9 @@ class StaffComment(Shape):
     reason: str | None
     text: str
     thread_id: int
+    verified: bool
+    version: Annotated[int, Meta(description="Send back as ?version= to act on this one.")]
+    sub: Annotated[str | None, Meta(description="The site's user id (single sign-on).")]
     uri: str | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -157,6 +188,28 @@ class Config(Shape):
     max_depth: int
     follow_author_links: bool
     origin_allowed: bool
+    sso: bool
+    sso_only: bool
+    sso_login_url: str | None
+
+
+class Ban(Shape):
+    """A ban as staff see it; never shown to readers."""
+
+    id: Id
+    email: str | None
+    address: str | None
+    sub: str | None
+    name: str | None
+    reason: str
+    expires: Stamp | None
+    created: Stamp | None
+    by: str | None
+    live: bool
+
+
+class Bans(Shape):
+    bans: list[Ban]
 
 
 class Health(Struct):

@@ -3,7 +3,7 @@
 Each JSON handler carries its own description (``@documented(...)`` right above it): the
 models it takes and answers (server/http/models.py), its query parameters and every status it
 can answer. The document is built by walking the app's routes, so a JSON route without a
-description fails the suite (tests/test_openapi.py), a path or method can never differ from
+description fails the suite (tests/http/test_openapi.py), a path or method can never differ from
 the router's, and the schemas come from the same Structs and limits the code uses.
 """
 
