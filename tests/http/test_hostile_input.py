@@ -23,6 +23,7 @@ from server.discussion import values
 from server.discussion.errors import InvalidInput
 from server.http.params import bounded_digits
 from tests.helpers.fuzzing import cli
+from tests.helpers.live import staff_token
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 from tests.helpers.staff import add_staff, sign_in
@@ -57,6 +58,9 @@ def no_errors_logged() -> Iterator[Errors]:
         for logger in loggers:
             logger.removeHandler(handler)
     assert not handler.records, [r.getMessage() for r in handler.records]
+
+
+JSON = {"content-type": "application/json"}
 
 
 def raw_json(body: bytes) -> dict[str, object]:
@@ -312,3 +316,44 @@ async def test_cli_ids_past_64_bits_exit_2_in_one_line(database_url: str, tmp_pa
     done = await asyncio.to_thread(cli, env, "token", "revoke", HUGE)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_ban_and_version_values_go_through_the_boundary(server: Server) -> None:
+    """A ban with a lone surrogate or an expiry past year 9999 in UTC, and a moderation version
+    that is a float, a bool, an exponent or 70 bits: each a 422 naming the field."""
+    await add_post(server)
+    token = await staff_token(server)
+    staff = {"Authorization": f"Bearer {token}"}
+    async with server.client() as client:
+        refused = {
+            b'{"name": "\\ud800"}': "name",
+            b'{"expires": "9999-12-31T23:00:00-05:00", "email": "a@example.org"}': "expires",
+            b'{"expires": "2999-02-30", "email": "a@example.org"}': "expires",
+        }
+        for body, field in refused.items():
+            answer = await client.post("/api/bans", content=body, headers={**staff, **JSON})
+            assert answer.status_code == 422, (body, answer.text)
+            assert field in answer.json()["fields"], (body, answer.text)
+        body = b'{"email": "nul\\u0000@example.org"}'  # NUL is dropped, as in a comment
+        cleaned = await client.post("/api/bans", content=body, headers={**staff, **JSON})
+        assert cleaned.status_code == 201 and cleaned.json()["email"] == "nul@example.org"
+        posted = await client.post("/api/comments", json=COMMENT)
+        comment = posted.json()["comment"]["id"]
+        for version in ["1.5", "true", "1e3", str(2**70), "-1", "0", "²"]:
+            body = b'{"version": ' + version.encode() + b"}"
+            answer = await client.post(
+                f"/api/comments/{comment}/approve",
+                content=body,
+                headers={**staff, **JSON},
+            )
+            assert answer.status_code in (400, 422), (version, answer.text)
+            if answer.status_code == 422:
+                assert set(answer.json()["fields"]) == {"version"}, answer.text
+            by_query = await client.post(
+                f"/api/comments/{comment}/approve", params={"version": version}, headers=staff
+            )
+            assert by_query.status_code == 422, (version, by_query.text)
+        done = await client.post(
+            f"/api/comments/{comment}/approve", params={"version": "1"}, headers=staff
+        )
+        assert done.status_code == 200, done.text
