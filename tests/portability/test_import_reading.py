@@ -371,3 +371,27 @@ async def test_reply_to_a_hidden_stored_comment_reveals_its_placeholder(
     ]
     assert read["cursor"] == 2
     assert "trashed words" not in str(read)
+
+
+async def test_comments_of_a_post_without_an_address_of_its_own_are_kept(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A trashed post with a plain ``?p=43`` link keeps its comments and statuses on a thread."""
+    path = tmp_path / "plain.xml"
+    comments = wxr_comment(1, "kept and shown") + wxr_comment(2, "kept and held", approved="0")
+    path.write_text(
+        wxr(wxr_item(43, "", comments, link="https://blog.example/?p=43", status="trash"))
+    )
+    await import_into(database_url, "wordpress", path)
+    stored = await rows(
+        database_url,
+        "SELECT c.text, c.status, t.uri FROM comments c JOIN threads t ON t.id = c.thread_id "
+        "ORDER BY c.text",
+    )
+    assert [(r["text"], r["status"], r["uri"]) for r in stored] == [
+        ("kept and held", "pending", "/wordpress/p/43"),
+        ("kept and shown", "approved", "/wordpress/p/43"),
+    ]
+    async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
+        answer = (await client.get("/api/comments", params={"uri": "/wordpress/p/43"})).json()
+    assert [c["html"] for c in answer["comments"]] == ["<p>kept and shown</p>"]

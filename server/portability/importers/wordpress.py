@@ -99,6 +99,10 @@ def autop(body: str) -> str:
     )
 
 
+# Where comments of an item without an address of its own live (``?p=43`` permalinks).
+UNADDRESSED_PREFIX = "/wordpress/p/"
+
+
 class _Item:
     """What is known of the ``<item>`` being read: its fields up to its first comment."""
 
@@ -227,13 +231,16 @@ class Source:
             return
         if not post_id and not link:
             item.skip_why = "item without id or link"
-        elif old_path is None:
-            item.skip_why = "item without an address of its own"
-        else:
-            self.report.notes.append(
-                f"{old_path}: {why}, not a post; its comments are kept on a thread at that address"
-            )
-            yield ThreadIn(item.key, old_path, title, item.published)
+            return
+        if old_path is None:
+            # A trashed or draft post on a site with plain permalinks (``/?p=43``, WordPress's
+            # default) has no address of its own: its comments are kept, with their statuses,
+            # on a thread named after the WordPress id, so nothing is lost.
+            old_path = normalise_uri(f"{UNADDRESSED_PREFIX}{post_id}")
+        self.report.notes.append(
+            f"{old_path}: {why}, not a post; its comments are kept on a thread at that address"
+        )
+        yield ThreadIn(item.key, old_path, title, item.published)
 
     def _comment(self, elem: Element, item: _Item) -> list[CommentIn]:
         f = _fields(elem)
