@@ -7,6 +7,7 @@ see of a thread writes event rows and bumps ``threads.last_seq`` in the same tra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -311,6 +312,45 @@ class CommentStore:
                 limit,
             )
         return [Event(r["thread_id"], r["seq"], r["type"], r["comment_id"], r["uri"]) for r in rows]
+
+    async def last_seqs(
+        self, thread_ids: Sequence[int], uris: Sequence[str] = ()
+    ) -> tuple[dict[int, int], dict[str, Thread]]:
+        """Where many threads stand, in one query each: ``last_seq`` by id, threads by uri.
+
+        The live hub's periodic check asks this for every open room at once (docs/live.md);
+        the ids travel as one array parameter, so the statement is the same for any count.
+        """
+        by_id: dict[int, int] = {}
+        by_uri: dict[str, Thread] = {}
+        async with self.db.read() as conn:
+            if thread_ids:
+                if self.db.dialect == "postgres":
+                    rows = await conn.fetch(
+                        "SELECT id, last_seq FROM threads WHERE id = ANY($1::bigint[])",
+                        list(thread_ids),
+                    )
+                else:
+                    rows = await conn.fetch(
+                        "SELECT id, last_seq FROM threads "
+                        "WHERE id IN (SELECT value FROM json_each($1))",
+                        json.dumps(list(thread_ids)),
+                    )
+                by_id = {int(r["id"]): int(r["last_seq"]) for r in rows}
+            if uris:
+                if self.db.dialect == "postgres":
+                    rows = await conn.fetch(
+                        "SELECT id, uri, title, last_seq FROM threads WHERE uri = ANY($1::text[])",
+                        list(uris),
+                    )
+                else:
+                    rows = await conn.fetch(
+                        "SELECT id, uri, title, last_seq FROM threads "
+                        "WHERE uri IN (SELECT value FROM json_each($1))",
+                        json.dumps(list(uris)),
+                    )
+                by_uri = {r["uri"]: Thread.from_row(r) for r in rows}
+        return by_id, by_uri
 
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
