@@ -17,13 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, start_process, stop_process
+from db.comments import NewComment
+from tests.conftest import Server, free_port, start_process, stop_process
 from tests.faults.proxy import proxy
 from tests.faults.services import RedisServer
-from tests.live_helpers import COMMENT, reader
+from tests.live_helpers import COMMENT, reader, ws_base
+from tests.live_helpers import add_post as add_post_here
 from tests.test_live_processes import add_post, env_for
-
-pytestmark = [pytest.mark.postgres]
 
 BOUND = 3.5  # docs/live.md: at most ~3 s behind the database, plus slack for a busy machine
 
@@ -40,6 +40,29 @@ async def wait_redis(url: str, want_ok: bool, timeout: float = 20) -> None:
         await asyncio.sleep(0.05)
 
 
+async def test_an_event_committed_but_never_published_still_reaches_readers(
+    server: Server,
+) -> None:
+    """A commit whose publish never happened (a process killed in between) arrives in time."""
+    uri = await add_post_here(server, "unpublished")
+    async with reader(ws_base(server, "asgi"), uri) as quiet:
+        new = NewComment(
+            author="Bo", email="bo@example.org", website=None, text="x", html="x", status="approved"
+        )
+        comment, events = await server.state.comments.add(uri, new, create_thread=False)
+        assert [e.seq for e in events] == [1]  # committed; no listener was told
+        started = time.monotonic()
+        event = await quiet.next(timeout=BOUND)
+        assert (event["type"], event["seq"], event["comment"]["id"]) == (
+            "comment.created",
+            1,
+            comment.id,
+        )
+        assert time.monotonic() - started < BOUND
+        await quiet.silent(0.3)
+
+
+@pytest.mark.postgres
 async def test_a_process_back_on_redis_first_still_gets_what_a_late_one_committed(
     pg_url: str, tmp_path: Path
 ) -> None:
