@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from db.database import Connection, Database, Row
@@ -49,6 +49,36 @@ class InvalidParent(DatabaseError):
 
 class UnknownComment(DatabaseError):
     """No comment has that id."""
+
+
+class DuplicateSubmission(DatabaseError):
+    """The submission's key was taken by an earlier (committed) submission; nothing was added."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An idempotent submission: its key, a hash of its body and the status it answers."""
+
+    key: str
+    body_hash: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What an earlier submission under a key stored: compare the hash, answer the status."""
+
+    key: str
+    body_hash: str
+    status: int
+    comment_id: int | None
+
+
+SUBMISSION_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -200,6 +230,29 @@ class _Pending:
     new: NewComment
     create_thread: bool
     title: str | None
+    submission: Submission | None = None
+
+
+async def claim_submission(conn: Connection, submission: Submission) -> bool:
+    """Take ``submission.key`` in the caller's transaction; ``False`` when it is taken.
+
+    On PostgreSQL a concurrent transaction holding the same key makes this wait until that
+    one ends: then the key is either taken (it committed) or free (it rolled back). A key
+    older than :data:`SUBMISSION_TTL` is free again.
+    """
+    taken = await conn.fetchval(
+        "INSERT INTO submissions (key, body_hash, status, comment_id, created) "
+        "VALUES ($1, $2, $3, NULL, $4) "
+        "ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, "
+        "status = excluded.status, comment_id = NULL, created = excluded.created "
+        "WHERE submissions.created < $5 RETURNING key",
+        submission.key,
+        submission.body_hash,
+        submission.status,
+        now(),
+        now() - SUBMISSION_TTL,
+    )
+    return taken is not None
 
 
 Added = tuple[Comment, list[Event]]
@@ -352,6 +405,27 @@ class CommentStore:
                 by_uri = {r["uri"]: Thread.from_row(r) for r in rows}
         return by_id, by_uri
 
+    async def submitted(self, key: str) -> Submitted | None:
+        """The earlier submission under ``key`` within the last 24 h, if any."""
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(
+                "SELECT key, body_hash, status, comment_id FROM submissions "
+                "WHERE key = $1 AND created >= $2",
+                key,
+                now() - SUBMISSION_TTL,
+            )
+        if row is None:
+            return None
+        return Submitted(row["key"], row["body_hash"], int(row["status"]), row["comment_id"])
+
+    async def prune_submissions(self) -> int:
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM submissions WHERE created < $1 RETURNING key",
+                now() - SUBMISSION_TTL,
+            )
+        return len(rows)
+
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
             value = await conn.fetchval(
@@ -362,14 +436,22 @@ class CommentStore:
     # -- writes --------------------------------------------------------------------------
 
     async def add(
-        self, uri: str, new: NewComment, *, create_thread: bool, title: str | None = None
+        self,
+        uri: str,
+        new: NewComment,
+        *,
+        create_thread: bool,
+        title: str | None = None,
+        submission: Submission | None = None,
     ) -> tuple[Comment, list[Event]]:
         """Insert a comment; an approved one gets its ``comment.created`` event at once.
 
         Comments arriving together for one thread are committed together (group commit,
         :mod:`db.groupcommit`); this returns once the transaction holding this one commits.
+        With a ``submission``, its key is stored in the same transaction, or, when an earlier
+        submission holds it, nothing is added and :class:`DuplicateSubmission` is raised.
         """
-        return await self._adds.submit(uri, _Pending(new, create_thread, title))
+        return await self._adds.submit(uri, _Pending(new, create_thread, title, submission))
 
     async def _add_batch(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
         try:
@@ -398,7 +480,23 @@ class CommentStore:
                 await lock_thread(conn, thread.id)
             outcomes: list[Row | Exception] = []
             for pending in batch:
-                outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
+                if pending.submission is not None and thread is not None:
+                    if not await claim_submission(conn, pending.submission):
+                        outcomes.append(DuplicateSubmission(pending.submission.key))
+                        continue
+                outcome = await self._insert_one(conn, thread, uri, pending.new)
+                if pending.submission is not None and isinstance(outcome, Exception):
+                    # Refused (a reply to a vanished parent): the key stays free for a retry.
+                    await conn.execute(
+                        "DELETE FROM submissions WHERE key = $1", pending.submission.key
+                    )
+                elif pending.submission is not None:
+                    await conn.execute(
+                        "UPDATE submissions SET comment_id = $2 WHERE key = $1",
+                        pending.submission.key,
+                        outcome["id"],
+                    )
+                outcomes.append(outcome)
             approved = [
                 ("comment.created", int(o["id"]))
                 for o in outcomes

@@ -46,7 +46,7 @@ log = logging.getLogger("kibitz")
 
 
 async def _housekeeping(state: State) -> None:
-    """Erase old client addresses and prune old events, hourly, surviving any error."""
+    """Erase old addresses, prune old events and submission keys, hourly, surviving errors."""
     settings = state.settings
     while True:
         try:
@@ -56,8 +56,14 @@ async def _housekeeping(state: State) -> None:
             pruned = await state.comments.prune_events(
                 now() - timedelta(days=settings.event_retention_days)
             )
-            if erased or pruned:
-                log.info("housekeeping: erased %d addresses, pruned %d events", erased, pruned)
+            keys = await state.comments.prune_submissions()
+            if erased or pruned or keys:
+                log.info(
+                    "housekeeping: erased %d addresses, pruned %d events and %d submission keys",
+                    erased,
+                    pruned,
+                    keys,
+                )
         except Exception:
             log.exception("housekeeping failed; trying again in an hour")
         await asyncio.sleep(3600)

@@ -5,6 +5,7 @@
     ├── Unauthorized            401  no credentials (API)
     ├── Forbidden               403  an Origin, role, token or window that does not allow it
     ├── NotFound                404
+    ├── Conflicting             409  e.g. an Idempotency-Key reused with another body
     ├── PayloadTooLarge         413
     ├── UnsupportedMediaType    415
     ├── ValidationFailed        422  carries a message per field
@@ -58,6 +59,11 @@ class Forbidden(KibitzError):
 class NotFound(KibitzError):
     status = 404
     message = N_("Not found.")
+
+
+class Conflicting(KibitzError):
+    status = 409
+    message = N_("That conflicts with something that exists already.")
 
 
 class PayloadTooLarge(KibitzError):

@@ -14,7 +14,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
+from db.comments import (
+    CommentStore,
+    DuplicateSubmission,
+    InvalidParent,
+    NewComment,
+    Submission,
+    UnknownComment,
+    UnknownThread,
+)
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
@@ -43,6 +51,17 @@ HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
+
+
+class AlreadySubmitted(Exception):
+    """An earlier submission under the same key committed; nothing new was stored.
+
+    Not an error for the client: the edge answers what it answered the first time.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass
@@ -111,11 +130,13 @@ class Discussion:
         may_create_thread: bool = False,
         held: str | None = None,
         title: str | None = None,
+        submission: Submission | None = None,
     ) -> Comment:
         """Validate against the thread, decide the status, commit, then tell listeners.
 
         ``held`` is a reason found by the edge (honeypot, fill time): such a comment is kept
-        as pending with that reason, never thrown away.
+        as pending with that reason, never thrown away. With a ``submission`` the comment is
+        stored only if no earlier submission holds its key (else :class:`AlreadySubmitted`).
         """
         if staff is None:
             await self._limit(address)
@@ -143,8 +164,14 @@ class Discussion:
         )
         try:
             comment, events = await self.comments.add(
-                uri, new, create_thread=may_create_thread or staff is not None, title=title
+                uri,
+                new,
+                create_thread=may_create_thread or staff is not None,
+                title=title,
+                submission=submission,
             )
+        except DuplicateSubmission as exc:
+            raise AlreadySubmitted(exc.key) from None
         except UnknownThread:
             raise Forbidden(
                 N_(

@@ -9,15 +9,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from db.comments import visible_states
+from db.comments import Submission, Submitted, visible_states
 from db.models import StaffMember
 from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
+from server.discussion.actions import AlreadySubmitted
 from server.discussion.shapes import own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
-from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
-from server.http import origins
+from server.errors import BadRequest, Forbidden, KibitzError, NotFound, ValidationFailed
+from server.http import idempotency, origins
 from server.http.bodies import read_json
 from server.http.clients import client_address
 from server.state import state_of
@@ -82,7 +83,13 @@ async def post_comment(request: Request) -> Response:
             "This site is not allowed to post comments here "
             "(add its origin to KIBITZ_ALLOWED_ORIGINS)."
         )
+    key = idempotency.header_key(request)
     data = await read_json(request)
+    submission = Submission(key, idempotency.body_hash(data), 201) if key else None
+    if submission is not None:
+        found = await idempotency.earlier(state, submission)
+        if found is not None:
+            return await _answer_again(request, found)
     staff = await current_staff(request)
     raw_uri = data.get("uri")
     if not isinstance(raw_uri, str) or not raw_uri.strip():
@@ -97,20 +104,42 @@ async def post_comment(request: Request) -> Response:
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
     title = data.get("title") if isinstance(data.get("title"), str) else None
-    comment = await state.discussion.submit(
-        uri,
-        entry,
-        address=client_address(request, state.settings.trusted_proxies),
-        staff=staff,
-        may_create_thread=may_create,
-        title=(title or "")[:300] or None,
-    )
+    try:
+        comment = await state.discussion.submit(
+            uri,
+            entry,
+            address=client_address(request, state.settings.trusted_proxies),
+            staff=staff,
+            may_create_thread=may_create,
+            title=(title or "")[:300] or None,
+            submission=submission,
+        )
+    except AlreadySubmitted:
+        # The same key at the same moment: the other request committed first.
+        assert submission is not None
+        found = await idempotency.earlier(state, submission)
+        if found is None:
+            raise KibitzError() from None
+        return await _answer_again(request, found)
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
     return _json(
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=201,
+    )
+
+
+async def _answer_again(request: Request, found: Submitted) -> Response:
+    """The first answer again: same status, same comment (as it is now), a new edit token."""
+    state = state_of(request)
+    comment = await state.comments.get(found.comment_id) if found.comment_id else None
+    if comment is None:
+        raise KibitzError()
+    return _json(
+        {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
+        status=found.status,
+        headers={"Idempotency-Replayed": "true"},
     )
 
 

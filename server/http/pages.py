@@ -9,15 +9,28 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.comments import visible_states
+from db.comments import Submission, Submitted, visible_states
+from db.models import Comment, Post
 from server.discussion import tree
-from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.actions import (
+    HELD_HONEYPOT,
+    HELD_NO_FORM_TOKEN,
+    HELD_TOO_FAST,
+    AlreadySubmitted,
+)
 from server.discussion.validation import validate_comment
-from server.errors import NotFound, RateLimited, ValidationFailed
+from server.errors import Conflicting, KibitzError, NotFound, RateLimited, ValidationFailed
+from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
+
+RESENT_OTHER = N_(
+    "This form was already sent with a different comment. Check the thread; to post this "
+    "as a new comment, send it again."
+)
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
@@ -111,6 +124,7 @@ async def _render_post(
         "reply_to": reply_to,
         "notice": request.query_params.get("notice"),
         "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
+        "submission_token": idempotency.new_form_token(),
         "edit_window": state.settings.edit_window,
         "csrf_token": state.sessions.csrf_token(request),
         "page_scripts": [state.bundle.assets["page"].url],
@@ -135,7 +149,13 @@ async def submit_comment(request: Request) -> Response:
     form = await read_form(request)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
+    key = idempotency.form_key(form.get("submission", ""))
+    submission = (
+        Submission(key, idempotency.body_hash({"slug": slug, **values}), 303) if key else None
+    )
     try:
+        if submission is not None and (found := await idempotency.earlier(state, submission)):
+            return await _redirect_again(request, post, found)
         entry = validate_comment(values)
         staff = await state.sessions.staff(request)
         comment = await state.discussion.submit(
@@ -146,6 +166,17 @@ async def submit_comment(request: Request) -> Response:
             may_create_thread=True,
             held=None if staff else form_check(request, form),
             title=post.title,
+            submission=submission,
+        )
+    except AlreadySubmitted:  # the same form twice at the same moment: the other one won
+        assert submission is not None
+        found = await idempotency.earlier(state, submission)
+        if found is None:
+            raise KibitzError() from None
+        return await _redirect_again(request, post, found)
+    except Conflicting:
+        return await _render_post(
+            request, slug, values=values, form_error=RESENT_OTHER, status_code=409
         )
     except ValidationFailed as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
@@ -160,6 +191,19 @@ async def submit_comment(request: Request) -> Response:
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
+    return _redirect(request, post, comment)
+
+
+async def _redirect_again(request: Request, post: Post, found: Submitted) -> Response:
+    """A form sent again (double click, a retry after a cut connection): the first 303."""
+    comment = await state_of(request).comments.get(found.comment_id) if found.comment_id else None
+    if comment is None:
+        raise KibitzError()
+    return _redirect(request, post, comment)
+
+
+def _redirect(request: Request, post: Post, comment: Comment) -> Response:
+    state = state_of(request)
     if comment.status == "approved":
         target = f"{post.uri}#comment-{comment.id}"
     else:
