@@ -119,6 +119,8 @@ async def close_state(state: State) -> None:
         task.cancel()
     await asyncio.gather(*state.background, return_exceptions=True)
     await state.live.stop()
+    for limiter in (state.discussion.limiter, state.login_per_account, state.login_per_address):
+        await limiter.close()
     await state.db.close()
 
 

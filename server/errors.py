@@ -98,6 +98,11 @@ class ConfigError(Exception):
         super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
 
 
+# Seconds a client is asked to wait (Retry-After) while the database is unreachable: a
+# PostgreSQL restart after a crash takes about this long (docs/reliability.md).
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 # -- the one place errors become responses ------------------------------------------------------
 
 
@@ -113,8 +118,12 @@ def handlers() -> dict[object, object]:
 
     from db.errors import Conflict, DatabaseError, Unavailable
 
-    def render(request: object, error: KibitzError) -> Response:
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
+    def render(
+        request: object, error: KibitzError, headers: dict[str, str] | None = None
+    ) -> Response:
+        headers = dict(headers or {})
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after)
         if _wants_html(request):
             from server.state import state_of
 
@@ -150,6 +159,7 @@ def handlers() -> dict[object, object]:
                 )
             )
             error.status = 503
+            return render(request, error, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
         else:
             logging.getLogger("kibitz").exception("database error")
             error = KibitzError()

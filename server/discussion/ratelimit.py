@@ -6,14 +6,20 @@ when ``KIBITZ_REDIS_URL`` is set, so a limit holds across every process and host
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
 from limits import parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
 from server.errors import RateLimited
+
+# Seconds a limit check may take: a hung Redis must not stall a request. Callers treat the
+# timeout like an unreachable store (the attempt goes through unlimited).
+TIMEOUT = 1.0
 
 
 class PostLimiter:
@@ -25,9 +31,17 @@ class PostLimiter:
         connection_pool: object | None = None,
     ) -> None:
         self.items = parse_many(rate) if rate else []
+        self._pool: ConnectionPool | None = None
         storage: Storage
         if redis_url:
-            options = {"connection_pool": connection_pool} if connection_pool is not None else {}
+            if connection_pool is None:
+                # A pool of our own, with timeouts, that :meth:`close` can close (a check cut
+                # short by the timeout leaves its connection behind otherwise).
+                self._pool = ConnectionPool.from_url(
+                    redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+                )
+                connection_pool = self._pool
+            options = {"connection_pool": connection_pool}
             storage = RedisStorage(
                 redis_url, implementation="redispy", key_prefix=f"{prefix}:limits", **options
             )
@@ -36,7 +50,18 @@ class PostLimiter:
         self.limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
+        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit.
+
+        Raises :class:`TimeoutError` when the store takes longer than :data:`TIMEOUT`.
+        """
+        if self.items:
+            await asyncio.wait_for(self._hit(key, scope), TIMEOUT)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
+
+    async def _hit(self, key: str, scope: str) -> None:
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):
                 stats = await self.limiter.get_window_stats(item, scope, key)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.comments import Submission, Submitted, visible_states
+from db.errors import Unavailable
 from db.models import StaffMember
 from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
@@ -55,6 +56,20 @@ async def _audit(
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
     uri = _uri_param(request)
+    try:
+        return await _read_comments(request, uri)
+    except Unavailable:
+        # The database is down: the thread as this process last read it, rather than a 503.
+        stale = state.cache.last(uri)
+        if stale is None:
+            raise
+        return Response(
+            stale, media_type="application/json", headers={"Kibitz-Stale": "database unavailable"}
+        )
+
+
+async def _read_comments(request: Request, uri: str) -> Response:
+    state = state_of(request)
     thread, cursor = await state.comments.cursor(uri)
     if thread is None:
         return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
@@ -72,6 +87,7 @@ async def read_comments(request: Request) -> Response:
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         state.cache.put(thread.id, cursor, cached)
+    state.cache.remember(uri, cursor, cached)
     return Response(cached, media_type="application/json")
 
 

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import Submission, Submitted, visible_states
+from db.errors import Unavailable
 from db.models import Comment, Post
 from server.discussion import tree
 from server.discussion.actions import (
@@ -19,7 +20,14 @@ from server.discussion.actions import (
     AlreadySubmitted,
 )
 from server.discussion.validation import validate_comment
-from server.errors import Conflicting, KibitzError, NotFound, RateLimited, ValidationFailed
+from server.errors import (
+    UNAVAILABLE_RETRY_AFTER,
+    Conflicting,
+    KibitzError,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
@@ -27,6 +35,10 @@ from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
 
+DATABASE_DOWN = N_(
+    "The database is not reachable right now. Everything you typed is still here: send it "
+    "again in a moment (it will not be posted twice)."
+)
 RESENT_OTHER = N_(
     "This form was already sent with a different comment. Check the thread; to post this "
     "as a new comment, send it again."
@@ -97,12 +109,19 @@ async def _render_post(
     form_error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    known: Post | None = None,
+    submission_token: str | None = None,
 ) -> Response:
+    """The post page; with ``known`` (the database is down) only the post and the form."""
     state = state_of(request)
-    post = await state.posts.by_slug(slug)
+    post = known or await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
+    state.cache.remember_post(post)
+    if known is None:
+        cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
+    else:
+        cursor, comments = 0, []
     states = visible_states((c.id, c.parent_id, c.status) for c in comments)
     nodes = tree.build(comments, states, state.settings.max_depth)
     values = dict(values or {})
@@ -124,7 +143,8 @@ async def _render_post(
         "reply_to": reply_to,
         "notice": request.query_params.get("notice"),
         "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
-        "submission_token": idempotency.new_form_token(),
+        "submission_token": submission_token or idempotency.new_form_token(),
+        "degraded": known is not None,
         "edit_window": state.settings.edit_window,
         "csrf_token": state.sessions.csrf_token(request),
         "page_scripts": [state.bundle.assets["page"].url],
@@ -143,7 +163,12 @@ async def submit_comment(request: Request) -> Response:
     """The form path: 303 on success, 422 (or 429) with the page and every typed value kept."""
     state = state_of(request)
     slug = request.path_params["slug"]
-    post = await state.posts.by_slug(slug)
+    try:
+        post = await state.posts.by_slug(slug)
+    except Unavailable:
+        post = state.cache.post(slug)
+        if post is None:
+            raise
     if post is None:
         raise NotFound()
     form = await read_form(request)
@@ -188,6 +213,19 @@ async def submit_comment(request: Request) -> Response:
             form_error=exc.message,
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
+        )
+    except Unavailable:
+        # The same one-use token comes back in the form: if the comment did commit before
+        # the database went away, sending it again answers its 303 instead of a second one.
+        return await _render_post(
+            request,
+            slug,
+            values=values,
+            form_error=DATABASE_DOWN,
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            known=post,
+            submission_token=form.get("submission") if key else None,
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
