@@ -80,6 +80,7 @@ class Live:
         self.url = settings.live_url or f"{scheme}://{settings.public_origin.split('://', 1)[1]}/ws"
         self._outbox: asyncio.Queue[tuple[str, Frame]] = asyncio.Queue()
         self._publisher: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def health_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
         if isinstance(self.broker, RedisBroker):
@@ -117,13 +118,24 @@ class Live:
                 if not settings.live_url:
                     self.url = live_port_url(settings.public_url, settings.live_port)
 
-    async def stop(self) -> None:
+    def stopping(self) -> None:
+        """The process was told to stop: close the live port's readers with 1012 right now.
+
+        They resume on another process at once instead of waiting for this one's in-flight
+        requests; the site's own ``/ws`` readers get 1012 from uvicorn the same moment.
+        """
         if self.server is not None:
-            await self.server.stop()
+            task = asyncio.get_running_loop().create_task(self.server.stop())
+            self._closing = task  # keep a reference until it is done
+
+    async def stop(self) -> None:
+        """Publish what is queued, then close the readers (1012: resume elsewhere)."""
         if self._publisher is not None:
             await self._drain_outbox()
             self._publisher.cancel()
             await asyncio.gather(self._publisher, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
         await self.hub.close()
         await self.broker.stop()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -69,6 +71,11 @@ async def _housekeeping(state: State) -> None:
         await asyncio.sleep(3600)
 
 
+# A graceful stop (SIGTERM): uvicorn stops listening and waits up to SHUTDOWN_GRACE seconds for
+# in-flight requests, then the services close within CLOSE_TIMEOUT (docs/deploy.md).
+SHUTDOWN_GRACE = 10
+CLOSE_TIMEOUT = 5
+
 # Login attempts, counted whether they succeed or not: per account (guessing one password)
 # and per client address (trying many accounts).
 LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
@@ -114,6 +121,26 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     return state
 
 
+def close_readers_on_stop_signals(state: State) -> None:
+    """On SIGTERM or SIGINT, close live readers at once, then let uvicorn's handler run.
+
+    uvicorn lets in-flight requests finish before the application hears of the stop; the
+    readers on the live port should not wait for that. Only ``kibitz serve`` asks for this
+    (it changes the process's signal handlers, which uvicorn restores when it exits).
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(state.live.stopping)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 async def close_state(state: State) -> None:
     for task in state.background:
         task.cancel()
@@ -129,10 +156,17 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = await open_state(app, settings, tune_gc=tune_gc)
         app.state.kibitz = state
+        if tune_gc:  # a `kibitz serve` process, not a server inside a test
+            close_readers_on_stop_signals(state)
         try:
             yield
         finally:
-            await close_state(state)
+            # uvicorn has stopped listening and let in-flight requests finish (at most
+            # SHUTDOWN_GRACE seconds); closing must not take forever either.
+            try:
+                await asyncio.wait_for(close_state(state), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.error("closing took longer than %s s; exiting anyway", CLOSE_TIMEOUT)
 
     routes = [
         *pages.routes,
