@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean messages docs
+.PHONY: run test faults install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ docs: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long fault suite (several minutes): its own PostgreSQL and Redis, two kibitz processes,
+# load, and kill -9 / SIGSTOP of each part; results as in docs/reliability.md. CI runs the
+# short version (tests/faults/test_faults.py).
+faults: install-test
+	$(BIN)/python -m tests.faults.driver --long --json build/faults.json
 
 # Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
 # the new entries; tests/test_i18n.py fails while any German translation is missing).
