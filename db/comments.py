@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from db.database import Connection, Database, Row
-from db.errors import DatabaseError
+from db.errors import DatabaseError, Unavailable
 from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Thread, now
 
@@ -456,6 +456,11 @@ class CommentStore:
     async def _add_batch(self, uri: str, batch: list[_Pending]) -> list[Added | Exception]:
         try:
             return await self._insert(uri, batch)
+        except Unavailable:
+            # The connection broke: the commit may have happened. Trying each comment again
+            # could store it twice; the callers answer 503 and the clients retry with their
+            # Idempotency-Key, which finds the comment if it was stored.
+            raise
         except DatabaseError:
             if len(batch) == 1:
                 raise

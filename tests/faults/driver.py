@@ -6,8 +6,10 @@ like a careful client (the same ``Idempotency-Key`` until a 2xx, switching proce
 one fails), busy-thread readers drop and resume with ``since`` now and then, and one
 reader stays connected to a quiet thread the whole run (the reader issue 13 found
 starved). Meanwhile it injects the faults, one phase each: kill -9 of an app process,
-kill -9 of Redis, kill -9 of PostgreSQL (every backend), and Redis hung by SIGSTOP for
-10 s. Then it proves, from the database itself:
+kill -9 of Redis, kill -9 of PostgreSQL (every backend), Redis hung by SIGSTOP for 10 s,
+and the connections to PostgreSQL cut mid-query again and again through a TCP proxy that
+also adds latency. The embedded default (``--embedded``: one process on SQLite) gets
+kill -9 in the middle of writes instead. Then it proves, from the database itself:
 
 * every comment acknowledged with a 2xx is stored, exactly once (nothing lost, nothing
   doubled by the retries);
@@ -29,6 +31,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -45,6 +48,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from tests.faults.proxy import Proxy
 from tests.faults.services import PostgresServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,8 +241,9 @@ class Run:
     def __init__(self, config: Config, workdir: Path) -> None:
         self.config = config
         self.workdir = workdir
-        self.pg = PostgresServer()
-        self.redis = RedisServer(workdir / "redis")
+        self.pg: PostgresServer | Any = None
+        self.redis: RedisServer | Any = None
+        self.pg_proxy: Proxy | None = None
         self.apps: list[App] = []
         self.writes = Writes()
         self.readers: list[Reader] = []
@@ -250,12 +255,19 @@ class Run:
     # set-up and tear-down
 
     async def setup(self) -> None:
+        self.pg = PostgresServer()
+        self.redis = RedisServer(self.workdir / "redis")
         self.pg.init()
         self.pg.start()
         self.pg.create_database()
         self.redis.start()
+        # kibitz reaches PostgreSQL through a proxy that can add latency and cut connections.
+        self.pg_proxy = Proxy(self.pg.port)
+        await self.pg_proxy.start()
         env = {
-            "KIBITZ_DATABASE_URL": self.pg.url,
+            "KIBITZ_DATABASE_URL": self.pg.url.replace(
+                f":{self.pg.port}/", f":{self.pg_proxy.port}/"
+            ),
             "KIBITZ_REDIS_URL": self.redis.url,
             "KIBITZ_REDIS_PREFIX": f"kibitz-faults-{uuid.uuid4().hex[:8]}",
             "KIBITZ_DATA_DIR": str(self.workdir),
@@ -288,8 +300,10 @@ class Run:
     def teardown(self) -> None:
         for app in self.apps:
             app.stop()
-        self.redis.close()
-        self.pg.close()
+        if self.redis is not None:
+            self.redis.close()
+        if self.pg is not None:
+            self.pg.close()
 
     # load
 
@@ -424,12 +438,16 @@ class Run:
         phase.readers_complete_after = await self.readers_complete_in(15.0)
         self.phases.append(phase)
 
-    async def db_last_seqs(self) -> dict[str, int]:
+    async def query(self, sql: str) -> list[Any]:
+        """Rows of one read straight from the database (not through kibitz)."""
         conn = await asyncpg.connect(self.pg.url)
         try:
-            rows = await conn.fetch("SELECT uri, last_seq FROM threads")
+            return list(await conn.fetch(sql))
         finally:
             await conn.close()
+
+    async def db_last_seqs(self) -> dict[str, int]:
+        rows = await self.query("SELECT uri, last_seq FROM threads")
         return {r["uri"]: int(r["last_seq"]) for r in rows}
 
     async def readers_complete_in(self, timeout: float) -> float | None:
@@ -456,19 +474,38 @@ class Run:
             self.redis.resume,
             c.hang_seconds,
         )
+        cutting: list[asyncio.Task[None]] = []
+
+        async def cut_repeatedly() -> None:
+            while True:
+                self.pg_proxy.cut()
+                await asyncio.sleep(0.4)
+
+        def start_cutting() -> None:
+            self.pg_proxy.latency = 0.02
+            cutting.append(asyncio.create_task(cut_repeatedly()))
+
+        async def stop_cutting() -> None:
+            for task in cutting:
+                task.cancel()
+            await asyncio.gather(*cutting, return_exceptions=True)
+            self.pg_proxy.latency = 0.0
+
+        await self.phase(
+            "PostgreSQL connections cut mid-query every 0.4 s, +20 ms latency",
+            start_cutting,
+            stop_cutting,
+            c.down_seconds,
+        )
 
     # proof
 
     async def check(self, seconds: float) -> Result:
-        conn = await asyncpg.connect(self.pg.url)
-        try:
-            comments = await conn.fetch("SELECT id, text, status FROM comments")
-            events = await conn.fetch(
-                "SELECT t.uri, e.seq, e.type, e.comment_id FROM events e "
-                "JOIN threads t ON t.id = e.thread_id ORDER BY t.uri, e.seq"
-            )
-        finally:
-            await conn.close()
+        comments = await self.query("SELECT id, text, status FROM comments")
+        events = await self.query(
+            "SELECT t.uri, e.seq, e.type, e.comment_id FROM events e "
+            "JOIN threads t ON t.id = e.thread_id ORDER BY t.uri, e.seq"
+        )
         texts = Counter(r["text"] for r in comments)
         acked = self.writes.acknowledged
         lost = sum(1 for text in acked if texts[text] == 0)
@@ -528,19 +565,81 @@ class Run:
             for task in [*self.tasks, *getattr(self, "reader_tasks", [])]:
                 task.cancel()
             self.teardown()
+            if self.pg_proxy is not None:
+                await self.pg_proxy.stop()
 
 
-async def run(config: Config) -> Result:
+class EmbeddedRun(Run):
+    """The embedded default: one process on SQLite, killed with -9 in the middle of writes.
+
+    Writers retry (with their key) until the process is back; readers resume on it.
+    """
+
+    def __init__(self, config: Config, workdir: Path) -> None:
+        super().__init__(config, workdir)
+        self.database = workdir / "kibitz.db"
+
+    async def setup(self) -> None:
+        env = {
+            "KIBITZ_DATABASE_URL": f"sqlite:///{self.database}",
+            "KIBITZ_DATA_DIR": str(self.workdir),
+            "KIBITZ_SECRET_KEY": "fault-suite",
+            "KIBITZ_MODERATION": "none",
+            "KIBITZ_POST_RATE": "off",
+            "KIBITZ_MIN_FILL_SECONDS": "0",
+            "KIBITZ_DUPLICATE_WINDOW": "0",
+        }
+        self.apps = [App("embedded", env, self.workdir)]
+        for slug in THREADS:
+            subprocess.run(
+                [sys.executable, "-m", "server", "post", "add", "--slug", slug, "--title", slug],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                check=True,
+                capture_output=True,
+            )
+        await self.apps[0].start()
+
+    def teardown(self) -> None:
+        for app in self.apps:
+            app.stop()
+
+    async def query(self, sql: str) -> list[Any]:
+        with sqlite3.connect(self.database, timeout=30) as conn:
+            conn.row_factory = sqlite3.Row
+            return list(conn.execute(sql).fetchall())
+
+    def start_load(self) -> None:
+        super().start_load()
+        for r in self.readers:
+            r.prefer = 0
+
+    async def faults(self) -> None:
+        app = self.apps[0]
+        for n in (1, 2):
+            await self.phase(
+                f"kill -9 of the embedded process during writes ({n})",
+                app.kill,
+                app.start,
+                self.config.down_seconds,
+            )
+
+
+async def run(config: Config, *, embedded: bool = False) -> Result:
     with tempfile.TemporaryDirectory(prefix="kibitz-faults-") as tmp:
-        return await Run(config, Path(tmp)).run()
+        kind = EmbeddedRun if embedded else Run
+        return await kind(config, Path(tmp)).run()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", action="store_true", help="the long run (make faults)")
     parser.add_argument("--json", help="write the result to this file as JSON")
+    parser.add_argument(
+        "--embedded", action="store_true", help="one process on SQLite instead (kill -9 only)"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(LONG if args.long else SHORT))
+    result = asyncio.run(run(LONG if args.long else SHORT, embedded=args.embedded))
     print(result.table())
     if args.json:
         Path(args.json).write_text(json.dumps(asdict(result), indent=2))

@@ -1,4 +1,5 @@
-"""The fault suite, short version (CI): app, Redis and PostgreSQL killed, Redis hung.
+"""The fault suite, short version (CI): app, Redis and PostgreSQL killed, Redis hung,
+PostgreSQL connections cut mid-query; and the embedded default killed during writes.
 
 The long version is ``make faults``; the driver is :mod:`tests.faults.driver`.
 """
@@ -26,3 +27,15 @@ async def test_nothing_acknowledged_lost_nothing_doubled_every_reader_complete()
         assert phase["first_write_after_heal"] < 5, phase
         assert phase["readers_complete_after"] is not None, phase["name"]
         assert phase["readers_complete_after"] < 5, phase
+
+
+async def test_embedded_sqlite_killed_during_writes_loses_and_doubles_nothing() -> None:
+    """One process on SQLite, kill -9 mid-writes twice: every acknowledged comment once."""
+    result = await run(SHORT, embedded=True)
+    print(result.table())
+    assert result.acknowledged > 50
+    assert (result.lost, result.doubled, result.given_up, result.refused) == (0, 0, 0, 0)
+    assert result.readers_complete, result.table()
+    for phase in result.phases:
+        assert phase["first_write_after_heal"] is not None, phase["name"]
+        assert phase["readers_complete_after"] is not None, phase["name"]
