@@ -237,6 +237,29 @@ class Result:
 # -- the run ----------------------------------------------------------------------------
 
 
+class Cutter:
+    """Adds latency to a proxy and cuts every connection through it again and again."""
+
+    def __init__(self, proxy: Proxy, every: float = 0.4, latency: float = 0.02) -> None:
+        self.proxy, self.every, self.latency = proxy, every, latency
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.proxy.latency = self.latency
+        self.task = asyncio.create_task(self._cut())
+
+    async def _cut(self) -> None:
+        while True:
+            self.proxy.cut()
+            await asyncio.sleep(self.every)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.proxy.latency = 0.0
+
+
 class Run:
     def __init__(self, config: Config, workdir: Path) -> None:
         self.config = config
@@ -244,6 +267,7 @@ class Run:
         self.pg: PostgresServer | Any = None
         self.redis: RedisServer | Any = None
         self.pg_proxy: Proxy | None = None
+        self.redis_proxy: Proxy | None = None
         self.apps: list[App] = []
         self.writes = Writes()
         self.readers: list[Reader] = []
@@ -264,11 +288,13 @@ class Run:
         # kibitz reaches PostgreSQL through a proxy that can add latency and cut connections.
         self.pg_proxy = Proxy(self.pg.port)
         await self.pg_proxy.start()
+        self.redis_proxy = Proxy(self.redis.port)
+        await self.redis_proxy.start()
         env = {
             "KIBITZ_DATABASE_URL": self.pg.url.replace(
                 f":{self.pg.port}/", f":{self.pg_proxy.port}/"
             ),
-            "KIBITZ_REDIS_URL": self.redis.url,
+            "KIBITZ_REDIS_URL": f"redis://127.0.0.1:{self.redis_proxy.port}/0",
             "KIBITZ_REDIS_PREFIX": f"kibitz-faults-{uuid.uuid4().hex[:8]}",
             "KIBITZ_DATA_DIR": str(self.workdir),
             "KIBITZ_SECRET_KEY": "fault-suite",
@@ -474,29 +500,15 @@ class Run:
             self.redis.resume,
             c.hang_seconds,
         )
-        cutting: list[asyncio.Task[None]] = []
-
-        async def cut_repeatedly() -> None:
-            while True:
-                self.pg_proxy.cut()
-                await asyncio.sleep(0.4)
-
-        def start_cutting() -> None:
-            self.pg_proxy.latency = 0.02
-            cutting.append(asyncio.create_task(cut_repeatedly()))
-
-        async def stop_cutting() -> None:
-            for task in cutting:
-                task.cancel()
-            await asyncio.gather(*cutting, return_exceptions=True)
-            self.pg_proxy.latency = 0.0
-
-        await self.phase(
-            "PostgreSQL connections cut mid-query every 0.4 s, +20 ms latency",
-            start_cutting,
-            stop_cutting,
-            c.down_seconds,
-        )
+        for name, proxy in (("PostgreSQL", self.pg_proxy), ("Redis", self.redis_proxy)):
+            assert proxy is not None
+            cutter = Cutter(proxy)
+            await self.phase(
+                f"{name} connections cut mid-query every 0.4 s, +20 ms latency",
+                cutter.start,
+                cutter.stop,
+                c.down_seconds,
+            )
 
     # proof
 
@@ -565,8 +577,9 @@ class Run:
             for task in [*self.tasks, *getattr(self, "reader_tasks", [])]:
                 task.cancel()
             self.teardown()
-            if self.pg_proxy is not None:
-                await self.pg_proxy.stop()
+            for proxy in (self.pg_proxy, self.redis_proxy):
+                if proxy is not None:
+                    await proxy.stop()
 
 
 class EmbeddedRun(Run):
