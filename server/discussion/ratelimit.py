@@ -18,8 +18,10 @@ from redis.asyncio import ConnectionPool
 from server.errors import RateLimited
 
 # Seconds a limit check may take: a hung Redis must not stall a request. Callers treat the
-# timeout like an unreachable store (the attempt goes through unlimited).
+# timeout like an unreachable store (the attempt goes through unlimited). After a failure the
+# store is not asked again for PAUSE seconds, so only one request in that time waits.
 TIMEOUT = 1.0
+PAUSE = 5.0
 
 
 class PostLimiter:
@@ -32,6 +34,7 @@ class PostLimiter:
     ) -> None:
         self.items = parse_many(rate) if rate else []
         self._pool: ConnectionPool | None = None
+        self._paused_until = 0.0
         storage: Storage
         if redis_url:
             if connection_pool is None:
@@ -52,10 +55,20 @@ class PostLimiter:
     async def hit(self, key: str, scope: str = "post") -> None:
         """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit.
 
-        Raises :class:`TimeoutError` when the store takes longer than :data:`TIMEOUT`.
+        Raises :class:`TimeoutError` when the store takes longer than :data:`TIMEOUT`, and
+        at once for :data:`PAUSE` seconds after the store failed.
         """
-        if self.items:
+        if not self.items:
+            return
+        if time.monotonic() < self._paused_until:
+            raise TimeoutError("the rate limit store failed moments ago")
+        try:
             await asyncio.wait_for(self._hit(key, scope), TIMEOUT)
+        except RateLimited:
+            raise
+        except Exception:
+            self._paused_until = time.monotonic() + PAUSE
+            raise
 
     async def close(self) -> None:
         if self._pool is not None:
