@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test faults soak install install-test migrate demo browsers clean messages docs
+.PHONY: run test lint typecheck faults soak install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ docs: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+LINTED := server realtime db tests bench tools
+
+lint: install-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# Settings in pyproject.toml ([tool.mypy]); only rjsmin and rcssmin, which ship no types, are exempt.
+typecheck: install-test
+	$(BIN)/mypy --strict server realtime db
+
 # The long fault suite (several minutes): its own PostgreSQL and Redis, two kibitz processes,
 # load, and kill -9 / SIGSTOP of each part; results as in docs/reliability.md. CI runs the
 # short version (tests/faults/test_faults.py).
@@ -56,4 +66,4 @@ messages: install
 	$(BIN)/pybabel update -i build/messages.pot -d web/locale -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) data test-artifacts
+	rm -rf $(VENV) data test-artifacts .mypy_cache .ruff_cache

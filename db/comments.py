@@ -16,7 +16,7 @@ from typing import Any
 from db.database import Connection, Database, Row
 from db.errors import DatabaseError, Unavailable
 from db.groupcommit import GroupCommit
-from db.models import Comment, Event, Thread, now
+from db.models import Comment, Event, Status, Thread, now
 
 FIELDS = (
     "id",
@@ -37,6 +37,9 @@ FIELDS = (
 )
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
+
+# Plain strings for per-comment checks: a Status member lookup costs ~0.2 µs on Python 3.11.
+APPROVED = Status.APPROVED.value
 
 
 class UnknownThread(DatabaseError):
@@ -112,7 +115,7 @@ def visible_states(rows: Iterable[tuple[int, int | None, str]]) -> dict[int, str
     status_of: dict[int, str] = {}
     for cid, parent, status in rows:
         parent_of[cid], status_of[cid] = parent, status
-    states = {cid: FULL for cid, status in status_of.items() if status == "approved"}
+    states = {cid: FULL for cid, status in status_of.items() if status == APPROVED}
     for cid in [c for c, s in states.items() if s == FULL]:
         parent = parent_of.get(cid)
         while parent is not None and parent in status_of and parent not in states:
@@ -276,10 +279,6 @@ class CommentStore:
         thread = await self.thread(uri)
         return thread, thread.last_seq if thread else 0
 
-    async def visible(self, thread_id: int) -> list[Comment]:
-        """Every comment a reader may see in the thread, oldest first, in one query."""
-        return (await self.visible_with_cursor(thread_id))[1]
-
     async def visible_with_cursor(self, thread_id: int) -> tuple[int, list[Comment]]:
         """The thread's ``last_seq`` and every comment a reader may see, from one snapshot.
 
@@ -341,18 +340,6 @@ class CommentStore:
                 email,
             )
         return found is not None
-
-    async def with_status(self, status: str, *, limit: int = 200, offset: int = 0) -> list[Comment]:
-        order = "ASC" if status == "pending" else "DESC"
-        async with self.db.read() as conn:
-            rows = await conn.fetch(
-                f"SELECT {COLUMNS} {FROM} WHERE c.status = $1 ORDER BY c.id {order} "
-                "LIMIT $2 OFFSET $3",
-                status,
-                limit,
-                offset,
-            )
-        return [Comment.from_row(r) for r in rows]
 
     async def events_since(self, thread_id: int, since: int, limit: int = 1000) -> list[Event]:
         async with self.db.read() as conn:
@@ -490,12 +477,14 @@ class CommentStore:
                         outcomes.append(DuplicateSubmission(pending.submission.key))
                         continue
                 outcome = await self._insert_one(conn, thread, uri, pending.new)
-                if pending.submission is not None and isinstance(outcome, Exception):
+                if pending.submission is None:
+                    pass
+                elif isinstance(outcome, Exception):
                     # Refused (a reply to a vanished parent): the key stays free for a retry.
                     await conn.execute(
                         "DELETE FROM submissions WHERE key = $1", pending.submission.key
                     )
-                elif pending.submission is not None:
+                else:
                     await conn.execute(
                         "UPDATE submissions SET comment_id = $2 WHERE key = $1",
                         pending.submission.key,
@@ -505,7 +494,7 @@ class CommentStore:
             approved = [
                 ("comment.created", int(o["id"]))
                 for o in outcomes
-                if not isinstance(o, Exception) and o["status"] == "approved"
+                if not isinstance(o, Exception) and o["status"] == APPROVED
             ]
             # Last, so the thread's row lock (which orders seqs) is held only from here to
             # the commit: concurrent comments on one busy thread queue for as short as can be.
@@ -528,7 +517,11 @@ class CommentStore:
             parent = await conn.fetchrow(
                 "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id
             )
-            if parent is None or parent["thread_id"] != thread.id or parent["status"] != "approved":
+            if (
+                parent is None
+                or parent["thread_id"] != thread.id
+                or parent["status"] != Status.APPROVED
+            ):
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
@@ -594,7 +587,7 @@ class CommentStore:
                 [
                     ("comment.created", cid)
                     for cid, new in zip(ids, batch, strict=True)
-                    if new.status == "approved"
+                    if new.status == APPROVED
                 ],
             )
         return ids

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from db.comments import diff_events, find_thread, record_events, visible_states
 from db.database import Connection, Database
-from db.models import Event, now
+from db.models import Event, Status, now
 
 CHUNK = 500  # parameters per IN (…) list: well below both engines' limits
 
@@ -121,7 +121,7 @@ async def _hidden_ancestors(conn: Connection, parent_id: int, checked: set[int])
     while current is not None and current not in checked:
         checked.add(current)
         row = await conn.fetchrow("SELECT parent_id, status FROM comments WHERE id = $1", current)
-        if row is None or row["status"] == "approved":
+        if row is None or row["status"] == Status.APPROVED:
             break  # shown already, and so is everything above it
         if await conn.fetchval(_APPROVED_BELOW, current) is not None:
             break  # a placeholder already

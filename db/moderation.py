@@ -6,7 +6,7 @@ from datetime import datetime
 
 from db.comments import COLUMNS, FROM
 from db.database import Database
-from db.models import Comment
+from db.models import Comment, Status
 
 
 def like_pattern(words: str) -> str:
@@ -27,7 +27,7 @@ class ModerationStore:
         Pending comments come oldest first (a queue); the other lists newest first. Each
         comment comes with its thread's uri.
         """
-        order = "ASC" if status == "pending" else "DESC"
+        order = "ASC" if status == Status.PENDING else "DESC"
         where, args = "c.status = $1", [status]
         if query.strip():
             args.append(like_pattern(query.strip()))
@@ -48,7 +48,7 @@ class ModerationStore:
         async with self.db.read() as conn:
             rows = await conn.fetch("SELECT status, COUNT(*) AS n FROM comments GROUP BY status")
         found = {r["status"]: int(r["n"]) for r in rows}
-        return {s: found.get(s, 0) for s in ("pending", "approved", "spam", "deleted")}
+        return {s.value: found.get(s, 0) for s in Status}
 
 
 async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -> bool:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from db.database import Row
 from db.errors import Conflict, DatabaseError, Unavailable
@@ -50,7 +51,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 
 class PostgresConnection:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: PoolConnectionProxy) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -107,7 +108,7 @@ class PostgresDatabase:
         return cls(pool)
 
     @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> AsyncIterator[PoolConnectionProxy]:
         try:
             conn = await self._pool.acquire()
         except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:

@@ -12,7 +12,7 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ class SQLiteDatabase:
                 await asyncio.shield(self._rollback())
                 raise
 
-    def migration_lock(self) -> Any:
+    def migration_lock(self) -> AbstractAsyncContextManager[SQLiteConnection]:
         # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
         return self.transaction()
 

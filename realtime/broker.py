@@ -32,9 +32,10 @@ import random
 import time
 import uuid
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -138,7 +139,7 @@ class RedisBroker:
             retry=Retry(NoBackoff(), 0),
         )
         self.channels: set[str] = set()  # thread channels this process wants
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
         self._connected = False
         self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
         self._subscribe_lock = asyncio.Lock()
@@ -252,7 +253,7 @@ class RedisBroker:
             except Exception:
                 pass
 
-    async def _listen(self, pubsub: Any) -> None:
+    async def _listen(self, pubsub: PubSub) -> None:
         assert self.hub is not None
         moderation = self.moderation_channel.encode()
         thread_prefix = self.thread_channel("").encode()

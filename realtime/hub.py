@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING
 
 from db.comments import CommentStore
@@ -52,7 +52,6 @@ class Subscriber:
         self.live = False
         self.held: list[Frame] = []
         self.room: Room | None = None
-        self.gone = False  # the hub has cut this reader off
 
     def push(self, frame: Frame) -> bool:
         raise NotImplementedError
@@ -104,8 +103,8 @@ class Hub:
         """Start the periodic check that finds any committed event a room has not delivered."""
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 
 from db.comments import NewComment
+from db.models import Status
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.discussion.markup import render_comment
 from tests.browser_view import by_class, by_id, comment_tree, form_values, parse, text_of
 from tests.conftest import Server, make_settings, serve
+from tests.stored import with_status
 
 
 async def add_post(server: Server, slug: str = "hello", title: str = "Hello", **extra: Any) -> None:
@@ -396,7 +398,7 @@ async def test_invisible_spam_checks_hold_but_never_drop(database_url: str, tmp_
                 "/posts/hello/comments", data={**PERSON, "text": "no token"}
             )
             page = await client.get("/posts/hello")
-        held = {c.text: c.reason for c in await server.state.comments.with_status("pending")}
+        held = {c.text: c.reason for c in await with_status(server.state.db, Status.PENDING)}
     for answer in (fast, trap, no_token):
         assert answer.status_code == 303
         assert answer.headers["location"] == "/posts/hello?notice=held#respond"

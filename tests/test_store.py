@@ -74,7 +74,7 @@ async def events_of(store: CommentStore, uri: str = "/t") -> list[tuple[int, str
 async def shown(store: CommentStore, uri: str = "/t") -> dict[int, str]:
     thread = await store.thread(uri)
     assert thread is not None
-    comments = await store.visible(thread.id)
+    _, comments = await store.visible_with_cursor(thread.id)
     return visible_states((c.id, c.parent_id, c.status) for c in comments)
 
 

@@ -15,7 +15,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
-from server.errors import RateLimited
+from server.discussion.errors import Limited
 
 # Seconds a limit check may take: a hung Redis must not stall a request. Callers treat the
 # timeout like an unreachable store (the attempt goes through unlimited). After a failure the
@@ -30,7 +30,7 @@ class PostLimiter:
         rate: str | None,
         redis_url: str | None = None,
         prefix: str = "kibitz",
-        connection_pool: object | None = None,
+        connection_pool: ConnectionPool | None = None,
     ) -> None:
         self.items = parse_many(rate) if rate else []
         self._pool: ConnectionPool | None = None
@@ -45,15 +45,19 @@ class PostLimiter:
                 )
                 connection_pool = self._pool
             options = {"connection_pool": connection_pool}
+            # limits documents ``connection_pool`` but types ``**options`` as scalars.
             storage = RedisStorage(
-                redis_url, implementation="redispy", key_prefix=f"{prefix}:limits", **options
+                redis_url,
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
+                **options,  # type: ignore[arg-type]
             )
         else:
             storage = MemoryStorage()
         self.limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit.
+        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit.
 
         Raises :class:`TimeoutError` when the store takes longer than :data:`TIMEOUT`, and
         at once for :data:`PAUSE` seconds after the store failed.
@@ -64,7 +68,7 @@ class PostLimiter:
             raise TimeoutError("the rate limit store failed moments ago")
         try:
             await asyncio.wait_for(self._hit(key, scope), TIMEOUT)
-        except RateLimited:
+        except Limited:
             raise
         except Exception:
             self._paused_until = time.monotonic() + PAUSE
@@ -78,4 +82,4 @@ class PostLimiter:
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):
                 stats = await self.limiter.get_window_stats(item, scope, key)
-                raise RateLimited(math.ceil(stats.reset_time - time.time()))
+                raise Limited(math.ceil(stats.reset_time - time.time()))

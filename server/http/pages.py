@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from db.comments import Submission, Submitted, visible_states
 from db.errors import Unavailable
-from db.models import Comment, Post
+from db.models import Comment, Post, Status
 from server.discussion import tree
 from server.discussion.actions import (
     HELD_HONEYPOT,
@@ -19,18 +19,14 @@ from server.discussion.actions import (
     HELD_TOO_FAST,
     AlreadySubmitted,
 )
+from server.discussion.errors import InvalidInput, Limited
+from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import (
-    UNAVAILABLE_RETRY_AFTER,
-    Conflicting,
-    KibitzError,
-    NotFound,
-    RateLimited,
-    ValidationFailed,
-)
+from server.errors import UNAVAILABLE_RETRY_AFTER, Conflicting, KibitzError, NotFound
 from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
@@ -47,11 +43,6 @@ RESENT_OTHER = N_(
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
-    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _form_signer(request: Request) -> TimestampSigner:
@@ -78,9 +69,8 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 async def index(request: Request) -> Response:
     """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
-    if not page:
+    page = integer(request.query_params.get("page", "1"), minimum=1, maximum=99_999)
+    if page is None:
         raise NotFound()
     posts = await state_of(request).posts.newest(
         limit=POSTS_PER_PAGE + 1, offset=(page - 1) * POSTS_PER_PAGE
@@ -127,16 +117,15 @@ async def _render_post(
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if _is_number(wanted):
-        reply_to = next(
-            (c for c in comments if c.id == int(wanted) and c.status == "approved"), None
-        )
+    wanted_id = integer(wanted)
+    if wanted_id is not None:
+        reply_to = next((c for c in comments if c.id == wanted_id and c.status == APPROVED), None)
         values["parent"] = str(reply_to.id) if reply_to else ""
     context = {
         "post": post,
         "nodes": nodes,
         "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == "approved"),
+        "count": sum(1 for c in comments if c.status == APPROVED),
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
@@ -203,9 +192,9 @@ async def submit_comment(request: Request) -> Response:
         return await _render_post(
             request, slug, values=values, form_error=RESENT_OTHER, status_code=409
         )
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
-    except RateLimited as exc:
+    except Limited as exc:
         return await _render_post(
             request,
             slug,
@@ -242,7 +231,7 @@ async def _redirect_again(request: Request, post: Post, found: Submitted) -> Res
 
 def _redirect(request: Request, post: Post, comment: Comment) -> Response:
     state = state_of(request)
-    if comment.status == "approved":
+    if comment.status == Status.APPROVED:
         target = f"{post.uri}#comment-{comment.id}"
     else:
         target = f"{post.uri}?notice=held#respond"
