@@ -189,3 +189,31 @@ async def test_concurrent_duplicates_on_two_servers_create_one_comment(
                 assert {r.status_code for r in answers} == {201}
                 assert len({r.json()["comment"]["id"] for r in answers}) == 1
             assert len(await visible_ids(a)) == 5
+
+
+async def test_embedding_sites_may_send_the_key_and_read_the_replay(
+    database_url: str, tmp_path: Path
+) -> None:
+    """CORS: the preflight allows Idempotency-Key; the replay header is exposed to scripts."""
+    site = "https://blog.example.org"
+    settings = make_settings(database_url, tmp_path, KIBITZ_ALLOWED_ORIGINS=site)
+    async with serve(settings) as server, server.client() as client:
+        preflight = await client.options(
+            "/api/comments",
+            headers={
+                "Origin": site,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, idempotency-key",
+            },
+        )
+        assert preflight.status_code == 204
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        assert "idempotency-key" in allowed
+        headers = {"Origin": site, "Idempotency-Key": "cross-site"}
+        body = {**COMMENT, "uri": "/elsewhere"}
+        first = await client.post("/api/comments", json=body, headers=headers)
+        again = await client.post("/api/comments", json=body, headers=headers)
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert again.json()["comment"]["id"] == first.json()["comment"]["id"]
+        exposed = again.headers["access-control-expose-headers"].lower()
+        assert "idempotency-replayed" in exposed
