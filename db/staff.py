@@ -150,6 +150,6 @@ class StaffStore:
 
     async def identities(self) -> list[tuple[str, str | None]]:
         """Every account's name and e-mail, disabled ones too: nobody may pose as them."""
-        async with self.db.read() as conn:
-            rows = await conn.fetch("SELECT name, email FROM staff")
+        # Every POST asks (the impersonation check); a few rows, by the cheapest path.
+        rows = await self.db.lookup_all("SELECT name, email FROM staff")
         return [(r["name"], r["email"]) for r in rows]

@@ -58,7 +58,7 @@ async def test_postgres_down_writes_503_reads_cached_form_kept_then_recovers(
             kept = form_values(parse(form.text))
             assert kept["text"] == "Typed while down"
             assert (kept["author"], kept["email"]) == (PERSON["author"], PERSON["email"])
-            assert kept["submission"] == values["submission"]
+            assert kept["form_token"] == values["form_token"]
             assert "not reachable" in form.text
             cached = await client.get("/api/comments", params={"uri": "/posts/hello"})
             assert cached.status_code == 200

@@ -129,7 +129,7 @@ async def test_form_sent_twice_creates_one_comment_and_answers_the_same_303(
     async with server.client() as client:
         page = await client.get("/posts/hello")
         values = {**form_values(parse(page.text)), **PERSON}
-        assert values["submission"]
+        assert values["form_token"]
         first = await client.post("/posts/hello/comments", data=values)
         both = await asyncio.gather(
             *(client.post("/posts/hello/comments", data=values) for _ in range(3))
@@ -141,7 +141,7 @@ async def test_form_sent_twice_creates_one_comment_and_answers_the_same_303(
         assert len(await visible_ids(client)) == 1
         # A fresh page gives a fresh token: the same words again are a new comment.
         fresh = {**form_values(parse((await client.get("/posts/hello")).text)), **PERSON}
-        assert fresh["submission"] != values["submission"]
+        assert fresh["form_token"] != values["form_token"]
         second = await client.post("/posts/hello/comments", data=fresh)
         assert second.status_code == 303
         assert second.headers["location"] != first.headers["location"]
@@ -162,7 +162,7 @@ async def test_form_token_reused_for_other_words_keeps_them_and_explains(server:
         root = parse(changed.text)
         kept = form_values(root)
         assert kept["text"] == "Second thoughts"
-        assert kept["submission"] != values["submission"]
+        assert kept["form_token"] != values["form_token"]
         assert "already sent" in changed.text
         resent = await client.post("/posts/hello/comments", data=kept)
         assert resent.status_code == 303

@@ -219,7 +219,7 @@ async def counts(request: Request) -> Response:
     if len(raw) > MAX_COUNT_URIS:
         raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
     normalised = {u: normalise_uri(u) for u in raw}
-    found = await state.comments.counts(sorted(set(normalised.values())))
+    found = await state.counts.counts(state.comments, sorted(set(normalised.values())))
     return _json({u: found.get(n, 0) for u, n in normalised.items()})
 
 

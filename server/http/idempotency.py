@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 
 from starlette.requests import Request
 
@@ -50,13 +49,8 @@ def body_hash(body: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def new_form_token() -> str:
-    """A one-use submission token for one rendering of the comment form."""
-    return secrets.token_urlsafe(18)
-
-
 def form_key(token: str) -> str | None:
-    """The stored key of a form's submission token; ``None`` when the form has none."""
+    """The stored key of a form's token (unique per rendering); ``None`` when it has none."""
     token = token.strip()
     return FORM_PREFIX + token if token and valid_key(FORM_PREFIX + token) else None
 

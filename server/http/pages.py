@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -19,6 +22,7 @@ from server.discussion.actions import (
     HELD_TOO_FAST,
     AlreadySubmitted,
 )
+from server.discussion.cache import RenderedPage, RenderedThread
 from server.discussion.errors import InvalidInput, Limited
 from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
@@ -59,7 +63,7 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
         return HELD_HONEYPOT
     token = form.get("form_token", "")
     try:
-        rendered = float(_form_signer(request).unsign(token).decode())
+        rendered = float(_form_signer(request).unsign(token).decode().split(":", 1)[0])
     except (BadSignature, ValueError):
         return HELD_NO_FORM_TOKEN
     if time.time() - rendered < state_of(request).settings.min_fill_seconds:
@@ -90,6 +94,76 @@ async def index(request: Request) -> Response:
     )
 
 
+async def _comment_list(request: Request, post: Post) -> RenderedThread:
+    """The post's comment list as HTML, rendered once per visible state of its thread.
+
+    On a hit this costs one indexed read of the thread's ``last_seq``: no comments are read,
+    no tree is built, no date is formatted. A miss renders under the ``last_seq`` read in the
+    same snapshot as the comments, so a cached fragment always shows exactly its state.
+    """
+    state = state_of(request)
+    settings = state.settings
+    view = (post.uri, settings.language, settings.max_depth)
+    seq = await state.comments.last_seq(post.thread_id)
+    rendered = state.fragments.get((post.thread_id, seq, *view))
+    if rendered is not None:
+        return rendered
+    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
+    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+    nodes = tree.build(comments, states, settings.max_depth)
+    rendered = RenderedThread(
+        cursor=cursor,
+        count=sum(1 for c in comments if c.status == APPROVED),
+        html=state.templates.render(
+            "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
+        ),
+    )
+    state.fragments.put((post.thread_id, cursor, *view), rendered)
+    return rendered
+
+
+def _context(
+    request: Request,
+    post: Post,
+    rendered: RenderedThread,
+    *,
+    form_token: str,
+    csrf_token: str | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    form_error: str | None = None,
+    reply_to: Comment | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    state = state_of(request)
+    return {
+        "request": request,
+        "post": post,
+        "comment_list": Markup(rendered.html),
+        "cursor": rendered.cursor,
+        "count": rendered.count,
+        "values": values,
+        "errors": errors or {},
+        "form_error": form_error,
+        "reply_to": reply_to,
+        "notice": notice,
+        "form_token": form_token,
+        "edit_window": state.settings.edit_window,
+        "csrf_token": csrf_token,
+        "page_scripts": [state.bundle.assets["page"].url],
+    }
+
+
+def _form_token(request: Request) -> str:
+    """When the form was rendered, and a nonce: unique per rendering, even from a cached page.
+
+    It is the form's one-use submission token too (:mod:`server.http.idempotency`): a form
+    sent twice carries the same one, a fresh rendering a new one.
+    """
+    nonce = secrets.token_urlsafe(9)
+    return _form_signer(request).sign(f"{time.time():.3f}:{nonce}").decode()
+
+
 async def _render_post(
     request: Request,
     slug: str,
@@ -100,7 +174,7 @@ async def _render_post(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
     known: Post | None = None,
-    submission_token: str | None = None,
+    form_token: str | None = None,
 ) -> Response:
     """The post page; with ``known`` (the database is down) only the post and the form."""
     state = state_of(request)
@@ -109,43 +183,78 @@ async def _render_post(
         raise NotFound()
     state.cache.remember_post(post)
     if known is None:
-        cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
-    else:
-        cursor, comments = 0, []
-    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-    nodes = tree.build(comments, states, state.settings.max_depth)
+        rendered = await _comment_list(request, post)
+    else:  # the database is down: the post and the form only
+        rendered = RenderedThread(cursor=0, count=0, html="")
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
     wanted_id = integer(wanted)
-    if wanted_id is not None:
-        reply_to = next((c for c in comments if c.id == wanted_id and c.status == APPROVED), None)
+    if wanted_id is not None and known is None:
+        found = await state.comments.get(wanted_id)
+        if found and found.thread_id == post.thread_id and found.status == APPROVED:
+            reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
-    context = {
-        "post": post,
-        "nodes": nodes,
-        "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == APPROVED),
-        "values": values,
-        "errors": errors or {},
-        "form_error": form_error,
-        "reply_to": reply_to,
-        "notice": request.query_params.get("notice"),
-        "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
-        "submission_token": submission_token or idempotency.new_form_token(),
-        "degraded": known is not None,
-        "edit_window": state.settings.edit_window,
-        "csrf_token": state.sessions.csrf_token(request),
-        "page_scripts": [state.bundle.assets["page"].url],
-    }
+    context = _context(
+        request,
+        post,
+        rendered,
+        form_token=form_token or _form_token(request),
+        csrf_token=state.sessions.csrf_token(request),
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        reply_to=reply_to,
+        notice=request.query_params.get("notice"),
+    )
+    context["degraded"] = known is not None
     templates: Templates = state.templates
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
     )
 
 
+# Where the page's form token goes in a cached page: a value no template could print.
+FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
+
+
 async def post_page(request: Request) -> Response:
-    return await _render_post(request, request.path_params["slug"])
+    """A post page; the common visit (no reply target, no notice, no session) from a cache.
+
+    A reader without a session cookie who opens the plain page sees exactly what every other
+    such reader sees, but for the form token: that page is rendered once per visible state
+    of the thread and post, cut at the token, and each request joins the parts around a fresh
+    token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
+    form's error pages are rendered in full around the cached comment list.
+    """
+    state = state_of(request)
+    slug = request.path_params["slug"]
+    if request.query_params or state.sessions.csrf_token(request) is not None:
+        return await _render_post(request, slug)
+    version = await state.posts.page_version(slug)
+    if version is None:
+        raise NotFound()
+    stored, seq = version
+    settings = state.settings
+    view = ("page", settings.language, settings.max_depth)
+    page = state.pages.get((stored, seq, *view))
+    if page is None:
+        post = await state.posts.by_slug(slug)
+        if post is None:
+            raise NotFound()
+        state.cache.remember_post(post)  # its form can come back while the database is down
+        rendered = await _comment_list(request, post)
+        html = state.templates.render(
+            "post.html",
+            **_context(request, post, rendered, form_token=FORM_SLOT, csrf_token=None, values={}),
+        )
+        parts = tuple(part.encode() for part in html.split(FORM_SLOT))
+        if len(parts) != 2:  # the template changed; never serve a page with a slot in it
+            return await _render_post(request, slug)
+        page = RenderedPage(rendered.cursor, parts)
+        state.pages.put((stored, rendered.cursor, *view), page)
+    token = _form_token(request).encode()
+    return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
 async def submit_comment(request: Request) -> Response:
@@ -160,10 +269,11 @@ async def submit_comment(request: Request) -> Response:
             raise
     if post is None:
         raise NotFound()
+    state.cache.remember_post(post)
     form = await read_form(request)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
-    key = idempotency.form_key(form.get("submission", ""))
+    key = idempotency.form_key(form.get("form_token", ""))
     submission = (
         Submission(key, idempotency.body_hash({"slug": slug, **values}), 303) if key else None
     )
@@ -214,7 +324,7 @@ async def submit_comment(request: Request) -> Response:
             status_code=503,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
             known=post,
-            submission_token=form.get("submission") if key else None,
+            form_token=form.get("form_token") if key else None,
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
