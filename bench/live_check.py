@@ -22,7 +22,7 @@ from db.comments import CommentStore
 from db.database import connect
 from db.migrate import migrate
 from db.models import now
-from tests.conftest import drop_pg_database, new_pg_database
+from tests.helpers.servers import drop_pg_database, new_pg_database
 
 
 async def measure(url: str, rooms: int) -> list[float]:

@@ -49,10 +49,15 @@ def body_hash(body: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def form_key(token: str) -> str | None:
-    """The stored key of a form's token (unique per rendering); ``None`` when it has none."""
+def form_key(token: str, post_id: int) -> str | None:
+    """The stored key of a form's token (unique per rendering); ``None`` when it has none.
+
+    Scoped to the post it is sent to: a token sent to another post (held for that, see
+    :func:`server.http.pages.form_check`) does not use up the form on its own post.
+    """
     token = token.strip()
-    return FORM_PREFIX + token if token and valid_key(FORM_PREFIX + token) else None
+    key = f"{FORM_PREFIX}{post_id}:{token}"
+    return key if token and valid_key(key) else None
 
 
 async def earlier(state: State, submission: Submission) -> Submitted | None:

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -15,8 +15,11 @@ from starlette.routing import Route
 from db.comments import Submission, Submitted, visible_states
 from db.errors import Unavailable
 from db.models import Comment, Post, Status
+from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
 from server.discussion.actions import (
+    HELD_FORM_EXPIRED,
+    HELD_FORM_FOR_ANOTHER_POST,
     HELD_HONEYPOT,
     HELD_NO_FORM_TOKEN,
     HELD_TOO_FAST,
@@ -45,6 +48,8 @@ RESENT_OTHER = N_(
 )
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
+# A form's token is good for this long after the page was rendered (docs/security.md).
+FORM_TOKEN_MAX_AGE = 24 * 3600
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
 
@@ -53,19 +58,39 @@ def _form_signer(request: Request) -> TimestampSigner:
     return TimestampSigner(state_of(request).settings.secret_key, salt="kibitz.form")
 
 
-def form_check(request: Request, form: dict[str, str]) -> str | None:
+def form_token(request: Request, post_id: int) -> str:
+    """The form's token: its post, when the page was rendered and a nonce, signed.
+
+    The post and the time let :func:`form_check` hold a token used on another post or long
+    after; the nonce makes it unique per rendering (even of a cached page), so it is the
+    form's one-use submission token too (:mod:`server.http.idempotency`): a form sent twice
+    carries the same one, a fresh rendering a new one.
+    """
+    nonce = secrets.token_urlsafe(9)
+    return _form_signer(request).sign(f"{post_id}|{time.time():.3f}|{nonce}").decode()
+
+
+def form_check(request: Request, form: dict[str, str], post_id: int) -> str | None:
     """Why an invisible anti-spam check would hold this submission, or None.
 
     People never notice these: the honeypot field is hidden from them and from screen
-    readers, and nobody types a comment within the minimum fill time.
+    readers, and nobody types a comment within the minimum fill time. The token is bound to
+    its post and expires after :data:`FORM_TOKEN_MAX_AGE`, so a token harvested once cannot
+    be stamped on submissions to every post forever. Such a comment is held, not lost.
     """
     if form.get(HONEYPOT, "").strip():
         return HELD_HONEYPOT
     token = form.get("form_token", "")
     try:
-        rendered = float(_form_signer(request).unsign(token).decode().split(":", 1)[0])
-    except (BadSignature, ValueError):
+        value = _form_signer(request).unsign(token, max_age=FORM_TOKEN_MAX_AGE).decode()
+        post, stamp = value.split("|")[:2]  # then the nonce
+        rendered = float(stamp)
+    except SignatureExpired:
+        return HELD_FORM_EXPIRED
+    except (BadSignature, ValueError, UnicodeDecodeError):
         return HELD_NO_FORM_TOKEN
+    if post != str(post_id):
+        return HELD_FORM_FOR_ANOTHER_POST
     if time.time() - rendered < state_of(request).settings.min_fill_seconds:
         return HELD_TOO_FAST
     return None
@@ -151,17 +176,10 @@ def _context(
         "edit_window": state.settings.edit_window,
         "csrf_token": csrf_token,
         "page_scripts": [state.bundle.assets["page"].url],
+        # With KIBITZ_SSO_ONLY readers get the site's sign-in link instead of the form.
+        "sso_only": state.settings.sso_only,
+        "sso_login_url": state.settings.sso_login_url,
     }
-
-
-def _form_token(request: Request) -> str:
-    """When the form was rendered, and a nonce: unique per rendering, even from a cached page.
-
-    It is the form's one-use submission token too (:mod:`server.http.idempotency`): a form
-    sent twice carries the same one, a fresh rendering a new one.
-    """
-    nonce = secrets.token_urlsafe(9)
-    return _form_signer(request).sign(f"{time.time():.3f}:{nonce}").decode()
 
 
 async def _render_post(
@@ -174,7 +192,7 @@ async def _render_post(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
     known: Post | None = None,
-    form_token: str | None = None,
+    given_token: str | None = None,
 ) -> Response:
     """The post page; with ``known`` (the database is down) only the post and the form."""
     state = state_of(request)
@@ -199,7 +217,7 @@ async def _render_post(
         request,
         post,
         rendered,
-        form_token=form_token or _form_token(request),
+        form_token=given_token or form_token(request, post.id),
         csrf_token=state.sessions.csrf_token(request),
         values=values,
         errors=errors,
@@ -253,7 +271,7 @@ async def post_page(request: Request) -> Response:
             return await _render_post(request, slug)
         page = RenderedPage(rendered.cursor, parts)
         state.pages.put((stored, rendered.cursor, *view), page)
-    token = _form_token(request).encode()
+    token = form_token(request, int(stored[0])).encode()
     return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
@@ -273,22 +291,25 @@ async def submit_comment(request: Request) -> Response:
     form = await read_form(request)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
-    key = idempotency.form_key(form.get("form_token", ""))
+    key = idempotency.form_key(form.get("form_token", ""), post.id)
     submission = (
         Submission(key, idempotency.body_hash({"slug": slug, **values}), 303) if key else None
     )
     try:
         if submission is not None and (found := await idempotency.earlier(state, submission)):
             return await _redirect_again(request, post, found)
-        entry = validate_comment(values)
         staff = await state.sessions.staff(request)
+        if state.settings.sso_only and staff is None:
+            # A plain form cannot carry the host site's sign-in token.
+            raise SsoRejected(SIGN_IN_REQUIRED)
+        entry = validate_comment(values)
         comment = await state.discussion.submit(
             post.uri,
             entry,
             address=client_address(request, state.settings.trusted_proxies),
             staff=staff,
             may_create_thread=True,
-            held=None if staff else form_check(request, form),
+            held=None if staff else form_check(request, form, post.id),
             title=post.title,
             submission=submission,
         )
@@ -324,7 +345,7 @@ async def submit_comment(request: Request) -> Response:
             status_code=503,
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
             known=post,
-            form_token=form.get("form_token") if key else None,
+            given_token=form.get("form_token") if key else None,
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
