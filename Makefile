@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck install install-test migrate demo browsers clean messages docs fuzz
+.PHONY: run test lint typecheck fuzz faults soak install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,16 @@ fuzz: install-test
 	$(BIN)/python tools/fuzz_summary.py build/fuzz-summary.jsonl docs/security.md \
 		--examples $(FUZZ_EXAMPLES) --status $$status --seconds $$(( $$(date -u +%s) - started )); \
 	exit $$status
+# The long fault suite (several minutes): its own PostgreSQL and Redis, two kibitz processes,
+# load, and kill -9 / SIGSTOP of each part; results as in docs/reliability.md. CI runs the
+# short version (tests/faults/test_faults.py).
+faults: install-test
+	$(BIN)/python -m tests.faults.driver --long --json build/faults.json
+
+# 30 minutes of mixed load on one process, sampling memory, file descriptors and threads each
+# minute; fails on more than 10 % growth after warm-up (docs/reliability.md). Not in CI.
+soak: install-test
+	$(BIN)/python bench/soak.py --minutes $${MINUTES:-30} --json build/soak.json
 
 # Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
 # the new entries; tests/test_i18n.py fails while any German translation is missing).

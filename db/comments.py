@@ -8,13 +8,14 @@ see of a thread writes event rows and bumps ``threads.last_seq`` in the same tra
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from db.database import Connection, Database, Row
-from db.errors import DatabaseError
+from db.errors import DatabaseError, Unavailable
 from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Status, Thread, now
 
@@ -63,6 +64,36 @@ class StaleVersion(DatabaseError):
 
 class UnknownComment(DatabaseError):
     """No comment has that id."""
+
+
+class DuplicateSubmission(DatabaseError):
+    """The submission's key was taken by an earlier (committed) submission; nothing was added."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An idempotent submission: its key, a hash of its body and the status it answers."""
+
+    key: str
+    body_hash: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What an earlier submission under a key stored: compare the hash, answer the status."""
+
+    key: str
+    body_hash: str
+    status: int
+    comment_id: int | None
+
+
+SUBMISSION_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -257,6 +288,29 @@ class _Pending:
     new: NewComment
     create_thread: bool
     title: str | None
+    submission: Submission | None = None
+
+
+async def claim_submission(conn: Connection, submission: Submission) -> bool:
+    """Take ``submission.key`` in the caller's transaction; ``False`` when it is taken.
+
+    On PostgreSQL a concurrent transaction holding the same key makes this wait until that
+    one ends: then the key is either taken (it committed) or free (it rolled back). A key
+    older than :data:`SUBMISSION_TTL` is free again.
+    """
+    taken = await conn.fetchval(
+        "INSERT INTO submissions (key, body_hash, status, comment_id, created) "
+        "VALUES ($1, $2, $3, NULL, $4) "
+        "ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, "
+        "status = excluded.status, comment_id = NULL, created = excluded.created "
+        "WHERE submissions.created < $5 RETURNING key",
+        submission.key,
+        submission.body_hash,
+        submission.status,
+        now(),
+        now() - SUBMISSION_TTL,
+    )
+    return taken is not None
 
 
 Added = tuple[Comment, list[Event]]
@@ -392,6 +446,66 @@ class CommentStore:
             )
         return [Event(r["thread_id"], r["seq"], r["type"], r["comment_id"], r["uri"]) for r in rows]
 
+    async def last_seqs(
+        self, thread_ids: Sequence[int], uris: Sequence[str] = ()
+    ) -> tuple[dict[int, int], dict[str, Thread]]:
+        """Where many threads stand, in one query each: ``last_seq`` by id, threads by uri.
+
+        The live hub's periodic check asks this for every open room at once (docs/live.md);
+        the ids travel as one array parameter, so the statement is the same for any count.
+        """
+        by_id: dict[int, int] = {}
+        by_uri: dict[str, Thread] = {}
+        async with self.db.read() as conn:
+            if thread_ids:
+                if self.db.dialect == "postgres":
+                    rows = await conn.fetch(
+                        "SELECT id, last_seq FROM threads WHERE id = ANY($1::bigint[])",
+                        list(thread_ids),
+                    )
+                else:
+                    rows = await conn.fetch(
+                        "SELECT id, last_seq FROM threads "
+                        "WHERE id IN (SELECT value FROM json_each($1))",
+                        json.dumps(list(thread_ids)),
+                    )
+                by_id = {int(r["id"]): int(r["last_seq"]) for r in rows}
+            if uris:
+                if self.db.dialect == "postgres":
+                    rows = await conn.fetch(
+                        "SELECT id, uri, title, last_seq FROM threads WHERE uri = ANY($1::text[])",
+                        list(uris),
+                    )
+                else:
+                    rows = await conn.fetch(
+                        "SELECT id, uri, title, last_seq FROM threads "
+                        "WHERE uri IN (SELECT value FROM json_each($1))",
+                        json.dumps(list(uris)),
+                    )
+                by_uri = {r["uri"]: Thread.from_row(r) for r in rows}
+        return by_id, by_uri
+
+    async def submitted(self, key: str) -> Submitted | None:
+        """The earlier submission under ``key`` within the last 24 h, if any."""
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(
+                "SELECT key, body_hash, status, comment_id FROM submissions "
+                "WHERE key = $1 AND created >= $2",
+                key,
+                now() - SUBMISSION_TTL,
+            )
+        if row is None:
+            return None
+        return Submitted(row["key"], row["body_hash"], int(row["status"]), row["comment_id"])
+
+    async def prune_submissions(self) -> int:
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM submissions WHERE created < $1 RETURNING key",
+                now() - SUBMISSION_TTL,
+            )
+        return len(rows)
+
     async def oldest_seq(self, thread_id: int) -> int | None:
         async with self.db.read() as conn:
             value = await conn.fetchval(
@@ -402,19 +516,32 @@ class CommentStore:
     # -- writes --------------------------------------------------------------------------
 
     async def add(
-        self, uri: str, new: NewComment, *, create_thread: bool, title: str | None = None
+        self,
+        uri: str,
+        new: NewComment,
+        *,
+        create_thread: bool,
+        title: str | None = None,
+        submission: Submission | None = None,
     ) -> tuple[Comment, list[Event]]:
         """Insert a comment; an approved one gets its ``comment.created`` event at once.
 
         Comments arriving together for one thread are committed together (group commit,
         :mod:`db.groupcommit`); this returns once the transaction holding this one commits.
+        With a ``submission``, its key is stored in the same transaction, or, when an earlier
+        submission holds it, nothing is added and :class:`DuplicateSubmission` is raised.
         """
         key = "" if self._one_queue else uri
-        return await self._adds.submit(key, _Pending(uri, new, create_thread, title))
+        return await self._adds.submit(key, _Pending(uri, new, create_thread, title, submission))
 
     async def _add_batch(self, key: str, batch: list[_Pending]) -> list[Added | Exception]:
         try:
             return await self._insert(batch)
+        except Unavailable:
+            # The connection broke: the commit may have happened. Trying each comment again
+            # could store it twice; the callers answer 503 and the clients retry with their
+            # Idempotency-Key, which finds the comment if it was stored.
+            raise
         except DatabaseError:
             if len(batch) == 1:
                 raise
@@ -458,7 +585,22 @@ class CommentStore:
             await lock_thread(conn, thread.id)
         outcomes: list[Row | Exception] = []
         for pending in batch:
+            if pending.submission is not None and thread is not None:
+                if not await claim_submission(conn, pending.submission):
+                    outcomes.append(DuplicateSubmission(pending.submission.key))
+                    continue
             outcome = await self._insert_one(conn, thread, uri, pending.new)
+            if pending.submission is None:
+                pass
+            elif isinstance(outcome, Exception):
+                # Refused (a reply to a vanished parent): the key stays free for a retry.
+                await conn.execute("DELETE FROM submissions WHERE key = $1", pending.submission.key)
+            else:
+                await conn.execute(
+                    "UPDATE submissions SET comment_id = $2 WHERE key = $1",
+                    pending.submission.key,
+                    outcome["id"],
+                )
             outcomes.append(outcome)
             if pending is proposed and thread and not isinstance(outcome, Exception):
                 await conn.execute(

@@ -19,9 +19,14 @@ log = logging.getLogger("kibitz.db")
 MIGRATION_LOCK = 0x6B6962
 _CONNECTION_ERRORS = (
     OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection failed or was lost
+    asyncpg.exceptions.CannotConnectNowError,  # starting up or recovering after a crash
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shut down, crashed, terminated
     asyncpg.exceptions.InterfaceError,
+    # A pooled connection whose server died mid-conversation can be left in a state asyncpg
+    # refuses to use ("cannot switch to state …"); the pool replaces it.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

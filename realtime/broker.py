@@ -10,6 +10,13 @@ the local hub. ``RedisBroker`` uses Redis pub/sub (``redis.asyncio``) whenever
 * the connection is supervised: on any error it is dropped and re-made with jittered
   exponential backoff; once every channel is subscribed again, the hub reads what its readers
   missed from the database (:meth:`Hub.resync`), so a Redis restart loses nothing;
+* an event that cannot be published (Redis down, hung, or this process not yet back) is kept
+  (up to :data:`UNSENT_MAX`) and published once this process is subscribed again, so the
+  processes that came back first hear of it; the hub's periodic check against the database
+  covers whatever this misses (a process killed between commit and publish);
+* every command has a timeout (:data:`COMMAND_TIMEOUT`): a hung Redis (SIGSTOP, a stalled
+  network) fails commands quickly instead of stalling whoever waits for them, and a publish
+  that times out drops the subscription connection so that it is re-made;
 * presence is a hash per thread (process id → its readers) plus a sorted set of live
   processes with their last heartbeat; counts of a process that stopped beating are ignored.
 
@@ -24,6 +31,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -39,6 +47,8 @@ HEARTBEAT = 10.0  # seconds between a process's presence heartbeats
 STALE_AFTER = 35.0  # a process silent this long no longer counts readers
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 10.0
 CONFIRM_TIMEOUT = 3.0
+COMMAND_TIMEOUT = 1.0  # seconds any one Redis command may take before it counts as failed
+UNSENT_MAX = 10_000  # events kept for republishing; beyond that the database check delivers
 
 
 class Receiver(Protocol):
@@ -138,7 +148,10 @@ class RedisBroker:
         self.hub: Receiver | None = None
         # Commands fail fast while Redis is down; the supervisor, not redis-py, retries.
         self.redis = aioredis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+            url,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
         )
         self.channels: set[str] = set()  # thread channels this process wants
         self._pubsub: PubSub | None = None
@@ -147,6 +160,8 @@ class RedisBroker:
         self._subscribe_lock = asyncio.Lock()
         self._supervisor: asyncio.Task[None] | None = None
         self.last_error: str | None = "not connected yet"
+        self.unsent: deque[tuple[str, bytes]] = deque(maxlen=UNSENT_MAX)
+        self._broken = asyncio.Event()  # set when a command timed out: re-make the session
 
     # -- names -----------------------------------------------------------------------------
 
@@ -213,6 +228,7 @@ class RedisBroker:
     async def _session(self) -> None:
         pubsub = self.redis.pubsub()
         self._pubsub = pubsub
+        self._broken.clear()
         try:
             wanted = [self.moderation_channel, *sorted(self.channels)]
             confirmed = self._expect(wanted)
@@ -225,11 +241,22 @@ class RedisBroker:
                 await self._heartbeat()
                 assert self.hub is not None
                 self.hub.resync()
-                while not listener.done():
-                    await asyncio.wait({listener}, timeout=HEARTBEAT)
-                    if not listener.done():
-                        await self._heartbeat()
-                        self.hub.recheck_presence()
+                await self._republish()
+                broken = asyncio.get_running_loop().create_task(self._broken.wait())
+                try:
+                    while not listener.done() and not broken.done():
+                        await asyncio.wait(
+                            {listener, broken},
+                            timeout=HEARTBEAT,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+                        if not listener.done() and not broken.done():
+                            await self._heartbeat()
+                            self.hub.recheck_presence()
+                finally:
+                    broken.cancel()
+                if self._broken.is_set():
+                    raise ConnectionError("a Redis command timed out")
                 listener.result()
             finally:
                 listener.cancel()
@@ -298,14 +325,45 @@ class RedisBroker:
     # -- the broker interface --------------------------------------------------------------
 
     async def publish(self, uri: str, seq: int, payload: bytes) -> None:
+        channel, data = self.thread_channel(uri), protocol.pack_event(seq, payload)
         if not self._connected:
+            self.unsent.append((channel, data))
             raise ConnectionError(self.last_error or "Redis is not connected")
-        await self.redis.publish(self.thread_channel(uri), protocol.pack_event(seq, payload))
+        try:
+            await asyncio.wait_for(self.redis.publish(channel, data), COMMAND_TIMEOUT)
+        except Exception as exc:
+            self.unsent.append((channel, data))
+            if isinstance(exc, TimeoutError | ConnectionError | OSError):
+                self._broken.set()
+            raise
+
+    async def _republish(self) -> None:
+        """Publish what could not be published while this process was off Redis, in order.
+
+        Readers drop what they already have (each event carries its ``seq``), so an event
+        that did reach Redis before its publish failed does no harm when it comes again.
+        """
+        sent = 0
+        while self.unsent:
+            batch = [self.unsent.popleft() for _ in range(min(500, len(self.unsent)))]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for channel, data in batch:
+                        pipe.publish(channel, data)
+                    await asyncio.wait_for(pipe.execute(), COMMAND_TIMEOUT * 5)
+            except BaseException:
+                self.unsent.extendleft(reversed(batch))
+                raise
+            sent += len(batch)
+        if sent:
+            log.info("republished %d event(s) held while Redis was unreachable", sent)
 
     async def publish_moderation(self, payload: bytes) -> None:
         if not self._connected:
             raise ConnectionError(self.last_error or "Redis is not connected")
-        await self.redis.publish(self.moderation_channel, payload)
+        await asyncio.wait_for(
+            self.redis.publish(self.moderation_channel, payload), COMMAND_TIMEOUT
+        )
 
     async def follow(self, uri: str) -> None:
         channel = self.thread_channel(uri)
@@ -342,7 +400,7 @@ class RedisBroker:
                 pipe.publish(self.thread_channel(uri), protocol.presence_notice(self.process_id))
             pipe.hgetall(key)
             pipe.zrangebyscore(self._processes_key, now - STALE_AFTER, "+inf")
-            results = await pipe.execute()
+            results = await asyncio.wait_for(pipe.execute(), COMMAND_TIMEOUT)
         counts, alive = results[-2], set(results[-1])
         me = self.process_id.encode()
         return sum(int(n) for p, n in counts.items() if p != me and p in alive)

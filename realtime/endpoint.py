@@ -405,8 +405,9 @@ class LiveServer:
         )
 
     async def stop(self) -> None:
+        """Stop listening, then close every reader with 1012 so that it resumes elsewhere."""
         if self.server is not None:
-            self.server.close()
+            self.server.close(code=protocol.SERVICE_RESTART, reason="restart")
             await self.server.wait_closed()
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:

@@ -34,6 +34,11 @@ REPLAY_BATCH = 500
 REPLAY_LIMIT = 1000  # default most events replayed to a resuming reader (KIBITZ_REPLAY_LIMIT)
 PRESENCE_INTERVAL = 1.0  # at most one presence message per thread per second
 MAX_HELD = 10_000  # live events held for one reader while its replay is read
+# The periodic check (docs/live.md, "Bound after a fault"): every CHECK_INTERVAL seconds one
+# query reads every open room's thread ``last_seq``; a room still behind CHECK_GRACE seconds
+# later (longer than an event takes through the broker) reads the rest from the database.
+CHECK_INTERVAL = 2.0
+CHECK_GRACE = 0.5
 
 
 class Subscriber:
@@ -98,6 +103,13 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.staff: set[Subscriber] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self.interval = CHECK_INTERVAL
+        self.checks = 0  # how many periodic checks found a room behind (for tests, logs)
+
+    def start(self) -> None:
+        """Start the periodic check that finds any committed event a room has not delivered."""
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -105,6 +117,9 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         for room in self.rooms.values():
             if room.presence_timer:
                 room.presence_timer.cancel()
@@ -306,6 +321,56 @@ class Hub:
                 room.catch_up_again = True
             if not room.catch_up_again or self.rooms.get(room.uri) is not room:
                 return
+
+    async def _watch(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check_rooms()
+            except Exception as exc:  # the database is down: the next round tries again
+                if not failing:
+                    log.warning("checking open rooms against the database failed: %s", exc)
+                failing = True
+            else:
+                failing = False
+
+    async def check_rooms(self) -> int:
+        """Catch up every open room that is behind its thread's ``last_seq``; say how many.
+
+        This is what makes delivery independent of the broker: an event whose publish was
+        lost (Redis down or restarting, a process killed between commit and publish, another
+        process reconnecting later than this one) is committed, so it shows here. A room found
+        behind gets :data:`CHECK_GRACE` to receive the event the ordinary way first, so busy
+        threads whose events are merely in flight cost no extra reads.
+        """
+        rooms = [r for r in self.rooms.values() if r.seq is not None]
+        if not rooms:
+            return 0
+        ids = [r.thread_id for r in rooms if r.thread_id is not None]
+        unknown = [r.uri for r in rooms if r.thread_id is None]
+        stands, created = await self.comments.last_seqs(ids, unknown)
+        behind: list[tuple[Room, int]] = []
+        for room in rooms:
+            if room.thread_id is None and room.uri in created:
+                room.thread_id = created[room.uri].id
+            last = stands.get(room.thread_id) if room.thread_id is not None else None
+            if last is None and room.uri in created:
+                last = created[room.uri].last_seq
+            if last is not None and room.seq is not None and last > room.seq:
+                behind.append((room, last))
+        if not behind:
+            return 0
+        await asyncio.sleep(CHECK_GRACE)
+        late = 0
+        for room, last in behind:
+            if self.rooms.get(room.uri) is room and room.seq is not None and room.seq < last:
+                late += 1
+                self.catch_up(room)
+        if late:
+            self.checks += late
+            log.info("%d live room(s) were behind the database; caught up", late)
+        return late
 
     def resync(self) -> None:
         """The broker (re)connected: every room reads what it may have missed."""

@@ -27,6 +27,7 @@ from server.discussion.shapes import public_comment
 
 # Close codes. 4000 tells the client that it fell behind and should reconnect with ``since``.
 RESUME = 4000
+SERVICE_RESTART = 1012  # the server is restarting: reconnect (elsewhere) with since
 POLICY_VIOLATION = 1008
 # 4003: the staff credentials behind a moderation connection were revoked (account disabled,
 # token revoked, logged out). The client must not reconnect with the same credentials.

@@ -1,13 +1,16 @@
 """Wires the live channel into the app: after-commit listeners, broker, hub, live port.
 
 Started after the state is built, stopped before the database closes. Publishing happens
-here, after the commit and from the committed event rows; when the broker cannot take an
-event, this process's own readers still get it at once and every other process reads it from
-the database when the broker is back.
+here, after the commit and from the committed event rows, by one task per process that
+takes the frames from a queue: a request never waits for the broker, so a slow or hung
+Redis cannot stall a write. When the broker cannot take an event, this process's own readers
+get it at once, the broker publishes it again once it is back, and every other process finds
+it anyway with the hub's periodic check against the database (docs/live.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -22,6 +25,7 @@ from realtime.admission import Admission
 from realtime.broker import Broker, MemoryBroker, RedisBroker
 from realtime.endpoint import QUEUE_LIMIT, LiveServer
 from realtime.hub import Hub
+from realtime.protocol import Frame
 from server.discussion.actions import Listeners
 from server.discussion.shapes import staff_comment
 from server.settings import Settings
@@ -76,6 +80,9 @@ class Live:
         self.queue_limit = QUEUE_LIMIT  # frames an ASGI reader may have waiting
         scheme = "wss" if settings.https else "ws"
         self.url = settings.live_url or f"{scheme}://{settings.public_origin.split('://', 1)[1]}/ws"
+        self._outbox: asyncio.Queue[tuple[str, Frame]] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def health_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
         if isinstance(self.broker, RedisBroker):
@@ -84,6 +91,8 @@ class Live:
 
     async def start(self, listeners: Listeners, *, tune_gc: bool = False) -> None:
         await self.broker.start(self.hub)
+        self.hub.start()
+        self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
         listeners.events.append(self.on_events)
         listeners.held.append(self.on_held)
         listeners.moderated.append(self.on_moderated)
@@ -111,7 +120,22 @@ class Live:
                 if not settings.live_url:
                     self.url = live_port_url(settings.public_url, settings.live_port)
 
+    def stopping(self) -> None:
+        """The process was told to stop: close the live port's readers with 1012 right now.
+
+        They resume on another process at once instead of waiting for this one's in-flight
+        requests; the site's own ``/ws`` readers get 1012 from uvicorn the same moment.
+        """
+        if self.server is not None:
+            task = asyncio.get_running_loop().create_task(self.server.stop())
+            self._closing = task  # keep a reference until it is done
+
     async def stop(self) -> None:
+        """Publish what is queued, then close the readers (1012: resume elsewhere)."""
+        if self._publisher is not None:
+            await self._drain_outbox()
+            self._publisher.cancel()
+            await asyncio.gather(self._publisher, return_exceptions=True)
         if self.server is not None:
             await self.server.stop()
         await self.hub.close()
@@ -122,18 +146,31 @@ class Live:
     async def on_events(self, events: list[Event]) -> None:
         frames = await self.hub.frames_for(events)
         for event, frame in zip(events, frames, strict=True):
-            assert frame.seq is not None
-            try:
-                await self.broker.publish(event.uri, frame.seq, frame.payload)
-            except Exception as exc:
-                log.warning(
-                    "event %s#%d not published (%s); local readers get it now, "
-                    "others when the broker is back",
-                    event.uri,
-                    event.seq,
-                    exc,
-                )
-                self.hub.receive(event.uri, frame.seq, frame.payload)
+            self._outbox.put_nowait((event.uri, frame))
+
+    async def _publish_forever(self) -> None:
+        while True:
+            uri, frame = await self._outbox.get()
+            await self._publish(uri, frame)
+
+    async def _drain_outbox(self) -> None:
+        """On shutdown: publish what is queued (each waits at most the broker's timeout)."""
+        while not self._outbox.empty():
+            await self._publish(*self._outbox.get_nowait())
+
+    async def _publish(self, uri: str, frame: Frame) -> None:
+        assert frame.seq is not None
+        try:
+            await self.broker.publish(uri, frame.seq, frame.payload)
+        except Exception as exc:
+            log.warning(
+                "event %s#%d not published (%s); local readers get it now, "
+                "others when the broker is back",
+                uri,
+                frame.seq,
+                exc,
+            )
+            self.hub.receive(uri, frame.seq, frame.payload)
 
     async def on_held(self, comment: Comment) -> None:
         uri = await self.comments.uri_of(comment.thread_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -54,7 +55,7 @@ log = logging.getLogger("kibitz")
 
 
 async def _housekeeping(state: State) -> None:
-    """Erase old client addresses and prune old events, hourly, surviving any error."""
+    """Erase old addresses, prune old events and submission keys, hourly, surviving errors."""
     settings = state.settings
     while True:
         try:
@@ -64,12 +65,23 @@ async def _housekeeping(state: State) -> None:
             pruned = await state.comments.prune_events(
                 now() - timedelta(days=settings.event_retention_days)
             )
-            if erased or pruned:
-                log.info("housekeeping: erased %d addresses, pruned %d events", erased, pruned)
+            keys = await state.comments.prune_submissions()
+            if erased or pruned or keys:
+                log.info(
+                    "housekeeping: erased %d addresses, pruned %d events and %d submission keys",
+                    erased,
+                    pruned,
+                    keys,
+                )
         except Exception:
             log.exception("housekeeping failed; trying again in an hour")
         await asyncio.sleep(3600)
 
+
+# A graceful stop (SIGTERM): uvicorn stops listening and waits up to SHUTDOWN_GRACE seconds for
+# in-flight requests, then the services close within CLOSE_TIMEOUT (docs/deploy.md).
+SHUTDOWN_GRACE = 10
+CLOSE_TIMEOUT = 5
 
 # Login attempts, counted whether they succeed or not: per account from one client address
 # (guessing one password; a success clears it) and per client address (trying many accounts).
@@ -128,11 +140,33 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     return state
 
 
+def close_readers_on_stop_signals(state: State) -> None:
+    """On SIGTERM or SIGINT, close live readers at once, then let uvicorn's handler run.
+
+    uvicorn lets in-flight requests finish before the application hears of the stop; the
+    readers on the live port should not wait for that. Only ``kibitz serve`` asks for this
+    (it changes the process's signal handlers, which uvicorn restores when it exits).
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(state.live.stopping)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 async def close_state(state: State) -> None:
     for task in state.background:
         task.cancel()
     await asyncio.gather(*state.background, return_exceptions=True)
     await state.live.stop()
+    for limiter in (state.discussion.limiter, state.login_per_account, state.login_per_address):
+        await limiter.close()
     await state.db.close()
 
 
@@ -141,10 +175,17 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = await open_state(app, settings, tune_gc=tune_gc)
         app.state.kibitz = state
+        if tune_gc:  # a `kibitz serve` process, not a server inside a test
+            close_readers_on_stop_signals(state)
         try:
             yield
         finally:
-            await close_state(state)
+            # uvicorn has stopped listening and let in-flight requests finish (at most
+            # SHUTDOWN_GRACE seconds); closing must not take forever either.
+            try:
+                await asyncio.wait_for(close_state(state), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.error("closing took longer than %s s; exiting anyway", CLOSE_TIMEOUT)
 
     routes = [
         *pages.routes,

@@ -72,6 +72,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from server.app import SHUTDOWN_GRACE
+
     if args.workers > 1 and not (settings.is_postgres and settings.redis_url):
         raise UsageError(
             "--workers above 1 needs KIBITZ_DATABASE_URL=postgresql://… and KIBITZ_REDIS_URL="
@@ -109,6 +111,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # One log line per request costs more than a cached thread read; the reverse proxy
         # in front of a real site keeps the access log.
         access_log=False,
+        # SIGTERM: stop listening, close readers with 1012, let requests finish, then exit.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
     return 0
 

@@ -5,6 +5,7 @@
     ├── Unauthorized            401  no credentials (API)
     ├── Forbidden               403  an Origin, role, token or window that does not allow it
     ├── NotFound                404
+    ├── Conflicting             409  e.g. an Idempotency-Key reused with another body
     ├── PayloadTooLarge         413
     ├── UnsupportedMediaType    415
     ├── Outdated                409  what was acted on changed since the caller saw it
@@ -77,6 +78,11 @@ class NotFound(KibitzError):
     message = N_("Not found.")
 
 
+class Conflicting(KibitzError):
+    status = 409
+    message = N_("That conflicts with something that exists already.")
+
+
 class PayloadTooLarge(KibitzError):
     status = 413
     message = N_("The request body is larger than 64 KiB.")
@@ -113,6 +119,11 @@ class ConfigError(Exception):
     def __init__(self, name: str, value: str, expected: str) -> None:
         self.name, self.value, self.expected = name, value, expected
         super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+# Seconds a client is asked to wait (Retry-After) while the database is unreachable: a
+# PostgreSQL restart after a crash takes about this long (docs/reliability.md).
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 # -- the one place errors become responses ------------------------------------------------------
@@ -152,8 +163,12 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
 
     from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
 
-    def render(request: Request, error: KibitzError) -> Response:
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
+    def render(
+        request: Request, error: KibitzError, headers: dict[str, str] | None = None
+    ) -> Response:
+        headers = dict(headers or {})
+        if isinstance(error, RateLimited):
+            headers["Retry-After"] = str(error.retry_after)
         if _wants_html(request):
             from server.state import state_of
 
@@ -197,6 +212,7 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
                 )
             )
             error.status = 503
+            return render(request, error, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
         else:
             logging.getLogger("kibitz").exception("database error")
             error = KibitzError()

@@ -16,7 +16,15 @@ from datetime import timedelta
 
 from db import comments as store
 from db.bans import BanStore
-from db.comments import CommentStore, InvalidParent, NewComment, StaleVersion, UnknownThread
+from db.comments import (
+    CommentStore,
+    DuplicateSubmission,
+    InvalidParent,
+    NewComment,
+    StaleVersion,
+    Submission,
+    UnknownThread,
+)
 from db.models import Comment, Event, StaffMember, Status, now
 from db.moderation import recent_duplicate
 from db.privacy import Erasure, PrivacyStore
@@ -51,6 +59,17 @@ HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
 # What an erased commenter's comments keep as their name (only staff ever see it).
 ERASED_NAME = "[erased]"
+
+
+class AlreadySubmitted(Exception):
+    """An earlier submission under the same key committed; nothing new was stored.
+
+    Not an error for the client: the edge answers what it answered the first time.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass
@@ -137,12 +156,15 @@ class Discussion:
         held: str | None = None,
         title: str | None = None,
         sso_sub: str | None = None,
+        submission: Submission | None = None,
     ) -> Comment:
         """Validate against the thread, decide the status, commit, then tell listeners.
 
         ``held`` is a reason found by the edge (honeypot, fill time): such a comment is kept
         as pending with that reason, never thrown away. ``sso_sub`` is the user id of a reader
         the embedding site signed in (their name and e-mail in ``data`` came from its token).
+        With a ``submission`` the comment is stored only if no earlier submission holds its
+        key (else :class:`AlreadySubmitted`).
         """
         if staff is None:
             await self._limit(address)
@@ -184,8 +206,14 @@ class Discussion:
         )
         try:
             comment, events = await self.comments.add(
-                uri, new, create_thread=may_create_thread or staff is not None, title=title
+                uri,
+                new,
+                create_thread=may_create_thread or staff is not None,
+                title=title,
+                submission=submission,
             )
+        except DuplicateSubmission as exc:
+            raise AlreadySubmitted(exc.key) from None
         except UnknownThread:
             raise NotAllowed(
                 N_(

@@ -7,6 +7,7 @@ holds across every process and host. The limits are parsed by ``limits`` in both
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from bisect import bisect_right
@@ -18,6 +19,12 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
 from server.discussion.errors import Limited
+
+# Seconds a limit check in Redis may take: a hung Redis must not stall a request. Callers treat
+# the timeout like an unreachable store (the attempt goes through unlimited). After a failure
+# the store is not asked again for PAUSE seconds, so only one request in that time waits.
+TIMEOUT = 1.0
+PAUSE = 5.0
 
 # Sweep keys whose hits have all expired once per this many hits: memory stays bounded by the
 # addresses seen in the longest window, at a cost per hit that does not grow with them.
@@ -71,8 +78,17 @@ class PostLimiter:
         self.items = parse_many(rate) if rate else []
         self.memory: MemoryWindows | None = None
         self.limiter: MovingWindowRateLimiter | None = None
+        self._pool: ConnectionPool | None = None
+        self._paused_until = 0.0
         if redis_url:
-            options = {"connection_pool": connection_pool} if connection_pool is not None else {}
+            if connection_pool is None:
+                # A pool of our own, with timeouts, that :meth:`close` can close (a check cut
+                # short by the timeout leaves its connection behind otherwise).
+                self._pool = ConnectionPool.from_url(
+                    redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+                )
+                connection_pool = self._pool
+            options = {"connection_pool": connection_pool}
             # limits documents ``connection_pool`` but types ``**options`` as scalars.
             storage = RedisStorage(
                 redis_url,
@@ -94,12 +110,33 @@ class PostLimiter:
             await self.limiter.clear(item, scope, key)
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit."""
+        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit.
+
+        In Redis: raises :class:`TimeoutError` when the store takes longer than
+        :data:`TIMEOUT`, and at once for :data:`PAUSE` seconds after the store failed.
+        """
         if self.memory is not None:
             wait = self.memory.hit(f"{scope}:{key}")
             if wait is not None:
                 raise Limited(wait)
             return
+        if not self.items:
+            return
+        if time.monotonic() < self._paused_until:
+            raise TimeoutError("the rate limit store failed moments ago")
+        try:
+            await asyncio.wait_for(self._hit_redis(key, scope), TIMEOUT)
+        except Limited:
+            raise
+        except Exception:
+            self._paused_until = time.monotonic() + PAUSE
+            raise
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
+
+    async def _hit_redis(self, key: str, scope: str) -> None:
         assert self.limiter is not None
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):

@@ -9,20 +9,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from db.comments import visible_states
+from db.comments import Submission, Submitted, visible_states
+from db.errors import Unavailable
 from db.models import Comment, StaffMember, Status
 from db.moderation import ModerationStore
 from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
 from server.discussion import values
+from server.discussion.actions import AlreadySubmitted
 from server.discussion.bans import BANNED
 from server.discussion.errors import InvalidInput
 from server.discussion.moderation import API_ACTIONS, Action, parse_action
 from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text, validate_title
-from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
-from server.http import origins
+from server.errors import BadRequest, Forbidden, KibitzError, NotFound, ValidationFailed
+from server.http import idempotency, origins
 from server.http.bodies import read_json
 from server.http.clients import client_address
 from server.http.models import (
@@ -79,6 +81,20 @@ async def _audit(
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
     uri = required_uri(request.query_params)
+    try:
+        return await _read_comments(request, uri)
+    except Unavailable:
+        # The database is down: the thread as this process last read it, rather than a 503.
+        stale = state.cache.last(uri)
+        if stale is None:
+            raise
+        return Response(
+            stale, media_type="application/json", headers={"Kibitz-Stale": "database unavailable"}
+        )
+
+
+async def _read_comments(request: Request, uri: str) -> Response:
+    state = state_of(request)
     thread, cursor = await state.comments.cursor(uri)
     if thread is None:
         return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
@@ -96,6 +112,7 @@ async def read_comments(request: Request) -> Response:
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         state.cache.put(thread.id, cursor, cached)
+    state.cache.remember(uri, cursor, cached)
     return Response(cached, media_type="application/json")
 
 
@@ -127,7 +144,13 @@ async def post_comment(request: Request) -> Response:
             "This site is not allowed to post comments here "
             "(add its origin to KIBITZ_ALLOWED_ORIGINS)."
         )
+    key = idempotency.header_key(request)
     data = await read_json(request)
+    submission = Submission(key, idempotency.body_hash(data), 201) if key else None
+    if submission is not None:
+        found = await idempotency.earlier(state, submission)
+        if found is not None:
+            return await _answer_again(request, found)
     staff = await current_staff(request)
     fields: dict[str, str] = {}
     uri = title = entry = None
@@ -168,21 +191,43 @@ async def post_comment(request: Request) -> Response:
         raise InvalidInput(fields=fields)
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
-    comment = await state.discussion.submit(
-        uri,
-        entry,
-        address=client_address(request, state.settings.trusted_proxies),
-        staff=staff,
-        may_create_thread=may_create,
-        title=title,
-        sso_sub=signed_in.sub if signed_in else None,
-    )
+    try:
+        comment = await state.discussion.submit(
+            uri,
+            entry,
+            address=client_address(request, state.settings.trusted_proxies),
+            staff=staff,
+            may_create_thread=may_create,
+            title=title,
+            sso_sub=signed_in.sub if signed_in else None,
+            submission=submission,
+        )
+    except AlreadySubmitted:
+        # The same key at the same moment: the other request committed first.
+        assert submission is not None
+        found = await idempotency.earlier(state, submission)
+        if found is None:
+            raise KibitzError() from None
+        return await _answer_again(request, found)
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
     return _json(
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=201,
+    )
+
+
+async def _answer_again(request: Request, found: Submitted) -> Response:
+    """The first answer again: same status, same comment (as it is now), a new edit token."""
+    state = state_of(request)
+    comment = await state.comments.get(found.comment_id) if found.comment_id else None
+    if comment is None:
+        raise KibitzError()
+    return _json(
+        {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
+        status=found.status,
+        headers={"Idempotency-Replayed": "true"},
     )
 
 

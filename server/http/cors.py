@@ -18,7 +18,9 @@ from server.http import origins
 from server.settings import Settings
 
 METHODS = "GET, POST, PATCH, DELETE"
-HEADERS = "Content-Type, Authorization, X-CSRF-Token"
+HEADERS = "Content-Type, Authorization, X-CSRF-Token, Idempotency-Key"
+# What a script on another origin may read of an answer (retries, replays, stale reads).
+EXPOSED = "Retry-After, Idempotency-Replayed, Kibitz-Stale"
 PUBLIC_PATHS = frozenset({"/api/config"})
 
 
@@ -63,7 +65,7 @@ class CORS:
                 out.add_vary_header("Origin")
                 if grant is not None:
                     out["Access-Control-Allow-Origin"] = grant
-                    out["Access-Control-Expose-Headers"] = "Retry-After"
+                    out["Access-Control-Expose-Headers"] = EXPOSED
             await send(message)
 
         await self.app(scope, receive, send_with_cors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -10,6 +12,8 @@ from db.errors import DatabaseError
 from server.http.models import Health
 from server.http.openapi import Operation, documented
 from server.state import state_of
+
+PING_TIMEOUT = 2.0  # a database that does not answer within this is down, as far as we know
 
 
 @documented(
@@ -24,9 +28,9 @@ async def healthz(request: Request) -> JSONResponse:
     body: dict[str, object] = {"status": "ok", "database": "ok"}
     status = 200
     try:
-        await state.db.ping()
-    except DatabaseError as exc:
-        body.update(status="unavailable", database=str(exc))
+        await asyncio.wait_for(state.db.ping(), PING_TIMEOUT)
+    except (DatabaseError, TimeoutError) as exc:
+        body.update(status="unavailable", database=str(exc) or "no answer in time")
         status = 503
     for name, check in state.health.items():
         body[name] = await check()

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.comments import visible_states
+from db.comments import Submission, Submitted, visible_states
+from db.errors import Unavailable
 from db.models import Comment, Post, Status
 from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
@@ -22,17 +23,29 @@ from server.discussion.actions import (
     HELD_HONEYPOT,
     HELD_NO_FORM_TOKEN,
     HELD_TOO_FAST,
+    AlreadySubmitted,
 )
 from server.discussion.cache import RenderedPage, RenderedThread
 from server.discussion.errors import InvalidInput, Limited
 from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import NotFound
+from server.errors import UNAVAILABLE_RETRY_AFTER, Conflicting, KibitzError, NotFound
+from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
 from server.http.params import integer
+from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
+
+DATABASE_DOWN = N_(
+    "The database is not reachable right now. Everything you typed is still here: send it "
+    "again in a moment (it will not be posted twice)."
+)
+RESENT_OTHER = N_(
+    "This form was already sent with a different comment. Check the thread; to post this "
+    "as a new comment, send it again."
+)
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 # A form's token is good for this long after the page was rendered (docs/security.md).
@@ -46,8 +59,15 @@ def _form_signer(request: Request) -> TimestampSigner:
 
 
 def form_token(request: Request, post_id: int) -> str:
-    """The form's token: the post it belongs to and when the page was rendered, signed."""
-    return _form_signer(request).sign(f"{post_id}|{time.time():.3f}").decode()
+    """The form's token: its post, when the page was rendered and a nonce, signed.
+
+    The post and the time let :func:`form_check` hold a token used on another post or long
+    after; the nonce makes it unique per rendering (even of a cached page), so it is the
+    form's one-use submission token too (:mod:`server.http.idempotency`): a form sent twice
+    carries the same one, a fresh rendering a new one.
+    """
+    nonce = secrets.token_urlsafe(9)
+    return _form_signer(request).sign(f"{post_id}|{time.time():.3f}|{nonce}").decode()
 
 
 def form_check(request: Request, form: dict[str, str], post_id: int) -> str | None:
@@ -63,7 +83,7 @@ def form_check(request: Request, form: dict[str, str], post_id: int) -> str | No
     token = form.get("form_token", "")
     try:
         value = _form_signer(request).unsign(token, max_age=FORM_TOKEN_MAX_AGE).decode()
-        post, _, stamp = value.partition("|")
+        post, stamp = value.split("|")[:2]  # then the nonce
         rendered = float(stamp)
     except SignatureExpired:
         return HELD_FORM_EXPIRED
@@ -171,17 +191,24 @@ async def _render_post(
     form_error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    known: Post | None = None,
+    given_token: str | None = None,
 ) -> Response:
+    """The post page; with ``known`` (the database is down) only the post and the form."""
     state = state_of(request)
-    post = await state.posts.by_slug(slug)
+    post = known or await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    rendered = await _comment_list(request, post)
+    state.cache.remember_post(post)
+    if known is None:
+        rendered = await _comment_list(request, post)
+    else:  # the database is down: the post and the form only
+        rendered = RenderedThread(cursor=0, count=0, html="")
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
     wanted_id = integer(wanted)
-    if wanted_id is not None:
+    if wanted_id is not None and known is None:
         found = await state.comments.get(wanted_id)
         if found and found.thread_id == post.thread_id and found.status == APPROVED:
             reply_to = found
@@ -190,7 +217,7 @@ async def _render_post(
         request,
         post,
         rendered,
-        form_token=form_token(request, post.id),
+        form_token=given_token or form_token(request, post.id),
         csrf_token=state.sessions.csrf_token(request),
         values=values,
         errors=errors,
@@ -198,6 +225,7 @@ async def _render_post(
         reply_to=reply_to,
         notice=request.query_params.get("notice"),
     )
+    context["degraded"] = known is not None
     templates: Templates = state.templates
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
@@ -232,6 +260,7 @@ async def post_page(request: Request) -> Response:
         post = await state.posts.by_slug(slug)
         if post is None:
             raise NotFound()
+        state.cache.remember_post(post)  # its form can come back while the database is down
         rendered = await _comment_list(request, post)
         html = state.templates.render(
             "post.html",
@@ -250,13 +279,25 @@ async def submit_comment(request: Request) -> Response:
     """The form path: 303 on success, 422 (or 429) with the page and every typed value kept."""
     state = state_of(request)
     slug = request.path_params["slug"]
-    post = await state.posts.by_slug(slug)
+    try:
+        post = await state.posts.by_slug(slug)
+    except Unavailable:
+        post = state.cache.post(slug)
+        if post is None:
+            raise
     if post is None:
         raise NotFound()
+    state.cache.remember_post(post)
     form = await read_form(request)
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
+    key = idempotency.form_key(form.get("form_token", ""), post.id)
+    submission = (
+        Submission(key, idempotency.body_hash({"slug": slug, **values}), 303) if key else None
+    )
     try:
+        if submission is not None and (found := await idempotency.earlier(state, submission)):
+            return await _redirect_again(request, post, found)
         staff = await state.sessions.staff(request)
         if state.settings.sso_only and staff is None:
             # A plain form cannot carry the host site's sign-in token.
@@ -270,6 +311,17 @@ async def submit_comment(request: Request) -> Response:
             may_create_thread=True,
             held=None if staff else form_check(request, form, post.id),
             title=post.title,
+            submission=submission,
+        )
+    except AlreadySubmitted:  # the same form twice at the same moment: the other one won
+        assert submission is not None
+        found = await idempotency.earlier(state, submission)
+        if found is None:
+            raise KibitzError() from None
+        return await _redirect_again(request, post, found)
+    except Conflicting:
+        return await _render_post(
+            request, slug, values=values, form_error=RESENT_OTHER, status_code=409
         )
     except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
@@ -282,8 +334,34 @@ async def submit_comment(request: Request) -> Response:
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
+    except Unavailable:
+        # The same one-use token comes back in the form: if the comment did commit before
+        # the database went away, sending it again answers its 303 instead of a second one.
+        return await _render_post(
+            request,
+            slug,
+            values=values,
+            form_error=DATABASE_DOWN,
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            known=post,
+            given_token=form.get("form_token") if key else None,
+        )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
+    return _redirect(request, post, comment)
+
+
+async def _redirect_again(request: Request, post: Post, found: Submitted) -> Response:
+    """A form sent again (double click, a retry after a cut connection): the first 303."""
+    comment = await state_of(request).comments.get(found.comment_id) if found.comment_id else None
+    if comment is None:
+        raise KibitzError()
+    return _redirect(request, post, comment)
+
+
+def _redirect(request: Request, post: Post, comment: Comment) -> Response:
+    state = state_of(request)
     if comment.status == Status.APPROVED:
         target = f"{post.uri}#comment-{comment.id}"
     else:

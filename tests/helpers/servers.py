@@ -188,6 +188,20 @@ class Process:
     proc: subprocess.Popen[bytes]
 
 
+def env_for(pg_url: str, redis_url: str, tmp_path: Path, prefix: str) -> dict[str, str]:
+    """The environment of a ``kibitz serve`` process on a shared PostgreSQL and Redis."""
+    return {
+        "KIBITZ_DATABASE_URL": pg_url,
+        "KIBITZ_REDIS_URL": redis_url,
+        "KIBITZ_REDIS_PREFIX": prefix,
+        "KIBITZ_DATA_DIR": str(tmp_path),
+        "KIBITZ_SECRET_KEY": "processes-test",
+        "KIBITZ_MODERATION": "none",
+        "KIBITZ_POST_RATE": "off",
+        "KIBITZ_MIN_FILL_SECONDS": "0",
+    }
+
+
 def start_process(
     env: dict[str, str],
     *args: str,

@@ -12,22 +12,16 @@ import pytest
 
 from tests.helpers.live import COMMENT, reader
 from tests.helpers.posts import add_post
-from tests.helpers.servers import ROOT, Process, free_port, start_process, stop_process
+from tests.helpers.servers import (
+    ROOT,
+    Process,
+    env_for,
+    free_port,
+    start_process,
+    stop_process,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-def env_for(pg_url: str, redis_url: str, tmp_path: Path, prefix: str) -> dict[str, str]:
-    return {
-        "KIBITZ_DATABASE_URL": pg_url,
-        "KIBITZ_REDIS_URL": redis_url,
-        "KIBITZ_REDIS_PREFIX": prefix,
-        "KIBITZ_DATA_DIR": str(tmp_path),
-        "KIBITZ_SECRET_KEY": "processes-test",
-        "KIBITZ_MODERATION": "none",
-        "KIBITZ_POST_RATE": "off",
-        "KIBITZ_MIN_FILL_SECONDS": "0",
-    }
 
 
 def live_base(process: Process, live_port: int) -> str:

@@ -1,0 +1,203 @@
+"""Private Redis and PostgreSQL servers that a fault test may kill, stop and restart.
+
+Each runs on a free port with its data in a directory of the test's own; the shared services
+on 5432 and 6379 are never touched. PostgreSQL runs with ``fsync=on`` so that a kill -9
+tests what a real crash would keep.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start on port {port}")
+
+
+class RedisServer:
+    """redis-server on a free port; ``kill``, ``stop`` (SIGSTOP), ``cont``, ``start`` again."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.binary = binary
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "no", "--dir", str(self.directory)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("private redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def _pg_binary(name: str) -> str:
+    for candidate in [
+        f"/usr/local/bin/{name}",
+        *sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True),
+    ]:
+        if os.path.exists(candidate):
+            return candidate
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"PostgreSQL's {name} is not installed")
+    return found
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own (initdb, fsync on) that can be killed with -9."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.initdb, self.postgres = _pg_binary("initdb"), _pg_binary("postgres")
+        # Not under pytest's tmp_path: as root the server runs as "postgres", which must be
+        # able to reach its directory (pytest's is private to root).
+        self.directory = Path(tempfile.mkdtemp(prefix="kibitz-faults-pg-"))
+        self.directory.chmod(0o755)
+        self.data = self.directory / "pgdata"
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.directory / "postgres.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/kibitz"
+
+    def _as_postgres_user(self) -> dict[str, object]:
+        """initdb refuses to run as root; run it (and the server) as the postgres user then."""
+        if os.geteuid() != 0:
+            return {}
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        os.chown(self.directory, user.pw_uid, user.pw_gid)
+        return {"user": user.pw_uid, "group": user.pw_gid}
+
+    def init(self) -> None:
+        subprocess.run(
+            [self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            **self._as_postgres_user(),  # type: ignore[arg-type]
+        )
+
+    def start(self) -> None:
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [
+                *(self.postgres, "-D", str(self.data), "-p", str(self.port), "-h", "127.0.0.1"),
+                *("-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=100"),
+                *("-c", "unix_socket_directories="),
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # its own process group: kill -9 reaches every backend
+            **self._as_postgres_user(),  # type: ignore[arg-type]
+        )
+        log.close()
+        _wait_port(self.port, 60, "PostgreSQL")
+        deadline = time.monotonic() + 60
+        while True:  # the port opens before recovery ends; wait until it takes a query
+            done = self.psql("SELECT 1", check=False)
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not accept queries: {done.stderr!r}")
+            time.sleep(0.1)
+
+    def psql(self, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        command = [_pg_binary("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        return subprocess.run(
+            [*command, "-d", "postgres", "-Atc", sql], check=check, capture_output=True
+        )
+
+    def create_database(self) -> None:
+        self.psql("CREATE DATABASE kibitz")
+
+    def kill(self) -> None:
+        """kill -9 of the postmaster and every backend (its whole process group)."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.proc = None
+        shutil.rmtree(self.directory, ignore_errors=True)
