@@ -7,7 +7,7 @@ see of a thread writes event rows and bumps ``threads.last_seq`` in the same tra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,38 @@ class InvalidParent(DatabaseError):
 
 class UnknownComment(DatabaseError):
     """No comment has that id."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A comment change as integrations see it, handed to outbox writers in its transaction.
+
+    ``type`` is the webhook event: ``comment.created`` (published at once),
+    ``comment.pending`` (held), ``comment.approved``, ``comment.updated``, ``comment.deleted``
+    or ``comment.spam``. Readers' events (``events``) are a different, narrower log.
+    """
+
+    type: str
+    comment: Comment
+    uri: str
+
+
+# Runs inside the writing transaction, after the thread's row lock is taken, so whatever it
+# writes commits (or not) with the change, in the thread's commit order.
+OutboxWriter = Callable[[Connection, list[Change]], Awaitable[None]]
+
+STATUS_EVENTS = {
+    "approved": "comment.approved",
+    "spam": "comment.spam",
+    "deleted": "comment.deleted",
+}
+
+
+def change_of(old: Comment, new: Comment, edited: bool) -> str | None:
+    """The integration event a change from ``old`` to ``new`` is, if any."""
+    if old.status != new.status:
+        return STATUS_EVENTS.get(new.status)
+    return "comment.updated" if edited else None
 
 
 @dataclass(frozen=True)
@@ -210,6 +242,11 @@ class CommentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._adds: GroupCommit[str, _Pending, Added] = GroupCommit(self._add_batch)
+        self.outbox: list[OutboxWriter] = []
+
+    async def _write_outbox(self, conn: Connection, changes: list[Change]) -> None:
+        for write in self.outbox:
+            await write(conn, changes)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -367,6 +404,22 @@ class CommentStore:
             # Last, so the thread's row lock (which orders seqs) is held only from here to
             # the commit: concurrent comments on one busy thread queue for as short as can be.
             events = await record_events(conn, thread, approved) if thread is not None else []
+            if self.outbox and thread is not None:
+                added = [Comment.from_row(o) for o in outcomes if not isinstance(o, Exception)]
+                if added:
+                    if not events:  # nothing took the thread's lock yet; order needs it
+                        await lock_thread(conn, thread.id)
+                    await self._write_outbox(
+                        conn,
+                        [
+                            Change(
+                                "comment.created" if c.status == "approved" else "comment.pending",
+                                c,
+                                thread.uri,
+                            )
+                            for c in added
+                        ],
+                    )
         by_comment = {e.comment_id: e for e in events}
         return [
             o
@@ -499,8 +552,13 @@ class CommentStore:
             changes = diff_events(before, after, edited=[comment_id] if text is not None else [])
             events = await record_events(conn, old.thread_id, changes)
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
-        assert row is not None
-        return old, Comment.from_row(row), events
+            assert row is not None
+            new = Comment.from_row(row)
+            kind = change_of(old, new, edited=text is not None)
+            if self.outbox and kind is not None:
+                uri = await conn.fetchval("SELECT uri FROM threads WHERE id = $1", old.thread_id)
+                await self._write_outbox(conn, [Change(kind, new, uri)])
+        return old, new, events
 
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Comment]:
         wanted = sorted(set(ids))

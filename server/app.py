@@ -29,18 +29,20 @@ from server.admin import guard as admin_guard
 from server.admin import login as admin_login
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
+from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
 from server.discussion.cache import ThreadCache
 from server.discussion.ratelimit import PostLimiter
-from server.http import api, feeds, health, pages, widget
+from server.http import api, feeds, health, pages, webhooks, widget
 from server.http.cors import CORS
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
 from server.settings import Settings, load
 from server.state import State
 from server.templates import Templates
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("kibitz")
 
@@ -98,12 +100,14 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),
+        webhooks=Webhooks(settings, db),
     )
     admin_guard.record_moderation(state)
     await state.live.start(discussion.listeners, tune_gc=tune_gc)
     state.health.update(state.live.health_checks())
     if state.mail is not None:
         state.mail.start(state)
+    state.webhooks.start(state)
     state.background.append(asyncio.create_task(_housekeeping(state)))
     return state
 
@@ -129,6 +133,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *webhooks.routes,
         *health.routes,
         *feeds.routes,
         *mail_pages.routes,
@@ -136,6 +141,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *admin_login.routes,
         *admin_queue.routes,
         *admin_staff.routes,
+        *admin_webhooks.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]

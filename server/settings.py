@@ -102,6 +102,19 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
         "processes serving on this host (set by kibitz serve --workers); "
         "above 1 they share the live port",
     ),
+    (
+        "KIBITZ_WEBHOOK_ALLOW_PRIVATE",
+        "false",
+        "true lets webhooks reach private, loopback and link-local addresses "
+        "(a receiver on this host or network)",
+    ),
+    (
+        "KIBITZ_MAIL_REPLY_ADDRESS",
+        "",
+        "address whose plus-addressed form (reply+TOKEN@…) notification mails carry as "
+        "Reply-To, for answers taken by kibitz mail-in; default: no replies by e-mail",
+    ),
+    ("KIBITZ_MAIL_REPLY_DAYS", "14", "days a reply address in a mail stays valid"),
 )
 
 LANGUAGES = ("en", "de")
@@ -137,6 +150,9 @@ class Settings:
     live_host: str = "127.0.0.1"
     http_port: int | None = None
     workers: int = 1
+    webhook_allow_private: bool = False
+    mail_reply_address: str | None = None
+    mail_reply_days: int = 14
 
     @property
     def public_origin(self) -> str:
@@ -276,6 +292,17 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
     if not 0 <= min_fill <= 3:
         raise ConfigError("KIBITZ_MIN_FILL_SECONDS", str(min_fill), "between 0 and 3 seconds")
 
+    reply_address = get("KIBITZ_MAIL_REPLY_ADDRESS") or None
+    if reply_address and (
+        reply_address.count("@") != 1
+        or "+" in reply_address
+        or not all(reply_address.split("@"))
+        or any(c.isspace() or c in "<>" for c in reply_address)
+    ):
+        raise ConfigError(
+            "KIBITZ_MAIL_REPLY_ADDRESS", reply_address, "a bare address such as reply@example.com"
+        )
+
     secret = get("KIBITZ_SECRET_KEY") or (
         _stored_secret(data_dir) if create_secret else "unset-secret-for-offline-commands"
     )
@@ -311,6 +338,9 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         live_host=get("KIBITZ_LIVE_HOST"),
         http_port=port("KIBITZ_HTTP_PORT"),
         workers=integer("KIBITZ_WORKERS", 1),
+        webhook_allow_private=boolean("KIBITZ_WEBHOOK_ALLOW_PRIVATE"),
+        mail_reply_address=reply_address,
+        mail_reply_days=integer("KIBITZ_MAIL_REPLY_DAYS", 1),
     )
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from server.mail.notifications import Mail
     from server.settings import Settings
     from server.templates import Templates
+    from server.webhooks.service import Webhooks
 
 HealthCheck = Callable[[], Awaitable[object]]
 
@@ -58,6 +59,7 @@ class State:
     live: Live
     bundle: Bundle
     mail: Mail | None
+    webhooks: Webhooks
     background: list[asyncio.Task[None]] = field(default_factory=list)
     health: dict[str, HealthCheck] = field(default_factory=dict)
 
