@@ -71,8 +71,15 @@ LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
 LOGIN_RATE_PER_ADDRESS = "20/minute;100/hour"
 
 
-async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = False) -> State:
-    """Connect, migrate, build every service, then start the ones that run in the background."""
+async def open_state(
+    app: Starlette, settings: Settings, *, tune_gc: bool = False, background: bool = True
+) -> State:
+    """Connect, migrate, build every service, then start the ones that run in the background.
+
+    ``background=False`` (one-shot commands such as ``kibitz mail-in``) wires every listener
+    and outbox but starts no sender, worker or housekeeping task: the serving processes
+    deliver what such a command queues.
+    """
     db = await connect(settings.database_url)
     await migrate(db)
     comments, staff = CommentStore(db), StaffStore(db)
@@ -106,9 +113,10 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     await state.live.start(discussion.listeners, tune_gc=tune_gc)
     state.health.update(state.live.health_checks())
     if state.mail is not None:
-        state.mail.start(state)
-    state.webhooks.start(state)
-    state.background.append(asyncio.create_task(_housekeeping(state)))
+        state.mail.start(state, background=background)
+    state.webhooks.start(state, background=background)
+    if background:
+        state.background.append(asyncio.create_task(_housekeeping(state)))
     return state
 
 

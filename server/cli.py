@@ -166,6 +166,42 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_mail_in(args: argparse.Namespace, settings: Settings) -> int:
+    """Take one answer to a notification mail from standard input (an MTA pipe).
+
+    Exit 0 when taken, 2 with one line on stderr when refused: the MTA bounces or logs it.
+    """
+    from starlette.applications import Starlette
+
+    from server.app import close_state, open_state
+    from server.mail.inbound import MAX_MESSAGE, take
+    from server.mail.replies import ReplyRefused
+
+    raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
+
+    async def work() -> int:
+        state = await open_state(Starlette(), settings, background=False)
+        try:
+            comment = await take(state, raw, args.recipient)
+        finally:
+            await close_state(state)
+        return comment.id
+
+    try:
+        comment_id = _run(work())
+    except ReplyRefused as exc:
+        print(f"kibitz mail-in: refused: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Not the message's fault (the database is down, say): 75 is EX_TEMPFAIL, and the
+        # MTA keeps the message and tries again later. Exit at once: a half-opened database
+        # may leave a thread behind that would keep the process alive.
+        print(f"kibitz mail-in: temporary failure: {exc}", file=sys.stderr, flush=True)
+        os._exit(75)
+    print(f"taken as comment {comment_id}")
+    return 0
+
+
 def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
     from server.auth.credentials import new_api_token
@@ -321,6 +357,14 @@ def parser() -> Parser:
     user_add.add_argument("--email")
     user_add.add_argument("--password-stdin", action="store_true")
     user_add.set_defaults(run=cmd_user_add)
+
+    mail_in = sub.add_parser(
+        "mail-in", help="take one answer to a notification mail from standard input"
+    )
+    mail_in.add_argument(
+        "--recipient", help="the address the message was delivered to (the MTA knows it)"
+    )
+    mail_in.set_defaults(run=cmd_mail_in)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True, parser_class=Parser

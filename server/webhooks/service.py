@@ -134,7 +134,7 @@ class Webhooks:
 
     # -- running -----------------------------------------------------------------------------
 
-    def start(self, state: State) -> None:
+    def start(self, state: State, *, background: bool = True) -> None:
         """Write the outbox in every comment transaction, wake the worker after each commit,
         start the worker and the daily pruning."""
         state.comments.outbox.append(outbox.write)
@@ -149,6 +149,8 @@ class Webhooks:
         listeners.events.append(wake_on_events)
         listeners.held.append(wake_on_comment)
         listeners.moderated.append(wake_on_comment)
+        if not background:
+            return
         state.background.append(
             asyncio.create_task(self.worker.run(), name="kibitz-webhook-worker")
         )

@@ -108,7 +108,10 @@ class WebhookWorker:
         free = self.slots - len(self._sending)
         if free <= 0:
             return
+        due = await self.store.next_due()  # a read: no write transaction when idle
         started = now()
+        if due is None or due > started:
+            return
         for delivery in await self.store.claim(
             started, started + timedelta(seconds=self.lease), self.owner, free
         ):
