@@ -219,48 +219,85 @@ class WebhookStore:
     # -- the queue ---------------------------------------------------------------------------
 
     async def claim(
-        self, at: datetime, lease_until: datetime, owner: str, limit: int
-    ) -> list[Delivery]:
-        """Lease up to ``limit`` due rows, each the oldest open one of its endpoint and thread.
+        self, at: datetime, lease_until: datetime, owner: str, limit: int, run: int = 20
+    ) -> list[list[Delivery]]:
+        """Lease up to ``limit`` runs: each the oldest open row of its endpoint and thread,
+        with up to ``run - 1`` due rows that follow it in that line, in order.
 
         The lease is a compare-and-set on ``next_attempt``: a row another process leased a
-        moment ago is no longer due, so its update matches nothing. A worker that dies
-        mid-send leaves the lease to expire, and the row goes out again (at least once).
+        moment ago is no longer due, so its update matches nothing. The rows after a head
+        cannot be claimed by anyone else (their head is open), so taking them along costs no
+        order and saves a claim per message on a busy thread. A worker that dies mid-send
+        leaves the lease to expire, and the rows go out again (at least once).
         """
-        claimed: list[Delivery] = []
+        runs: list[list[Delivery]] = []
         async with self.db.transaction() as conn:
             for row in await conn.fetch(CLAIMABLE[self.db.dialect], at, limit):
-                leased = await conn.fetchrow(
+                head = await conn.fetchrow(
                     "UPDATE webhook_deliveries SET next_attempt = $2, lease_owner = $3 "
-                    f"WHERE id = $1 AND {OPEN} AND next_attempt <= $4 RETURNING id",
+                    f"WHERE id = $1 AND {OPEN} AND next_attempt <= $4 "
+                    "RETURNING id, endpoint_id, thread_id",
                     row["id"],
                     lease_until,
                     owner,
                     at,
                 )
-                if leased is None:
+                if head is None:
                     continue
-                full = await conn.fetchrow(
+                ids = [head["id"]]
+                if head["thread_id"] is not None and run > 1:
+                    followers = await conn.fetch(
+                        "UPDATE webhook_deliveries SET next_attempt = $5, lease_owner = $6 "
+                        "WHERE id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 "
+                        f"AND thread_id = $2 AND id > $3 AND {OPEN} AND next_attempt <= $4 "
+                        "ORDER BY id LIMIT $7) RETURNING id",
+                        head["endpoint_id"],
+                        head["thread_id"],
+                        head["id"],
+                        at,
+                        lease_until,
+                        owner,
+                        run - 1,
+                    )
+                    ids += sorted(r["id"] for r in followers)
+                marks = ", ".join(f"${i + 1}" for i in range(len(ids)))
+                rows = await conn.fetch(
                     "SELECT d.id, d.endpoint_id, e.url, e.secret, d.message_id, d.type, d.body, "
                     "d.created, d.attempts FROM webhook_deliveries d "
-                    "JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
-                    row["id"],
+                    f"JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id IN ({marks}) "
+                    "ORDER BY d.id",
+                    *ids,
                 )
-                assert full is not None
-                claimed.append(
-                    Delivery(
-                        full["id"],
-                        full["endpoint_id"],
-                        full["url"],
-                        full["secret"],
-                        full["message_id"],
-                        full["type"],
-                        full["body"],
-                        maybe_datetime(full["created"]) or at,
-                        full["attempts"],
-                    )
+                runs.append(
+                    [
+                        Delivery(
+                            r["id"],
+                            r["endpoint_id"],
+                            r["url"],
+                            r["secret"],
+                            r["message_id"],
+                            r["type"],
+                            r["body"],
+                            maybe_datetime(r["created"]) or at,
+                            r["attempts"],
+                        )
+                        for r in rows
+                    ]
                 )
-        return claimed
+        return runs
+
+    async def release(self, delivery_ids: list[int], at: datetime) -> None:
+        """Give leased rows back, due at ``at`` (the rest of a run that stopped early)."""
+        if not delivery_ids:
+            return
+        marks = ", ".join(f"${i + 2}" for i in range(len(delivery_ids)))
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE webhook_deliveries SET next_attempt = $1, lease_owner = NULL "
+                f"WHERE id IN ({marks}) AND {OPEN}",
+                at,
+                *delivery_ids,
+            )
 
     async def next_due(self) -> datetime | None:
         async with self.db.read() as conn:

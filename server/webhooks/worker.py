@@ -112,10 +112,10 @@ class WebhookWorker:
         started = now()
         if due is None or due > started:
             return
-        for delivery in await self.store.claim(
+        for run in await self.store.claim(
             started, started + timedelta(seconds=self.lease), self.owner, free
         ):
-            task = asyncio.create_task(self._send(delivery), name=f"webhook-{delivery.id}")
+            task = asyncio.create_task(self._send_run(run), name=f"webhook-{run[0].id}")
             self._sending.add(task)
             task.add_done_callback(self._sent)
 
@@ -133,12 +133,29 @@ class WebhookWorker:
         # Due already but not claimed: it waits behind a row being sent, whose end wakes us.
         return self.poll if wait <= 0 else max(0.05, min(self.poll, wait))
 
-    async def _send(self, delivery: Delivery) -> None:
+    async def _send_run(self, run: list[Delivery]) -> None:
+        """Send one line's leased rows in order; stop at the first failure (the rest wait
+        behind it) or when the lease is half spent (another process may claim them then)."""
+        claimed = asyncio.get_running_loop().time()
+        for index, delivery in enumerate(run):
+            late = asyncio.get_running_loop().time() - claimed > self.lease / 2
+            if late or not await self._send(delivery):
+                try:
+                    await self.store.release(
+                        [d.id for d in run[index + (0 if late else 1) :]], now()
+                    )
+                except Exception:
+                    log.exception("could not release webhook rows; their lease will run out")
+                return
+
+    async def _send(self, delivery: Delivery) -> bool:
+        """Send one row and record the outcome; True when the receiver took it."""
         error = await self.attempt(delivery)
         try:
             if error is None:
                 await self.store.mark_delivered(delivery.id)
-            elif now() - delivery.created >= self.retry_for:
+                return True
+            if now() - delivery.created >= self.retry_for:
                 log.warning("webhook %d given up after %s: %s", delivery.id, self.retry_for, error)
                 await self.store.mark_failed(delivery.id, error)
             else:
@@ -155,6 +172,7 @@ class WebhookWorker:
         except Exception:
             # The lease runs out and the row is sent again: at least once, never lost.
             log.exception("could not record the outcome of webhook %d", delivery.id)
+        return False
 
     async def attempt(self, delivery: Delivery) -> str | None:
         """Send once; None when the receiver took it (2xx), else what went wrong."""
