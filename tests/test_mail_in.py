@@ -203,3 +203,66 @@ async def test_staff_answer_to_held_mail_approves_and_replies(
     assert [c["id"] for c in shown] == [held_id, comment.id]
     assert shown[1]["staff"] is True
     assert shown[1]["html"] == "<p>Thanks Bob, good point about the naïve approach.</p>"
+
+
+async def test_reply_notification_carries_a_reply_address_that_works(
+    database_url: str, tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """A reply notification's Reply-To is a plus-address whose answer, from the subscriber,
+    becomes a reply to the comment the mail was about."""
+    await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MAIL_REPLY_ADDRESS=BASE)
+    async with serve(settings, port=port) as server:
+        await server.state.posts.add(slug="hello", title="Hello", author="A", body_html="<p>x</p>")
+        alice, _ = await conversation(server)  # Bob's reply comes before the subscription
+        store = server.state.mail.store
+        subscription = await store.subscribe(alice["id"], ALICE)
+        await store.confirm(subscription.id)
+        async with server.client() as client:
+            carol = await client.post(
+                "/api/comments",
+                json={
+                    "uri": "/posts/hello",
+                    "author": "Carol",
+                    "email": "carol@example.org",
+                    "text": "Another reply",
+                    "parent": alice["id"],
+                },
+            )
+        carol_id = carol.json()["comment"]["id"]
+        await until(lambda: len(mailbox.inbox.to(ALICE)) == 1)
+        reply_to = mailbox.inbox.to(ALICE)[0]["Reply-To"]
+        assert reply_to.startswith("reply+") and reply_to.endswith("@comments.example.com")
+        comment = await take(server.state, message("thunderbird.eml", reply_to))
+        assert comment.parent_id == carol_id and comment.author == "Alice"
+        assert comment.status == "approved"
+
+
+ADMIN_WITH_EMAIL = ("--role", "admin", "--email", "maren@example.org", "--password-stdin")
+
+
+async def test_user_add_records_the_staff_email_for_held_mail(tmp_path: Path) -> None:
+    """`kibitz user add NAME --email E --password-stdin` stores E, the address held-comment
+    mail goes to and a staff answer must come from."""
+    from db.database import connect
+    from db.staff import StaffStore
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KIBITZ_DATA_DIR": str(tmp_path)}
+    made = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server", "user", "add", "maren", *ADMIN_WITH_EMAIL],
+        input=b"a long password\n",
+        capture_output=True,
+        env={**env, "KIBITZ_DATABASE_URL": url},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    db = await connect(url)
+    try:
+        members = await StaffStore(db).all()
+    finally:
+        await db.close()
+    assert [(m.name, m.role, m.email) for m in members] == [("maren", "admin", "maren@example.org")]
