@@ -113,6 +113,9 @@ async def test_refused_messages_store_nothing(site: Server) -> None:
             b"<alice@example.org>", b"<mallory@example.org>"
         ),
         "only a quote": message("only_quote.eml", good),
+        "out of office": message("outlook.eml", good).replace(
+            b"MIME-Version: 1.0", b"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0"
+        ),
         "no From": b"To: " + good.encode() + b"\r\nSubject: x\r\n\r\nHello\r\n",
         "garbage": b"\x00\xff\xfe not a message at all",
     }

@@ -125,6 +125,18 @@ def new_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def _automatic(message: EmailMessage) -> bool:
+    """An out-of-office note or other machine answer (RFC 3834 and common vendor headers):
+    never a comment, or every holiday would post one."""
+    submitted = str(message.get("Auto-Submitted", "no")).strip().lower()
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    return (
+        submitted != "no"
+        or precedence in ("bulk", "junk", "list", "auto_reply")
+        or any(message.get(h) is not None for h in ("X-Autoreply", "X-Autorespond"))
+    )
+
+
 def read_answer(raw: bytes, base: str, recipient: str | None = None) -> Answer:
     """Parse one RFC 5322 message; find the sender, the token and the new text."""
     if len(raw) > MAX_MESSAGE:
@@ -140,6 +152,8 @@ def read_answer(raw: bytes, base: str, recipient: str | None = None) -> Answer:
         content = body.get_content() if body is not None else None
     except (ValueError, LookupError, TypeError, AttributeError, AssertionError) as exc:
         raise ReplyRefused(f"the message cannot be parsed: {exc}") from None
+    if _automatic(message):
+        raise ReplyRefused("the message is an automatic reply (out of office or similar)")
     if len(senders) != 1 or "@" not in senders[0][1]:
         raise ReplyRefused("the message has no single From address")
     name, sender = senders[0][0].strip(), senders[0][1].strip().lower()
