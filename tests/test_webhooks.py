@@ -295,3 +295,22 @@ async def test_admin_page_adds_an_endpoint_and_sends_a_test_event(hooked: Server
         gone = await client.post(f"/admin/webhooks/{endpoint.id}/delete", data={"csrf_token": csrf})
         assert gone.status_code == 303
     assert await hooked.state.webhooks.store.endpoints() == []
+
+
+async def test_queued_events_survive_a_restart(database_url: str, tmp_path: Path) -> None:
+    """Events committed while the receiver is down are in the database: a server started
+    again on the same database delivers them, signed, in order."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_WEBHOOK_ALLOW_PRIVATE="true")
+    receiver = Receiver()
+    async with serve(settings) as first:
+        await first.state.posts.add(slug="hello", title="H", author="A", body_html="<p>x</p>")
+        async with await staff_client(first) as client:
+            endpoint = await add_endpoint(client, receiver.url, ["comment.created"])
+            receiver.secrets = [endpoint["secret"]]
+            ids = []
+            for n in range(3):
+                posted = await client.post("/api/comments", json={**COMMENT, "text": f"n{n}"})
+                ids.append(posted.json()["comment"]["id"])
+    async with receiver.running(), serve(settings):
+        await wait_for(lambda: len(receiver.received) == 3, timeout=30)
+    assert [b["data"]["comment"]["id"] for b in receiver.verified()] == ids

@@ -12,6 +12,7 @@ database included, is logged and retried after a backoff, and the task never end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -139,7 +140,15 @@ class WebhookWorker:
         claimed = asyncio.get_running_loop().time()
         for index, delivery in enumerate(run):
             late = asyncio.get_running_loop().time() - claimed > self.lease / 2
-            if late or not await self._send(delivery):
+            try:
+                sent = not late and await self._send(delivery)
+            except asyncio.CancelledError:
+                # Shutting down: hand the rest back now rather than when the lease runs
+                # out, so the next process to start sends them at once.
+                with contextlib.suppress(Exception):
+                    await self.store.release([d.id for d in run[index:]], now())
+                raise
+            if not sent:
                 try:
                     await self.store.release(
                         [d.id for d in run[index + (0 if late else 1) :]], now()
