@@ -56,6 +56,9 @@ class Database(Protocol):
         SQLite runs them inline, which costs less than handing them to a reader thread.
         """
 
+    async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
+        """A few rows by indexed keys (the threads a counts request names), as :meth:`lookup`."""
+
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A write transaction: committed when the block ends, rolled back on an exception."""
 

@@ -13,10 +13,11 @@ from db.database import Row
 
 class Status(StrEnum):
     """A comment's status. Only ``approved`` is shown to readers (and placeholders of
-    ``deleted``/``spam`` comments that keep approved replies in place)."""
+    ``deleted``/``spam`` comments that keep approved replies in place). Listed in the order
+    the moderation lists and messages name them: the queue first."""
 
-    APPROVED = "approved"
     PENDING = "pending"
+    APPROVED = "approved"
     SPAM = "spam"
     DELETED = "deleted"
 

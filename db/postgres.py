@@ -122,6 +122,10 @@ class PostgresDatabase:
         async with self.read() as conn:
             return await conn.fetchrow(sql, *args)
 
+    async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
+        async with self.read() as conn:
+            return await conn.fetch(sql, *args)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresConnection]:
         async with self._acquire() as conn:

@@ -41,9 +41,9 @@ from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
 from server.auth.identity import current_staff
-from server.discussion.uris import normalise_uri
-from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
+from server.errors import Forbidden, KibitzError, Unauthorized
 from server.http import origins
+from server.http.params import integer, required_uri
 from server.settings import Settings, origin_of
 from server.state import state_of
 
@@ -87,17 +87,14 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
         if await current_staff(conn) is None:
             raise Unauthorized("Staff only: send a session cookie or an API token.")
         return Ask(moderation=True)
-    uri = conn.query_params.get("uri")
-    if not uri:
-        raise BadRequest("Give the thread as ?uri=/path/of/the/page.")
+    uri = required_uri(conn.query_params)
     raw_since = conn.query_params.get("since")
     since: int | None = None
     if raw_since is not None:
-        try:
-            since = int(raw_since)
-        except ValueError:
-            since = -1  # not a seq we ever gave out: the reader gets a reset
-    return Ask(moderation=False, uri=normalise_uri(uri), since=since)
+        # Not a seq we ever gave out (-1): the reader gets a reset.
+        since = integer(raw_since)
+        since = -1 if since is None else since
+    return Ask(moderation=False, uri=uri, since=since)
 
 
 # -- one connection: a receive task and a send task ----------------------------------------
@@ -169,7 +166,6 @@ class QueuedConnection(Connection):
         await self.websocket.send_text(frame.text)
 
     def cut_off(self) -> None:
-        self.gone = True
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
@@ -250,7 +246,6 @@ class DirectConnection(Connection):
         await self.ws.send(frame.payload, text=True)
 
     def cut_off(self) -> None:
-        self.gone = True
         closing = asyncio.get_running_loop().create_task(self.ws.close(protocol.RESUME, "resume"))
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)

@@ -33,7 +33,7 @@ from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
-from server.discussion.cache import ThreadCache
+from server.discussion.cache import CountCache, FragmentCache, ThreadCache
 from server.discussion.ratelimit import PostLimiter
 from server.http import api, feeds, health, pages, webhooks, widget
 from server.http.cors import CORS
@@ -104,6 +104,9 @@ async def open_state(
         login_per_account=limiter(LOGIN_RATE_PER_ACCOUNT),
         login_per_address=limiter(LOGIN_RATE_PER_ADDRESS),
         cache=ThreadCache(),
+        counts=CountCache(),
+        fragments=FragmentCache(),
+        pages=FragmentCache(capacity=64),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from db.database import Database, connect
 from db.errors import Conflict, DatabaseError
 from db.migrate import migrate
+from server.auth.accounts import ROLES
 from server.errors import ConfigError
 from server.settings import Settings, load
 
@@ -146,15 +147,17 @@ def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
+    from server.auth.accounts import account_problems
     from server.auth.credentials import hash_password
 
     if not args.password_stdin:
         raise UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        raise UsageError("the password must have at least 8 characters")
-    if not re.match(r"^[\w.@-]{1,64}$", args.name):
-        raise UsageError(f"name {args.name!r}: use letters, digits, '.', '@', '-' or '_'")
+    problems = account_problems(args.name, args.role, password, args.email or "")
+    if problems:
+        field, problem = next(iter(problems.items()))
+        shown = f"{field} {args.name!r}" if field == "name" else field
+        raise UsageError(f"{shown}: {problem}")
 
     async def work(db: Database) -> StaffMember:
         return await StaffStore(db).add(
@@ -353,7 +356,7 @@ def parser() -> Parser:
     )
     user_add = user.add_parser("add", help="create a staff account")
     user_add.add_argument("name")
-    user_add.add_argument("--role", choices=("admin", "moderator"), default="moderator")
+    user_add.add_argument("--role", choices=ROLES, default="moderator")
     user_add.add_argument("--email")
     user_add.add_argument("--password-stdin", action="store_true")
     user_add.set_defaults(run=cmd_user_add)

@@ -11,6 +11,8 @@
     └── RateLimited             429  carries Retry-After
     ConfigError                      a setting is wrong; printed at start, never served
 
+The domain (``server.discussion``) raises its own errors, which know nothing of HTTP;
+:data:`DOMAIN_ANSWERS` below is the one table that picks the HTTP error answering each.
 Database errors (``db.errors``) are translated here too, so handlers never see driver types.
 """
 
@@ -19,6 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from server.discussion.errors import (
+    DiscussionError,
+    InvalidInput,
+    Limited,
+    NotAllowed,
+    UnknownComment,
+)
 from server.i18n import N_
 
 if TYPE_CHECKING:
@@ -100,6 +109,27 @@ class ConfigError(Exception):
 
 # -- the one place errors become responses ------------------------------------------------------
 
+# The domain's refusals and the HTTP error that answers each (its status, same message/fields).
+DOMAIN_ANSWERS: dict[type[DiscussionError], type[KibitzError]] = {
+    InvalidInput: ValidationFailed,  # 422
+    NotAllowed: Forbidden,  # 403
+    UnknownComment: NotFound,  # 404
+    Limited: RateLimited,  # 429
+    DiscussionError: Forbidden,  # 403, any other refusal
+}
+
+
+def answer(error: DiscussionError) -> KibitzError:
+    """The HTTP error for a refusal of the domain, carrying its message and fields."""
+    for kind in type(error).__mro__:
+        answer_type = DOMAIN_ANSWERS.get(kind)
+        if answer_type is RateLimited:
+            assert isinstance(error, Limited)
+            return RateLimited(error.retry_after, error.message)
+        if answer_type is not None:
+            return answer_type(error.message, error.fields)
+    raise AssertionError("DiscussionError is in DOMAIN_ANSWERS")
+
 
 def _wants_html(request: Request) -> bool:
     path = request.url.path
@@ -128,6 +158,10 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
         assert isinstance(exc, KibitzError)
         return render(request, exc)
 
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DiscussionError)
+        return render(request, answer(exc))
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error = {404: NotFound(), 405: KibitzError(N_("This method is not allowed here."))}.get(
@@ -155,4 +189,9 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
             error = KibitzError()
         return render(request, error)
 
-    return {KibitzError: kibitz_error, HTTPException: http_error, DatabaseError: database_error}
+    return {
+        KibitzError: kibitz_error,
+        DiscussionError: domain_error,
+        HTTPException: http_error,
+        DatabaseError: database_error,
+    }

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from db.models import Status
 from server.discussion.markup import COMMENT_TAGS
+from server.discussion.moderation import LIST_ACTIONS, Action
 from server.discussion.shapes import iso
 from server.i18n import long_date, long_datetime, translations
 from server.settings import Settings
@@ -97,6 +99,10 @@ class Templates:
             follow_author_links=settings.follow_author_links,
             public_url=settings.public_url,
             moderation=settings.moderation,
+            # The one copy of the statuses and actions (db.models, server.discussion).
+            Status=Status,
+            Action=Action,
+            list_actions=LIST_ACTIONS,
         )
         self.env = env
         self._jinja = Jinja2Templates(env=env)

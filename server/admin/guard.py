@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import Comment, StaffMember
 from server.auth.sessions import SAFE_METHODS
+from server.discussion.moderation import Action
 from server.errors import BadRequest, Forbidden, UnsupportedMediaType
 from server.http.bodies import read_capped
 from server.i18n import N_
@@ -40,18 +41,12 @@ def record_moderation(state: State) -> None:
         await state.audit.record(
             None,
             by,
-            _moderation_verb(old, new),
+            Action.of_change(old.status, new.status),
             f"comment {new.id}",
             f"{old.status} → {new.status}",
         )
 
     state.discussion.listeners.moderated.append(audit_moderation)
-
-
-def _moderation_verb(old: Comment, new: Comment) -> str:
-    if new.status == "approved":
-        return "restore" if old.status in ("spam", "deleted") else "approve"
-    return {"spam": "spam", "deleted": "delete"}.get(new.status, new.status)
 
 
 # -- security headers ---------------------------------------------------------------------------

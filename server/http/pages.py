@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.comments import visible_states
+from db.models import Comment, Post, Status
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.cache import RenderedPage, RenderedThread
+from server.discussion.errors import InvalidInput, Limited
+from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import NotFound, RateLimited, ValidationFailed
+from server.errors import NotFound
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.http.params import integer
 from server.state import state_of
 from server.templates import Templates
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
-    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _form_signer(request: Request) -> TimestampSigner:
@@ -53,9 +56,8 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 async def index(request: Request) -> Response:
     """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
-    if not page:
+    page = integer(request.query_params.get("page", "1"), minimum=1, maximum=99_999)
+    if page is None:
         raise NotFound()
     posts = await state_of(request).posts.newest(
         limit=POSTS_PER_PAGE + 1, offset=(page - 1) * POSTS_PER_PAGE
@@ -75,6 +77,70 @@ async def index(request: Request) -> Response:
     )
 
 
+async def _comment_list(request: Request, post: Post) -> RenderedThread:
+    """The post's comment list as HTML, rendered once per visible state of its thread.
+
+    On a hit this costs one indexed read of the thread's ``last_seq``: no comments are read,
+    no tree is built, no date is formatted. A miss renders under the ``last_seq`` read in the
+    same snapshot as the comments, so a cached fragment always shows exactly its state.
+    """
+    state = state_of(request)
+    settings = state.settings
+    view = (post.uri, settings.language, settings.max_depth)
+    seq = await state.comments.last_seq(post.thread_id)
+    rendered = state.fragments.get((post.thread_id, seq, *view))
+    if rendered is not None:
+        return rendered
+    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
+    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
+    nodes = tree.build(comments, states, settings.max_depth)
+    rendered = RenderedThread(
+        cursor=cursor,
+        count=sum(1 for c in comments if c.status == APPROVED),
+        html=state.templates.render(
+            "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
+        ),
+    )
+    state.fragments.put((post.thread_id, cursor, *view), rendered)
+    return rendered
+
+
+def _context(
+    request: Request,
+    post: Post,
+    rendered: RenderedThread,
+    *,
+    form_token: str,
+    csrf_token: str | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    form_error: str | None = None,
+    reply_to: Comment | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    state = state_of(request)
+    return {
+        "request": request,
+        "post": post,
+        "comment_list": Markup(rendered.html),
+        "cursor": rendered.cursor,
+        "count": rendered.count,
+        "values": values,
+        "errors": errors or {},
+        "form_error": form_error,
+        "reply_to": reply_to,
+        "notice": notice,
+        "form_token": form_token,
+        "edit_window": state.settings.edit_window,
+        "csrf_token": csrf_token,
+        "page_scripts": [state.bundle.assets["page"].url],
+    }
+
+
+def _form_token(request: Request) -> str:
+    return _form_signer(request).sign(f"{time.time():.3f}").decode()
+
+
 async def _render_post(
     request: Request,
     slug: str,
@@ -89,40 +155,74 @@ async def _render_post(
     post = await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
-    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-    nodes = tree.build(comments, states, state.settings.max_depth)
+    rendered = await _comment_list(request, post)
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if _is_number(wanted):
-        reply_to = next(
-            (c for c in comments if c.id == int(wanted) and c.status == "approved"), None
-        )
+    wanted_id = integer(wanted)
+    if wanted_id is not None:
+        found = await state.comments.get(wanted_id)
+        if found and found.thread_id == post.thread_id and found.status == APPROVED:
+            reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
-    context = {
-        "post": post,
-        "nodes": nodes,
-        "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == "approved"),
-        "values": values,
-        "errors": errors or {},
-        "form_error": form_error,
-        "reply_to": reply_to,
-        "notice": request.query_params.get("notice"),
-        "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
-        "edit_window": state.settings.edit_window,
-        "csrf_token": state.sessions.csrf_token(request),
-        "page_scripts": [state.bundle.assets["page"].url],
-    }
+    context = _context(
+        request,
+        post,
+        rendered,
+        form_token=_form_token(request),
+        csrf_token=state.sessions.csrf_token(request),
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        reply_to=reply_to,
+        notice=request.query_params.get("notice"),
+    )
     templates: Templates = state.templates
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
     )
 
 
+# Where the page's form token goes in a cached page: a value no template could print.
+FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
+
+
 async def post_page(request: Request) -> Response:
-    return await _render_post(request, request.path_params["slug"])
+    """A post page; the common visit (no reply target, no notice, no session) from a cache.
+
+    A reader without a session cookie who opens the plain page sees exactly what every other
+    such reader sees, but for the form token: that page is rendered once per visible state
+    of the thread and post, cut at the token, and each request joins the parts around a fresh
+    token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
+    form's error pages are rendered in full around the cached comment list.
+    """
+    state = state_of(request)
+    slug = request.path_params["slug"]
+    if request.query_params or state.sessions.csrf_token(request) is not None:
+        return await _render_post(request, slug)
+    version = await state.posts.page_version(slug)
+    if version is None:
+        raise NotFound()
+    stored, seq = version
+    settings = state.settings
+    view = ("page", settings.language, settings.max_depth)
+    page = state.pages.get((stored, seq, *view))
+    if page is None:
+        post = await state.posts.by_slug(slug)
+        if post is None:
+            raise NotFound()
+        rendered = await _comment_list(request, post)
+        html = state.templates.render(
+            "post.html",
+            **_context(request, post, rendered, form_token=FORM_SLOT, csrf_token=None, values={}),
+        )
+        parts = tuple(part.encode() for part in html.split(FORM_SLOT))
+        if len(parts) != 2:  # the template changed; never serve a page with a slot in it
+            return await _render_post(request, slug)
+        page = RenderedPage(rendered.cursor, parts)
+        state.pages.put((stored, rendered.cursor, *view), page)
+    token = _form_token(request).encode()
+    return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
 async def submit_comment(request: Request) -> Response:
@@ -147,9 +247,9 @@ async def submit_comment(request: Request) -> Response:
             held=None if staff else form_check(request, form),
             title=post.title,
         )
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
-    except RateLimited as exc:
+    except Limited as exc:
         return await _render_post(
             request,
             slug,
@@ -160,7 +260,7 @@ async def submit_comment(request: Request) -> Response:
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
-    if comment.status == "approved":
+    if comment.status == Status.APPROVED:
         target = f"{post.uri}#comment-{comment.id}"
     else:
         target = f"{post.uri}?notice=held#respond"

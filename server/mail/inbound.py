@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING
 from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 
 from db.models import Comment
+from server.discussion.errors import DiscussionError, InvalidInput
+from server.discussion.moderation import Action
 from server.discussion.validation import validate_comment
-from server.errors import KibitzError, ValidationFailed
+from server.errors import KibitzError
 from server.mail.replies import ReplyRefused, ReplyTokens, token_of
 
 if TYPE_CHECKING:
@@ -189,10 +191,10 @@ async def take(state: State, raw: bytes, recipient: str | None = None) -> Commen
         if token.kind == "h":
             return await _staff_answer(state, answer, about, uri)
         return await _reader_answer(state, answer, about, uri)
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
         raise ReplyRefused(f"the reply is not valid: {detail}") from None
-    except KibitzError as exc:
+    except (DiscussionError, KibitzError) as exc:
         raise ReplyRefused(f"the reply was refused: {exc.message}") from None
 
 
@@ -206,7 +208,7 @@ async def _staff_answer(state: State, answer: Answer, held: Comment, uri: str) -
         {"author": member.name, "email": answer.sender, "text": answer.text, "parent": held.id}
     )
     if held.status != "approved":
-        await state.discussion.moderate(held.id, "approve", member)
+        await state.discussion.moderate(held.id, Action.APPROVE, member)
     return await state.discussion.submit(uri, data, address=None, staff=member)
 
 

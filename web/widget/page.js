@@ -8,6 +8,7 @@ import { ThreadView } from "./render.js";
 import { enhanceForm } from "./form.js";
 import { Own } from "./own.js";
 import { follow } from "./thread.js";
+import { STATUS } from "./statuses.js";
 
 async function enhance(section) {
   const t = translator(pickLanguage(document.documentElement.lang));
@@ -25,7 +26,7 @@ async function enhance(section) {
     decorate: (li, c) => own && own.decorate(li, c) });
   own = new Own({ api, t, editWindow: config.edit_window, view, scope: location.origin });
   for (const li of list.querySelectorAll("li.comment:not(.comment--deleted)")) {
-    own.decorate(li, { id: Number(li.dataset.id), created: li.dataset.created, status: "approved" });
+    own.decorate(li, { id: Number(li.dataset.id), created: li.dataset.created, status: STATUS.APPROVED });
   }
   view.onChange = () => {
     if (count) count.textContent = t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", view.count, { title });

@@ -3,6 +3,7 @@
 // (server-rendered on a post page, empty in the widget) and keeps it in thread order: roots
 // and replies sorted by (created, id), replies under their parent, never deeper than
 // max_depth (deeper replies attach at the deepest level, as server/discussion/tree.py does).
+import { STATUS } from "./statuses.js";
 
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -66,7 +67,7 @@ export class ThreadView {
 
   card(c) {
     const t = this.o.t;
-    if (c.status === "deleted") {
+    if (c.status === STATUS.DELETED) {
       return h("article", { class: "comment__card" },
         h("p", { class: "comment__deleted" }, t("This comment was deleted.")));
     }
@@ -110,7 +111,7 @@ export class ThreadView {
 
   build(c) {
     const li = h("li", {
-      class: "comment" + (c.status === "deleted" ? " comment--deleted" : c.staff ? " comment--staff" : ""),
+      class: "comment" + (c.status === STATUS.DELETED ? " comment--deleted" : c.staff ? " comment--staff" : ""),
       id: "comment-" + c.id, "data-id": c.id, "data-parent": c.parent || "", "data-created": c.created,
     }, this.card(c));
     if (this.o.decorate) this.o.decorate(li, c);
@@ -213,7 +214,7 @@ export class ThreadView {
       if (same) same.focus({ preventScroll: true });
     }
     if (li.dataset.parent) this.answers(li);
-    if (editing && c.status !== "deleted") {
+    if (editing && c.status !== STATUS.DELETED) {
       // An edit arriving while the reader edits must not throw away what they are typing.
       for (const el of card.querySelectorAll(":scope > .comment__body, :scope > .comment__actions")) el.hidden = true;
       card.querySelector(".comment__body").after(editing);
