@@ -25,8 +25,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.auth.credentials import hash_password, new_api_token
-from tests.conftest import drop_pg_database, make_settings, new_pg_database, serve
-from tests.webhook_receiver import Receiver, wait_for
+from tests.helpers.servers import drop_pg_database, make_settings, new_pg_database, serve
+from tests.helpers.webhooks import Receiver, wait_for
 
 
 def pct(values: list[float], p: float) -> float:

@@ -113,10 +113,17 @@ class Comment:
     edited: datetime | None
     source: str | None = None
     staff_name: str | None = None
+    version: int = 1  # grows with every change of the text (approvals name the one they saw)
+    sso_sub: str | None = None
 
     @property
     def staff(self) -> bool:
         return self.staff_id is not None
+
+    @property
+    def verified(self) -> bool:
+        """Signed in by the host site (single sign-on): the site vouches for the name."""
+        return self.sso_sub is not None
 
     @classmethod
     def from_row(cls, row: Row) -> Comment:
@@ -138,6 +145,8 @@ class Comment:
             edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
+            version=row["version"] if "version" in keys else 1,
+            sso_sub=row["sso_sub"] if "sso_sub" in keys else None,
         )
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 # mail-parser-reply ships no type information.
 from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
 
-from db.models import Comment
+from db.models import Comment, Status
 from server.discussion.errors import DiscussionError, InvalidInput
 from server.discussion.moderation import Action
 from server.discussion.validation import validate_comment
@@ -189,7 +189,7 @@ async def take(state: State, raw: bytes, recipient: str | None = None) -> Commen
         uri = await conn.fetchval("SELECT uri FROM threads WHERE id = $1", about.thread_id)
     try:
         if token.kind == "h":
-            return await _staff_answer(state, answer, about, uri)
+            return await _staff_answer(state, answer, about, uri, token.version)
         return await _reader_answer(state, answer, about, uri)
     except InvalidInput as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items()) or exc.message
@@ -198,22 +198,25 @@ async def take(state: State, raw: bytes, recipient: str | None = None) -> Commen
         raise ReplyRefused(f"the reply was refused: {exc.message}") from None
 
 
-async def _staff_answer(state: State, answer: Answer, held: Comment, uri: str) -> Comment:
+async def _staff_answer(
+    state: State, answer: Answer, held: Comment, uri: str, version: int | None
+) -> Comment:
+    """Approve the held comment (only the version the mail showed) and post the answer."""
     member = next(
-        (m for m in await state.staff.all() if (m.email or "").lower() == answer.sender), None
+        (m for m in await state.staff.active() if (m.email or "").lower() == answer.sender), None
     )
     if member is None:
         raise ReplyRefused("the sender is no longer an active staff member")
     data = validate_comment(
         {"author": member.name, "email": answer.sender, "text": answer.text, "parent": held.id}
     )
-    if held.status != "approved":
-        await state.discussion.moderate(held.id, Action.APPROVE, member)
+    if held.status != Status.APPROVED:
+        await state.discussion.moderate(held.id, Action.APPROVE, member, version=version)
     return await state.discussion.submit(uri, data, address=None, staff=member)
 
 
 async def _reader_answer(state: State, answer: Answer, about: Comment, uri: str) -> Comment:
-    if about.status != "approved":
+    if about.status != Status.APPROVED:
         raise ReplyRefused("the comment this mail was about is no longer visible")
     parent = (
         (await state.comments.by_ids([about.parent_id])).get(about.parent_id)

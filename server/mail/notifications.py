@@ -61,12 +61,14 @@ class Notifications:
         self.sender_domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or self.site
         self.reply_tokens = ReplyTokens(self.settings.secret_key, self.settings.mail_reply_days)
 
-    def _reply_to(self, kind: str, comment_id: int, recipient: str) -> dict[str, str]:
+    def _reply_to(
+        self, kind: str, comment_id: int, recipient: str, version: int | None = None
+    ) -> dict[str, str]:
         """A Reply-To that ``kibitz mail-in`` takes, when KIBITZ_MAIL_REPLY_ADDRESS is set."""
         base = self.settings.mail_reply_address
         if not base:
             return {}
-        token = self.reply_tokens.token(kind, comment_id, recipient)
+        token = self.reply_tokens.token(kind, comment_id, recipient, version=version)
         return {"Reply-To": reply_address(base, token)}
 
     # -- composing ---------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class Notifications:
     # -- staff: held comments ----------------------------------------------------------------
 
     async def held(self, comment: Comment) -> None:
-        members = [m for m in await self.state.staff.all() if m.email]
+        members = [m for m in await self.state.staff.active() if m.email]
         if not members:
             return
         _, title, page_url = await self._where(comment)
@@ -120,18 +122,22 @@ class Notifications:
                     f"held:{comment.id}:{member.id}",
                     member.email,
                     "held",
-                    headers=self._reply_to("h", comment.id, member.email),
+                    headers=self._reply_to("h", comment.id, member.email, comment.version),
                     comment=comment,
                     title=title,
                     page_url=page_url,
                     days=LINK_DAYS,
                     approve_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, Action.APPROVE, nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, Action.APPROVE, nonce, version=comment.version
+                        ),
                     ),
                     spam_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, Action.SPAM, nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, Action.SPAM, nonce, version=comment.version
+                        ),
                     ),
                     admin_url=f"{self.settings.public_url}/admin",
                 )

@@ -3,8 +3,10 @@
 The token names the comment the mail was about and what kind of mail it was (``r``: a reply
 notification to a subscriber, ``h``: a held-comment mail to staff), and when it was issued.
 Its signature also covers the recipient's address, which the token does not carry: only a
-message whose ``From`` is that address verifies. Everything is lower-case letters, digits and
-``-``, because mail systems may lower-case a local part and 64 characters is its limit.
+message whose ``From`` is that address verifies. A held-comment token also carries the
+comment's version the mail showed, so an answer approves only the text the moderator read.
+Everything is lower-case letters, digits and ``-``, because mail systems may lower-case a
+local part and 64 characters is its limit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ReplyToken:
     kind: str
     comment_id: int
     issued: int
+    version: int | None = None  # the comment's version the mail showed (None: older tokens)
 
 
 def _b36(number: int) -> str:
@@ -49,26 +52,36 @@ class ReplyTokens:
         mac = hmac.new(self.key, f"{body}|{recipient.strip().lower()}".encode(), "sha256")
         return base64.b32encode(mac.digest()[:SIGNATURE_BYTES]).decode().lower()
 
-    def token(self, kind: str, comment_id: int, recipient: str, issued: float | None = None) -> str:
+    def token(
+        self,
+        kind: str,
+        comment_id: int,
+        recipient: str,
+        issued: float | None = None,
+        version: int | None = None,
+    ) -> str:
         assert kind in KINDS
         body = f"{kind}{_b36(comment_id)}-{_b36(int(time.time() if issued is None else issued))}"
+        if version is not None:
+            body += f"-{_b36(version)}"
         return f"{body}-{self._sign(body, recipient)}"
 
     def check(self, token: str, sender: str, at: float | None = None) -> ReplyToken:
         """The token's content if it is genuine, made for ``sender`` and not expired."""
         parts = token.strip().lower().split("-")
-        if len(parts) != 3 or not parts[0] or parts[0][0] not in KINDS:
+        if len(parts) not in (3, 4) or not parts[0] or parts[0][0] not in KINDS:
             raise ReplyRefused("the reply address carries no valid token")
-        body = f"{parts[0]}-{parts[1]}"
-        if not hmac.compare_digest(self._sign(body, sender), parts[2]):
+        body = "-".join(parts[:-1])
+        if not hmac.compare_digest(self._sign(body, sender), parts[-1]):
             raise ReplyRefused("the token is forged or was not sent to this sender")
         try:
             comment_id, issued = int(parts[0][1:], 36), int(parts[1], 36)
+            version = int(parts[2], 36) if len(parts) == 4 else None
         except ValueError:
             raise ReplyRefused("the reply address carries no valid token") from None
         if (time.time() if at is None else at) - issued > self.max_age:
             raise ReplyRefused("the token has expired (KIBITZ_MAIL_REPLY_DAYS)")
-        return ReplyToken(parts[0][0], comment_id, issued)
+        return ReplyToken(parts[0][0], comment_id, issued, version)
 
 
 def reply_address(base: str, token: str) -> str:
