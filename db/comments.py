@@ -85,7 +85,7 @@ OutboxWriter = Callable[[Connection, list[Change]], Awaitable[None]]
 
 # A commenter's edit that would be held is held again (approved -> pending): integrations
 # get comment.pending, as for a new held comment, and comment.approved once staff approve it.
-STATUS_EVENTS = {
+STATUS_EVENTS: dict[str, str] = {
     Status.PENDING: "comment.pending",
     Status.APPROVED: "comment.approved",
     Status.SPAM: "comment.spam",
