@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +94,41 @@ class Submitted:
 
 
 SUBMISSION_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A comment change as integrations see it, handed to outbox writers in its transaction.
+
+    ``type`` is the webhook event: ``comment.created`` (published at once),
+    ``comment.pending`` (held), ``comment.approved``, ``comment.updated``, ``comment.deleted``
+    or ``comment.spam``. Readers' events (``events``) are a different, narrower log.
+    """
+
+    type: str
+    comment: Comment
+    uri: str
+
+
+# Runs inside the writing transaction, after the thread's row lock is taken, so whatever it
+# writes commits (or not) with the change, in the thread's commit order.
+OutboxWriter = Callable[[Connection, list[Change]], Awaitable[None]]
+
+# A commenter's edit that would be held is held again (approved -> pending): integrations
+# get comment.pending, as for a new held comment, and comment.approved once staff approve it.
+STATUS_EVENTS: dict[str, str] = {
+    Status.PENDING: "comment.pending",
+    Status.APPROVED: "comment.approved",
+    Status.SPAM: "comment.spam",
+    Status.DELETED: "comment.deleted",
+}
+
+
+def change_of(old: Comment, new: Comment, edited: bool) -> str | None:
+    """The integration event a change from ``old`` to ``new`` is, if any."""
+    if old.status != new.status:
+        return STATUS_EVENTS.get(new.status)
+    return "comment.updated" if edited else None
 
 
 @dataclass(frozen=True)
@@ -326,6 +361,11 @@ class CommentStore:
         # thread share one queue, so comments spread over threads also share a commit (and
         # its disk flush). PostgreSQL writes threads in parallel: one queue per thread there.
         self._one_queue = db.dialect == "sqlite"
+        self.outbox: list[OutboxWriter] = []
+
+    async def _write_outbox(self, conn: Connection, changes: list[Change]) -> None:
+        for write in self.outbox:
+            await write(conn, changes)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -618,6 +658,25 @@ class CommentStore:
         # Last, so the thread's row lock (which orders seqs) is held only from here to
         # the commit: concurrent comments on one busy thread queue for as short as can be.
         events = await record_events(conn, thread, approved) if thread is not None else []
+        if self.outbox and thread is not None:
+            added = [Comment.from_row(o) for o in outcomes if not isinstance(o, Exception)]
+            if added:
+                if not events:  # nothing took the thread's lock yet; order needs it
+                    await lock_thread(conn, thread.id)
+                await self._write_outbox(
+                    conn,
+                    [
+                        Change(
+                            # held: pending; banned: stored as spam
+                            "comment.created"
+                            if c.status == APPROVED
+                            else STATUS_EVENTS.get(c.status, "comment.pending"),
+                            c,
+                            thread.uri,
+                        )
+                        for c in added
+                    ],
+                )
         by_comment = {e.comment_id: e for e in events}
         return [
             o
@@ -773,8 +832,13 @@ class CommentStore:
             changes = diff_events(before, after, edited=[comment_id] if text is not None else [])
             events = await record_events(conn, old.thread_id, changes)
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
-        assert row is not None
-        return old, Comment.from_row(row), events
+            assert row is not None
+            new = Comment.from_row(row)
+            kind = change_of(old, new, edited=text is not None)
+            if self.outbox and kind is not None:
+                uri = await conn.fetchval("SELECT uri FROM threads WHERE id = $1", old.thread_id)
+                await self._write_outbox(conn, [Change(kind, new, uri)])
+        return old, new, events
 
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Comment]:
         wanted = sorted(set(ids))

@@ -35,12 +35,13 @@ from server.admin import login as admin_login
 from server.admin import privacy as admin_privacy
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
+from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
 from server.discussion.cache import CountCache, FragmentCache, ThreadCache
 from server.discussion.ratelimit import PostLimiter
-from server.http import api, feeds, health, openapi, pages, widget
+from server.http import api, feeds, health, openapi, pages, webhooks, widget
 from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.http.headers import SecurityHeaders
@@ -50,6 +51,7 @@ from server.privacy import pages as privacy_pages
 from server.settings import Settings, load
 from server.state import State
 from server.templates import Templates
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("kibitz")
 
@@ -94,8 +96,15 @@ PRIVACY_RATE_PER_ADDRESS = "5/hour;20/day"
 PRIVACY_RATE_PER_EMAIL = "3/hour;6/day"
 
 
-async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = False) -> State:
-    """Connect, migrate, build every service, then start the ones that run in the background."""
+async def open_state(
+    app: Starlette, settings: Settings, *, tune_gc: bool = False, background: bool = True
+) -> State:
+    """Connect, migrate, build every service, then start the ones that run in the background.
+
+    ``background=False`` (one-shot commands such as ``kibitz mail-in``) wires every listener
+    and outbox but starts no sender, worker or housekeeping task: the serving processes
+    deliver what such a command queues.
+    """
     db = await connect(settings.database_url)
     await migrate(db)
     comments, staff = CommentStore(db), StaffStore(db)
@@ -130,13 +139,16 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),
+        webhooks=Webhooks(settings, db),
     )
     admin_guard.record_moderation(state)
     await state.live.start(discussion.listeners, tune_gc=tune_gc)
     state.health.update(state.live.health_checks())
     if state.mail is not None:
-        state.mail.start(state)
-    state.background.append(asyncio.create_task(_housekeeping(state)))
+        state.mail.start(state, background=background)
+    state.webhooks.start(state, background=background)
+    if background:
+        state.background.append(asyncio.create_task(_housekeeping(state)))
     return state
 
 
@@ -190,6 +202,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     routes = [
         *pages.routes,
         *api.routes,
+        *webhooks.routes,
         *ban_routes.routes,
         *openapi.routes,
         *health.routes,
@@ -201,6 +214,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *admin_login.routes,
         *admin_queue.routes,
         *admin_staff.routes,
+        *admin_webhooks.routes,
         *admin_bans.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),

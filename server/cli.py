@@ -179,6 +179,42 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_mail_in(args: argparse.Namespace, settings: Settings) -> int:
+    """Take one answer to a notification mail from standard input (an MTA pipe).
+
+    Exit 0 when taken, 2 with one line on stderr when refused: the MTA bounces or logs it.
+    """
+    from starlette.applications import Starlette
+
+    from server.app import close_state, open_state
+    from server.mail.inbound import MAX_MESSAGE, take
+    from server.mail.replies import ReplyRefused
+
+    raw = sys.stdin.buffer.read(MAX_MESSAGE + 1)
+
+    async def work() -> int:
+        state = await open_state(Starlette(), settings, background=False)
+        try:
+            comment = await take(state, raw, args.recipient)
+        finally:
+            await close_state(state)
+        return comment.id
+
+    try:
+        comment_id = _run(work())
+    except ReplyRefused as exc:
+        print(f"kibitz mail-in: refused: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Not the message's fault (the database is down, say): 75 is EX_TEMPFAIL, and the
+        # MTA keeps the message and tries again later. Exit at once: a half-opened database
+        # may leave a thread behind that would keep the process alive.
+        print(f"kibitz mail-in: temporary failure: {exc}", file=sys.stderr, flush=True)
+        os._exit(75)
+    print(f"taken as comment {comment_id}")
+    return 0
+
+
 async def _staff_changed(settings: Settings, staff_id: int) -> None:
     """Tell running servers (through Redis, when there is one) to re-check this member's
     moderation connections now; without Redis their one-second re-check does it."""
@@ -376,6 +412,14 @@ def parser() -> Parser:
     )
     user_disable.add_argument("name")
     user_disable.set_defaults(run=cmd_user_disable)
+
+    mail_in = sub.add_parser(
+        "mail-in", help="take one answer to a notification mail from standard input"
+    )
+    mail_in.add_argument(
+        "--recipient", help="the address the message was delivered to (the MTA knows it)"
+    )
+    mail_in.set_defaults(run=cmd_mail_in)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True, parser_class=Parser

@@ -160,6 +160,18 @@ def path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def bare_address(name: str, raw: str) -> str | None:
+    """An optional plain address (``reply@example.com``): one ``@``, no ``+``, no name."""
+    if raw and (
+        raw.count("@") != 1
+        or "+" in raw
+        or not all(raw.split("@"))
+        or any(c.isspace() or c in "<>" for c in raw)
+    ):
+        raise ConfigError(name, raw, "a bare address such as reply@example.com")
+    return raw or None
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 # Order is the order of the docs table. A help text's "; default: …" tail is shown as the
@@ -384,6 +396,29 @@ SETTINGS: tuple[Setting, ...] = (
         "above 1 they share the live port",
     ),
     Setting(
+        "KIBITZ_WEBHOOK_ALLOW_PRIVATE",
+        "webhook_allow_private",
+        "false",
+        boolean,
+        "true lets webhooks reach private, loopback and link-local addresses "
+        "(a receiver on this host or network)",
+    ),
+    Setting(
+        "KIBITZ_MAIL_REPLY_ADDRESS",
+        "mail_reply_address",
+        "",
+        bare_address,
+        "address whose plus-addressed form (reply+TOKEN@…) notification mails carry as "
+        "Reply-To, for answers taken by kibitz mail-in; default: no replies by e-mail",
+    ),
+    Setting(
+        "KIBITZ_MAIL_REPLY_DAYS",
+        "mail_reply_days",
+        "14",
+        whole(1),
+        "days a reply address in a mail stays valid",
+    ),
+    Setting(
         "KIBITZ_LIVE_PER_ADDRESS",
         "live_per_address",
         "50",
@@ -434,6 +469,9 @@ class Settings:
     live_host: str = "127.0.0.1"
     http_port: int | None = None
     workers: int = 1
+    webhook_allow_private: bool = False
+    mail_reply_address: str | None = None
+    mail_reply_days: int = 14
     live_per_address: int = 50
     replay_limit: int = 1000
 

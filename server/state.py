@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from server.mail.notifications import Mail
     from server.settings import Settings
     from server.templates import Templates
+    from server.webhooks.service import Webhooks
 
 HealthCheck = Callable[[], Awaitable[object]]
 
@@ -71,6 +72,7 @@ class State:
     live: Live
     bundle: Bundle
     mail: Mail | None
+    webhooks: Webhooks
     background: list[asyncio.Task[None]] = field(default_factory=list)
     health: dict[str, HealthCheck] = field(default_factory=dict)
 

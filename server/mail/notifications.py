@@ -28,6 +28,7 @@ from server.discussion.moderation import Action
 from server.http.feeds import comment_link
 from server.mail.links import LINK_DAYS, MailLinks
 from server.mail.queue import MailSender
+from server.mail.replies import ReplyTokens, reply_address
 from server.mail.smtp import SmtpTransport
 from server.mail.text import one_line, plain_text
 from server.settings import Settings
@@ -58,6 +59,17 @@ class Notifications:
         self.site = urlsplit(self.settings.public_url).hostname or "kibitz"
         # KIBITZ_MAIL_FROM may be "kibitz@example.org" or "Kibitz <kibitz@example.org>".
         self.sender_domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or self.site
+        self.reply_tokens = ReplyTokens(self.settings.secret_key, self.settings.mail_reply_days)
+
+    def _reply_to(
+        self, kind: str, comment_id: int, recipient: str, version: int | None = None
+    ) -> dict[str, str]:
+        """A Reply-To that ``kibitz mail-in`` takes, when KIBITZ_MAIL_REPLY_ADDRESS is set."""
+        base = self.settings.mail_reply_address
+        if not base:
+            return {}
+        token = self.reply_tokens.token(kind, comment_id, recipient, version=version)
+        return {"Reply-To": reply_address(base, token)}
 
     # -- composing ---------------------------------------------------------------------------
 
@@ -110,6 +122,7 @@ class Notifications:
                     f"held:{comment.id}:{member.id}",
                     member.email,
                     "held",
+                    headers=self._reply_to("h", comment.id, member.email, comment.version),
                     comment=comment,
                     title=title,
                     page_url=page_url,
@@ -198,6 +211,7 @@ class Notifications:
                 headers={
                     "List-Unsubscribe": f"<{unsubscribe_url}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                    **self._reply_to("r", reply.id, subscription.email),
                 },
                 author=one_line(reply.author),
                 title=title,
@@ -229,7 +243,7 @@ class Mail:
             return None
         return cls(settings, MailStore(db), SmtpTransport.from_url(settings.smtp_url))
 
-    def start(self, state: State) -> None:
+    def start(self, state: State, *, background: bool = True) -> None:
         """Listen to the discussion and start the sender and the hourly pruning."""
         settings, store = self.settings, self.store
         notifications = self.notifications = Notifications(
@@ -240,6 +254,8 @@ class Mail:
         listeners.events.append(notifications.events)
         state.templates.env.globals["notify_replies"] = True
         state.health["mail"] = lambda: _queue_health(store)
+        if not background:
+            return
         state.background.append(asyncio.create_task(self.sender.run(), name="kibitz-mail-sender"))
         state.background.append(asyncio.create_task(_prune_hourly(state, store)))
         log.info(
