@@ -32,6 +32,7 @@ log = logging.getLogger("kibitz.live")
 
 REPLAY_BATCH = 500
 PRESENCE_INTERVAL = 1.0  # at most one presence message per thread per second
+VOTES_INTERVAL = 1.0  # at most one votes message per thread per second
 MAX_HELD = 10_000  # live events held for one reader while its replay is read
 
 
@@ -78,6 +79,10 @@ class Room:
         self.sent_at = -PRESENCE_INTERVAL
         self.local_changed = False
         self.presence_timer: asyncio.TimerHandle | None = None
+        # votes: comments whose counts changed since the last votes message
+        self.voted: set[int] = set()
+        self.votes_sent_at = -VOTES_INTERVAL
+        self.votes_timer: asyncio.TimerHandle | None = None
 
     @property
     def online(self) -> int:
@@ -101,6 +106,8 @@ class Hub:
         for room in self.rooms.values():
             if room.presence_timer:
                 room.presence_timer.cancel()
+            if room.votes_timer:
+                room.votes_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -213,6 +220,8 @@ class Hub:
             del self.rooms[room.uri]
             if room.presence_timer:
                 room.presence_timer.cancel()
+            if room.votes_timer:
+                room.votes_timer.cancel()
             if room.catch_up:
                 room.catch_up.cancel()
             try:
@@ -356,6 +365,48 @@ class Hub:
             return
         room.sent_online = room.online
         frame = Frame(protocol.presence(room.online))
+        overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
+        for sub in overflowed:
+            self._cut_off(sub)
+
+    # -- votes -----------------------------------------------------------------------------
+
+    def receive_votes(self, uri: str, comment_ids: list[int]) -> None:
+        """Votes changed on these comments: coalesce into one message a second per thread.
+
+        The notice carries ids only; the counts are read from the database when the message
+        goes out, so every reader gets the latest counts whatever order notices arrived in.
+        """
+        room = self.rooms.get(uri)
+        if room is None:
+            return
+        room.voted.update(comment_ids)
+        if room.votes_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, room.votes_sent_at + VOTES_INTERVAL - loop.time())
+        room.votes_timer = loop.call_later(delay, self._spawn_votes, room)
+
+    def _spawn_votes(self, room: Room) -> None:
+        room.votes_timer = None
+        self._spawn(self._send_votes(room))
+
+    async def _send_votes(self, room: Room) -> None:
+        room.votes_sent_at = asyncio.get_running_loop().time()
+        ids, room.voted = room.voted, set()
+        try:
+            found = await self.comments.by_ids(ids)
+        except Exception as exc:  # the next vote tries again; counts also come with pages
+            log.warning("vote counts for %s unavailable: %s", room.uri, exc)
+            return
+        counts = {
+            cid: (c.up, c.down)
+            for cid, c in sorted(found.items())
+            if c.status == "approved" and room.thread_id in (None, c.thread_id)
+        }
+        if not counts or self.rooms.get(room.uri) is not room:
+            return
+        frame = Frame(protocol.votes(counts))
         overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
         for sub in overflowed:
             self._cut_off(sub)

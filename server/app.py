@@ -22,6 +22,8 @@ from db.moderation import ModerationStore
 from db.posts import PostStore
 from db.sessions import SessionStore
 from db.staff import StaffStore
+from db.threads import ThreadStore
+from db.votes import VoteStore
 from realtime import endpoint as live_endpoint
 from realtime.publisher import Live
 from server import errors
@@ -33,8 +35,11 @@ from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
 from server.discussion.cache import ThreadCache
+from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
-from server.http import api, feeds, health, pages, widget
+from server.discussion.threads import Threads
+from server.discussion.votes import Votes
+from server.http import api, feeds, health, pages, threads, widget
 from server.http.cors import CORS
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
@@ -98,6 +103,15 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),
+        threads=Threads(settings, ThreadStore(db), discussion.listeners),
+        votes=Votes(
+            settings,
+            VoteStore(db),
+            discussion.listeners,
+            limiter(settings.vote_rate),
+            limiter(settings.voter_rate),
+        ),
+        pager=Pager(ThreadStore(db), settings.secret_key),
     )
     admin_guard.record_moderation(state)
     await state.live.start(discussion.listeners, tune_gc=tune_gc)
@@ -105,6 +119,8 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     if state.mail is not None:
         state.mail.start(state)
     state.background.append(asyncio.create_task(_housekeeping(state)))
+    if settings.close_after_days:
+        state.background.append(asyncio.create_task(state.threads.run_auto_close()))
     return state
 
 
@@ -128,6 +144,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
 
     routes = [
         *pages.routes,
+        *threads.routes,  # before api's /api/comments/{id}/{action}
         *api.routes,
         *health.routes,
         *feeds.routes,

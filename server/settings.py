@@ -74,6 +74,28 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
         "600",
         "seconds within which the same text on the same thread is held as a duplicate; 0 disables",
     ),
+    (
+        "KIBITZ_PAGE_SIZE",
+        "50",
+        "top-level comments (each with its replies) on one page of a post; 1 to 200",
+    ),
+    ("KIBITZ_VOTES", "updown", "updown (up and down votes), up (likes only) or off"),
+    (
+        "KIBITZ_VOTE_RATE",
+        "60/minute;600/hour",
+        "votes one client address may cast, in the limits notation; off disables",
+    ),
+    (
+        "KIBITZ_VOTER_RATE",
+        "10/minute;50/hour",
+        "anonymous voter ids one client address may get; off disables",
+    ),
+    (
+        "KIBITZ_CLOSE_AFTER_DAYS",
+        "0",
+        "close a thread to new comments this many days after its post's date (or its first "
+        "comment); 0 never closes automatically",
+    ),
     ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default: kibitz@ + the public host"),
     ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
     ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
@@ -106,6 +128,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
 
 LANGUAGES = ("en", "de")
 MODERATION_POLICIES = ("none", "first-time", "all")
+VOTE_MODES = ("updown", "up", "off")
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,11 @@ class Settings:
     live_host: str = "127.0.0.1"
     http_port: int | None = None
     workers: int = 1
+    page_size: int = 50
+    votes: str = "updown"
+    vote_rate: str | None = "60/minute;600/hour"
+    voter_rate: str | None = "10/minute;50/hour"
+    close_after_days: int = 0
 
     @property
     def public_origin(self) -> str:
@@ -237,19 +265,28 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
                     "comma-separated origins such as https://blog.example.com",
                 ) from None
 
-    post_rate = get("KIBITZ_POST_RATE")
-    if post_rate.lower() == "off":
-        post_rate_value: str | None = None
-    else:
+    def rate(name: str) -> str | None:
+        value = get(name)
+        if value.lower() == "off":
+            return None
         from limits import parse_many
 
         try:
-            parse_many(post_rate)
+            parse_many(value)
         except ValueError:
             raise ConfigError(
-                "KIBITZ_POST_RATE", post_rate, "limits notation such as 5/minute;30/hour, or off"
+                name, value, "limits notation such as 5/minute;30/hour, or off"
             ) from None
-        post_rate_value = post_rate
+        return value
+
+    post_rate_value = rate("KIBITZ_POST_RATE")
+
+    votes = get("KIBITZ_VOTES").lower()
+    if votes not in VOTE_MODES:
+        raise ConfigError("KIBITZ_VOTES", votes, "updown, up or off")
+    page_size = integer("KIBITZ_PAGE_SIZE", 1)
+    if page_size > 200:
+        raise ConfigError("KIBITZ_PAGE_SIZE", str(page_size), "a whole number from 1 to 200")
 
     live_url = get("KIBITZ_LIVE_URL") or None
     if live_url and not live_url.startswith(("ws://", "wss://")):
@@ -311,6 +348,11 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         live_host=get("KIBITZ_LIVE_HOST"),
         http_port=port("KIBITZ_HTTP_PORT"),
         workers=integer("KIBITZ_WORKERS", 1),
+        page_size=page_size,
+        votes=votes,
+        vote_rate=rate("KIBITZ_VOTE_RATE"),
+        voter_rate=rate("KIBITZ_VOTER_RATE"),
+        close_after_days=integer("KIBITZ_CLOSE_AFTER_DAYS"),
     )
 
 

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from server.auth.sessions import Sessions
     from server.discussion.actions import Discussion
     from server.discussion.cache import ThreadCache
+    from server.discussion.paging import Pager
     from server.discussion.ratelimit import PostLimiter
+    from server.discussion.threads import Threads
+    from server.discussion.votes import Votes
     from server.http.widget import Bundle
     from server.mail.notifications import Mail
     from server.settings import Settings
@@ -58,6 +61,9 @@ class State:
     live: Live
     bundle: Bundle
     mail: Mail | None
+    threads: Threads
+    votes: Votes
+    pager: Pager
     background: list[asyncio.Task[None]] = field(default_factory=list)
     health: dict[str, HealthCheck] = field(default_factory=dict)
 

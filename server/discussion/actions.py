@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from db.comments import CommentStore, InvalidParent, NewComment, UnknownComment, UnknownThread
+from db.comments import (
+    CommentStore,
+    InvalidParent,
+    NewComment,
+    ThreadClosed,
+    UnknownComment,
+    UnknownThread,
+)
 from db.models import Comment, Event, StaffMember, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
@@ -31,6 +38,8 @@ log = logging.getLogger("kibitz.discussion")
 EventListener = Callable[[list[Event]], Awaitable[None]]
 CommentListener = Callable[[Comment], Awaitable[None]]
 ModeratedListener = Callable[[Comment, Comment, str], Awaitable[None]]
+# (thread uri, comment ids whose vote counts changed); not stored, like presence
+VotesListener = Callable[[str, list[int]], Awaitable[None]]
 
 # Reasons a comment is held, stored with it and shown to moderators.
 HELD_POLICY_ALL = N_("policy: every comment is held")
@@ -42,6 +51,8 @@ HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
+COMMENTS_CLOSED = N_("Comments are closed on this page.")
+
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
 
@@ -50,9 +61,10 @@ class Listeners:
     events: list[EventListener] = field(default_factory=list)
     held: list[CommentListener] = field(default_factory=list)
     moderated: list[ModeratedListener] = field(default_factory=list)
+    votes: list[VotesListener] = field(default_factory=list)
 
 
-async def _notify(listeners: list, *args: object) -> None:
+async def notify(listeners: list, *args: object) -> None:
     for listener in listeners:
         try:
             await listener(*args)
@@ -152,13 +164,15 @@ class Discussion:
                     "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS)."
                 )
             ) from None
+        except ThreadClosed:
+            raise Forbidden(COMMENTS_CLOSED) from None
         except InvalidParent:
             raise ValidationFailed(
                 fields={"parent": N_("The comment you reply to does not exist or is not visible.")}
             ) from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         if comment.status == "pending":
-            await _notify(self.listeners.held, comment)
+            await notify(self.listeners.held, comment)
         return comment
 
     async def moderate(self, comment_id: int, action: str, by: StaffMember) -> Comment:
@@ -168,8 +182,8 @@ class Discussion:
             old, new, events = await self.comments.change(comment_id, status=status)
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
-        await _notify(self.listeners.events, events)
-        await _notify(self.listeners.moderated, old, new, by.name)
+        await notify(self.listeners.events, events)
+        await notify(self.listeners.moderated, old, new, by.name)
         return new
 
     async def edit(self, comment_id: int, text: str) -> Comment:
@@ -180,7 +194,7 @@ class Discussion:
             )
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
@@ -188,5 +202,5 @@ class Discussion:
             _, new, events = await self.comments.change(comment_id, status="deleted")
         except UnknownComment:
             raise NotFound(f"There is no comment {comment_id}.") from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         return new

@@ -30,6 +30,9 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
             "edited": None,
             "status": "deleted",
             "staff": False,
+            "up": 0,
+            "down": 0,
+            "pinned": False,
         }
     return {
         "id": comment.id,
@@ -41,6 +44,9 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
         "edited": iso(comment.edited),
         "status": "approved",
         "staff": comment.staff,
+        "up": comment.up,
+        "down": comment.down,
+        "pinned": comment.pinned,
     }
 
 

@@ -17,7 +17,7 @@ from server.discussion.shapes import own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
 from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
-from server.http import origins
+from server.http import origins, threads
 from server.http.bodies import read_json
 from server.http.clients import client_address
 from server.state import state_of
@@ -54,10 +54,24 @@ async def _audit(
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
     uri = _uri_param(request)
+    if any(name in request.query_params for name in ("sort", "limit", "after")):
+        return await threads.read_page(request, uri)  # keyset pages (big threads)
     thread, cursor = await state.comments.cursor(uri)
     if thread is None:
-        return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
-    cached = state.cache.get(thread.id, cursor)
+        return _json(
+            {
+                "uri": uri,
+                "count": 0,
+                "cursor": 0,
+                "top_level": 0,
+                "next": None,
+                "closed": False,
+                "comments": [],
+            }
+        )
+    # Vote counts are part of what readers see, so the cache key is the thread's version.
+    version = (cursor, thread.votes_seq)
+    cached = state.cache.get(thread.id, version)  # type: ignore[arg-type]
     if cached is None:
         # The comments and their cursor come from one snapshot, and the body is cached under
         # that cursor (a write may have committed since ``cursor`` was read above).
@@ -67,10 +81,13 @@ async def read_comments(request: Request) -> Response:
             "uri": thread.uri,
             "count": sum(1 for c in comments if c.status == "approved"),
             "cursor": cursor,
+            "top_level": sum(1 for c in comments if c.parent_id not in states),
+            "next": None,
+            "closed": thread.closed,
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        state.cache.put(thread.id, cursor, cached)
+        state.cache.put(thread.id, (cursor, thread.votes_seq), cached)  # type: ignore[arg-type]
     return Response(cached, media_type="application/json")
 
 

@@ -1,0 +1,102 @@
+"""Votes: one row per voter and comment, and the comment's counts kept beside it.
+
+A vote, its change of the comment's ``up``/``down`` and the thread's ``votes_seq`` bump are
+one transaction, so counts never drift from the rows and a cached read keyed by the thread's
+version is never stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from db.database import Database
+from db.errors import DatabaseError
+from db.models import now
+
+
+class NotVotable(DatabaseError):
+    """The comment does not exist or readers cannot see it."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    comment_id: int
+    thread_id: int
+    uri: str
+    up: int
+    down: int
+    mine: int
+    changed: bool
+
+
+class VoteStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def vote(self, comment_id: int, voter: str, value: int) -> Tally:
+        """Set ``voter``'s vote on the comment to ``value`` (1, -1, or 0 to withdraw)."""
+        async with self.db.transaction() as conn:
+            # The no-op update takes the comment's row lock (both engines), so one voter's
+            # concurrent votes on one comment queue and the counts stay exact.
+            found = await conn.fetchrow(
+                "UPDATE comments SET up = up WHERE id = $1 AND status = 'approved' "
+                "RETURNING thread_id, (SELECT uri FROM threads t WHERE t.id = thread_id) AS uri",
+                comment_id,
+            )
+            if found is None:
+                raise NotVotable(str(comment_id))
+            before = await conn.fetchval(
+                "SELECT value FROM votes WHERE comment_id = $1 AND voter = $2", comment_id, voter
+            )
+            before = int(before or 0)
+            if value == before:
+                row = await conn.fetchrow("SELECT up, down FROM comments WHERE id = $1", comment_id)
+                assert row is not None
+                thread_id, uri = found["thread_id"], found["uri"]
+                return Tally(comment_id, thread_id, uri, row["up"], row["down"], value, False)
+            if value == 0:
+                await conn.execute(
+                    "DELETE FROM votes WHERE comment_id = $1 AND voter = $2", comment_id, voter
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO votes (comment_id, voter, value, created) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (comment_id, voter) DO UPDATE SET value = excluded.value, "
+                    "created = excluded.created",
+                    comment_id,
+                    voter,
+                    value,
+                    now(),
+                )
+            up = (value == 1) - (before == 1)
+            down = (value == -1) - (before == -1)
+            row = await conn.fetchrow(
+                "UPDATE comments SET up = up + $2, down = down + $3 WHERE id = $1 "
+                "RETURNING up, down",
+                comment_id,
+                up,
+                down,
+            )
+            assert row is not None
+            await conn.execute(
+                "UPDATE threads SET votes_seq = votes_seq + 1 WHERE id = $1", found["thread_id"]
+            )
+        return Tally(
+            comment_id, found["thread_id"], found["uri"], row["up"], row["down"], value, True
+        )
+
+    async def mine(self, voter: str, comment_ids: list[int]) -> dict[int, int]:
+        """This voter's votes on these comments (what the widget highlights)."""
+        found: dict[int, int] = {}
+        async with self.db.read() as conn:
+            for start in range(0, len(comment_ids), 500):
+                chunk = comment_ids[start : start + 500]
+                marks = ", ".join(f"${i + 2}" for i in range(len(chunk)))
+                rows = await conn.fetch(
+                    f"SELECT comment_id, value FROM votes WHERE voter = $1 "
+                    f"AND comment_id IN ({marks})",
+                    voter,
+                    *chunk,
+                )
+                found.update((r["comment_id"], r["value"]) for r in rows)
+        return found
