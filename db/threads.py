@@ -167,3 +167,9 @@ class ThreadStore:
                     events = await record_events(conn, thread_id, [("comment.updated", comment_id)])
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
         return Comment.from_row(row), events
+
+    async def post_slug(self, thread_id: int) -> str | None:
+        """The slug of the kibitz post whose thread this is (None for embedded threads)."""
+        async with self.db.read() as conn:
+            value = await conn.fetchval("SELECT slug FROM posts WHERE thread_id = $1", thread_id)
+        return None if value is None else str(value)

@@ -4,6 +4,7 @@
     ├── BadRequest              400  malformed JSON, a bad query parameter
     ├── Unauthorized            401  no credentials (API)
     ├── Forbidden               403  an Origin, role, token or window that does not allow it
+    │   └── CommentsClosed      403  the thread takes no new comments
     ├── NotFound                404
     ├── PayloadTooLarge         413
     ├── UnsupportedMediaType    415
@@ -53,6 +54,10 @@ class Unauthorized(KibitzError):
 class Forbidden(KibitzError):
     status = 403
     message = N_("You may not do that.")
+
+
+class CommentsClosed(Forbidden):
+    message = N_("Comments are closed on this page.")
 
 
 class NotFound(KibitzError):

@@ -96,6 +96,7 @@ class Templates:
             follow_author_links=settings.follow_author_links,
             public_url=settings.public_url,
             moderation=settings.moderation,
+            votes_mode=settings.votes,
         )
         self.env = env
         self._jinja = Jinja2Templates(env=env)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import itertools
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,48 @@ async def test_following_next_sees_each_existing_comment_once(
                 break
     assert len(tops) == len(set(tops)), "a top-level comment came twice"
     assert set(ids) <= set(tops), "a top-level comment that existed was skipped"
+
+
+async def test_post_page_shows_one_page_and_links_the_next(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Without JavaScript, KIBITZ_PAGE_SIZE top-level comments show with a plain next link."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_PAGE_SIZE="3")
+    async with serve(settings) as server:
+        await add_post(server)
+        ids = await seed(server, 7)
+        await seed(server, 1, status="pending")
+        async with server.client() as client:
+            reply = await post(client, "reply on page two", parent=ids[4])
+            first = await client.get(URI)
+            shown: list[int] = []
+            url: str | None = URI
+            while url:
+                page = await client.get(url)
+                assert page.status_code == 200
+                shown += [i for i in ids if f'id="comment-{i}"' in page.text]
+                found = re.search(r'<a href="([^"]+)" rel="next"', page.text)
+                url = html.unescape(found.group(1)) if found else None
+            link = await client.get(f"/c/{reply}")
+            target = await client.get(link.headers["location"])
+            first_link = await client.get(f"/c/{ids[0]}")
+            hidden = await client.get(f"/c/{ids[-1] + 1}")
+            bad_sort = await client.get(URI, params={"sort": "random"})
+            bad_after = await client.get(URI, params={"after": "forged"})
+    assert f'id="comment-{ids[3]}"' not in first.text and "Next page of comments" in first.text
+    assert shown == ids
+    assert link.status_code == 303 and link.headers["location"].endswith(f"#comment-{reply}")
+    assert "after=" in link.headers["location"] and "reply on page two" in target.text
+    assert first_link.headers["location"] == f"{URI}#comment-{ids[0]}"
+    assert hidden.status_code == 404
+    assert bad_sort.status_code == 400 and bad_after.status_code == 400
+
+
+async def test_post_page_order_control(server: Server) -> None:
+    """?sort=newest puts the newest first; the order control is a labelled select."""
+    await add_post(server)
+    ids = await seed(server, 3)
+    async with server.client() as client:
+        page = (await client.get(URI, params={"sort": "newest"})).text
+    assert page.index(f'id="comment-{ids[2]}"') < page.index(f'id="comment-{ids[0]}"')
+    assert '<label for="kibitz-sort">' in page and '<option value="newest" selected>' in page

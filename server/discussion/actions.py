@@ -29,7 +29,7 @@ from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.validation import CommentInput
-from server.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from server.errors import CommentsClosed, Forbidden, NotFound, RateLimited, ValidationFailed
 from server.i18n import N_
 from server.settings import Settings
 
@@ -50,8 +50,6 @@ HELD_HONEYPOT = N_("honeypot field filled in")
 HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
-
-COMMENTS_CLOSED = N_("Comments are closed on this page.")
 
 ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
 
@@ -165,7 +163,7 @@ class Discussion:
                 )
             ) from None
         except ThreadClosed:
-            raise Forbidden(COMMENTS_CLOSED) from None
+            raise CommentsClosed() from None
         except InvalidParent:
             raise ValidationFailed(
                 fields={"parent": N_("The comment you reply to does not exist or is not visible.")}

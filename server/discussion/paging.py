@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from db.comments import visible_states
+from db.comments import FULL, visible_states
 from db.models import Comment, Thread
 from db.threads import IndexEntry, ThreadIndex, ThreadStore
 
@@ -90,6 +90,7 @@ class Page:
     next_key: Key | None
     top_level: int
     count: int  # approved comments in the whole thread
+    numbers: dict[int, int]  # each approved root's number in the whole thread
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Layout:
     replies: dict[int, list[int]]
     count: int
     root_of: dict[int, int]
+    numbers: dict[int, int]  # approved top-level comments numbered 1, 2, 3… by date
 
     @classmethod
     def of(cls, index: ThreadIndex) -> Layout:
@@ -141,7 +143,14 @@ class Layout:
             for root, found in replies.items()
         }
         count = sum(1 for e in index.entries if e.status == "approved")
-        return cls(states, roots, ordered, count, root_of)
+        numbers = {
+            e.id: n
+            for n, e in enumerate(
+                sorted((e for e in roots if states[e.id] == FULL), key=lambda e: (e.created, e.id)),
+                start=1,
+            )
+        }
+        return cls(states, roots, ordered, count, root_of, numbers)
 
     def ordered_roots(self, sort: str) -> list[tuple[Key, IndexEntry]]:
         return sorted(((sort_key(e, sort), e) for e in self.roots), key=lambda p: p[0])
@@ -164,6 +173,7 @@ def page_of(layout: Layout, sort: str, limit: int | None, after: Key | None) -> 
         next_key=chosen[-1][0] if more and chosen else None,
         top_level=len(layout.roots),
         count=layout.count,
+        numbers={cid: layout.numbers[cid] for cid in ids if cid in layout.numbers},
     )
 
 
@@ -236,3 +246,14 @@ class Pager:
 
     def next_token(self, thread_id: int, sort: str, page: Page) -> str | None:
         return None if page.next_key is None else self.cursors.issue(thread_id, sort, page.next_key)
+
+    async def page_holding(self, thread: Thread, comment_id: int, page_size: int) -> str | None:
+        """The ``after`` cursor of the oldest-first page that shows the comment (None: the
+        first page); :class:`LookupError` when readers cannot see it."""
+        found = await self.layout(thread)
+        if found is None:
+            raise LookupError(comment_id)
+        key = start_of_page_holding(found[1], "oldest", page_size, comment_id)
+        if key is False:
+            raise LookupError(comment_id)
+        return None if key is None else self.cursors.issue(thread.id, "oldest", key)  # type: ignore[arg-type]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.comments import visible_states
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.paging import SORTS, BadCursor
 from server.discussion.validation import validate_comment
-from server.errors import NotFound, RateLimited, ValidationFailed
+from server.errors import BadRequest, CommentsClosed, NotFound, RateLimited, ValidationFailed
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
 
@@ -89,22 +91,19 @@ async def _render_post(
     post = await state.posts.by_slug(slug)
     if post is None:
         raise NotFound()
-    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
-    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-    nodes = tree.build(comments, states, state.settings.max_depth)
+    sort, after = _page_params(request)
+    shown = await _first_page(request, post.uri, sort, after)
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
     if _is_number(wanted):
-        reply_to = next(
-            (c for c in comments if c.id == int(wanted) and c.status == "approved"), None
-        )
+        found = await state.comments.get(int(wanted))
+        if found is not None and found.thread_id == post.thread_id and found.status == "approved":
+            reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
     context = {
         "post": post,
-        "nodes": nodes,
-        "cursor": cursor,
-        "count": sum(1 for c in comments if c.status == "approved"),
+        **shown,
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
@@ -119,6 +118,75 @@ async def _render_post(
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
     )
+
+
+def _page_params(request: Request) -> tuple[str, str | None]:
+    sort = request.query_params.get("sort", "oldest")
+    if sort not in SORTS:
+        raise BadRequest(N_("sort is one of oldest, newest, best."))
+    after = request.query_params.get("after") or None
+    return sort, after
+
+
+async def _first_page(
+    request: Request, uri: str, sort: str, after: str | None
+) -> dict[str, object]:
+    """The comments a post page shows: one page of top-level comments with their replies,
+    the link to the next page, and whether the thread is closed."""
+    state = state_of(request)
+    empty: dict[str, object] = {
+        "nodes": [],
+        "cursor": 0,
+        "count": 0,
+        "top_level": 0,
+        "closed": False,
+        "next_url": None,
+        "sort": sort,
+        "sorts": SORTS,
+        "paged": after is not None,
+    }
+    thread = await state.comments.thread(uri)
+    if thread is None:
+        return empty
+    try:
+        found = await state.pager.page(thread, sort, state.settings.page_size, after)
+    except BadCursor:
+        raise BadRequest(
+            N_("This page link is not valid any more; start from the first page.")
+        ) from None
+    if found is None:
+        return empty
+    index, page, comments = found
+    token = state.pager.next_token(thread.id, sort, page)
+    query = urlencode({"sort": sort, "after": token}) if token else None
+    return {
+        **empty,
+        "nodes": tree.build(comments, page.states, state.settings.max_depth, numbers=page.numbers),
+        "cursor": index.last_seq,
+        "count": page.count,
+        "top_level": page.top_level,
+        "closed": index.closed,
+        "next_url": f"{uri}?{query}#comments" if query else None,
+        "next_token": token,
+    }
+
+
+async def comment_link(request: Request) -> Response:
+    """``/c/{id}``: 303 to the page of its post that shows the comment."""
+    state = state_of(request)
+    comment = await state.comments.get(request.path_params["id"])
+    if comment is None or comment.status != "approved":
+        raise NotFound()
+    slug = await state.threads.store.post_slug(comment.thread_id)
+    thread = await state.comments.thread(f"/posts/{slug}") if slug else None
+    if thread is None:
+        raise NotFound()
+    try:
+        token = await state.pager.page_holding(thread, comment.id, state.settings.page_size)
+    except LookupError:
+        raise NotFound() from None
+    query = "?" + urlencode({"sort": "oldest", "after": token}) if token else ""
+    return RedirectResponse(f"{thread.uri}{query}#comment-{comment.id}", status_code=303)
 
 
 async def post_page(request: Request) -> Response:
@@ -149,6 +217,11 @@ async def submit_comment(request: Request) -> Response:
         )
     except ValidationFailed as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
+    except CommentsClosed as exc:
+        # Closed while they typed: keep every word so nothing is lost.
+        return await _render_post(
+            request, slug, values=values, form_error=exc.message, status_code=403
+        )
     except RateLimited as exc:
         return await _render_post(
             request,
@@ -190,4 +263,5 @@ routes = [
     Route("/posts/{slug:str}", post_page, methods=["GET"]),
     Route("/posts/{slug:str}/comments", submit_comment, methods=["POST"]),
     Route("/posts/{slug:str}/comments", to_comments, methods=["GET"]),
+    Route("/c/{id:int}", comment_link, methods=["GET"]),
 ]

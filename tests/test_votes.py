@@ -1,0 +1,142 @@
+"""Votes through a real server, on SQLite and PostgreSQL: ids, counts, modes, limits, live."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from tests.conftest import Server, make_settings, serve
+from tests.live_helpers import add_post, post, reader, ws_base
+
+
+async def voter(server: Server) -> str:
+    async with server.client() as client:
+        answer = await client.post("/api/voters")
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["voter"])
+
+
+async def test_one_vote_per_voter_changeable(server: Server) -> None:
+    """A voter's vote counts once, can change and be withdrawn; counts show in the thread."""
+    uri = await add_post(server, "hello")
+    comment = await post(server, uri)
+    a, b = await voter(server), await voter(server)
+    url = f"/api/comments/{comment['id']}/vote"
+    async with server.client() as client:
+        first = await client.post(url, json={"value": 1, "voter": a})
+        twice = await client.post(url, json={"value": 1, "voter": a})
+        other = await client.post(url, json={"value": -1, "voter": b})
+        changed = await client.post(url, json={"value": -1, "voter": a})
+        thread = (await client.get("/api/comments", params={"uri": uri})).json()
+        withdrawn = await client.post(url, json={"value": 0, "voter": a})
+        again = (await client.get("/api/comments", params={"uri": uri})).json()
+    assert first.json() == {"id": comment["id"], "up": 1, "down": 0, "mine": 1}
+    assert twice.json() == {"id": comment["id"], "up": 1, "down": 0, "mine": 1}
+    assert other.json() == {"id": comment["id"], "up": 1, "down": 1, "mine": -1}
+    assert changed.json() == {"id": comment["id"], "up": 0, "down": 2, "mine": -1}
+    assert (thread["comments"][0]["up"], thread["comments"][0]["down"]) == (0, 2)
+    assert withdrawn.json() == {"id": comment["id"], "up": 0, "down": 1, "mine": 0}
+    assert again["comments"][0]["down"] == 1  # the cached read follows the votes
+    assert a not in str(thread) and a.split(".")[0] not in str(thread)
+
+
+async def test_bad_votes_get_clear_4xx(server: Server) -> None:
+    """Bad values are 422, missing or forged voters 401, hidden or unknown comments 404."""
+    uri = await add_post(server, "hello")
+    comment = await post(server, uri)
+    good = await voter(server)
+    url = f"/api/comments/{comment['id']}/vote"
+    async with server.client() as client:
+        answers = {
+            422: [
+                await client.post(url, json={"value": 2, "voter": good}),
+                await client.post(url, json={"value": "1", "voter": good}),
+                await client.post(url, json={"value": True, "voter": good}),
+                await client.post(url, json={"voter": good}),
+            ],
+            401: [
+                await client.post(url, json={"value": 1}),
+                await client.post(url, json={"value": 1, "voter": good[:-3] + "abc"}),
+                await client.post(url, json={"value": 1, "voter": 12}),
+            ],
+            404: [await client.post("/api/comments/999999/vote", json={"value": 1, "voter": good})],
+            400: [
+                await client.post(url, content=b"{", headers={"content-type": "application/json"})
+            ],
+        }
+    for status, found in answers.items():
+        for answer in found:
+            assert answer.status_code == status, (status, answer.text)
+            assert answer.json()["error"]
+
+
+async def test_hidden_comments_take_no_votes(database_url: str, tmp_path: Path) -> None:
+    """A pending or deleted comment is 404 to voters, and nothing about it is revealed."""
+    async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")) as server:
+        uri = await add_post(server, "hello")
+        held = await post(server, uri, text="held words")
+        good = await voter(server)
+        async with server.client() as client:
+            answer = await client.post(
+                f"/api/comments/{held['id']}/vote", json={"value": 1, "voter": good}
+            )
+    assert answer.status_code == 404 and "held words" not in answer.text
+
+
+async def test_vote_modes(database_url: str, tmp_path: Path) -> None:
+    """KIBITZ_VOTES=up refuses -1 with 422; off refuses voting and voter ids with 403."""
+    async with serve(make_settings(database_url, tmp_path, KIBITZ_VOTES="up")) as server:
+        uri = await add_post(server, "hello")
+        comment = await post(server, uri)
+        good = await voter(server)
+        async with server.client() as client:
+            url = f"/api/comments/{comment['id']}/vote"
+            down = await client.post(url, json={"value": -1, "voter": good})
+            like = await client.post(url, json={"value": 1, "voter": good})
+    assert down.status_code == 422 and down.json()["fields"]["value"]
+    assert like.status_code == 200
+    async with serve(make_settings(database_url, tmp_path, KIBITZ_VOTES="off")) as server:
+        async with server.client() as client:
+            ids = await client.post("/api/voters")
+            vote = await client.post(
+                f"/api/comments/{comment['id']}/vote", json={"value": 1, "voter": good}
+            )
+    assert ids.status_code == 403 and vote.status_code == 403
+
+
+async def test_voter_ids_are_rate_limited(database_url: str, tmp_path: Path) -> None:
+    """One address gets KIBITZ_VOTER_RATE voter ids, then 429 with Retry-After."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_VOTER_RATE="2/minute")
+    async with serve(settings) as server, server.client() as client:
+        answers = [await client.post("/api/voters") for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert answers[2].headers["Retry-After"] and answers[2].json()["error"]
+
+
+async def test_votes_go_live_at_most_once_a_second(server: Server) -> None:
+    """Readers get coalesced votes messages, at most one a second, with the latest counts."""
+    uri = await add_post(server, "hello")
+    one, two = await post(server, uri), await post(server, uri)
+    voters = [await voter(server) for _ in range(6)]
+    async with reader(ws_base(server, "asgi"), uri) as live, server.client() as client:
+        for i, v in enumerate(voters):
+            target = one if i % 2 else two
+            await client.post(f"/api/comments/{target['id']}/vote", json={"value": 1, "voter": v})
+        messages, times = [], []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                message = await live.next(max(0.05, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            assert message["type"] == "votes"
+            messages.append(message["votes"])
+            times.append(time.monotonic())
+        await asyncio.sleep(0)
+    merged: dict[str, list[int]] = {}
+    for m in messages:
+        merged.update(m)
+    assert merged == {str(one["id"]): [3, 0], str(two["id"]): [3, 0]}
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
