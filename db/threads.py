@@ -53,6 +53,20 @@ class ThreadIndex:
         return (self.last_seq, self.votes_seq)
 
 
+@dataclass(frozen=True)
+class ThreadSummary:
+    """One thread as the admin lists it."""
+
+    id: int
+    uri: str
+    title: str | None
+    closed: bool
+    approved: int
+    up: int
+    down: int
+    pinned: int
+
+
 class NotPinnable(Exception):
     """Only an approved top-level comment can be pinned."""
 
@@ -173,3 +187,28 @@ class ThreadStore:
         async with self.db.read() as conn:
             value = await conn.fetchval("SELECT slug FROM posts WHERE thread_id = $1", thread_id)
         return None if value is None else str(value)
+
+    async def listing(self, *, limit: int = 100, offset: int = 0) -> list[ThreadSummary]:
+        """Threads with their approved comments, votes and state, newest activity first."""
+        async with self.db.read() as conn:
+            rows = await conn.fetch(
+                "SELECT t.id, t.uri, t.title, t.closed, "
+                "COUNT(c.id) AS approved, COALESCE(SUM(c.up), 0) AS up, "
+                "COALESCE(SUM(c.down), 0) AS down, COALESCE(SUM(c.pinned), 0) AS pinned "
+                "FROM threads t LEFT JOIN comments c ON c.thread_id = t.id "
+                "AND c.status = 'approved' GROUP BY t.id, t.uri, t.title, t.closed "
+                f"ORDER BY t.last_seq DESC, t.id DESC LIMIT {int(limit)} OFFSET {int(offset)}"
+            )
+        return [
+            ThreadSummary(
+                r["id"],
+                r["uri"],
+                r["title"],
+                r["closed"] == 1,
+                int(r["approved"]),
+                int(r["up"]),
+                int(r["down"]),
+                int(r["pinned"]),
+            )
+            for r in rows
+        ]

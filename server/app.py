@@ -31,6 +31,7 @@ from server.admin import guard as admin_guard
 from server.admin import login as admin_login
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
+from server.admin import threads as admin_threads
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
@@ -153,6 +154,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *admin_login.routes,
         *admin_queue.routes,
         *admin_staff.routes,
+        *admin_threads.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]

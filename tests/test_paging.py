@@ -33,7 +33,9 @@ async def post(client: httpx.AsyncClient, text: str, uri: str = URI, **extra: An
     return int(answer.json()["comment"]["id"])
 
 
-async def seed(server: Server, n: int, uri: str = URI, status: str = "approved") -> list[int]:
+async def seed(
+    server: Server, n: int, uri: str = URI, status: str = "approved", prefix: str = "top"
+) -> list[int]:
     """``n`` top-level comments a minute apart, oldest first (one transaction)."""
     start = now() - timedelta(days=1)
     batch = [
@@ -41,8 +43,8 @@ async def seed(server: Server, n: int, uri: str = URI, status: str = "approved")
             author=f"A{i}",
             email="a@example.org",
             website=None,
-            text=f"top {i}",
-            html=f"<p>top {i}</p>",
+            text=f"{prefix} {i}",
+            html=f"<p>{prefix} {i}</p>",
             status=status,
             created=start + timedelta(minutes=i),
         )
@@ -162,8 +164,8 @@ async def test_private_comments_never_reach_pages(database_url: str, tmp_path: P
     async with serve(settings) as server:
         await add_post(server)
         shown = await seed(server, 3)
-        await seed(server, 2, status="pending")
-        spam = await seed(server, 1, status="spam")
+        pending = await seed(server, 2, status="pending", prefix="held")
+        spam = await seed(server, 1, status="spam", prefix="junk")
         async with server.client() as client:
             held = await client.post(
                 "/api/comments",
@@ -176,11 +178,16 @@ async def test_private_comments_never_reach_pages(database_url: str, tmp_path: P
                 f"/api/comments/{spam[0]}/vote",
                 json={"value": 1, "voter": (await client.post("/api/voters")).json()["voter"]},
             )
+            links = [await client.get(f"/c/{i}") for i in (*pending, *spam)]
+            page = await client.get(URI, params={"sort": "best"})
     assert [c["id"] for c in tops] == shown[::-1]
     assert sorted(c["id"] for c in best) == shown
     assert all(c["status"] == "approved" for c in seen)
     assert "secret" not in str(seen) and "eve@example.org" not in str(seen)
     assert vote.status_code == 404
+    assert [link.status_code for link in links] == [404, 404, 404]
+    for hidden in ("secret", "held 0", "held 1", "junk 0"):
+        assert hidden not in page.text and hidden not in str(seen) + str(best)
 
 
 async def test_unlimited_read_is_the_whole_thread_as_before(server: Server) -> None:

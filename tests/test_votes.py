@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import Server, make_settings, serve
-from tests.live_helpers import add_post, post, reader, ws_base
+from tests.live_helpers import add_post, post, reader, staff_token, ws_base
 
 
 async def voter(server: Server) -> str:
@@ -140,3 +140,18 @@ async def test_votes_go_live_at_most_once_a_second(server: Server) -> None:
         merged.update(m)
     assert merged == {str(one["id"]): [3, 0], str(two["id"]): [3, 0]}
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
+
+
+async def test_ids_out_of_range_or_not_numbers_are_404(server: Server) -> None:
+    """Vote and pin on ids that cannot exist answer 404 with the error shape, never 500."""
+    good = await voter(server)
+    auth = {"Authorization": f"Bearer {await staff_token(server)}"}
+    async with server.client() as client:
+        answers = [
+            await client.post(f"/api/comments/{2**64}/vote", json={"value": 1, "voter": good}),
+            await client.post("/api/comments/abc/vote", json={"value": 1, "voter": good}),
+            await client.post(f"/api/comments/{2**70}/pin", headers=auth),
+            await client.get(f"/c/{2**64}"),
+        ]
+    assert [a.status_code for a in answers] == [404, 404, 404, 404]
+    assert all("error" in a.json() for a in answers[:3])

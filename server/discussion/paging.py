@@ -19,8 +19,9 @@ thread or order, is refused rather than paging somewhere else.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -103,6 +104,10 @@ class Layout:
     count: int
     root_of: dict[int, int]
     numbers: dict[int, int]  # approved top-level comments numbered 1, 2, 3… by date
+    # each order's (keys, roots), sorted once per layout: a page is then a bisect and a slice
+    _orders: dict[str, tuple[list[Key], list[IndexEntry]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, index: ThreadIndex) -> Layout:
@@ -152,25 +157,27 @@ class Layout:
         }
         return cls(states, roots, ordered, count, root_of, numbers)
 
-    def ordered_roots(self, sort: str) -> list[tuple[Key, IndexEntry]]:
-        return sorted(((sort_key(e, sort), e) for e in self.roots), key=lambda p: p[0])
+    def ordered(self, sort: str) -> tuple[list[Key], list[IndexEntry]]:
+        found = self._orders.get(sort)
+        if found is None:
+            pairs = sorted(((sort_key(e, sort), e) for e in self.roots), key=lambda p: p[0])
+            found = self._orders[sort] = ([k for k, _ in pairs], [e for _, e in pairs])
+        return found
 
 
 def page_of(layout: Layout, sort: str, limit: int | None, after: Key | None) -> Page:
     """The page after ``after`` (from the start when None) of at most ``limit`` roots."""
-    ordered = layout.ordered_roots(sort)
-    if after is not None:
-        ordered = [(k, e) for k, e in ordered if k > after]
-    chosen = ordered if limit is None else ordered[:limit]
-    more = limit is not None and len(ordered) > limit
+    keys, roots = layout.ordered(sort)
+    start = 0 if after is None else bisect_right(keys, after)
+    end = len(roots) if limit is None else min(len(roots), start + limit)
     ids: list[int] = []
-    for _, root in chosen:
+    for root in roots[start:end]:
         ids.append(root.id)
         ids.extend(layout.replies.get(root.id, ()))
     return Page(
         ids=ids,
         states={cid: layout.states[cid] for cid in ids},
-        next_key=chosen[-1][0] if more and chosen else None,
+        next_key=keys[end - 1] if end < len(roots) and end > start else None,
         top_level=len(layout.roots),
         count=layout.count,
         numbers={cid: layout.numbers[cid] for cid in ids if cid in layout.numbers},
@@ -185,10 +192,10 @@ def start_of_page_holding(
     root = layout.root_of.get(comment_id)
     if root is None:
         return False
-    ordered = layout.ordered_roots(sort)
-    position = next(i for i, (_, e) in enumerate(ordered) if e.id == root)
+    keys, roots = layout.ordered(sort)
+    position = next(i for i, e in enumerate(roots) if e.id == root)
     page = position // page_size
-    return None if page == 0 else ordered[page * page_size - 1][0]
+    return None if page == 0 else keys[page * page_size - 1]
 
 
 def parse_limit(raw: str | None) -> int | None:

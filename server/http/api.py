@@ -213,6 +213,8 @@ async def config(request: Request) -> Response:
             "moderation": settings.moderation,
             "max_depth": settings.max_depth,
             "follow_author_links": settings.follow_author_links,
+            "page_size": settings.page_size,
+            "votes": settings.votes,
             # Whether the asking page may embed the widget; it shows a clear refusal otherwise.
             "origin_allowed": origins.allowed(settings, request, request.headers.get("origin")),
         }

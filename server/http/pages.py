@@ -174,7 +174,8 @@ async def _first_page(
 async def comment_link(request: Request) -> Response:
     """``/c/{id}``: 303 to the page of its post that shows the comment."""
     state = state_of(request)
-    comment = await state.comments.get(request.path_params["id"])
+    comment_id = int(request.path_params["id"])
+    comment = await state.comments.get(comment_id) if comment_id < 2**63 else None
     if comment is None or comment.status != "approved":
         raise NotFound()
     slug = await state.threads.store.post_slug(comment.thread_id)

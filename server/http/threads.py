@@ -27,6 +27,16 @@ from server.state import state_of
 BAD_CURSOR = N_("This page cursor was not issued for this thread and order; start from page 1.")
 
 
+MAX_ID = 2**63 - 1  # both engines' BIGINT: a larger id names no comment (never a 500)
+
+
+def _comment_id(request: Request) -> int:
+    comment_id = int(request.path_params["id"])
+    if comment_id > MAX_ID:
+        raise NotFound(f"There is no comment {comment_id}.")
+    return comment_id
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(
         json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
@@ -131,7 +141,7 @@ async def close_thread(request: Request) -> Response:
 async def pin_comment(request: Request) -> Response:
     staff = await require_staff(request)
     pinned = request.url.path.endswith("/pin")
-    comment = await state_of(request).threads.set_pinned(request.path_params["id"], pinned)
+    comment = await state_of(request).threads.set_pinned(_comment_id(request), pinned)
     await _audit(staff, request, "pin" if pinned else "unpin", f"comment {comment.id}")
     return _json({"comment": staff_comment(comment)})
 
@@ -150,7 +160,7 @@ async def vote(request: Request) -> Response:
     state.votes.check_enabled()
     data = await read_json(request)
     address = client_address(request, state.settings.trusted_proxies)
-    tally = await state.votes.vote(request.path_params["id"], data, address)
+    tally = await state.votes.vote(_comment_id(request), data, address)
     return _json({"id": tally.comment_id, "up": tally.up, "down": tally.down, "mine": tally.mine})
 
 

@@ -33,7 +33,16 @@ from server.state import state_of
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "web" / "widget"
 # Dependency order: a module only uses names from modules above it.
-MODULES = ("i18n.js", "api.js", "render.js", "live.js", "own.js", "form.js", "thread.js")
+MODULES = (
+    "i18n.js",
+    "api.js",
+    "render.js",
+    "live.js",
+    "own.js",
+    "form.js",
+    "thread.js",
+    "paging.js",
+)
 ENTRIES = ("embed", "page")
 # Server-side messages the widget shows beside fields or in notices: translated like pages do.
 MESSAGE_SOURCES = (
