@@ -130,6 +130,14 @@ async def close_state(state: State) -> None:
         task.cancel()
     await asyncio.gather(*state.background, return_exceptions=True)
     await state.live.stop()
+    for limiter in (
+        state.discussion.limiter,
+        state.login_per_account,
+        state.login_per_address,
+        state.votes.per_vote,
+        state.votes.per_voter,
+    ):
+        await limiter.close()
     await state.db.close()
 
 

@@ -217,7 +217,7 @@ class Pager:
     every process, so a cached layout is never stale and needs no invalidation message.
     """
 
-    def __init__(self, store: ThreadStore, secret: str, capacity: int = 64) -> None:
+    def __init__(self, store: ThreadStore, secret: str, capacity: int = 16) -> None:
         self.store = store
         self.cursors = Cursors(secret)
         self.capacity = capacity

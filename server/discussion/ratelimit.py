@@ -33,7 +33,15 @@ class PostLimiter:
             )
         else:
             storage = MemoryStorage()
+        self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
+
+    async def close(self) -> None:
+        """Close the Redis connections the limit store opened (nothing to do in memory)."""
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
 
     async def hit(self, key: str, scope: str = "post") -> None:
         """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
