@@ -1,8 +1,9 @@
 """Votes: one row per voter and comment, and the comment's counts kept beside it.
 
-A vote, its change of the comment's ``up``/``down`` and the thread's ``votes_seq`` bump are
-one transaction, so counts never drift from the rows and a cached read keyed by the thread's
-version is never stale.
+A vote and its change of the comment's ``up``/``down`` are one transaction, so counts never
+drift from the rows. The thread's ``votes_seq`` (part of its version, which keys cached
+reads) is bumped apart, by :meth:`VoteStore.bump`, for many votes at once: a busy thread's
+votes then never queue on the thread's row, only on their own comment's.
 """
 
 from __future__ import annotations
@@ -78,12 +79,19 @@ class VoteStore:
                 down,
             )
             assert row is not None
-            await conn.execute(
-                "UPDATE threads SET votes_seq = votes_seq + 1 WHERE id = $1", found["thread_id"]
-            )
         return Tally(
             comment_id, found["thread_id"], found["uri"], row["up"], row["down"], value, True
         )
+
+    async def bump(self, thread_ids: list[int]) -> None:
+        """Tell cached reads of these threads that vote counts changed (one statement)."""
+        if not thread_ids:
+            return
+        marks = ", ".join(f"${i + 1}" for i in range(len(thread_ids)))
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE threads SET votes_seq = votes_seq + 1 WHERE id IN ({marks})", *thread_ids
+            )
 
     async def mine(self, voter: str, comment_ids: list[int]) -> dict[int, int]:
         """This voter's votes on these comments (what the widget highlights)."""

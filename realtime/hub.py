@@ -83,6 +83,7 @@ class Room:
         self.voted: set[int] = set()
         self.votes_sent_at = -VOTES_INTERVAL
         self.votes_timer: asyncio.TimerHandle | None = None
+        self.votes_sending = False
 
     @property
     def online(self) -> int:
@@ -376,12 +377,16 @@ class Hub:
 
         The notice carries ids only; the counts are read from the database when the message
         goes out, so every reader gets the latest counts whatever order notices arrived in.
+        While a message is scheduled or being sent, new ids only join the next one.
         """
         room = self.rooms.get(uri)
         if room is None:
             return
         room.voted.update(comment_ids)
-        if room.votes_timer is not None:
+        self._schedule_votes(room)
+
+    def _schedule_votes(self, room: Room) -> None:
+        if room.votes_timer is not None or room.votes_sending or not room.voted:
             return
         loop = asyncio.get_running_loop()
         delay = max(0.0, room.votes_sent_at + VOTES_INTERVAL - loop.time())
@@ -389,24 +394,35 @@ class Hub:
 
     def _spawn_votes(self, room: Room) -> None:
         room.votes_timer = None
+        room.votes_sending = True
         self._spawn(self._send_votes(room))
 
     async def _send_votes(self, room: Room) -> None:
-        room.votes_sent_at = asyncio.get_running_loop().time()
-        ids, room.voted = room.voted, set()
+        loop = asyncio.get_running_loop()
         try:
-            found = await self.comments.by_ids(ids)
-        except Exception as exc:  # the next vote tries again; counts also come with pages
-            log.warning("vote counts for %s unavailable: %s", room.uri, exc)
-            return
-        counts = {
-            cid: (c.up, c.down)
-            for cid, c in sorted(found.items())
-            if c.status == "approved" and room.thread_id in (None, c.thread_id)
-        }
-        if not counts or self.rooms.get(room.uri) is not room:
-            return
-        frame = Frame(protocol.votes(counts))
-        overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
-        for sub in overflowed:
-            self._cut_off(sub)
+            ids, room.voted = room.voted, set()
+            try:
+                found = await self.comments.by_ids(ids)
+            except Exception as exc:  # the next vote tries again; counts also come with pages
+                log.warning("vote counts for %s unavailable: %s", room.uri, exc)
+                return
+            counts = {
+                cid: (c.up, c.down)
+                for cid, c in sorted(found.items())
+                if c.status == "approved" and room.thread_id in (None, c.thread_id)
+            }
+            # The read took a moment: still never two messages within the interval.
+            wait = room.votes_sent_at + VOTES_INTERVAL - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not counts or self.rooms.get(room.uri) is not room:
+                return
+            room.votes_sent_at = loop.time()
+            frame = Frame(protocol.votes(counts))
+            overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
+            for sub in overflowed:
+                self._cut_off(sub)
+        finally:
+            room.votes_sending = False
+            if self.rooms.get(room.uri) is room:
+                self._schedule_votes(room)

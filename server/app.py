@@ -130,6 +130,7 @@ async def close_state(state: State) -> None:
         task.cancel()
     await asyncio.gather(*state.background, return_exceptions=True)
     await state.live.stop()
+    await state.votes.close()
     for limiter in (
         state.discussion.limiter,
         state.login_per_account,

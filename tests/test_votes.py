@@ -116,16 +116,23 @@ async def test_voter_ids_are_rate_limited(database_url: str, tmp_path: Path) -> 
 
 
 async def test_votes_go_live_at_most_once_a_second(server: Server) -> None:
-    """Readers get coalesced votes messages, at most one a second, with the latest counts."""
+    """Votes cast over ~2 s reach readers as a few coalesced messages with the latest counts."""
     uri = await add_post(server, "hello")
     one, two = await post(server, uri), await post(server, uri)
-    voters = [await voter(server) for _ in range(6)]
+    voters = [await voter(server) for _ in range(8)]  # within KIBITZ_VOTER_RATE
     async with reader(ws_base(server, "asgi"), uri) as live, server.client() as client:
-        for i, v in enumerate(voters):
-            target = one if i % 2 else two
-            await client.post(f"/api/comments/{target['id']}/vote", json={"value": 1, "voter": v})
+
+        async def cast() -> None:
+            for i, v in enumerate(voters):  # one vote every 0.3 s for 2.4 s
+                target = one if i % 2 else two
+                url = f"/api/comments/{target['id']}/vote"
+                assert (await client.post(url, json={"value": 1, "voter": v})).status_code == 200
+                await asyncio.sleep(0.3)
+
+        casting = asyncio.create_task(cast())
         messages, times = [], []
-        deadline = time.monotonic() + 3
+        began = time.monotonic()
+        deadline = began + 5
         while time.monotonic() < deadline:
             try:
                 message = await live.next(max(0.05, deadline - time.monotonic()))
@@ -134,12 +141,14 @@ async def test_votes_go_live_at_most_once_a_second(server: Server) -> None:
             assert message["type"] == "votes"
             messages.append(message["votes"])
             times.append(time.monotonic())
-        await asyncio.sleep(0)
+        await casting
     merged: dict[str, list[int]] = {}
     for m in messages:
         merged.update(m)
-    assert merged == {str(one["id"]): [3, 0], str(two["id"]): [3, 0]}
-    assert all(b - a >= 0.9 for a, b in itertools.pairwise(times))
+    assert merged == {str(one["id"]): [4, 0], str(two["id"]): [4, 0]}
+    # 8 votes in ~2.4 s: one message per second at most (plus delivery jitter on a busy box)
+    assert 2 <= len(messages) <= 1 + int(times[-1] - times[0]) + 1, times
+    assert all(b - a >= 0.75 for a, b in itertools.pairwise(times)), times
 
 
 async def test_ids_out_of_range_or_not_numbers_are_404(server: Server) -> None:

@@ -10,6 +10,7 @@ votes).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -26,6 +27,7 @@ from server.settings import Settings
 log = logging.getLogger("kibitz.votes")
 
 VALUES = (1, -1, 0)
+BUMP_AFTER = 0.1  # seconds: cached reads show new counts this soon after a vote
 
 
 class Voters:
@@ -62,6 +64,44 @@ class Votes:
         self.voters = Voters(settings.secret_key)
         self.per_vote = per_vote
         self.per_voter = per_voter
+        self._dirty: set[int] = set()  # threads whose votes_seq is due for a bump
+        self._bumper: asyncio.Task[None] | None = None
+        self._local: dict[int, int] = {}  # votes taken by this process, per thread
+
+    def local_version(self, thread_id: int) -> int:
+        """Votes this process took on the thread: with ``votes_seq`` it keys cached reads,
+        so this process's own readers see a vote at once (other processes within
+        ``BUMP_AFTER``, when the shared ``votes_seq`` moves)."""
+        return self._local.get(thread_id, 0)
+
+    def _changed(self, thread_id: int) -> None:
+        self._local[thread_id] = self._local.get(thread_id, 0) + 1
+        self._dirty.add(thread_id)
+        if self._bumper is None or self._bumper.done():
+            self._bumper = asyncio.get_running_loop().create_task(self._bump_soon())
+
+    async def _bump_soon(self) -> None:
+        """Bump the version of every thread voted on in the last moment, in one statement."""
+        while self._dirty:
+            await asyncio.sleep(BUMP_AFTER)
+            threads, self._dirty = sorted(self._dirty), set()
+            try:
+                await self.store.bump(threads)
+            except Exception:
+                log.exception("vote counts of threads %s not bumped; trying again", threads)
+                self._dirty.update(threads)
+                await asyncio.sleep(1)
+
+    async def close(self) -> None:
+        """Bump what is due now (shutdown), so no cached read elsewhere stays behind."""
+        if self._bumper is not None:
+            self._bumper.cancel()
+            await asyncio.gather(self._bumper, return_exceptions=True)
+        threads, self._dirty = sorted(self._dirty), set()
+        try:
+            await self.store.bump(threads)
+        except Exception:
+            log.exception("vote counts of threads %s not bumped at shutdown", threads)
 
     def check_enabled(self) -> None:
         if self.settings.votes == "off":
@@ -107,5 +147,6 @@ class Votes:
         except NotVotable:
             raise NotFound(f"There is no comment {comment_id}.") from None
         if tally.changed:
+            self._changed(tally.thread_id)
             await notify(self.listeners.votes, tally.uri, [comment_id])
         return tally

@@ -70,7 +70,7 @@ async def read_comments(request: Request) -> Response:
             }
         )
     # Vote counts are part of what readers see, so the cache key is the thread's version.
-    version = (cursor, thread.votes_seq)
+    version = (cursor, thread.votes_seq, state.votes.local_version(thread.id))
     cached = state.cache.get(thread.id, version)  # type: ignore[arg-type]
     if cached is None:
         # The comments and their cursor come from one snapshot, and the body is cached under
@@ -87,7 +87,8 @@ async def read_comments(request: Request) -> Response:
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        state.cache.put(thread.id, (cursor, thread.votes_seq), cached)  # type: ignore[arg-type]
+        version = (cursor, *version[1:])
+        state.cache.put(thread.id, version, cached)  # type: ignore[arg-type]
     return Response(cached, media_type="application/json")
 
 
