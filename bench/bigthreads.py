@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -25,6 +26,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -106,23 +108,58 @@ async def timed(client: httpx.AsyncClient, url: str, runs: int) -> tuple[int, fl
     return len(response.content), cold, statistics.median(times)
 
 
+def readers_process(conn: Any, url: str, count: int, seconds: float) -> None:
+    """A separate process with ``count`` live readers: the server's loop is not theirs."""
+
+    async def main() -> None:
+        received: list[list[float]] = [[] for _ in range(count)]
+        stop = asyncio.Event()
+        opened = 0
+
+        async def read(k: int) -> None:
+            nonlocal opened
+            async with connect(url, compression=None, open_timeout=60) as ws:
+                opened += 1
+                while not stop.is_set():
+                    try:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    except TimeoutError:
+                        continue
+                    if message["type"] == "votes":
+                        received[k].append(time.monotonic())
+
+        tasks = [asyncio.create_task(read(k)) for k in range(count)]
+        while opened < count:
+            await asyncio.sleep(0.1)
+        conn.send("open")
+        conn.recv()  # the voting is over
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        conn.send(received)
+
+    asyncio.run(main())
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 async def votes(server, roots: list[int], seconds: float, voters: int, readers: int) -> None:  # type: ignore[no-untyped-def]
-    base = server.url.replace("http://", "ws://")
-    received: list[list[float]] = [[] for _ in range(readers)]
-    stop = asyncio.Event()
-
-    async def read(k: int) -> None:
-        async with connect(f"{base}/ws?uri=/posts/big", compression=None) as ws:
-            while not stop.is_set():
-                try:
-                    message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                except TimeoutError:
-                    continue
-                if message["type"] == "votes":
-                    received[k].append(time.monotonic())
-
-    tasks = [asyncio.create_task(read(k)) for k in range(readers)]
+    url = server.url.replace("http://", "ws://") + "/ws?uri=/posts/big"
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    child = multiprocessing.get_context("spawn").Process(
+        target=readers_process, args=(theirs, url, readers, seconds)
+    )
+    before = rss_kib()
+    child.start()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ours.recv)  # every reader is connected
     await asyncio.sleep(1)
+    per_reader_kib = (rss_kib() - before) / max(1, readers)
     cast = 0
     async with server.client(limits=httpx.Limits(max_connections=voters)) as client:
         ids = [(await client.post("/api/voters")).json()["voter"] for _ in range(voters)]
@@ -142,15 +179,17 @@ async def votes(server, roots: list[int], seconds: float, voters: int, readers: 
         began = time.monotonic()
         await asyncio.gather(*(voter(v) for v in ids))
         elapsed = time.monotonic() - began
-    await asyncio.sleep(1.5)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    ours.send("done")
+    received: list[list[float]] = await loop.run_in_executor(None, ours.recv)
+    child.join(30)
     gaps = [b - a for r in received for a, b in itertools.pairwise(r)]
     per_reader = [len(r) for r in received]
     print(
         f"votes: {cast} in {elapsed:.1f} s = {cast / elapsed:.0f}/s from {voters} voters; "
-        f"{readers} readers got {min(per_reader)}-{max(per_reader)} votes messages each, "
-        f"smallest gap {min(gaps) if gaps else 0:.2f} s"
+        f"{readers} readers (another process) got {min(per_reader)}-{max(per_reader)} votes "
+        f"messages each in {elapsed + 1.5:.1f} s (smallest gap as received "
+        f"{min(gaps) if gaps else 0:.2f} s); server memory "
+        f"{per_reader_kib:.1f} KiB per reader"
     )
 
 
