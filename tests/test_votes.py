@@ -164,3 +164,36 @@ async def test_ids_out_of_range_or_not_numbers_are_404(server: Server) -> None:
         ]
     assert [a.status_code for a in answers] == [404, 404, 404, 404]
     assert all("error" in a.json() for a in answers[:3])
+
+
+async def test_concurrent_votes_keep_counts_exact(database_url: str, tmp_path: Path) -> None:
+    """Many voters voting and changing their votes at once: counts equal the stored votes."""
+    settings = make_settings(
+        database_url, tmp_path, KIBITZ_VOTE_RATE="off", KIBITZ_VOTER_RATE="off"
+    )
+    async with serve(settings) as server:
+        uri = await add_post(server, "hello")
+        comments = [await post(server, uri), await post(server, uri)]
+        voters = [await voter(server) for _ in range(20)]
+        async with server.client() as client:
+
+            async def cast(v: str, comment: dict[str, object], value: int) -> None:
+                url = f"/api/comments/{comment['id']}/vote"
+                answer = await client.post(url, json={"value": value, "voter": v})
+                assert answer.status_code == 200, answer.text
+
+            await asyncio.gather(
+                *(cast(v, c, 1) for v in voters for c in comments),
+                *(cast(v, comments[0], -1) for v in voters[:10]),
+                *(cast(v, comments[1], 0) for v in voters[10:15]),
+            )
+            thread = (await client.get("/api/comments", params={"uri": uri, "limit": "5"})).json()
+        async with server.state.db.read() as conn:
+            rows = await conn.fetch(
+                "SELECT comment_id, value, COUNT(*) AS n FROM votes GROUP BY comment_id, value"
+            )
+    stored = {(r["comment_id"], r["value"]): r["n"] for r in rows}
+    for shown in thread["comments"]:
+        assert shown["up"] == stored.get((shown["id"], 1), 0)
+        assert shown["down"] == stored.get((shown["id"], -1), 0)
+    assert sum(stored.values()) >= 30  # every voter's last word counts once per comment
