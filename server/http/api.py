@@ -73,22 +73,23 @@ async def read_comments(request: Request) -> Response:
     version = (cursor, thread.votes_seq, state.votes.local_version(thread.id))
     cached = state.cache.get(thread.id, version)  # type: ignore[arg-type]
     if cached is None:
-        # The comments and their cursor come from one snapshot, and the body is cached under
-        # that cursor (a write may have committed since ``cursor`` was read above).
-        cursor, comments = await state.comments.visible_with_cursor(thread.id)
+        # The comments and their cursor come from one snapshot. The body is cached only when
+        # that snapshot is the version looked up above: ``closed`` comes from that lookup,
+        # and closing bumps the cursor, so a body is never cached under a version it is not.
+        snapshot, comments = await state.comments.visible_with_cursor(thread.id)
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
         body = {
             "uri": thread.uri,
             "count": sum(1 for c in comments if c.status == "approved"),
-            "cursor": cursor,
+            "cursor": snapshot,
             "top_level": sum(1 for c in comments if c.parent_id not in states),
             "next": None,
             "closed": thread.closed,
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        version = (cursor, *version[1:])
-        state.cache.put(thread.id, version, cached)  # type: ignore[arg-type]
+        if snapshot == cursor:
+            state.cache.put(thread.id, version, cached)  # type: ignore[arg-type]
     return Response(cached, media_type="application/json")
 
 
