@@ -133,3 +133,38 @@ def test_widget_pages_pins_and_closing(browser: Any, small_pages: Setup) -> None
         assert problems == []
     finally:
         ctx.close()
+
+
+def test_live_comments_wait_politely_until_their_place_is_loaded(
+    browser: Any, small_pages: Setup
+) -> None:
+    """Oldest first with pages left: a new comment waits behind "1 new comment"; newest
+    first: it appears at the top at once; a reply appears under its loaded parent."""
+    site = small_pages
+    site.kibitz.add_post("big", "Big")
+    ids = seed(site, "/posts/big", 7)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(site.kibitz.url + "/posts/big")
+        page.locator(".comments__presence:not([hidden])").wait_for()
+        late = site.kibitz.add_comment("/posts/big", "Arrived while reading.")
+        notice = page.locator("[data-new-notice] button", has_text="1 new comment")
+        notice.wait_for()
+        assert page.locator(f"#comment-{late.id}").count() == 0
+        reply = site.kibitz.add_comment("/posts/big", "A live reply.", parent=ids[0])
+        page.locator(f"#comment-{ids[0]} #comment-{reply.id}").wait_for()
+        notice.click()
+        page.locator(f"#comment-{late.id}").wait_for()
+        assert page.locator("[data-new-notice]").is_hidden()
+        page.select_option("#kibitz-sort", "newest")
+        page.locator("[data-order-submit]").click()
+        page.wait_for_function(
+            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{late.id}'"
+        )
+        newest = site.kibitz.add_comment("/posts/big", "Newest of all.")
+        page.wait_for_function(
+            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{newest.id}'"
+        )
+    finally:
+        ctx.close()
