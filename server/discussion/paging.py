@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 from db.comments import FULL, visible_states
 from db.models import Comment, Thread
@@ -68,7 +68,7 @@ class Cursors:
     def read(self, token: str, thread_id: int, sort: str) -> Key:
         try:
             data = self._serializer.loads(token)
-        except (BadSignature, ValueError, UnicodeError):
+        except (BadData, ValueError, UnicodeError):
             raise BadCursor(token) from None
         if (
             not isinstance(data, list)
