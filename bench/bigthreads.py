@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import multiprocessing
 import random
 import statistics
@@ -113,30 +112,59 @@ def readers_process(conn: Any, url: str, count: int, seconds: float) -> None:
 
     async def main() -> None:
         received: list[list[float]] = [[] for _ in range(count)]
-        stop = asyncio.Event()
         opened = 0
 
         async def read(k: int) -> None:
             nonlocal opened
             async with connect(url, compression=None, open_timeout=60) as ws:
                 opened += 1
-                while not stop.is_set():
-                    try:
-                        message = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
-                    except TimeoutError:
-                        continue
-                    if message["type"] == "votes":
+                async for raw in ws:  # cancelled at the end
+                    if b'"votes"' in (raw if isinstance(raw, bytes) else raw.encode()[:20]):
                         received[k].append(time.monotonic())
 
         tasks = [asyncio.create_task(read(k)) for k in range(count)]
         while opened < count:
             await asyncio.sleep(0.1)
         conn.send("open")
-        conn.recv()  # the voting is over
+        # the voting is over (waited for off the loop, so the readers keep reading)
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await asyncio.sleep(1.5)
-        stop.set()
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         conn.send(received)
+
+    asyncio.run(main())
+
+
+def voters_process(
+    conn: Any, base: str, voters: list[str], roots: list[int], seconds: float
+) -> None:
+    """Voters in a process of their own, so the server's process only serves."""
+
+    async def main() -> None:
+        cast = 0
+        limits = httpx.Limits(max_connections=len(voters))
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            conn.send("ready")
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+            deadline = time.monotonic() + seconds
+
+            async def voter(v: str) -> None:
+                nonlocal cast
+                rng = random.Random(v)
+                while time.monotonic() < deadline:
+                    target = roots[rng.randrange(min(200, len(roots)))]
+                    answer = await client.post(
+                        f"/api/comments/{target}/vote",
+                        json={"value": rng.choice((1, -1)), "voter": v},
+                    )
+                    assert answer.status_code == 200, answer.text
+                    cast += 1
+
+            began = time.monotonic()
+            await asyncio.gather(*(voter(v) for v in voters))
+            conn.send((cast, time.monotonic() - began))
 
     asyncio.run(main())
 
@@ -160,25 +188,16 @@ async def votes(server, roots: list[int], seconds: float, voters: int, readers: 
     await loop.run_in_executor(None, ours.recv)  # every reader is connected
     await asyncio.sleep(1)
     per_reader_kib = (rss_kib() - before) / max(1, readers)
-    cast = 0
-    async with server.client(limits=httpx.Limits(max_connections=voters)) as client:
-        ids = [(await client.post("/api/voters")).json()["voter"] for _ in range(voters)]
-        deadline = time.monotonic() + seconds
-
-        async def voter(v: str) -> None:
-            nonlocal cast
-            rng = random.Random(v)
-            while time.monotonic() < deadline:
-                target = roots[rng.randrange(min(200, len(roots)))]
-                answer = await client.post(
-                    f"/api/comments/{target}/vote", json={"value": rng.choice((1, -1)), "voter": v}
-                )
-                assert answer.status_code == 200, answer.text
-                cast += 1
-
-        began = time.monotonic()
-        await asyncio.gather(*(voter(v) for v in ids))
-        elapsed = time.monotonic() - began
+    ids = [server.state.votes.voters.issue() for _ in range(voters)]
+    mine, child_end = multiprocessing.get_context("spawn").Pipe()
+    casting = multiprocessing.get_context("spawn").Process(
+        target=voters_process, args=(child_end, server.url, ids, roots, seconds)
+    )
+    casting.start()
+    await loop.run_in_executor(None, mine.recv)  # the voters' client is up
+    mine.send("go")
+    cast, elapsed = await loop.run_in_executor(None, mine.recv)
+    casting.join(30)
     ours.send("done")
     received: list[list[float]] = await loop.run_in_executor(None, ours.recv)
     child.join(30)
