@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test migrate demo browsers clean messages docs axe
+.PHONY: run test lint typecheck install install-test migrate demo browsers clean messages docs axe
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ docs: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+LINTED := server realtime db tests bench tools
+
+lint: install-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# Settings in pyproject.toml ([tool.mypy]); only rjsmin and rcssmin, which ship no types, are exempt.
+typecheck: install-test
+	$(BIN)/mypy --strict server realtime db
+
 # Refresh web/locale/*/LC_MESSAGES/messages.po from the templates and server/ (then translate
 # the new entries; tests/test_i18n.py fails while any German translation is missing).
 messages: install
@@ -51,4 +61,4 @@ build/axe/node_modules/axe-core/axe.min.js:
 	npm install --prefix build/axe --no-audit --no-fund --silent axe-core@4
 
 clean:
-	rm -rf $(VENV) data test-artifacts
+	rm -rf $(VENV) data test-artifacts .mypy_cache .ruff_cache

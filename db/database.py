@@ -2,16 +2,31 @@
 
 Queries are written once with ``$1``-style placeholders in the SQL subset SQLite and
 PostgreSQL share (``RETURNING``, ``ON CONFLICT``, CTEs). The SQLite backend rewrites ``$n`` to
-its ``?n``. Rows come back as mappings; the stores turn them into frozen dataclasses.
+its ``?n``. Rows are read by column name; the stores turn them into frozen dataclasses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
-Row = Mapping[str, Any]
+
+class Row(Protocol):
+    """A result row as the drivers hand it out (``sqlite3.Row``, ``asyncpg.Record``).
+
+    Not a ``Mapping``: neither driver's row has ``get`` or iterates over its keys, so the stores
+    may only read columns by name (or position) and ask for ``keys()``, which on PostgreSQL is a
+    one-shot iterator.
+    """
+
+    @overload
+    def __getitem__(self, key: str, /) -> Any: ...
+
+    @overload
+    def __getitem__(self, key: int, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
 
 
 class Connection(Protocol):
@@ -40,6 +55,9 @@ class Database(Protocol):
         For the hottest tiny reads (a thread's ``last_seq`` on every cached thread read):
         SQLite runs them inline, which costs less than handing them to a reader thread.
         """
+
+    async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
+        """A few rows by indexed keys (the threads a counts request names), as :meth:`lookup`."""
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A write transaction: committed when the block ends, rolled back on an exception."""

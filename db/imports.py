@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from db.comments import diff_events, find_thread, record_events, visible_states
+from db.comments import diff_events, find_thread, record_events, text_key, visible_states
 from db.database import Connection, Database
-from db.models import Event, now
+from db.models import Event, Status, now
 
 CHUNK = 500  # parameters per IN (…) list: well below both engines' limits
 
@@ -121,7 +121,7 @@ async def _hidden_ancestors(conn: Connection, parent_id: int, checked: set[int])
     while current is not None and current not in checked:
         checked.add(current)
         row = await conn.fetchrow("SELECT parent_id, status FROM comments WHERE id = $1", current)
-        if row is None or row["status"] == "approved":
+        if row is None or row["status"] == Status.APPROVED:
             break  # shown already, and so is everything above it
         if await conn.fetchval(_APPROVED_BELOW, current) is not None:
             break  # a placeholder already
@@ -399,8 +399,8 @@ class ImportStore:
 
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
-            "reason, address, staff_id, created, edited, source, import_run) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "reason, address, staff_id, created, edited, source, import_run, text_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             [
                 (
                     thread_ids[c.thread_key],
@@ -417,6 +417,7 @@ class ImportStore:
                     c.edited,
                     c.source,
                     run,
+                    text_key(c.text),
                 )
                 for c in fresh
             ],

@@ -13,10 +13,11 @@ from db.database import Row
 
 class Status(StrEnum):
     """A comment's status. Only ``approved`` is shown to readers (and placeholders of
-    ``deleted``/``spam`` comments that keep approved replies in place)."""
+    ``deleted``/``spam`` comments that keep approved replies in place). Listed in the order
+    the moderation lists and messages name them: the queue first."""
 
-    APPROVED = "approved"
     PENDING = "pending"
+    APPROVED = "approved"
     SPAM = "spam"
     DELETED = "deleted"
 
@@ -95,7 +96,7 @@ class Post:
 
     @classmethod
     def from_row(cls, row: Row) -> Post:
-        keys = set(row.keys())
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             slug=row["slug"],
@@ -147,7 +148,7 @@ class Comment:
 
     @classmethod
     def from_row(cls, row: Row) -> Comment:
-        keys = set(row.keys())
+        keys = set(row.keys())  # asyncpg gives a one-pass iterator
         return cls(
             id=row["id"],
             thread_id=row["thread_id"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from db.comments import COLUMNS, FROM
+from db.comments import COLUMNS, FROM, text_key
 from db.database import Database
-from db.models import Comment
+from db.models import Comment, Status
 
 
 def like_pattern(words: str) -> str:
@@ -27,7 +27,7 @@ class ModerationStore:
         Pending comments come oldest first (a queue); the other lists newest first. Each
         comment comes with its thread's uri.
         """
-        order = "ASC" if status == "pending" else "DESC"
+        order = "ASC" if status == Status.PENDING else "DESC"
         where, args = "c.status = $1", [status]
         if query.strip():
             args.append(like_pattern(query.strip()))
@@ -48,19 +48,22 @@ class ModerationStore:
         async with self.db.read() as conn:
             rows = await conn.fetch("SELECT status, COUNT(*) AS n FROM comments GROUP BY status")
         found = {r["status"]: int(r["n"]) for r in rows}
-        return {s: found.get(s, 0) for s in ("pending", "approved", "spam", "deleted")}
+        return {s.value: found.get(s, 0) for s in Status}
 
 
 async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -> bool:
-    """True when the same text (ignoring surrounding space) was posted on ``uri`` since then."""
-    async with db.read() as conn:
-        found = await conn.fetchval(
-            "SELECT 1 FROM comments c WHERE c.thread_id IN ("
-            " SELECT id FROM threads WHERE uri = $1"
-            " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
-            "AND c.created >= $2 AND trim(c.text) = $3 LIMIT 1",
-            uri,
-            since,
-            text.strip(),
-        )
+    """True when the same text (ignoring surrounding space) was posted on ``uri`` since then.
+
+    One indexed probe by the text's digest, however many comments the thread has, by the
+    backend's cheapest path (inline on SQLite): it runs on every POST.
+    """
+    found = await db.lookup(
+        "SELECT 1 FROM comments c WHERE c.thread_id IN ("
+        " SELECT id FROM threads WHERE uri = $1"
+        " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
+        "AND c.text_key = $2 AND c.created >= $3 LIMIT 1",
+        uri,
+        text_key(text),
+        since,
+    )
     return found is not None

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from db.database import Row
 from db.errors import Conflict, DatabaseError, Unavailable
@@ -45,7 +46,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 
 class PostgresConnection:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: PoolConnectionProxy) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -102,7 +103,7 @@ class PostgresDatabase:
         return cls(pool)
 
     @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _acquire(self) -> AsyncIterator[PoolConnectionProxy]:
         try:
             conn = await self._pool.acquire()
         except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
@@ -120,6 +121,10 @@ class PostgresDatabase:
     async def lookup(self, sql: str, *args: Any) -> Row | None:
         async with self.read() as conn:
             return await conn.fetchrow(sql, *args)
+
+    async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
+        async with self.read() as conn:
+            return await conn.fetch(sql, *args)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresConnection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from db.comments import ensure_thread
 from db.database import Database
@@ -65,9 +66,39 @@ class PostStore:
         return Post.from_row(row)
 
     async def by_slug(self, slug: str) -> Post | None:
-        async with self.db.read() as conn:
-            row = await conn.fetchrow(f"SELECT {POST_COLUMNS} FROM posts p WHERE p.slug = $1", slug)
+        # Every post page starts here, so it takes the backend's cheapest path.
+        row = await self.db.lookup(f"SELECT {POST_COLUMNS} FROM posts p WHERE p.slug = $1", slug)
         return Post.from_row(row) if row else None
+
+    async def page_version(
+        self, slug: str
+    ) -> tuple[tuple[Any, ...], int, tuple[int, int, bool | None]] | None:
+        """The post's row as a hashable value, its thread's id and version, in one read.
+
+        Together they name everything a cached post page shows (the post as stored and one
+        visible state of its thread: ``last_seq``, ``votes_seq``, closed), without building
+        the :class:`Post`.
+        """
+        row = await self.db.lookup(
+            f"SELECT {POST_COLUMNS}, t.id AS thread_ref, t.last_seq AS thread_last_seq, "
+            "t.votes_seq AS thread_votes_seq, t.closed AS thread_closed FROM posts p "
+            "JOIN threads t ON t.id = p.thread_id WHERE p.slug = $1",
+            slug,
+        )
+        if row is None:
+            return None
+        # By position: the Row protocol indexes but does not iterate (the drivers' rows differ).
+        stored = tuple(row[i] for i in range(POST_COLUMNS.count(",") + 1))
+        closed = row["thread_closed"]
+        return (
+            stored,
+            int(row["thread_ref"]),
+            (
+                int(row["thread_last_seq"]),
+                int(row["thread_votes_seq"]),
+                None if closed is None else bool(closed),
+            ),
+        )
 
     async def exists_for_uri(self, uri: str) -> bool:
         if not uri.startswith("/posts/"):

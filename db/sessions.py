@@ -64,7 +64,3 @@ class SessionStore:
             await conn.execute(
                 "DELETE FROM staff_sessions WHERE token_hash = $1", session_hash(token)
             )
-
-    async def close_all(self, staff_id: int) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM staff_sessions WHERE staff_id = $1", staff_id)

@@ -12,7 +12,7 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,11 @@ class SQLiteDatabase:
         return cls(path, writer, pool, inline)
 
     async def lookup(self, sql: str, *args: Any) -> Row | None:
-        """Run a point read on the event loop: microseconds, less than a hop to a thread.
+        rows = await self.lookup_all(sql, *args)
+        return rows[0] if rows else None
+
+    async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
+        """Run a few-row indexed read on the event loop: less than a hop to a thread.
 
         A WAL reader does not wait for the writer. The rare moments it would have to wait
         (a checkpoint resetting the log, recovery) fail at once with busy_timeout 0, and the
@@ -138,10 +142,10 @@ class SQLiteDatabase:
             if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise DatabaseError(str(exc)) from exc
             async with self.read() as conn:
-                return await conn.fetchrow(sql, *args)
+                return await conn.fetch(sql, *args)
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
-        return rows[0] if rows else None
+        return rows
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SQLiteConnection]:
@@ -185,7 +189,7 @@ class SQLiteDatabase:
                 await asyncio.shield(self._rollback())
                 raise
 
-    def migration_lock(self) -> Any:
+    def migration_lock(self) -> AbstractAsyncContextManager[SQLiteConnection]:
         # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
         return self.transaction()
 

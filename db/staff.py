@@ -150,17 +150,6 @@ class StaffStore:
 
     async def identities(self) -> list[tuple[str, str | None]]:
         """Every account's name and e-mail, disabled ones too: nobody may pose as them."""
-        async with self.db.read() as conn:
-            rows = await conn.fetch("SELECT name, email FROM staff")
+        # Every POST asks (the impersonation check); a few rows, by the cheapest path.
+        rows = await self.db.lookup_all("SELECT name, email FROM staff")
         return [(r["name"], r["email"]) for r in rows]
-
-    async def is_staff_identity(self, name: str, email: str) -> bool:
-        """True when a commenter uses a staff member's name or e-mail (impersonation)."""
-        async with self.db.read() as conn:
-            found = await conn.fetchval(
-                "SELECT 1 FROM staff WHERE lower(name) = lower($1) "
-                "OR (email IS NOT NULL AND lower(email) = lower($2)) LIMIT 1",
-                name.strip(),
-                email,
-            )
-        return found is not None

@@ -24,9 +24,10 @@ import logging
 import random
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -134,7 +135,7 @@ class RedisBroker:
             url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 0)
         )
         self.channels: set[str] = set()  # thread channels this process wants
-        self._pubsub: Any = None
+        self._pubsub: PubSub | None = None
         self._connected = False
         self._waiting: dict[bytes, list[asyncio.Future[None]]] = {}
         self._subscribe_lock = asyncio.Lock()
@@ -234,7 +235,7 @@ class RedisBroker:
             except Exception:
                 pass
 
-    async def _listen(self, pubsub: Any) -> None:
+    async def _listen(self, pubsub: PubSub) -> None:
         assert self.hub is not None
         moderation = self.moderation_channel.encode()
         thread_prefix = self.thread_channel("").encode()

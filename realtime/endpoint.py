@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -40,9 +41,9 @@ from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
 from server.auth.identity import current_staff
-from server.discussion.uris import normalise_uri
-from server.errors import BadRequest, Forbidden, KibitzError, Unauthorized
+from server.errors import Forbidden, KibitzError, Unauthorized
 from server.http import origins
+from server.http.params import integer, required_uri
 from server.settings import Settings, origin_of
 from server.state import state_of
 
@@ -86,17 +87,14 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
         if await current_staff(conn) is None:
             raise Unauthorized("Staff only: send a session cookie or an API token.")
         return Ask(moderation=True)
-    uri = conn.query_params.get("uri")
-    if not uri:
-        raise BadRequest("Give the thread as ?uri=/path/of/the/page.")
+    uri = required_uri(conn.query_params)
     raw_since = conn.query_params.get("since")
     since: int | None = None
     if raw_since is not None:
-        try:
-            since = int(raw_since)
-        except ValueError:
-            since = -1  # not a seq we ever gave out: the reader gets a reset
-    return Ask(moderation=False, uri=normalise_uri(uri), since=since)
+        # Not a seq we ever gave out (-1): the reader gets a reset.
+        since = integer(raw_since)
+        since = -1 if since is None else since
+    return Ask(moderation=False, uri=uri, since=since)
 
 
 # -- one connection: a receive task and a send task ----------------------------------------
@@ -168,7 +166,6 @@ class QueuedConnection(Connection):
         await self.websocket.send_text(frame.text)
 
     def cut_off(self) -> None:
-        self.gone = True
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
@@ -249,7 +246,6 @@ class DirectConnection(Connection):
         await self.ws.send(frame.payload, text=True)
 
     def cut_off(self) -> None:
-        self.gone = True
         closing = asyncio.get_running_loop().create_task(self.ws.close(protocol.RESUME, "resume"))
         self.closing.add(closing)
         closing.add_done_callback(self.closing.discard)
@@ -271,7 +267,7 @@ async def _ws_receive(ws: ServerConnection) -> None:
         pass
 
 
-def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
+def _scope(app: Starlette, ws: ServerConnection, request: Request) -> dict[str, Any]:
     """Enough of an ASGI scope for Starlette's ``HTTPConnection`` (headers, URL, app)."""
     path, _, query = request.path.partition("?")
     headers: Headers = request.headers
@@ -294,7 +290,7 @@ def _scope(app: Any, ws: ServerConnection, request: Request) -> dict[str, Any]:
 class LiveServer:
     """``websockets.asyncio.server.serve`` on the live port, compression off."""
 
-    def __init__(self, app: Any, hub: Hub, settings: Settings) -> None:
+    def __init__(self, app: Starlette, hub: Hub, settings: Settings) -> None:
         self.app = app
         self.hub = hub
         self.settings = settings

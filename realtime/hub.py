@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING
 
 from db.comments import CommentStore
@@ -48,7 +48,6 @@ class Subscriber:
         self.live = False
         self.held: list[Frame] = []
         self.room: Room | None = None
-        self.gone = False  # the hub has cut this reader off
 
     def push(self, frame: Frame) -> bool:
         raise NotImplementedError
@@ -98,8 +97,8 @@ class Hub:
         self.staff: set[Subscriber] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -116,23 +115,18 @@ class Hub:
     # -- shaping events ------------------------------------------------------------------
 
     async def frames_for(self, events: Iterable[Event]) -> list[Frame]:
-        """Shape stored events as readers see them, each comment in its current state."""
+        """Shape stored events as readers see them, each comment in its current state.
+
+        One read of the events' comments, whatever the thread's size. An approved comment is
+        shown in full; any other is either a placeholder or gone, and the event shape sends
+        both as a placeholder (a later ``comment.deleted`` event removes one that has gone),
+        so the thread's other rows never need reading here.
+        """
         events = list(events)
         if not events:
             return []
         comments = await self.comments.by_ids(e.comment_id for e in events)
-        states: dict[int, dict[int, str]] = {}
-        for thread_id in {e.thread_id for e in events}:
-            states[thread_id] = await self.comments.thread_states(thread_id)
-        return [
-            Frame(
-                protocol.comment_event(
-                    e, comments.get(e.comment_id), states[e.thread_id].get(e.comment_id)
-                ),
-                e.seq,
-            )
-            for e in events
-        ]
+        return [Frame(protocol.comment_event(e, comments.get(e.comment_id)), e.seq) for e in events]
 
     # -- readers ---------------------------------------------------------------------------
 

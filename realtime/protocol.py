@@ -22,7 +22,7 @@ import struct
 from typing import Any
 
 from db.comments import FULL, PLACEHOLDER
-from db.models import Comment, Event
+from db.models import Comment, Event, Status
 from server.discussion.shapes import public_comment
 
 # Close codes. 4000 tells the client that it fell behind and should reconnect with ``since``.
@@ -55,19 +55,20 @@ def presence(online: int) -> bytes:
     return encode({"type": "presence", "online": online})
 
 
-def comment_event(event: Event, comment: Comment | None, state: str | None) -> bytes:
+def comment_event(event: Event, comment: Comment | None) -> bytes:
     """One stored event as readers see it, with the comment in its *current* state.
 
-    ``state`` is the comment's entry in :func:`db.comments.visible_states` (``None`` when it
-    is not visible now). A created, approved or updated event whose comment has since gone
-    is sent as a placeholder; the later ``comment.deleted`` event then removes it.
+    An approved comment is shown in full (:func:`db.comments.visible_states` gives every
+    approved comment ``full``). A created, approved or updated event whose comment is no
+    longer approved is sent as a placeholder: either the comment now keeps a reply's place,
+    or it has gone and the later ``comment.deleted`` event removes it.
     Thread events (closed, opened) carry no comment.
     """
     if event.type in THREAD_EVENTS:
         return encode({"type": event.type, "seq": event.seq})
     if event.type == "comment.deleted" or comment is None:
         return encode({"type": "comment.deleted", "seq": event.seq, "id": event.comment_id})
-    shaped = public_comment(comment, FULL if state == FULL else PLACEHOLDER)
+    shaped = public_comment(comment, FULL if comment.status == Status.APPROVED else PLACEHOLDER)
     return encode({"type": event.type, "seq": event.seq, "comment": shaped})
 
 

@@ -35,7 +35,7 @@ from server.admin import threads as admin_threads
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
-from server.discussion.cache import ThreadCache
+from server.discussion.cache import CountCache, FragmentCache, ThreadCache
 from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
@@ -101,6 +101,9 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         login_per_account=limiter(LOGIN_RATE_PER_ACCOUNT),
         login_per_address=limiter(LOGIN_RATE_PER_ADDRESS),
         cache=ThreadCache(),
+        counts=CountCache(),
+        fragments=FragmentCache(),
+        pages=FragmentCache(capacity=64),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

@@ -11,14 +11,23 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from db.database import connect
+from db.database import Database, connect
 from db.errors import Conflict, DatabaseError
 from db.migrate import migrate
+from server.auth.accounts import ROLES
 from server.errors import ConfigError
 from server.settings import Settings, load
+
+if TYPE_CHECKING:
+    from db.models import Post, StaffMember
+    from db.staff import ApiToken
+    from server.portability.importers.report import Report
+    from server.portability.importers.writer import Source
+
+T = TypeVar("T")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
@@ -32,11 +41,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"kibitz: {message} (see 'kibitz --help')\n")
 
 
-def _run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
-async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     db = await connect(settings.database_url, readers=1)
     try:
         await migrate(db)
@@ -122,7 +131,7 @@ def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--title must not be empty")
     body = clean_article(_read_body(args.body_file))
 
-    async def work(db: Any) -> Any:
+    async def work(db: Database) -> Post:
         return await PostStore(db).add(
             slug=args.slug,
             title=args.title.strip(),
@@ -138,17 +147,19 @@ def cmd_post_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
+    from server.auth.accounts import account_problems
     from server.auth.credentials import hash_password
 
     if not args.password_stdin:
         raise UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        raise UsageError("the password must have at least 8 characters")
-    if not re.match(r"^[\w.@-]{1,64}$", args.name):
-        raise UsageError(f"name {args.name!r}: use letters, digits, '.', '@', '-' or '_'")
+    problems = account_problems(args.name, args.role, password, args.email or "")
+    if problems:
+        field, problem = next(iter(problems.items()))
+        shown = f"{field} {args.name!r}" if field == "name" else field
+        raise UsageError(f"{shown}: {problem}")
 
-    async def work(db: Any) -> Any:
+    async def work(db: Database) -> StaffMember:
         return await StaffStore(db).add(
             args.name, args.role, hash_password(password), email=args.email
         )
@@ -164,7 +175,7 @@ def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
 
     token = new_api_token()
 
-    async def work(db: Any) -> None:
+    async def work(db: Database) -> None:
         store = StaffStore(db)
         found = await store.by_name(args.name)
         if found is None:
@@ -181,7 +192,7 @@ def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
 
-    async def work(db: Any) -> Any:
+    async def work(db: Database) -> list[ApiToken]:
         return await StaffStore(db).tokens()
 
     for t in _run(_with_db(settings, work)):
@@ -193,7 +204,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
 
-    async def work(db: Any) -> Any:
+    async def work(db: Database) -> bool:
         return await StaffStore(db).revoke_token(args.id)
 
     if not _run(_with_db(settings, work)):
@@ -222,13 +233,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--batch-size must be at least 1")
     report = Report(args.format, args.file)
     if args.format == "wordpress":
-        source: Any = wordpress.Source(args.file, report, pingbacks=args.pingbacks)
+        source: Source = wordpress.Source(args.file, report, pingbacks=args.pingbacks)
     else:
         source = {"disqus": disqus, "isso": isso, "kibitz": kibitz}[args.format].Source(
             args.file, report
         )
 
-    async def work(db: Any) -> Any:
+    async def work(db: Database) -> Report:
         for line in await undo_unfinished(db):
             print(f"kibitz: {line}", file=sys.stderr)
         return await run_import(
@@ -309,7 +320,7 @@ def parser() -> Parser:
     )
     user_add = user.add_parser("add", help="create a staff account")
     user_add.add_argument("name")
-    user_add.add_argument("--role", choices=("admin", "moderator"), default="moderator")
+    user_add.add_argument("--role", choices=ROLES, default="moderator")
     user_add.add_argument("--email")
     user_add.add_argument("--password-stdin", action="store_true")
     user_add.set_defaults(run=cmd_user_add)

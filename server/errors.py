@@ -12,14 +12,29 @@
     └── RateLimited             429  carries Retry-After
     ConfigError                      a setting is wrong; printed at start, never served
 
+The domain (``server.discussion``) raises its own errors, which know nothing of HTTP;
+:data:`DOMAIN_ANSWERS` below is the one table that picks the HTTP error answering each.
 Database errors (``db.errors``) are translated here too, so handlers never see driver types.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from server.discussion.errors import (
+    DiscussionError,
+    InvalidInput,
+    Limited,
+    NotAllowed,
+    UnknownComment,
+)
 from server.i18n import N_
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.types import ExceptionHandler
 
 
 class KibitzError(Exception):
@@ -99,35 +114,60 @@ class ConfigError(Exception):
 
 # -- the one place errors become responses ------------------------------------------------------
 
+# The domain's refusals and the HTTP error that answers each (its status, same message/fields).
+DOMAIN_ANSWERS: dict[type[DiscussionError], type[KibitzError]] = {
+    InvalidInput: ValidationFailed,  # 422
+    NotAllowed: Forbidden,  # 403
+    UnknownComment: NotFound,  # 404
+    Limited: RateLimited,  # 429
+    DiscussionError: Forbidden,  # 403, any other refusal
+}
 
-def _wants_html(request: object) -> bool:
-    path: str = request.url.path  # type: ignore[attr-defined]
+
+def answer(error: DiscussionError) -> KibitzError:
+    """The HTTP error for a refusal of the domain, carrying its message and fields."""
+    for kind in type(error).__mro__:
+        answer_type = DOMAIN_ANSWERS.get(kind)
+        if answer_type is RateLimited:
+            assert isinstance(error, Limited)
+            return RateLimited(error.retry_after, error.message)
+        if answer_type is not None:
+            return answer_type(error.message, error.fields)
+    raise AssertionError("DiscussionError is in DOMAIN_ANSWERS")
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
     return not (path.startswith("/api/") or path.startswith("/feeds/") or path == "/healthz")
 
 
-def handlers() -> dict[object, object]:
+def handlers() -> dict[type[Exception], ExceptionHandler]:
     """Starlette exception handlers: JSON for the API, a rendered page for people."""
     from starlette.exceptions import HTTPException
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse
 
     from db.errors import Conflict, DatabaseError, Unavailable
 
-    def render(request: object, error: KibitzError) -> Response:
+    def render(request: Request, error: KibitzError) -> Response:
         headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else {}
         if _wants_html(request):
             from server.state import state_of
 
-            state = state_of(request)  # type: ignore[arg-type]
+            state = state_of(request)
             return state.templates.response(
                 request, "error.html", {"error": error}, status_code=error.status, headers=headers
             )
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
-    async def kibitz_error(request: object, exc: Exception) -> Response:
+    async def kibitz_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KibitzError)
         return render(request, exc)
 
-    async def http_error(request: object, exc: Exception) -> Response:
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DiscussionError)
+        return render(request, answer(exc))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         error = {404: NotFound(), 405: KibitzError(N_("This method is not allowed here."))}.get(
             exc.status_code, KibitzError(exc.detail)
@@ -135,7 +175,7 @@ def handlers() -> dict[object, object]:
         error.status = exc.status_code
         return render(request, error)
 
-    async def database_error(request: object, exc: Exception) -> Response:
+    async def database_error(request: Request, exc: Exception) -> Response:
         import logging
 
         if isinstance(exc, Conflict):
@@ -154,4 +194,9 @@ def handlers() -> dict[object, object]:
             error = KibitzError()
         return render(request, error)
 
-    return {KibitzError: kibitz_error, HTTPException: http_error, DatabaseError: database_error}
+    return {
+        KibitzError: kibitz_error,
+        DiscussionError: domain_error,
+        HTTPException: http_error,
+        DatabaseError: database_error,
+    }

@@ -56,10 +56,11 @@ def catalogue(language: str) -> dict[str, str | list[str]]:
     for message in catalog:
         if not message.id or not message.string:
             continue
-        if isinstance(message.id, tuple):
-            out[message.id[0]] = list(message.string)
-        else:
+        if isinstance(message.id, str):
+            assert isinstance(message.string, str)  # a singular entry has one translation
             out[message.id] = message.string
+        else:
+            out[message.id[0]] = list(message.string)
     return out
 
 

@@ -1,134 +1,398 @@
 """Settings: read once from the environment into one frozen object, then passed down.
 
-Nothing below this module reads ``os.environ``. The table ``SETTINGS`` is the single source
-for names, defaults and help text, so docs and error messages cannot drift from the code.
+Nothing below this module reads ``os.environ``. Each setting is one :class:`Setting` row in
+``SETTINGS``: its variable, the ``Settings`` field it fills, its default, the parser that checks
+it and its help. :func:`load` builds ``Settings`` from the rows and ``tools/settings_table.py``
+the docs tables, so names, defaults, checks and docs cannot drift apart.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from server.errors import ConfigError
 
-# (environment variable, default, help). Order is the order of the docs table.
-SETTINGS: tuple[tuple[str, str, str], ...] = (
-    (
+LANGUAGES = ("en", "de")
+MODERATION_POLICIES = ("none", "first-time", "all")
+VOTE_MODES = ("updown", "up", "off")
+
+# A parser turns the variable's text (the default when unset or blank) into the field's value,
+# or raises ConfigError naming the variable and what it accepts.
+Parser = Callable[[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    variable: str
+    field: str
+    default: str
+    parse: Parser
+    help: str
+
+
+# -- parsers -----------------------------------------------------------------------------------
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def optional(name: str, raw: str) -> str | None:
+    return raw or None
+
+
+def url(prefixes: tuple[str, ...], expected: str) -> Parser:
+    """An optional URL that must start with one of ``prefixes``."""
+
+    def parse(name: str, raw: str) -> str | None:
+        if raw and not raw.startswith(prefixes):
+            raise ConfigError(name, raw, expected)
+        return raw or None
+
+    return parse
+
+
+def choice(options: tuple[str, ...], expected: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise ConfigError(name, value, expected)
+        return value
+
+    return parse
+
+
+def whole(low: int = 0, high: int | None = None) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, raw, "a whole number") from None
+        if high is not None and not low <= value <= high:
+            raise ConfigError(name, raw, f"a whole number from {low} to {high}")
+        if value < low:
+            raise ConfigError(name, raw, f"a whole number of at least {low}")
+        return value
+
+    return parse
+
+
+def port(name: str, raw: str) -> int | None:
+    if not raw:
+        return None
+    value: int = whole(1)(name, raw)
+    if value > 65535:
+        raise ConfigError(name, str(value), "a port number up to 65535")
+    return value
+
+
+def boolean(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, value, "true or false")
+
+
+def public_url(name: str, raw: str) -> str:
+    value = raw.rstrip("/")
+    try:
+        origin_of(value)
+    except ValueError:
+        raise ConfigError(
+            name, value, "an http(s) URL such as https://comments.example.com"
+        ) from None
+    return value
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    found = []
+    for item in raw.split(","):
+        if item.strip():
+            try:
+                found.append(origin_of(item))
+            except ValueError:
+                raise ConfigError(
+                    name, item, "comma-separated origins such as https://blog.example.com"
+                ) from None
+    return tuple(dict.fromkeys(found))
+
+
+def listed(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def rate(name: str, raw: str) -> str | None:
+    if raw.lower() == "off":
+        return None
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "limits notation such as 5/minute;30/hour, or off") from None
+    return raw
+
+
+def fill_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "a number of seconds") from None
+    if not 0 <= value <= 3:
+        raise ConfigError(name, str(value), "between 0 and 3 seconds")
+    return value
+
+
+def path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+# Order is the order of the docs table. A help text's "; default: …" tail is shown as the
+# default of a setting whose default is worked out at start (database, secret, mail sender).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
         "KIBITZ_DATABASE_URL",
+        "database_url",
         "",
+        url(
+            ("sqlite:///", "postgresql://", "postgres://"),
+            "sqlite:///file.db, sqlite:////absolute/file.db or postgresql://…",
+        ),
         "sqlite:///relative.db, sqlite:////absolute.db or postgresql://…; "
         "default: a SQLite file in KIBITZ_DATA_DIR",
     ),
-    (
+    Setting(
         "KIBITZ_REDIS_URL",
+        "redis_url",
         "",
+        url(("redis://", "rediss://", "unix://"), "a redis:// or rediss:// URL"),
         "redis://…; when set, live events and rate limits go through "
         "Redis, so several processes and hosts can serve one site; default: in-process fan-out "
         "(one process)",
     ),
-    ("KIBITZ_DATA_DIR", "./data", "where the embedded default keeps its database and secret"),
-    (
+    Setting(
+        "KIBITZ_DATA_DIR",
+        "data_dir",
+        "./data",
+        path,
+        "where the embedded default keeps its database and secret",
+    ),
+    Setting(
         "KIBITZ_SECRET_KEY",
+        "secret_key",
         "",
+        text,
         "signs sessions and edit tokens; default: generated once into the data dir",
     ),
-    (
+    Setting(
         "KIBITZ_MODERATION",
+        "moderation",
         "first-time",
+        choice(MODERATION_POLICIES, "none, first-time or all"),
         "none (publish at once), first-time (hold unless an "
         "earlier comment with the same e-mail address was approved) or all (hold every comment)",
     ),
-    ("KIBITZ_MAX_LINKS", "2", "under first-time, a comment with this many links or more is held"),
-    (
+    Setting(
+        "KIBITZ_MAX_LINKS",
+        "max_links",
+        "2",
+        whole(1),
+        "under first-time, a comment with this many links or more is held",
+    ),
+    Setting(
         "KIBITZ_ALLOWED_ORIGINS",
+        "allowed_origins",
         "",
+        origins,
         "comma-separated origins allowed to embed the widget and open the "
         "live channel; default: the site's own origin only",
     ),
-    ("KIBITZ_PUBLIC_URL", "http://127.0.0.1:8000", "the site's own origin"),
-    ("KIBITZ_EDIT_WINDOW", "900", "seconds a commenter may edit or delete their comment"),
-    ("KIBITZ_LANGUAGE", "en", "interface language: en or de"),
-    ("KIBITZ_FOLLOW_AUTHOR_LINKS", "false", "true drops nofollow from commenters' website links"),
-    ("KIBITZ_MAX_DEPTH", "5", "deepest reply level shown nested"),
-    ("KIBITZ_SMTP_URL", "", "smtp://user:pass@host:587 for notification mail; default: no mail"),
-    ("KIBITZ_POST_RATE", "5/minute;30/hour", "comments one client address may post; off disables"),
-    (
-        "KIBITZ_TRUSTED_PROXIES",
+    Setting(
+        "KIBITZ_PUBLIC_URL",
+        "public_url",
+        "http://127.0.0.1:8000",
+        public_url,
+        "the site's own origin",
+    ),
+    Setting(
+        "KIBITZ_EDIT_WINDOW",
+        "edit_window",
+        "900",
+        whole(),
+        "seconds a commenter may edit or delete their comment",
+    ),
+    Setting(
+        "KIBITZ_LANGUAGE",
+        "language",
+        "en",
+        choice(LANGUAGES, "one of " + ", ".join(LANGUAGES)),
+        "interface language: en or de",
+    ),
+    Setting(
+        "KIBITZ_FOLLOW_AUTHOR_LINKS",
+        "follow_author_links",
+        "false",
+        boolean,
+        "true drops nofollow from commenters' website links",
+    ),
+    Setting("KIBITZ_MAX_DEPTH", "max_depth", "5", whole(1), "deepest reply level shown nested"),
+    Setting(
+        "KIBITZ_SMTP_URL",
+        "smtp_url",
         "",
+        url(("smtp://", "smtps://"), "smtp://user:pass@host:587"),
+        "smtp://user:pass@host:587 for notification mail; default: no mail",
+    ),
+    Setting(
+        "KIBITZ_POST_RATE",
+        "post_rate",
+        "5/minute;30/hour",
+        rate,
+        "comments one client address may post; off disables",
+    ),
+    Setting(
+        "KIBITZ_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "",
+        listed,
         "comma-separated proxy addresses (or networks) whose "
         "X-Forwarded-For is believed; default: none",
     ),
-    (
+    Setting(
         "KIBITZ_ADDRESS_RETENTION_DAYS",
+        "address_retention_days",
         "30",
+        whole(),
         "client addresses are erased this many days after the comment",
     ),
-    ("KIBITZ_EVENT_RETENTION_DAYS", "7", "live events kept for resuming"),
-    ("KIBITZ_SESSION_HOURS", "12", "hours after which staff sessions expire"),
-    (
+    Setting(
+        "KIBITZ_EVENT_RETENTION_DAYS",
+        "event_retention_days",
+        "7",
+        whole(1),
+        "live events kept for resuming",
+    ),
+    Setting(
+        "KIBITZ_SESSION_HOURS",
+        "session_hours",
+        "12",
+        whole(1),
+        "hours after which staff sessions expire",
+    ),
+    Setting(
         "KIBITZ_DUPLICATE_WINDOW",
+        "duplicate_window",
         "600",
+        whole(),
         "seconds within which the same text on the same thread is held as a duplicate; 0 disables",
     ),
-    (
-        "KIBITZ_PAGE_SIZE",
-        "50",
-        "top-level comments (each with its replies) on one page of a post; 1 to 200",
-    ),
-    ("KIBITZ_VOTES", "updown", "updown (up and down votes), up (likes only) or off"),
-    (
-        "KIBITZ_VOTE_RATE",
-        "60/minute;600/hour",
-        "votes one client address may cast, in the limits notation; off disables",
-    ),
-    (
-        "KIBITZ_VOTER_RATE",
-        "10/minute;50/hour",
-        "anonymous voter ids one client address may get; off disables",
-    ),
-    (
-        "KIBITZ_CLOSE_AFTER_DAYS",
-        "0",
-        "close a thread to new comments this many days after its post's date (or its first "
-        "comment); 0 never closes automatically",
-    ),
-    ("KIBITZ_MAIL_FROM", "", "sender of notification mail; default: kibitz@ + the public host"),
-    ("KIBITZ_MIN_FILL_SECONDS", "2", "a form submitted faster than this after rendering is held"),
-    ("KIBITZ_REDIS_PREFIX", "kibitz", "prefix of every Redis key and channel kibitz uses"),
-    (
-        "KIBITZ_LIVE_URL",
+    Setting(
+        "KIBITZ_MAIL_FROM",
+        "mail_from",
         "",
+        text,
+        "sender of notification mail; default: kibitz@ + the public host",
+    ),
+    Setting(
+        "KIBITZ_MIN_FILL_SECONDS",
+        "min_fill_seconds",
+        "2",
+        fill_seconds,
+        "a form submitted faster than this after rendering is held",
+    ),
+    Setting(
+        "KIBITZ_REDIS_PREFIX",
+        "redis_prefix",
+        "kibitz",
+        text,
+        "prefix of every Redis key and channel kibitz uses",
+    ),
+    Setting(
+        "KIBITZ_LIVE_URL",
+        "live_url",
+        "",
+        url(("ws://", "wss://"), "a ws:// or wss:// URL"),
         "where browsers open the live channel (ws:// or wss://…/ws); default: "
         "the site's /ws, or the live port's when the live channel is served apart",
     ),
-    (
+    Setting(
         "KIBITZ_LIVE_PORT",
+        "live_port",
         "",
+        port,
         "serve the live channel on this port too (set by kibitz serve "
         "--live-port); empty: only the site's own /ws",
     ),
-    ("KIBITZ_LIVE_HOST", "127.0.0.1", "address the live port binds (set by kibitz serve --host)"),
-    (
+    Setting(
+        "KIBITZ_LIVE_HOST",
+        "live_host",
+        "127.0.0.1",
+        text,
+        "address the live port binds (set by kibitz serve --host)",
+    ),
+    Setting(
         "KIBITZ_HTTP_PORT",
+        "http_port",
         "",
+        port,
         "the HTTP port of this server (set by kibitz serve); the live port "
         "accepts the origins that listener would",
     ),
-    (
+    Setting(
         "KIBITZ_WORKERS",
+        "workers",
         "1",
+        whole(1),
         "processes serving on this host (set by kibitz serve --workers); "
         "above 1 they share the live port",
     ),
+    Setting(
+        "KIBITZ_PAGE_SIZE",
+        "page_size",
+        "50",
+        whole(1, 200),
+        "top-level comments (each with its replies) on one page of a post; 1 to 200",
+    ),
+    Setting(
+        "KIBITZ_VOTES",
+        "votes",
+        "updown",
+        choice(VOTE_MODES, "updown, up or off"),
+        "updown (up and down votes), up (likes only) or off",
+    ),
+    Setting(
+        "KIBITZ_VOTE_RATE",
+        "vote_rate",
+        "60/minute;600/hour",
+        rate,
+        "votes one client address may cast, in the limits notation; off disables",
+    ),
+    Setting(
+        "KIBITZ_VOTER_RATE",
+        "voter_rate",
+        "10/minute;50/hour",
+        rate,
+        "anonymous voter ids one client address may get; off disables",
+    ),
+    Setting(
+        "KIBITZ_CLOSE_AFTER_DAYS",
+        "close_after_days",
+        "0",
+        whole(),
+        "close a thread to new comments this many days after its post's date (or its first "
+        "comment); 0 never closes automatically",
+    ),
 )
-
-LANGUAGES = ("en", "de")
-MODERATION_POLICIES = ("none", "first-time", "all")
-VOTE_MODES = ("updown", "up", "off")
 
 
 @dataclass(frozen=True)
@@ -192,168 +456,33 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+# Every field of Settings has exactly one row.
+assert [s.field for s in SETTINGS] == [f.name for f in fields(Settings)], "SETTINGS ≠ Settings"
+
+
 def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``), validating every value.
 
     A wrong value raises :class:`ConfigError` naming the variable and what it accepts, so the
     operator sees one clear line instead of a traceback deep inside a request.
     """
-    env = dict(os.environ if environ is None else environ)
-
-    def get(name: str) -> str:
-        default = next(d for n, d, _ in SETTINGS if n == name)
-        value = env.get(name, "").strip()
-        return value if value else default
-
-    def integer(name: str, low: int = 0) -> int:
-        raw = get(name)
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(name, raw, "a whole number") from None
-        if value < low:
-            raise ConfigError(name, raw, f"a whole number of at least {low}")
-        return value
-
-    def boolean(name: str) -> bool:
-        raw = get(name).lower()
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(name, raw, "true or false")
-
-    data_dir = Path(get("KIBITZ_DATA_DIR")).expanduser()
-
-    database_url = get("KIBITZ_DATABASE_URL") or f"sqlite:///{data_dir / 'kibitz.db'}"
-    if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(
-            "KIBITZ_DATABASE_URL",
-            database_url,
-            "sqlite:///file.db, sqlite:////absolute/file.db or postgresql://…",
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = env.get(setting.variable, "").strip() or setting.default
+        values[setting.field] = setting.parse(setting.variable, raw)
+    # The three defaults worked out from other settings.
+    data_dir: Path = values["data_dir"]
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite:///{data_dir / 'kibitz.db'}"
+    if not values["mail_from"]:
+        host = urlsplit(origin_of(values["public_url"])).hostname
+        values["mail_from"] = "kibitz@" + (host or "localhost")
+    if not values["secret_key"]:
+        values["secret_key"] = (
+            _stored_secret(data_dir) if create_secret else "unset-secret-for-offline-commands"
         )
-
-    redis_url = get("KIBITZ_REDIS_URL") or None
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("KIBITZ_REDIS_URL", redis_url, "a redis:// or rediss:// URL")
-
-    moderation = get("KIBITZ_MODERATION").lower()
-    if moderation not in MODERATION_POLICIES:
-        raise ConfigError("KIBITZ_MODERATION", moderation, "none, first-time or all")
-
-    language = get("KIBITZ_LANGUAGE").lower()
-    if language not in LANGUAGES:
-        raise ConfigError("KIBITZ_LANGUAGE", language, "one of " + ", ".join(LANGUAGES))
-
-    public_url = get("KIBITZ_PUBLIC_URL").rstrip("/")
-    try:
-        public_origin = origin_of(public_url)
-    except ValueError:
-        raise ConfigError(
-            "KIBITZ_PUBLIC_URL", public_url, "an http(s) URL such as https://comments.example.com"
-        ) from None
-
-    origins = []
-    for item in get("KIBITZ_ALLOWED_ORIGINS").split(","):
-        if item.strip():
-            try:
-                origins.append(origin_of(item))
-            except ValueError:
-                raise ConfigError(
-                    "KIBITZ_ALLOWED_ORIGINS",
-                    item,
-                    "comma-separated origins such as https://blog.example.com",
-                ) from None
-
-    def rate(name: str) -> str | None:
-        value = get(name)
-        if value.lower() == "off":
-            return None
-        from limits import parse_many
-
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ConfigError(
-                name, value, "limits notation such as 5/minute;30/hour, or off"
-            ) from None
-        return value
-
-    post_rate_value = rate("KIBITZ_POST_RATE")
-
-    votes = get("KIBITZ_VOTES").lower()
-    if votes not in VOTE_MODES:
-        raise ConfigError("KIBITZ_VOTES", votes, "updown, up or off")
-    page_size = integer("KIBITZ_PAGE_SIZE", 1)
-    if page_size > 200:
-        raise ConfigError("KIBITZ_PAGE_SIZE", str(page_size), "a whole number from 1 to 200")
-
-    live_url = get("KIBITZ_LIVE_URL") or None
-    if live_url and not live_url.startswith(("ws://", "wss://")):
-        raise ConfigError("KIBITZ_LIVE_URL", live_url, "a ws:// or wss:// URL")
-
-    def port(name: str) -> int | None:
-        if not get(name):
-            return None
-        value = integer(name, 1)
-        if value > 65535:
-            raise ConfigError(name, str(value), "a port number up to 65535")
-        return value
-
-    smtp_url = get("KIBITZ_SMTP_URL") or None
-    if smtp_url and not smtp_url.startswith(("smtp://", "smtps://")):
-        raise ConfigError("KIBITZ_SMTP_URL", smtp_url, "smtp://user:pass@host:587")
-
-    try:
-        min_fill = float(get("KIBITZ_MIN_FILL_SECONDS"))
-    except ValueError:
-        raise ConfigError(
-            "KIBITZ_MIN_FILL_SECONDS", get("KIBITZ_MIN_FILL_SECONDS"), "a number of seconds"
-        ) from None
-    if not 0 <= min_fill <= 3:
-        raise ConfigError("KIBITZ_MIN_FILL_SECONDS", str(min_fill), "between 0 and 3 seconds")
-
-    secret = get("KIBITZ_SECRET_KEY") or (
-        _stored_secret(data_dir) if create_secret else "unset-secret-for-offline-commands"
-    )
-
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        data_dir=data_dir,
-        secret_key=secret,
-        moderation=moderation,
-        max_links=integer("KIBITZ_MAX_LINKS", 1),
-        allowed_origins=tuple(dict.fromkeys(origins)),
-        public_url=public_url,
-        edit_window=integer("KIBITZ_EDIT_WINDOW"),
-        language=language,
-        follow_author_links=boolean("KIBITZ_FOLLOW_AUTHOR_LINKS"),
-        max_depth=integer("KIBITZ_MAX_DEPTH", 1),
-        smtp_url=smtp_url,
-        post_rate=post_rate_value,
-        trusted_proxies=tuple(
-            p.strip() for p in get("KIBITZ_TRUSTED_PROXIES").split(",") if p.strip()
-        ),
-        address_retention_days=integer("KIBITZ_ADDRESS_RETENTION_DAYS"),
-        event_retention_days=integer("KIBITZ_EVENT_RETENTION_DAYS", 1),
-        session_hours=integer("KIBITZ_SESSION_HOURS", 1),
-        duplicate_window=integer("KIBITZ_DUPLICATE_WINDOW"),
-        mail_from=get("KIBITZ_MAIL_FROM")
-        or "kibitz@" + (urlsplit(public_origin).hostname or "localhost"),
-        min_fill_seconds=min_fill,
-        redis_prefix=get("KIBITZ_REDIS_PREFIX"),
-        live_url=live_url,
-        live_port=port("KIBITZ_LIVE_PORT"),
-        live_host=get("KIBITZ_LIVE_HOST"),
-        http_port=port("KIBITZ_HTTP_PORT"),
-        workers=integer("KIBITZ_WORKERS", 1),
-        page_size=page_size,
-        votes=votes,
-        vote_rate=rate("KIBITZ_VOTE_RATE"),
-        voter_rate=rate("KIBITZ_VOTER_RATE"),
-        close_after_days=integer("KIBITZ_CLOSE_AFTER_DAYS"),
-    )
+    return Settings(**values)
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     from server.auth.credentials import EditTokens
     from server.auth.sessions import Sessions
     from server.discussion.actions import Discussion
-    from server.discussion.cache import ThreadCache
+    from server.discussion.cache import (
+        CountCache,
+        FragmentCache,
+        RenderedPage,
+        RenderedThread,
+        ThreadCache,
+    )
     from server.discussion.paging import Pager
     from server.discussion.ratelimit import PostLimiter
     from server.discussion.threads import Threads
@@ -58,6 +64,9 @@ class State:
     login_per_account: PostLimiter
     login_per_address: PostLimiter
     cache: ThreadCache
+    counts: CountCache
+    fragments: FragmentCache[RenderedThread]
+    pages: FragmentCache[RenderedPage]
     live: Live
     bundle: Bundle
     mail: Mail | None

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from db.models import Status
 from server.discussion.markup import COMMENT_TAGS
+from server.discussion.moderation import LIST_ACTIONS, Action
 from server.discussion.shapes import iso
 from server.i18n import long_date, long_datetime, translations
 from server.settings import Settings
@@ -82,6 +84,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        # The jinja2.ext.i18n extension adds this method at run time; Environment lacks it.
         env.install_gettext_translations(translations(settings.language), newstyle=True)  # type: ignore[attr-defined]
         language = settings.language
         env.filters["longdate"] = lambda value: long_date(value, language)
@@ -97,6 +100,10 @@ class Templates:
             public_url=settings.public_url,
             moderation=settings.moderation,
             votes_mode=settings.votes,
+            # The one copy of the statuses and actions (db.models, server.discussion).
+            Status=Status,
+            Action=Action,
+            list_actions=LIST_ACTIONS,
         )
         self.env = env
         self._jinja = Jinja2Templates(env=env)

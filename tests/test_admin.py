@@ -567,3 +567,34 @@ async def test_admin_pages_are_well_formed_and_speak_german(
         assert parser.errors == [], (page.url, parser.errors)
     assert "Anmelden" in pages[0].text and "Moderations-Warteschlange" in pages[1].text
     assert "Zurückgehalten, weil" in pages[1].text
+
+
+async def test_odd_ids_and_pages_are_refused_cleanly_and_buttons_carry_api_names(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Non-numbers as ids or pages never become a 500; each list offers its actions with the
+    JSON API's name beside them (restore is an approval), which admin.js uses as is."""
+    async with serve(make_settings(database_url, tmp_path, KIBITZ_MODERATION="all")) as server:
+        await add_post(server)
+        await add_staff(server, "mod")
+        async with server.client() as client:
+            held = await _held(server, client)
+            csrf = await sign_in(client, "mod")
+            odd = await client.post(
+                "/admin/moderate",
+                data={"csrf_token": csrf, "action": "delete", "ids": ["²", "9" * 30, "-1"]},
+            )
+            assert odd.status_code == 400
+            assert (await client.get("/admin/queue", params={"page": "²"})).status_code == 200
+            assert (await client.get("/admin/comments/nonsense")).status_code == 404
+            queue = (await client.get("/admin/queue")).text
+            assert 'data-mod-list data-status="pending" data-queue' in queue
+            assert 'value="approve" data-action="approve" data-key="a"' in queue
+            done = await client.post(
+                "/admin/moderate", data={"csrf_token": csrf, "action": "delete", "ids": str(held)}
+            )
+            assert done.status_code == 303
+            deleted = (await client.get("/admin/comments/deleted")).text
+    item = deleted.split(f'id="mod-{held}"')[1].split("</li>")[0]
+    assert 'value="restore" data-action="approve" data-key="a"' in item
+    assert 'value="delete"' not in item and "data-queue" not in deleted

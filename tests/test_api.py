@@ -89,3 +89,22 @@ async def test_pending_comment_never_reaches_readers(database_url: str, tmp_path
     assert counts.json() == {"/posts/hello": 0}
     assert "secret words" not in page.text
     assert "ada@example.org" not in page.text + read.text
+
+
+async def test_counts_follow_every_change_and_unknown_uris_count_zero(server: Server) -> None:
+    """Cached counts change as soon as a comment is posted or deleted; unknown uris say 0."""
+    await add_post(server)
+    await add_post(server, "other")
+    params = [("uri", "/posts/hello"), ("uri", "/posts/other"), ("uri", "/never/asked")]
+    async with server.client() as client:
+        first = await client.post("/api/comments", json=COMMENT)
+        await client.post("/api/comments", json={**COMMENT, "text": "Second"})
+        assert (await client.get("/api/counts", params=params)).json() == {
+            "/posts/hello": 2,
+            "/posts/other": 0,
+            "/never/asked": 0,
+        }
+        await server.state.comments.change(first.json()["comment"]["id"], status="deleted")
+        await client.post("/api/comments", json={**COMMENT, "uri": "/posts/other"})
+        again = await client.get("/api/counts", params=params)
+    assert again.json() == {"/posts/hello": 1, "/posts/other": 1, "/never/asked": 0}

@@ -27,8 +27,8 @@ def test_settings_tables_match_the_code(path: object) -> None:
     """Each settings table is exactly what `make docs` generates from server/settings.py."""
     text = path.read_text(encoding="utf-8")  # type: ignore[attr-defined]
     assert settings_table.render(text) == text, "run `make docs`"
-    for name, _default, _help in SETTINGS:
-        assert f"| `{name}` |" in text
+    for setting in SETTINGS:
+        assert f"| `{setting.variable}` |" in text
 
 
 def test_table_shows_defaults_and_escapes_pipes() -> None:

@@ -11,8 +11,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from server.discussion.errors import InvalidInput
 from server.discussion.validation import validate_comment, validate_text
-from server.errors import ValidationFailed
 from tests.browser_view import by_class, by_id, form_values, parse, text_of
 from tests.conftest import ROOT, make_settings, serve
 from tests.test_pages import add_comment, add_post, fill_and_post
@@ -83,11 +83,11 @@ def test_every_message_has_a_german_translation() -> None:
 def test_validation_messages_are_in_the_catalogue(data: dict[str, object]) -> None:
     """Every message validation can produce is one the German catalogue translates."""
     catalogue = german()
-    with pytest.raises(ValidationFailed) as failed:
+    with pytest.raises(InvalidInput) as failed:
         validate_comment(data)
     messages = list(failed.value.fields.values())
     for text in (None, "", "a" * 10_001):
-        with pytest.raises(ValidationFailed) as edit:
+        with pytest.raises(InvalidInput) as edit:
             validate_text({"text": text})
         messages += edit.value.fields.values()
     assert messages

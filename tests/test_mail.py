@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from db.mail import MailStore
 from server.auth.credentials import hash_password
+from server.discussion.moderation import Action
 from server.discussion.validation import CommentInput
 from tests.conftest import Server, free_port, make_settings, serve
 
@@ -162,9 +163,9 @@ async def test_held_comment_mails_staff_a_one_time_approve_link(
         staff_id = (await server.state.staff.by_name("mod"))[0].id
         links = server.state.mail.links
         expired = links.moderation_token(
-            other["id"], staff_id, "approve", links.new_nonce(), issued=time.time() - 8 * 86400
+            other["id"], staff_id, Action.APPROVE, links.new_nonce(), issued=time.time() - 8 * 86400
         )
-        fresh = links.moderation_token(other["id"], staff_id, "spam", links.new_nonce())
+        fresh = links.moderation_token(other["id"], staff_id, Action.SPAM, links.new_nonce())
         assert (await client.get("/mail/moderate", params={"t": expired})).status_code == 403
         assert (await client.post("/mail/moderate", data={"t": expired})).status_code == 403
         forged = fresh[:-3] + ("aaa" if not fresh.endswith("aaa") else "bbb")
@@ -235,7 +236,7 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
         held = await discussion.submit("/posts/hello", reply_input, address=None, held="test: hold")
         spam = await discussion.submit("/posts/hello", reply_input, address=None, held="test: hold")
         staff = (await server.state.staff.by_name("mod"))[0]
-        await discussion.moderate(spam.id, "spam", staff)
+        await discussion.moderate(spam.id, Action.SPAM, staff)
         await post(
             client,
             author="Alice",
@@ -261,12 +262,12 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
         assert notification["List-Unsubscribe"].strip() == f"<{unsubscribe_url}>"
         assert notification["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
-        await discussion.moderate(held.id, "approve", staff)
+        await discussion.moderate(held.id, Action.APPROVE, staff)
         await until(lambda: len(inbox.to("alice@example.org")) == 3)
         assert "held reply words" in inbox.to("alice@example.org")[2].get_content()
         # Restoring an approved reply after a deletion does not mail twice.
-        await discussion.moderate(held.id, "delete", staff)
-        await discussion.moderate(held.id, "approve", staff)
+        await discussion.moderate(held.id, Action.DELETE, staff)
+        await discussion.moderate(held.id, Action.APPROVE, staff)
 
         # Unsubscribe: the page changes nothing, the one-click POST (RFC 8058) stops it.
         assert (await client.get(unsubscribe_url)).status_code == 200
@@ -433,8 +434,8 @@ async def test_held_commenter_gets_the_confirmation_only_once_approved(
         spam = await post(client, author="Sam", email="victim@example.org", notify=True)
         await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
         staff = (await server.state.staff.by_name("mod"))[0]
-        await server.state.discussion.moderate(spam["id"], "spam", staff)
-        await server.state.discussion.moderate(held["id"], "approve", staff)
+        await server.state.discussion.moderate(spam["id"], Action.SPAM, staff)
+        await server.state.discussion.moderate(held["id"], Action.APPROVE, staff)
         await until(lambda: len(mailbox.inbox.to("hal@example.org")) == 1)
         assert "Confirm" in mailbox.inbox.to("hal@example.org")[0]["Subject"]
         # The confirmation link expires like every link in a mail.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server import discussion
+from server.discussion import actions
 from server.discussion.markup import (
     COMMENT_ATTRIBUTES,
     COMMENT_TAGS,
@@ -343,7 +343,7 @@ async def test_sanitising_runs_off_the_event_loop(
         threads.append(threading.current_thread())
         return render_comment(text)
 
-    monkeypatch.setattr(discussion, "render_comment", observed)
+    monkeypatch.setattr(actions, "render_comment", observed)
     async with serve(make_settings(database_url, tmp_path)) as server:
         await server.state.posts.add(slug="s", title="S", author="A", body_html="")
         async with server.client() as client:

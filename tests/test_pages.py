@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 import httpx
 
 from db.comments import NewComment
+from db.models import Status
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
 from server.discussion.markup import render_comment
 from tests.browser_view import by_class, by_id, comment_tree, form_values, parse, text_of
 from tests.conftest import Server, make_settings, serve
+from tests.staffing import add_staff, sign_in
+from tests.stored import with_status
 
 
 async def add_post(server: Server, slug: str = "hello", title: str = "Hello", **extra: Any) -> None:
@@ -396,7 +400,7 @@ async def test_invisible_spam_checks_hold_but_never_drop(database_url: str, tmp_
                 "/posts/hello/comments", data={**PERSON, "text": "no token"}
             )
             page = await client.get("/posts/hello")
-        held = {c.text: c.reason for c in await server.state.comments.with_status("pending")}
+        held = {c.text: c.reason for c in await with_status(server.state.db, Status.PENDING)}
     for answer in (fast, trap, no_token):
         assert answer.status_code == 303
         assert answer.headers["location"] == "/posts/hello?notice=held#respond"
@@ -541,3 +545,33 @@ async def test_index_pages_through_older_posts(server: Server) -> None:
     assert by_class(second, "pager__newer")[0].get("href") == "/"
     assert beyond.status_code == 404 and nonsense.status_code == 404
     assert superscript.status_code == 404
+
+
+async def test_cached_comment_list_follows_every_change_and_tokens_stay_per_request(
+    server: Server,
+) -> None:
+    """Each page shows the thread as it is now, with a fresh form token and the reader's CSRF."""
+    await add_post(server)
+    first = await add_comment(server, "/posts/hello", "First")
+    async with server.client() as anonymous, server.client() as staff:
+        await add_staff(server, "mod")
+        await sign_in(staff, "mod")
+        before = parse((await anonymous.get("/posts/hello")).text)
+        await asyncio.sleep(0.01)  # form tokens carry the time to the millisecond
+        again = await anonymous.get("/posts/hello")
+        assert [a for _, _, a in comment_tree(parse(again.text))] == ["First"]
+        assert form_values(parse(again.text))["form_token"] != form_values(before)["form_token"]
+        assert "csrf_token" not in form_values(parse(again.text))
+        assert "slot" not in form_values(parse(again.text))["form_token"]
+        reply = await add_comment(server, "/posts/hello", "Reply", parent=first)
+        await server.state.comments.change(first, status="deleted")
+        staff_page = await staff.get("/posts/hello")
+        anonymous_page = await anonymous.get("/posts/hello")
+    for page in (staff_page, anonymous_page):
+        root = parse(page.text)
+        assert [(i, depth) for i, depth, _ in comment_tree(root)] == [(first, 1), (reply, 2)]
+        assert [li.get("data-id") for li in by_class(root, "comment--deleted")] == [str(first)]
+        assert "1 comment on “Hello”" in text_of(by_class(root, "comments__title")[0])
+        assert "First" not in page.text
+    assert form_values(parse(staff_page.text))["csrf_token"]
+    assert "csrf_token" not in form_values(parse(anonymous_page.text))

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from db.comments import NewComment
-from db.models import now
+from db.models import Status, now
 from server.discussion.actions import (
     HELD_DUPLICATE,
     HELD_HONEYPOT,
@@ -22,6 +22,7 @@ from server.discussion.actions import (
 )
 from tests.conftest import make_settings, serve, start_process, stop_process
 from tests.staffing import add_post, add_staff, sign_in
+from tests.stored import with_status
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org", "text": "Hello"}
 _FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -41,7 +42,7 @@ async def _form(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
 
 
 async def _only_comment(server):  # type: ignore[no-untyped-def]
-    found = await server.state.comments.with_status("pending")
+    found = await with_status(server.state.db, Status.PENDING)
     assert len(found) == 1
     return found[0]
 
@@ -83,7 +84,7 @@ async def test_minimum_fill_time_and_missing_form_token(database_url: str, tmp_p
                 },
             )
             reasons = {
-                c.author: c.reason for c in await server.state.comments.with_status("pending")
+                c.author: c.reason for c in await with_status(server.state.db, Status.PENDING)
             }
     assert too_fast.reason == HELD_TOO_FAST
     assert reasons == {"Ada": HELD_TOO_FAST, "Bob": HELD_NO_FORM_TOKEN}
@@ -146,7 +147,7 @@ async def test_spoofed_forwarded_for_does_not_evade_the_limit(
                 ).status_code
                 for i in range(3)
             ]
-            stored = await server.state.comments.with_status("approved")
+            stored = await with_status(server.state.db, Status.APPROVED)
     assert statuses == [201, 201, 429]
     assert {c.address for c in stored} == {"127.0.0.1"}
 
@@ -169,7 +170,7 @@ async def test_forwarded_for_believed_from_a_trusted_proxy(
                 json={**COMMENT, "text": "other"},
                 headers={"X-Forwarded-For": "198.51.100.8"},
             )
-            stored = await server.state.comments.with_status("approved")
+            stored = await with_status(server.state.db, Status.APPROVED)
     assert sorted(c.address for c in stored) == ["198.51.100.7", "198.51.100.8"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from db.database import Database, connect
 from db.errors import Conflict
 from db.migrate import migrate
 from db.models import Comment, now
+from db.moderation import recent_duplicate
 from db.posts import PostStore
 
 
@@ -74,7 +76,7 @@ async def events_of(store: CommentStore, uri: str = "/t") -> list[tuple[int, str
 async def shown(store: CommentStore, uri: str = "/t") -> dict[int, str]:
     thread = await store.thread(uri)
     assert thread is not None
-    comments = await store.visible(thread.id)
+    _, comments = await store.visible_with_cursor(thread.id)
     return visible_states((c.id, c.parent_id, c.status) for c in comments)
 
 
@@ -211,6 +213,24 @@ async def test_placeholder_appears_when_a_held_reply_is_approved(store: CommentS
         ("comment.approved", reply.id),
     ]
     assert await shown(store) == {parent.id: PLACEHOLDER, reply.id: FULL}
+
+
+async def test_changes_in_a_random_tree_write_the_whole_threads_difference(
+    store: CommentStore,
+) -> None:
+    """Each change's events equal the whole thread's difference, though only its chain is read."""
+    rng = random.Random(16)
+    ids: list[int] = []
+    for _ in range(30):
+        parent = rng.choice(ids) if ids and rng.random() < 0.8 else None
+        ids.append((await add(store, text="c", parent=parent)).id)
+    for _ in range(60):
+        before = await shown(store)
+        target = rng.choice(ids)
+        status = rng.choice(["approved", "approved", "deleted", "spam", "pending"])
+        _, _, events = await store.change(target, status=status)
+        after = await shown(store)
+        assert [(e.type, e.comment_id) for e in events] == diff_events(before, after)
 
 
 async def test_seq_is_strictly_increasing_per_thread(store: CommentStore, db: Database) -> None:
@@ -439,3 +459,42 @@ async def test_a_refused_comment_does_not_fail_the_others_in_its_batch(store: Co
     assert isinstance(outcomes[0], Conflict)
     assert all(not isinstance(o, BaseException) for o in outcomes[1:])
     assert [seq for seq, _, _ in await events_of(store)] == [1, 2, 3, 4, 5]
+
+
+async def test_duplicate_probe_matches_trimmed_text_and_follows_edits(
+    store: CommentStore, db: Database
+) -> None:
+    """The duplicate check finds the same trimmed text on the thread, as edited, and no other."""
+    comment = await add(store, text="same words")
+    since = now() - timedelta(minutes=10)
+    assert await recent_duplicate(db, "/t", "  same words\n", since)
+    assert not await recent_duplicate(db, "/other", "same words", since)
+    assert not await recent_duplicate(db, "/t", "same words", now() + timedelta(minutes=1))
+    await store.change(comment.id, text="new words", html="<p>new words</p>", edited=now())
+    assert not await recent_duplicate(db, "/t", "same words", since)
+    assert await recent_duplicate(db, "/t", "new words", since)
+
+
+async def test_comments_for_many_threads_arriving_together_keep_each_threads_order(
+    store: CommentStore,
+) -> None:
+    """Concurrent comments spread over threads land in their own threads with gapless seqs."""
+    await add(store, "/known", text="first")
+    uris = ["/known", "/new-a", "/new-b", "/unknown"]
+    requests = [(uris[i % 4], new(f"c{i}")) for i in range(40)]
+    outcomes = await asyncio.gather(
+        *(store.add(uri, r, create_thread=uri != "/unknown") for uri, r in requests),
+        return_exceptions=True,
+    )
+    for (uri, request), outcome in zip(requests, outcomes, strict=True):
+        if uri == "/unknown":
+            assert isinstance(outcome, UnknownThread)
+            continue
+        assert not isinstance(outcome, BaseException)
+        comment, [event] = outcome
+        assert comment.text == request.text and event.comment_id == comment.id
+        assert event.uri == uri
+    for uri, expected in (("/known", 11), ("/new-a", 10), ("/new-b", 10)):
+        seqs = [seq for seq, _, _ in await events_of(store, uri)]
+        assert seqs == list(range(1, expected + 1))
+    assert await store.thread("/unknown") is None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import re
+from pathlib import Path
 
-from server.http.widget import SOURCES, Bundle, assemble
+from server.http.widget import ENTRIES, MESSAGES, SOURCES, Bundle, assemble, imports, module_order
 from server.i18n import catalogue
 from tests.conftest import Server, make_settings, serve
 
@@ -62,6 +64,58 @@ def test_bundle_is_csp_safe_and_carries_the_german_catalogue() -> None:
         german = server.get(msgid) or own[msgid]  # the server's catalogue wins where it has one
         assert json.dumps(german, ensure_ascii=False) in minified
     assert len(gzip.compress(minified.encode())) <= BUDGET
+
+
+_EXPORTED = re.compile(r"^export\s+(?:async\s+)?(?:function|class|const|let)\s+(\w+)", re.M)
+
+
+def test_every_module_imports_what_it_uses_so_the_bundle_order_is_derived() -> None:
+    """Each module names, in its import lines, every other module's export it uses; the
+    assembled order puts every module after the ones it imports and leaves none out."""
+    modules = {p.name: p.read_text(encoding="utf-8") for p in SOURCES.glob("*.js")}
+    exported = {name: set(_EXPORTED.findall(text)) for name, text in modules.items()}
+    for name, text in modules.items():
+        code = re.sub(r"^import\s.*?;\s*$|//.*", "", text, flags=re.M)
+        imported = {
+            n.strip()
+            for group in re.findall(r"import\s*\{([^}]*)\}", text)
+            for n in group.split(",")
+        }
+        for other, names in exported.items():
+            for used in names - exported[name] - imported if other != name else ():
+                assert not re.search(rf"(?<![\w.$\"-]){used}\b(?![\"-])", code), (name, used, other)
+    for entry in ENTRIES:
+        order = module_order(entry)
+        assert order[-1] == f"{entry}.js" and len(order) == len(set(order))
+        for position, name in enumerate(order):
+            assert set(imports(name)) <= set(order[:position]), (entry, name)
+    needed = {name for entry in ENTRIES for name in module_order(entry)}
+    assert needed == set(modules)  # no module is left unused
+
+
+def _n_messages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "N_"
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_declared_messages_cover_what_the_api_refuses_with() -> None:
+    """Every field message and domain refusal the widget may show is declared and translated."""
+    declared = set(json.loads(MESSAGES.read_text(encoding="utf-8")))
+    own = set(json.loads((SOURCES / "de.json").read_text(encoding="utf-8")))
+    server = catalogue("de")
+    root = SOURCES.parents[1] / "server" / "discussion"
+    for path in (root / "validation.py", root / "errors.py"):
+        for message in _n_messages(path):
+            assert message in declared | own, message
+    for message in declared:
+        assert message in server, message
+    assert server["Please write a comment."] in assemble("embed")
 
 
 async def test_cors_answers_allowed_origins_only(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

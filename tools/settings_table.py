@@ -1,6 +1,7 @@
 """Write the settings tables in README.md, docs/settings.md and docs/api.md from the code.
 
-``server.settings.SETTINGS`` is the single source; this keeps the docs from drifting, and
+``server.settings.SETTINGS`` (one row per setting, the same rows ``load`` builds ``Settings``
+from) is the single source; this keeps the docs from drifting, and
 tests/test_docs.py fails when they have. Run ``make docs`` after adding or changing a setting.
 """
 
@@ -25,15 +26,15 @@ def _cell(text: str) -> str:
 def table() -> str:
     """The Markdown table: variable, what it means, its default."""
     rows = ["| variable | meaning | default |", "| --- | --- | --- |"]
-    for name, default, help_text in SETTINGS:
-        meaning, _, default_note = help_text.partition("; default: ")
-        if default:
-            shown = f"`{default}`"
+    for setting in SETTINGS:
+        meaning, _, default_note = setting.help.partition("; default: ")
+        if setting.default:
+            shown = f"`{setting.default}`"
         elif default_note:
             shown = default_note
         else:
             shown = "unset"
-        rows.append(f"| `{name}` | {_cell(meaning)} | {_cell(shown)} |")
+        rows.append(f"| `{setting.variable}` | {_cell(meaning)} | {_cell(shown)} |")
     return "\n".join(rows)
 
 

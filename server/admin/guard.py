@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.models import Comment, StaffMember
 from server.auth.sessions import SAFE_METHODS
+from server.discussion.moderation import Action
 from server.errors import BadRequest, Forbidden, UnsupportedMediaType
 from server.http.bodies import read_capped
 from server.i18n import N_
@@ -40,18 +41,12 @@ def record_moderation(state: State) -> None:
         await state.audit.record(
             None,
             by,
-            _moderation_verb(old, new),
+            Action.of_change(old.status, new.status),
             f"comment {new.id}",
             f"{old.status} → {new.status}",
         )
 
     state.discussion.listeners.moderated.append(audit_moderation)
-
-
-def _moderation_verb(old: Comment, new: Comment) -> str:
-    if new.status == "approved":
-        return "restore" if old.status in ("spam", "deleted") else "approve"
-    return {"spam": "spam", "deleted": "delete"}.get(new.status, new.status)
 
 
 # -- security headers ---------------------------------------------------------------------------
@@ -109,7 +104,7 @@ def live_moderation_url(scope: Scope, host: str) -> str:
     Where the live channel is served apart (``State.live_url``), beside its ``/ws``;
     otherwise on the host the browser used, so the session cookie goes with it.
     """
-    live = scope["app"].state.kibitz.live_url
+    live = state_of(HTTPConnection(scope)).live_url
     if live.rstrip("/").endswith("/ws"):
         return live.rstrip("/") + "/moderation"
     scheme = "wss" if scope.get("scheme") == "https" else "ws"

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from server.admin.guard import first, read_multi_form, render, safe_next
 from server.auth.credentials import verify_password
-from server.errors import Forbidden, RateLimited
+from server.discussion.errors import Limited
+from server.errors import Forbidden
 from server.http import origins
 from server.http.clients import client_address
 from server.i18n import N_
@@ -45,7 +46,7 @@ async def _limit(request: Request, name: str, address: str | None) -> None:
         if address:
             await state.login_per_address.hit(address, "login-address")
         await state.login_per_account.hit(name.lower(), "login-account")
-    except RateLimited:
+    except Limited:
         raise
     except Exception:
         # The limit store (Redis) is down: staff must still be able to sign in.
@@ -65,7 +66,7 @@ async def login(request: Request) -> Response:
     address = client_address(request, state.settings.trusted_proxies)
     try:
         await _limit(request, name, address)
-    except RateLimited as exc:
+    except Limited as exc:
         return render(
             request,
             "admin/login.html",

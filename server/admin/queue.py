@@ -11,16 +11,19 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.models import StaffMember
+from db.models import StaffMember, Status
 from server.admin.guard import Form, first, live_moderation_url, render, staff_page
+from server.discussion.errors import InvalidInput
+from server.discussion.moderation import LIST_ACTIONS, Action, parse_action
 from server.discussion.validation import CommentInput, validate_text
-from server.errors import BadRequest, NotFound, ValidationFailed
+from server.errors import BadRequest, NotFound
+from server.http.params import ids as selected_ids
+from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
 
-LISTS = ("pending", "approved", "spam", "deleted")
-# What each bulk action does; "restore" takes a spam or deleted comment back to approved.
-BULK_ACTIONS = {"approve": "approve", "spam": "spam", "delete": "delete", "restore": "approve"}
+# The lists beside the queue (pending comments are the queue itself).
+LISTS = tuple(s for s in LIST_ACTIONS if s != Status.PENDING)
 PAGE_SIZE = 100
 # The empty item the queue page carries as a <template> for comments that arrive live.
 BLANK = {
@@ -32,10 +35,7 @@ BLANK = {
 async def _list_page(request: Request, member: StaffMember, status: str) -> Response:
     admin = state_of(request)
     query = request.query_params.get("q", "")[:200]
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = integer(request.query_params.get("page"), minimum=1, maximum=100_000) or 1
     found = await admin.moderation.search(
         status, query, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
@@ -51,7 +51,9 @@ async def _list_page(request: Request, member: StaffMember, status: str) -> Resp
             "page": page,
             "query": query,
             "counts": await admin.moderation.counts(),
-            "live_url": live_moderation_url(request.scope, host) if status == "pending" else None,
+            "live_url": live_moderation_url(request.scope, host)
+            if status == Status.PENDING
+            else None,
             "notice": request.query_params.get("notice"),
             "blank": BLANK,
         },
@@ -61,13 +63,13 @@ async def _list_page(request: Request, member: StaffMember, status: str) -> Resp
 @staff_page()
 async def queue(request: Request, member: StaffMember, form: Form) -> Response:
     """Held comments, oldest first, with everything needed to decide on them."""
-    return await _list_page(request, member, "pending")
+    return await _list_page(request, member, Status.PENDING)
 
 
 @staff_page()
 async def comment_list(request: Request, member: StaffMember, form: Form) -> Response:
     status = request.path_params["status"]
-    if status not in LISTS[1:]:
+    if status not in LISTS:
         raise NotFound(N_("The lists are approved, spam and deleted."))
     return await _list_page(request, member, status)
 
@@ -75,17 +77,17 @@ async def comment_list(request: Request, member: StaffMember, form: Form) -> Res
 @staff_page()
 async def moderate(request: Request, member: StaffMember, form: Form) -> Response:
     """Approve, spam, delete or restore the selected comments (one or many)."""
-    action = first(form, "action")
-    if action not in BULK_ACTIONS:
+    action = parse_action(first(form, "action"))
+    if action is None:
         raise BadRequest(N_("The actions are approve, spam, delete and restore."))
-    ids = [int(v) for v in form.get("ids", []) if v.isdigit()]
+    ids = selected_ids(form.get("ids", []))
     if not ids:
         raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
-    for comment_id in dict.fromkeys(ids):
-        await discussion.moderate(comment_id, BULK_ACTIONS[action], member)
+    for comment_id in ids:
+        await discussion.moderate(comment_id, action, member)
     back = first(form, "back", "/admin/queue")
-    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS[1:])}:
+    if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS)}:
         back = "/admin/queue"
     return RedirectResponse(f"{back}?notice={action}", status_code=303)
 
@@ -95,16 +97,16 @@ async def reply(request: Request, member: StaffMember, form: Form) -> Response:
     """Answer a comment as yourself: a held one is approved first, the reply is published
     at once with the staff badge."""
     state = state_of(request)
-    comment_id = int(request.path_params["id"])
+    comment_id: int = request.path_params["id"]
     target = await state.comments.get(comment_id)
     if target is None:
         raise NotFound(f"There is no comment {comment_id}.")
     try:
         text = validate_text({"text": first(form, "text")})
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         raise BadRequest(exc.fields.get("text", N_("Write a reply first."))) from None
-    if target.status != "approved":
-        await state.discussion.moderate(comment_id, "approve", member)
+    if target.status != Status.APPROVED:
+        await state.discussion.moderate(comment_id, Action.APPROVE, member)
     entry = CommentInput(
         author=member.name, email=member.email or "", website=None, text=text, parent=comment_id
     )

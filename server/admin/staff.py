@@ -8,7 +8,6 @@ token is shown once, in the response that created it, and stored only as a hash.
 from __future__ import annotations
 
 import asyncio
-import re
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -17,13 +16,11 @@ from starlette.routing import Route
 from db.errors import Conflict
 from db.models import StaffMember
 from server.admin.guard import Form, first, render, staff_page
+from server.auth.accounts import account_problems
 from server.auth.credentials import hash_password, new_api_token
 from server.errors import BadRequest, NotFound
 from server.i18n import N_
 from server.state import state_of
-
-NAME = re.compile(r"^[\w.@-]{1,64}$")
-MIN_PASSWORD = 8  # the message below says 8: keep them together
 
 
 async def _page(
@@ -57,15 +54,7 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
     state = state_of(request)
     values = {k: first(form, k).strip() for k in ("name", "email", "role")}
     password = first(form, "password")
-    errors: dict[str, str] = {}
-    if not NAME.match(values["name"]):
-        errors["name"] = N_("Use 1 to 64 letters, digits, '.', '@', '-' or '_'.")
-    if values["role"] not in ("admin", "moderator"):
-        errors["role"] = N_("Choose admin or moderator.")
-    if len(password) < MIN_PASSWORD:
-        errors["password"] = N_("Use at least 8 characters.")
-    if values["email"] and "@" not in values["email"]:
-        errors["email"] = N_("Enter an e-mail address, or leave it empty.")
+    errors = account_problems(values["name"], values["role"], password, values["email"])
     if not errors:
         hashed = await asyncio.to_thread(hash_password, password)
         try:
@@ -84,7 +73,7 @@ async def create_account(request: Request, member: StaffMember, form: Form) -> R
 
 @staff_page("admin")
 async def disable_account(request: Request, member: StaffMember, form: Form) -> Response:
-    staff_id = int(request.path_params["id"])
+    staff_id: int = request.path_params["id"]
     if staff_id == member.id:
         raise BadRequest(N_("You cannot disable your own account; ask another admin."))
     disabled = await state_of(request).staff.disable(staff_id)
@@ -120,7 +109,7 @@ async def create_token(request: Request, member: StaffMember, form: Form) -> Res
 
 @staff_page("admin")
 async def revoke_token(request: Request, member: StaffMember, form: Form) -> Response:
-    token_id = int(request.path_params["id"])
+    token_id: int = request.path_params["id"]
     if not await state_of(request).staff.revoke_token(token_id):
         raise NotFound(N_("There is no token in use with that id."))
     await state_of(request).audit.record(

@@ -9,8 +9,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
-from db.models import StaffMember
-from db.staff import StaffStore
 from server.errors import Forbidden
 from server.i18n import N_
 
@@ -45,13 +43,6 @@ def bearer(conn: HTTPConnection) -> str | None:
     value = conn.headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-async def staff_from_token(conn: HTTPConnection, staff: StaffStore) -> StaffMember | None:
-    token = bearer(conn)
-    if not token or not is_api_token(token):
-        return None
-    return await staff.by_token(token)
 
 
 class EditTokens:

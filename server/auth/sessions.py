@@ -68,7 +68,8 @@ class Sessions:
         if _SESSION_KEY not in conn.scope:
             token = conn.cookies.get(self.cookie)
             conn.scope[_SESSION_KEY] = await self.store.get(token) if token else None
-        return conn.scope[_SESSION_KEY]  # type: ignore[no-any-return]
+        session: Session | None = conn.scope[_SESSION_KEY]
+        return session
 
     # -- CSRF ------------------------------------------------------------------------------
 

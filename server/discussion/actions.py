@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from db.comments import (
-    CommentStore,
-    InvalidParent,
-    NewComment,
-    ThreadClosed,
-    UnknownComment,
-    UnknownThread,
-)
-from db.models import Comment, Event, StaffMember, now
+from db import comments as store
+from db.comments import CommentStore, InvalidParent, NewComment, ThreadClosed, UnknownThread
+from db.models import Comment, Event, StaffMember, Status, now
 from db.moderation import recent_duplicate
 from db.staff import StaffStore
+from server.discussion.errors import Closed, InvalidInput, Limited, NotAllowed, UnknownComment
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
+from server.discussion.moderation import Action
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.validation import CommentInput
-from server.errors import CommentsClosed, Forbidden, NotFound, RateLimited, ValidationFailed
 from server.i18n import N_
 from server.settings import Settings
 
@@ -51,8 +46,6 @@ HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
 
-ACTIONS = {"approve": "approved", "spam": "spam", "delete": "deleted"}
-
 
 @dataclass
 class Listeners:
@@ -62,7 +55,7 @@ class Listeners:
     votes: list[VotesListener] = field(default_factory=list)
 
 
-async def notify(listeners: list, *args: object) -> None:
+async def notify(listeners: Sequence[Callable[..., Awaitable[None]]], *args: object) -> None:
     for listener in listeners:
         try:
             await listener(*args)
@@ -85,7 +78,7 @@ class Discussion:
             return
         try:
             await self.limiter.hit(address)
-        except RateLimited:
+        except Limited:
             raise
         except Exception:
             # The limit store (Redis) is down: accepting comments must not depend on it.
@@ -93,23 +86,23 @@ class Discussion:
 
     async def _decide(
         self, data: CommentInput, html: str, staff: StaffMember | None, held: str | None
-    ) -> tuple[str, str | None]:
+    ) -> tuple[Status, str | None]:
         if staff is not None:
-            return "approved", None
+            return Status.APPROVED, None
         if held:
-            return "pending", held
+            return Status.PENDING, held
         if impersonates(data.author, data.email, await self.staff.identities()):
-            return "pending", HELD_IMPERSONATION
+            return Status.PENDING, HELD_IMPERSONATION
         policy = self.settings.moderation
         if policy == "none":
-            return "approved", None
+            return Status.APPROVED, None
         if policy == "all":
-            return "pending", HELD_POLICY_ALL
+            return Status.PENDING, HELD_POLICY_ALL
         if count_links(html) >= self.settings.max_links:
-            return "pending", HELD_LINKS
+            return Status.PENDING, HELD_LINKS
         if not await self.comments.has_approved_email(data.email):
-            return "pending", HELD_FIRST_TIME
-        return "approved", None
+            return Status.PENDING, HELD_FIRST_TIME
+        return Status.APPROVED, None
 
     async def submit(
         self,
@@ -156,30 +149,29 @@ class Discussion:
                 uri, new, create_thread=may_create_thread or staff is not None, title=title
             )
         except UnknownThread:
-            raise Forbidden(
+            raise NotAllowed(
                 N_(
                     "This page may not start a discussion here: its site is not "
                     "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS)."
                 )
             ) from None
         except ThreadClosed:
-            raise CommentsClosed() from None
+            raise Closed() from None
         except InvalidParent:
-            raise ValidationFailed(
+            raise InvalidInput(
                 fields={"parent": N_("The comment you reply to does not exist or is not visible.")}
             ) from None
         await notify(self.listeners.events, events)
-        if comment.status == "pending":
+        if comment.status == Status.PENDING:
             await notify(self.listeners.held, comment)
         return comment
 
-    async def moderate(self, comment_id: int, action: str, by: StaffMember) -> Comment:
-        """Approve, mark as spam or delete; readers see the change through the events."""
-        status = ACTIONS[action]
+    async def moderate(self, comment_id: int, action: Action, by: StaffMember) -> Comment:
+        """Approve, mark as spam, delete or restore; readers see the change through the events."""
         try:
-            old, new, events = await self.comments.change(comment_id, status=status)
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+            old, new, events = await self.comments.change(comment_id, status=action.target)
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         await notify(self.listeners.events, events)
         await notify(self.listeners.moderated, old, new, by.name)
         return new
@@ -190,15 +182,15 @@ class Discussion:
             _, new, events = await self.comments.change(
                 comment_id, text=text, html=html, edited=now()
             )
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         await notify(self.listeners.events, events)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
         try:
-            _, new, events = await self.comments.change(comment_id, status="deleted")
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+            _, new, events = await self.comments.change(comment_id, status=Status.DELETED)
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         await notify(self.listeners.events, events)
         return new

@@ -8,22 +8,120 @@ cached body is never stale, and no invalidation message is needed between hosts.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from db.comments import CommentStore
 
 
 class ThreadCache:
+    """Encoded JSON thread reads keyed by ``(thread_id, version)``.
+
+    The version is ``last_seq`` plus whatever else readers see change without an event (vote
+    counts: ``votes_seq`` and this process's unflushed votes), so a hit is never stale.
+    """
+
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[int, Hashable], bytes] = OrderedDict()
 
-    def get(self, thread_id: int, seq: int) -> bytes | None:
-        key = (thread_id, seq)
+    def get(self, thread_id: int, version: Hashable) -> bytes | None:
+        key = (thread_id, version)
         body = self._items.get(key)
         if body is not None:
             self._items.move_to_end(key)
         return body
 
-    def put(self, thread_id: int, seq: int, body: bytes) -> None:
-        self._items[(thread_id, seq)] = body
-        self._items.move_to_end((thread_id, seq))
+    def put(self, thread_id: int, version: Hashable, body: bytes) -> None:
+        self._items[(thread_id, version)] = body
+        self._items.move_to_end((thread_id, version))
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
+class CountCache:
+    """Approved counts per thread, each kept with the ``last_seq`` it was counted at.
+
+    A counts request then costs one indexed read of the named threads' ``last_seq`` (unknown
+    uris find nothing and count 0); only threads that changed since they were last asked
+    about are counted again, all in one more query.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[int, tuple[int, int]] = OrderedDict()
+
+    async def counts(self, store: CommentStore, uris: Sequence[str]) -> dict[str, int]:
+        versions = await store.thread_versions(uris)
+        known: dict[int, int] = {}
+        stale: set[int] = set()
+        for thread_id, seq in versions.values():
+            item = self._items.get(thread_id)
+            if item is not None and item[0] == seq:
+                known[thread_id] = item[1]
+            else:
+                stale.add(thread_id)
+        if stale:
+            for thread_id, (seq, n) in (await store.approved_counts(stale)).items():
+                # Counted at ``seq`` or later than the version read above: never older.
+                known[thread_id] = n
+                self._items[thread_id] = (seq, n)
+                self._items.move_to_end(thread_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
+
+
+@dataclass(frozen=True)
+class RenderedThread:
+    """A post page's comment list as HTML, with what the page says about it."""
+
+    cursor: int  # the thread's last_seq this HTML shows
+    count: int  # approved comments
+    html: str  # the list items, escaped by the template: safe to insert as they are
+    top_level: int = 0  # visible top-level comments (the order control shows above one)
+    closed: bool = False
+    next_token: str | None = None  # the ``after`` cursor of the next page, if there is one
+    sort: str = "oldest"
+    paged: bool = False  # a later page (``after`` given)
+    # The thread version the HTML shows exactly, or None when it must not be cached.
+    version: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A whole post page as every reader without a session sees it, cut at the form token."""
+
+    cursor: int
+    parts: tuple[bytes, bytes]  # before and after the form token
+
+
+V = TypeVar("V")
+
+
+class FragmentCache(Generic[V]):
+    """Rendered comment lists, keyed by everything the HTML depends on.
+
+    The key starts with ``(thread id, last_seq)``, one visible state of the thread, and adds
+    whatever else shapes the markup (the post's uri in the reply links, language, depth
+    limit, and any view parameter a caller adds). Nothing per request or per reader goes
+    in: form tokens, CSRF and staff controls are rendered around the fragment, every time.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+
+    def get(self, key: Hashable) -> V | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, rendered: V) -> None:
+        self._items[key] = rendered
+        self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)

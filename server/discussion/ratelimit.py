@@ -1,19 +1,63 @@
-"""Posting limits per client address, with the ``limits`` library.
+"""Posting limits per client address: moving windows, such as ``5/minute;30/hour``.
 
-In memory for one process; in Redis (through redis-py, sharing the app's connection pool)
-when ``KIBITZ_REDIS_URL`` is set, so a limit holds across every process and host.
+In memory for one process (:class:`MemoryWindows`); in Redis through the ``limits`` library
+(redis-py, sharing the app's connection pool) when ``KIBITZ_REDIS_URL`` is set, so a limit
+holds across every process and host. The limits are parsed by ``limits`` in both cases.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
+from collections.abc import Callable
 
-from limits import parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 
-from server.errors import RateLimited
+from server.discussion.errors import Limited
+
+# Sweep keys whose hits have all expired once per this many hits: memory stays bounded by the
+# addresses seen in the longest window, at a cost per hit that does not grow with them.
+SWEEP_EVERY = 1024
+
+
+class MemoryWindows:
+    """Moving windows in this process's memory: for each key, the times of its recent hits.
+
+    Why not ``limits``' own MemoryStorage: after every hit it schedules a sweep of every key
+    it holds, each through a thread, so the cost of one comment grows with the number of
+    addresses that posted in the last hour. Here a hit touches its own key only (a handful of
+    timestamps, at most the largest limit), and an occasional sweep drops idle keys.
+    """
+
+    def __init__(
+        self, items: list[RateLimitItem], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.limits = [(item.amount, float(item.get_expiry())) for item in items]
+        self.longest = max((window for _, window in self.limits), default=0.0)
+        self.hits: dict[str, list[float]] = {}
+        self.until_sweep = SWEEP_EVERY
+
+    def hit(self, key: str) -> int | None:
+        """Record a hit and return None, or refuse it (not recorded): seconds to wait."""
+        now = self.clock()
+        hits = self.hits.setdefault(key, [])
+        del hits[: bisect_right(hits, now - self.longest)]
+        for amount, window in self.limits:
+            if len(hits) - bisect_right(hits, now - window) >= amount:
+                return max(1, math.ceil(hits[len(hits) - amount] + window - now))
+        hits.append(now)
+        self.until_sweep -= 1
+        if self.until_sweep <= 0:
+            self.until_sweep = SWEEP_EVERY
+            cutoff = now - self.longest
+            for idle in [k for k, times in self.hits.items() if not times or times[-1] <= cutoff]:
+                del self.hits[idle]
+        return None
 
 
 class PostLimiter:
@@ -22,19 +66,25 @@ class PostLimiter:
         rate: str | None,
         redis_url: str | None = None,
         prefix: str = "kibitz",
-        connection_pool: object | None = None,
+        connection_pool: ConnectionPool | None = None,
     ) -> None:
         self.items = parse_many(rate) if rate else []
-        storage: Storage
+        self.memory: MemoryWindows | None = None
+        self.limiter: MovingWindowRateLimiter | None = None
+        self.storage: RedisStorage | None = None
         if redis_url:
             options = {"connection_pool": connection_pool} if connection_pool is not None else {}
+            # limits documents ``connection_pool`` but types ``**options`` as scalars.
             storage = RedisStorage(
-                redis_url, implementation="redispy", key_prefix=f"{prefix}:limits", **options
+                redis_url,
+                implementation="redispy",
+                key_prefix=f"{prefix}:limits",
+                **options,  # type: ignore[arg-type]
             )
+            self.storage = storage
+            self.limiter = MovingWindowRateLimiter(storage)
         else:
-            storage = MemoryStorage()
-        self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
+            self.memory = MemoryWindows(self.items)
 
     async def close(self) -> None:
         """Close the Redis connections the limit store opened (nothing to do in memory)."""
@@ -44,8 +94,14 @@ class PostLimiter:
             await client.aclose()
 
     async def hit(self, key: str, scope: str = "post") -> None:
-        """Count one attempt; raise :class:`RateLimited` with Retry-After when over a limit."""
+        """Count one attempt; raise :class:`Limited` with Retry-After when over a limit."""
+        if self.memory is not None:
+            wait = self.memory.hit(f"{scope}:{key}")
+            if wait is not None:
+                raise Limited(wait)
+            return
+        assert self.limiter is not None
         for item in self.items:
             if not await self.limiter.hit(item, scope, key):
                 stats = await self.limiter.get_window_stats(item, scope, key)
-                raise RateLimited(math.ceil(stats.reset_time - time.time()))
+                raise Limited(math.ceil(stats.reset_time - time.time()))

@@ -11,7 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from db.comments import FULL, PLACEHOLDER
-from db.models import Comment
+from db.models import Comment, Status
+
+# Plain strings for per-comment checks: a Status member lookup costs ~0.2 µs on Python 3.11.
+APPROVED, DELETED = Status.APPROVED.value, Status.DELETED.value
 
 
 def iso(value: datetime | None) -> str | None:
@@ -19,7 +22,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
-    if state == PLACEHOLDER or comment.status != "approved":
+    if state == PLACEHOLDER or comment.status != APPROVED:
         return {
             "id": comment.id,
             "parent": comment.parent_id,
@@ -28,7 +31,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
             "html": "",
             "created": iso(comment.created),
             "edited": None,
-            "status": "deleted",
+            "status": DELETED,
             "staff": False,
             "up": 0,
             "down": 0,
@@ -42,7 +45,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
         "html": comment.html,
         "created": iso(comment.created),
         "edited": iso(comment.edited),
-        "status": "approved",
+        "status": APPROVED,
         "staff": comment.staff,
         "up": comment.up,
         "down": comment.down,
@@ -56,7 +59,7 @@ def own_comment(comment: Comment) -> dict[str, Any]:
     They typed it, so they see their text even while it awaits moderation; still never the
     e-mail, address or the reason it was held.
     """
-    if comment.status == "approved":
+    if comment.status == APPROVED:
         return public_comment(comment)
     return {
         **public_comment(comment),
@@ -73,7 +76,7 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
     """The contract's ``S``: what staff see in the queue, private fields included."""
     shaped = (
         public_comment(comment)
-        if comment.status == "approved"
+        if comment.status == APPROVED
         else {
             **public_comment(comment),
             "author": comment.author,

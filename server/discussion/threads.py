@@ -10,11 +10,11 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from db.comments import UnknownComment
+from db import comments as store
 from db.models import Comment, Thread, now
 from db.threads import NotPinnable, ThreadStore
 from server.discussion.actions import Listeners, notify
-from server.errors import NotFound, ValidationFailed
+from server.discussion.errors import InvalidInput, UnknownComment
 from server.i18n import N_
 from server.settings import Settings
 
@@ -36,10 +36,10 @@ class Threads:
     async def set_pinned(self, comment_id: int, pinned: bool) -> Comment:
         try:
             comment, events = await self.store.set_pinned(comment_id, pinned)
-        except UnknownComment:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+        except store.UnknownComment:
+            raise UnknownComment(comment_id) from None
         except NotPinnable:
-            raise ValidationFailed(
+            raise InvalidInput(
                 N_("Only an approved top-level comment can be pinned."),
                 fields={"id": N_("Only an approved top-level comment can be pinned.")},
             ) from None

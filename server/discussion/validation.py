@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from server.errors import ValidationFailed
+from server.discussion.errors import InvalidInput
 from server.i18n import N_
 
 # The limits are spelled out in the messages below too, so that they can be translated.
@@ -83,7 +83,7 @@ def normalise_website(value: str) -> str | None:
 
 
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
-    """Return the cleaned input, or raise :class:`ValidationFailed` naming every bad field."""
+    """Return the cleaned input, or raise :class:`InvalidInput` naming every bad field."""
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
     for name in ("author", "email", "website", "text"):
@@ -131,7 +131,7 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
 
     parent: int | None = None
     raw_parent = data.get("parent")
-    if raw_parent not in (None, ""):
+    if raw_parent is not None and raw_parent != "":
         try:
             if isinstance(raw_parent, bool):
                 raise ValueError
@@ -142,7 +142,7 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
             errors["parent"] = N_("The comment you reply to does not exist.")
 
     if errors:
-        raise ValidationFailed(fields=errors)
+        raise InvalidInput(fields=errors)
     return CommentInput(author=author, email=email, website=website, text=text, parent=parent)
 
 
@@ -150,12 +150,12 @@ def validate_text(data: Mapping[str, Any]) -> str:
     """The text of an edit: the same rules as for a new comment's text."""
     raw = _as_text(data.get("text"))
     if raw is None or has_lone_surrogate(raw):
-        raise ValidationFailed(fields={"text": N_("This must be valid text.")})
+        raise InvalidInput(fields={"text": N_("This must be valid text.")})
     text = clean_text(raw).strip()
     if not text:
-        raise ValidationFailed(fields={"text": N_("Please write a comment.")})
+        raise InvalidInput(fields={"text": N_("Please write a comment.")})
     if len(text) > MAX_TEXT:
-        raise ValidationFailed(
+        raise InvalidInput(
             fields={"text": N_("Please shorten your comment to at most 10,000 characters.")}
         )
     return text

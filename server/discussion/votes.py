@@ -19,8 +19,9 @@ from itsdangerous import BadSignature, Signer
 
 from db.votes import NotVotable, Tally, VoteStore
 from server.discussion.actions import Listeners, notify
+from server.discussion.errors import InvalidInput, Limited, NotAllowed, UnknownComment
 from server.discussion.ratelimit import PostLimiter
-from server.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from server.errors import Unauthorized
 from server.i18n import N_
 from server.settings import Settings
 
@@ -105,15 +106,15 @@ class Votes:
 
     def check_enabled(self) -> None:
         if self.settings.votes == "off":
-            raise Forbidden(N_("Voting is switched off on this site."))
+            raise NotAllowed(N_("Voting is switched off on this site."))
 
     async def _limit(self, limiter: PostLimiter, address: str | None, scope: str) -> None:
         if address is None or not limiter.items:
             return
         try:
             await limiter.hit(address, scope)
-        except RateLimited as exc:
-            raise RateLimited(
+        except Limited as exc:
+            raise Limited(
                 exc.retry_after, N_("Too many votes from your address. Please wait a little.")
             ) from None
         except Exception:
@@ -132,9 +133,9 @@ class Votes:
     def value_of(self, data: dict[str, Any]) -> int:
         value = data.get("value")
         if isinstance(value, bool) or not isinstance(value, int) or value not in VALUES:
-            raise ValidationFailed(fields={"value": N_("A vote is 1, -1, or 0 to withdraw it.")})
+            raise InvalidInput(fields={"value": N_("A vote is 1, -1, or 0 to withdraw it.")})
         if value == -1 and self.settings.votes == "up":
-            raise ValidationFailed(fields={"value": N_("This site takes likes only: 1 or 0.")})
+            raise InvalidInput(fields={"value": N_("This site takes likes only: 1 or 0.")})
         return value
 
     async def vote(self, comment_id: int, data: dict[str, Any], address: str | None) -> Tally:
@@ -145,7 +146,7 @@ class Votes:
         try:
             tally = await self.store.vote(comment_id, voter, value)
         except NotVotable:
-            raise NotFound(f"There is no comment {comment_id}.") from None
+            raise UnknownComment(comment_id) from None
         if tally.changed:
             self._changed(tally.thread_id)
             await notify(self.listeners.votes, tally.uri, [comment_id])

@@ -10,16 +10,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.comments import visible_states
-from db.models import StaffMember
+from db.models import Comment, StaffMember, Status
 from db.moderation import ModerationStore
 from server.auth.identity import authorise_edit, current_staff, require_staff
-from server.discussion.shapes import own_comment, public_comment, staff_comment
+from server.discussion.errors import InvalidInput
+from server.discussion.moderation import API_ACTIONS, Action, parse_action
+from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
-from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from server.errors import BadRequest, Forbidden, NotFound
 from server.http import origins, threads
 from server.http.bodies import read_json
 from server.http.clients import client_address
+from server.http.params import required_uri
 from server.state import state_of
 
 MAX_COUNT_URIS = 100
@@ -34,15 +37,6 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-def _uri_param(request: Request) -> str:
-    uri = request.query_params.get("uri")
-    if not uri:
-        raise BadRequest(
-            "Give the thread as ?uri=/path/of/the/page.", fields={"uri": "This is required."}
-        )
-    return normalise_uri(uri)
-
-
 async def _audit(
     request: Request, staff: StaffMember | None, action: str, target: str, detail: str | None = None
 ) -> None:
@@ -53,7 +47,7 @@ async def _audit(
 
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
-    uri = _uri_param(request)
+    uri = required_uri(request.query_params)
     if any(name in request.query_params for name in ("sort", "limit", "after")):
         return await threads.read_page(request, uri)  # keyset pages (big threads)
     thread, cursor = await state.comments.cursor(uri)
@@ -71,7 +65,7 @@ async def read_comments(request: Request) -> Response:
         )
     # Vote counts are part of what readers see, so the cache key is the thread's version.
     version = (cursor, thread.votes_seq, state.votes.local_version(thread.id))
-    cached = state.cache.get(thread.id, version)  # type: ignore[arg-type]
+    cached = state.cache.get(thread.id, version)
     if cached is None:
         # The comments and their cursor come from one snapshot. The body is cached only when
         # that snapshot is the version looked up above: ``closed`` comes from that lookup,
@@ -80,7 +74,7 @@ async def read_comments(request: Request) -> Response:
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
         body = {
             "uri": thread.uri,
-            "count": sum(1 for c in comments if c.status == "approved"),
+            "count": sum(1 for c in comments if c.status == APPROVED),
             "cursor": snapshot,
             "top_level": sum(1 for c in comments if c.parent_id not in states),
             "next": None,
@@ -89,7 +83,7 @@ async def read_comments(request: Request) -> Response:
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         if snapshot == cursor:
-            state.cache.put(thread.id, version, cached)  # type: ignore[arg-type]
+            state.cache.put(thread.id, version, cached)
     return Response(cached, media_type="application/json")
 
 
@@ -108,9 +102,9 @@ async def post_comment(request: Request) -> Response:
         fields = {"uri": "Give the page's path, such as /2010/07/social-media/."}
         try:
             validate_comment(data)
-        except ValidationFailed as exc:  # report every field at once
+        except InvalidInput as exc:  # report every field at once
             fields.update(exc.fields)
-        raise ValidationFailed(fields=fields)
+        raise InvalidInput(fields=fields)
     uri = normalise_uri(raw_uri)
     entry = validate_comment(data)
     is_post = await state.posts.exists_for_uri(uri)
@@ -133,7 +127,7 @@ async def post_comment(request: Request) -> Response:
     )
 
 
-async def _comment_or_404(request: Request) -> Any:
+async def _comment_or_404(request: Request) -> Comment:
     state = state_of(request)
     comment = await state.comments.get(request.path_params["id"])
     if comment is None:
@@ -145,7 +139,7 @@ async def edit_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
     staff = await authorise_edit(request, comment)
-    if comment.status not in ("approved", "pending"):
+    if comment.status not in (Status.APPROVED, Status.PENDING):
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
     updated = await state.discussion.edit(comment.id, text)
@@ -157,11 +151,11 @@ async def delete_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
     staff = await authorise_edit(request, comment)
-    if comment.status == "deleted":
+    if comment.status == Status.DELETED:
         return Response(status_code=204)
     if staff is not None:
         # As moderation, so open queues drop it and the audit log records who did it.
-        await state.discussion.moderate(comment.id, "delete", staff)
+        await state.discussion.moderate(comment.id, Action.DELETE, staff)
     else:
         await state.discussion.remove(comment.id)
     return Response(status_code=204)
@@ -170,9 +164,9 @@ async def delete_comment(request: Request) -> Response:
 async def moderate(request: Request) -> Response:
     state = state_of(request)
     staff = await require_staff(request)
-    action = request.path_params["action"]
-    if action not in ("approve", "spam", "delete"):
-        raise NotFound("Actions are approve, spam and delete.")
+    action = parse_action(request.path_params["action"], API_ACTIONS)
+    if action is None:
+        raise NotFound(f"Actions are {', '.join(API_ACTIONS[:-1])} and {API_ACTIONS[-1]}.")
     comment = await state.discussion.moderate(request.path_params["id"], action, staff)
     return _json({"comment": staff_comment(comment)})
 
@@ -180,10 +174,10 @@ async def moderate(request: Request) -> Response:
 async def moderation_queue(request: Request) -> Response:
     state = state_of(request)
     await require_staff(request)
-    status = request.query_params.get("status", "pending")
-    if status not in ("pending", "approved", "spam", "deleted"):
+    status = request.query_params.get("status", Status.PENDING)
+    if status not in tuple(Status):
         raise BadRequest(
-            "status is one of pending, approved, spam, deleted.",
+            "status is one of " + ", ".join(Status) + ".",
             fields={"status": "Unknown status."},
         )
     # One query: each comment comes with its thread's uri (no lookup per thread).
@@ -199,7 +193,7 @@ async def counts(request: Request) -> Response:
     if len(raw) > MAX_COUNT_URIS:
         raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
     normalised = {u: normalise_uri(u) for u in raw}
-    found = await state.comments.counts(sorted(set(normalised.values())))
+    found = await state.counts.counts(state.comments, sorted(set(normalised.values())))
     return _json({u: found.get(n, 0) for u, n in normalised.items()})
 
 

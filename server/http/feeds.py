@@ -27,8 +27,8 @@ from starlette.routing import Route
 
 from db.feeds import FeedEntry, FeedStore
 from server.discussion.shapes import iso, public_comment
-from server.discussion.uris import normalise_uri
-from server.errors import BadRequest, NotFound
+from server.errors import NotFound
+from server.http.params import required_uri
 from server.settings import Settings
 from server.state import state_of
 
@@ -142,12 +142,7 @@ async def site_feed(request: Request) -> Response:
 async def thread_feed(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
-    raw = request.query_params.get("uri")
-    if not raw:
-        raise BadRequest(
-            "Give the thread as ?uri=/path/of/the/page.", fields={"uri": "This is required."}
-        )
-    found = await FeedStore(state.db).thread(normalise_uri(raw), THREAD_ENTRIES)
+    found = await FeedStore(state.db).thread(required_uri(request.query_params), THREAD_ENTRIES)
     if found is None:
         raise NotFound("Nobody has commented on this page yet, so it has no feed.")
     thread, feed = found

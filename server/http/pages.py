@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Hashable
+from typing import Any
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, TimestampSigner
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from db.models import Comment, Post, Status
 from server.discussion import tree
 from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.cache import RenderedPage, RenderedThread
+from server.discussion.errors import Closed, InvalidInput, Limited
 from server.discussion.paging import SORTS, BadCursor
+from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import BadRequest, CommentsClosed, NotFound, RateLimited, ValidationFailed
+from server.errors import BadRequest, NotFound
 from server.http.bodies import read_form
 from server.http.clients import client_address
+from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
@@ -24,11 +33,6 @@ from server.templates import Templates
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
-
-
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
-    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 def _form_signer(request: Request) -> TimestampSigner:
@@ -55,9 +59,8 @@ def form_check(request: Request, form: dict[str, str]) -> str | None:
 
 async def index(request: Request) -> Response:
     """The posts, newest first, POSTS_PER_PAGE at a time (``?page=2`` for older ones)."""
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if _is_number(raw) and 0 < int(raw) < 100_000 else 0
-    if not page:
+    page = integer(request.query_params.get("page", "1"), minimum=1, maximum=99_999)
+    if page is None:
         raise NotFound()
     posts = await state_of(request).posts.newest(
         limit=POSTS_PER_PAGE + 1, offset=(page - 1) * POSTS_PER_PAGE
@@ -77,6 +80,122 @@ async def index(request: Request) -> Response:
     )
 
 
+def _page_params(request: Request) -> tuple[str, str | None]:
+    sort = request.query_params.get("sort", "oldest")
+    if sort not in SORTS:
+        raise BadRequest(N_("sort is one of oldest, newest, best."))
+    after = request.query_params.get("after") or None
+    return sort, after
+
+
+def _empty(sort: str, after: str | None) -> RenderedThread:
+    return RenderedThread(cursor=0, count=0, html="", sort=sort, paged=after is not None)
+
+
+async def _comment_list(
+    request: Request, post: Post, sort: str = "oldest", after: str | None = None
+) -> RenderedThread:
+    """One page of the post's comments as HTML, rendered once per visible state of its thread.
+
+    The key is everything the fragment shows: the thread's ``last_seq`` (comments, pins,
+    closing), its ``votes_seq`` and this process's unflushed votes (the counts), the page
+    (sort, after) and the view (uri in the reply links, language, depth, page size). On a hit
+    this costs one indexed read of the thread row: no comments are read, no tree is built.
+    A miss is cached only when the page was read at the version looked up, so a cached
+    fragment always shows exactly its key's state. Per-reader parts (form token, CSRF, staff
+    controls, the reader's own votes) are never in it: the page's script marks own votes.
+    """
+    state = state_of(request)
+    settings = state.settings
+    thread = await state.comments.thread(post.uri)
+    if thread is None:
+        return _empty(sort, after)
+    local = state.votes.local_version(thread.id)
+    version: Hashable = (thread.last_seq, thread.votes_seq, thread.closed_flag, local)
+    view = (sort, after, post.uri, settings.language, settings.max_depth, settings.page_size)
+    key = (thread.id, version, *view)
+    rendered = state.fragments.get(key)
+    if rendered is not None:
+        return rendered
+    try:
+        found = await state.pager.page(thread, sort, settings.page_size, after)
+    except BadCursor:
+        raise BadRequest(
+            N_("This page link is not valid any more; start from the first page.")
+        ) from None
+    if found is None:
+        return _empty(sort, after)
+    index, page, comments = found
+    token = state.pager.next_token(thread.id, sort, page)
+    nodes = tree.build(comments, page.states, settings.max_depth, numbers=page.numbers)
+    consistent = index.version == thread.version and index.closed == thread.closed
+    rendered = RenderedThread(
+        cursor=index.last_seq,
+        count=page.count,
+        html=state.templates.render(
+            "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
+        ),
+        top_level=page.top_level,
+        closed=index.closed,
+        next_token=token,
+        sort=sort,
+        paged=after is not None,
+        version=version if consistent else None,
+    )
+    if consistent:
+        state.fragments.put(key, rendered)
+    return rendered
+
+
+def _context(
+    request: Request,
+    post: Post,
+    rendered: RenderedThread,
+    *,
+    form_token: str,
+    csrf_token: str | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    form_error: str | None = None,
+    reply_to: Comment | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    state = state_of(request)
+    return {
+        "request": request,
+        "post": post,
+        "comment_list": Markup(rendered.html),
+        "cursor": rendered.cursor,
+        "count": rendered.count,
+        "top_level": rendered.top_level,
+        "closed": rendered.closed,
+        "next_url": _next_url(post.uri, rendered),
+        "next_token": rendered.next_token,
+        "sort": rendered.sort,
+        "sorts": SORTS,
+        "paged": rendered.paged,
+        "values": values,
+        "errors": errors or {},
+        "form_error": form_error,
+        "reply_to": reply_to,
+        "notice": notice,
+        "form_token": form_token,
+        "edit_window": state.settings.edit_window,
+        "csrf_token": csrf_token,
+        "page_scripts": [state.bundle.assets["page"].url],
+    }
+
+
+def _next_url(uri: str, rendered: RenderedThread) -> str | None:
+    if rendered.next_token is None:
+        return None
+    return f"{uri}?{urlencode({'sort': rendered.sort, 'after': rendered.next_token})}#comments"
+
+
+def _form_token(request: Request) -> str:
+    return _form_signer(request).sign(f"{time.time():.3f}").decode()
+
+
 async def _render_post(
     request: Request,
     slug: str,
@@ -92,83 +211,32 @@ async def _render_post(
     if post is None:
         raise NotFound()
     sort, after = _page_params(request)
-    shown = await _first_page(request, post.uri, sort, after)
+    rendered = await _comment_list(request, post, sort, after)
     values = dict(values or {})
     reply_to = None
     wanted = values.get("parent") or request.query_params.get("replytocom", "")
-    if _is_number(wanted):
-        found = await state.comments.get(int(wanted))
-        if found is not None and found.thread_id == post.thread_id and found.status == "approved":
+    wanted_id = integer(wanted)
+    if wanted_id is not None:
+        found = await state.comments.get(wanted_id)
+        if found and found.thread_id == post.thread_id and found.status == APPROVED:
             reply_to = found
         values["parent"] = str(reply_to.id) if reply_to else ""
-    context = {
-        "post": post,
-        **shown,
-        "values": values,
-        "errors": errors or {},
-        "form_error": form_error,
-        "reply_to": reply_to,
-        "notice": request.query_params.get("notice"),
-        "form_token": _form_signer(request).sign(f"{time.time():.3f}").decode(),
-        "edit_window": state.settings.edit_window,
-        "csrf_token": state.sessions.csrf_token(request),
-        "page_scripts": [state.bundle.assets["page"].url],
-    }
+    context = _context(
+        request,
+        post,
+        rendered,
+        form_token=_form_token(request),
+        csrf_token=state.sessions.csrf_token(request),
+        values=values,
+        errors=errors,
+        form_error=form_error,
+        reply_to=reply_to,
+        notice=request.query_params.get("notice"),
+    )
     templates: Templates = state.templates
     return templates.response(
         request, "post.html", context, status_code=status_code, headers=headers
     )
-
-
-def _page_params(request: Request) -> tuple[str, str | None]:
-    sort = request.query_params.get("sort", "oldest")
-    if sort not in SORTS:
-        raise BadRequest(N_("sort is one of oldest, newest, best."))
-    after = request.query_params.get("after") or None
-    return sort, after
-
-
-async def _first_page(
-    request: Request, uri: str, sort: str, after: str | None
-) -> dict[str, object]:
-    """The comments a post page shows: one page of top-level comments with their replies,
-    the link to the next page, and whether the thread is closed."""
-    state = state_of(request)
-    empty: dict[str, object] = {
-        "nodes": [],
-        "cursor": 0,
-        "count": 0,
-        "top_level": 0,
-        "closed": False,
-        "next_url": None,
-        "sort": sort,
-        "sorts": SORTS,
-        "paged": after is not None,
-    }
-    thread = await state.comments.thread(uri)
-    if thread is None:
-        return empty
-    try:
-        found = await state.pager.page(thread, sort, state.settings.page_size, after)
-    except BadCursor:
-        raise BadRequest(
-            N_("This page link is not valid any more; start from the first page.")
-        ) from None
-    if found is None:
-        return empty
-    index, page, comments = found
-    token = state.pager.next_token(thread.id, sort, page)
-    query = urlencode({"sort": sort, "after": token}) if token else None
-    return {
-        **empty,
-        "nodes": tree.build(comments, page.states, state.settings.max_depth, numbers=page.numbers),
-        "cursor": index.last_seq,
-        "count": page.count,
-        "top_level": page.top_level,
-        "closed": index.closed,
-        "next_url": f"{uri}?{query}#comments" if query else None,
-        "next_token": token,
-    }
 
 
 async def comment_link(request: Request) -> Response:
@@ -176,7 +244,7 @@ async def comment_link(request: Request) -> Response:
     state = state_of(request)
     comment_id = int(request.path_params["id"])
     comment = await state.comments.get(comment_id) if comment_id < 2**63 else None
-    if comment is None or comment.status != "approved":
+    if comment is None or comment.status != APPROVED:
         raise NotFound()
     slug = await state.threads.store.post_slug(comment.thread_id)
     thread = await state.comments.thread(f"/posts/{slug}") if slug else None
@@ -190,8 +258,55 @@ async def comment_link(request: Request) -> Response:
     return RedirectResponse(f"{thread.uri}{query}#comment-{comment.id}", status_code=303)
 
 
+# Query parameters a cached page may have: which page of the comments it shows.
+PAGE_PARAMS = ("sort", "after")
+# Where the page's form token goes in a cached page: a value no template could print.
+FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
+
+
 async def post_page(request: Request) -> Response:
-    return await _render_post(request, request.path_params["slug"])
+    """A post page; the common visit (no reply target, no notice, no session) from a cache.
+
+    A reader without a session cookie who opens the plain page (or one page of its comments,
+    ``?sort=…&after=…``) sees exactly what every other
+    such reader sees, but for the form token: that page is rendered once per visible state
+    of the thread and post, cut at the token, and each request joins the parts around a fresh
+    token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
+    form's error pages are rendered in full around the cached comment list.
+    """
+    state = state_of(request)
+    slug = request.path_params["slug"]
+    if (
+        any(name not in PAGE_PARAMS for name in request.query_params)
+        or state.sessions.csrf_token(request) is not None
+    ):
+        return await _render_post(request, slug)
+    sort, after = _page_params(request)
+    found = await state.posts.page_version(slug)
+    if found is None:
+        raise NotFound()
+    stored, thread_id, thread_version = found
+    settings = state.settings
+    version = (*thread_version, state.votes.local_version(thread_id))
+    view = ("page", sort, after, settings.language, settings.max_depth, settings.page_size)
+    page = state.pages.get((stored, version, *view))
+    if page is None:
+        post = await state.posts.by_slug(slug)
+        if post is None:
+            raise NotFound()
+        rendered = await _comment_list(request, post, sort, after)
+        html = state.templates.render(
+            "post.html",
+            **_context(request, post, rendered, form_token=FORM_SLOT, csrf_token=None, values={}),
+        )
+        parts = tuple(part.encode() for part in html.split(FORM_SLOT))
+        if len(parts) != 2:  # the template changed; never serve a page with a slot in it
+            return await _render_post(request, slug)
+        page = RenderedPage(rendered.cursor, parts)
+        if rendered.version is not None:  # the fragment shows exactly that version
+            state.pages.put((stored, rendered.version, *view), page)
+    token = _form_token(request).encode()
+    return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
 async def submit_comment(request: Request) -> Response:
@@ -216,14 +331,14 @@ async def submit_comment(request: Request) -> Response:
             held=None if staff else form_check(request, form),
             title=post.title,
         )
-    except ValidationFailed as exc:
+    except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
-    except CommentsClosed as exc:
+    except Closed as exc:
         # Closed while they typed: keep every word so nothing is lost.
         return await _render_post(
             request, slug, values=values, form_error=exc.message, status_code=403
         )
-    except RateLimited as exc:
+    except Limited as exc:
         return await _render_post(
             request,
             slug,
@@ -234,7 +349,7 @@ async def submit_comment(request: Request) -> Response:
         )
     if values["notify"] and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
-    if comment.status == "approved":
+    if comment.status == Status.APPROVED:
         target = f"{post.uri}#comment-{comment.id}"
     else:
         target = f"{post.uri}?notice=held#respond"

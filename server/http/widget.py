@@ -1,9 +1,16 @@
 """The browser code: ``web/widget``'s source modules assembled into one script per entry.
 
 No Node toolchain. The modules are plain ES modules (so a browser can also load them one by
-one while someone works on them); assembling drops their ``import`` lines and ``export``
-keywords, puts them in dependency order inside one function scope, inlines the stylesheet
-and the German catalogue, minifies with rjsmin/rcssmin and gzips once, at start-up.
+one while someone works on them); each declares what it needs with its ``import … from
+"./x.js";`` lines, so an entry's module list and their order follow from those lines (a
+topological sort), never from a list kept by hand. Assembling drops the ``import`` lines and
+``export`` keywords, puts the modules in that order inside one function scope, inlines the
+stylesheet and the German catalogue, minifies with rjsmin/rcssmin and gzips once, at start-up.
+
+The German words are declared, not searched for: ``web/widget/de.json`` holds the words only
+the widget says, ``web/widget/messages.json`` lists the server's messages the widget shows
+(field errors and refusals from the API); both take their German from the server's catalogue
+where it has one.
 
 URLs: ``/embed.js`` is the contract's address and is cached briefly (a new release reaches
 every host page within minutes); the same bytes under ``/widget/embed.<hash>.js``, and the
@@ -20,42 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rcssmin  # type: ignore[import-untyped]
-import rjsmin  # type: ignore[import-untyped]
+import rcssmin
+import rjsmin
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from db.models import Status
 from server.errors import NotFound
 from server.i18n import catalogue
 from server.state import state_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "web" / "widget"
-# Dependency order: a module only uses names from modules above it.
-MODULES = (
-    "i18n.js",
-    "api.js",
-    "render.js",
-    "live.js",
-    "own.js",
-    "form.js",
-    "thread.js",
-    "paging.js",
-)
 ENTRIES = ("embed", "page")
-# Server-side messages the widget shows beside fields or in notices: translated like pages do.
-MESSAGE_SOURCES = (
-    ROOT / "server" / "discussion" / "validation.py",
-    ROOT / "server" / "errors.py",
-    ROOT / "server" / "discussion" / "actions.py",
-)
+# The server's messages the widget shows beside fields or in notices (translated like pages).
+MESSAGES = SOURCES / "messages.json"
+# The statuses the widget compares comments with, from their one definition.
+STATUSES_JSON = json.dumps({s.name: s.value for s in Status}, separators=(",", ":"))
 SHORT_CACHE = "public, max-age=300"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 _IMPORT = re.compile(r"^import\s.*?;\s*$", re.MULTILINE)
 _EXPORT = re.compile(r"^export\s+(?=(?:async\s+)?function|class|const|let)", re.MULTILINE)
-_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+_IMPORT_FROM = re.compile(r'^import\s.*?\sfrom\s+"\./([\w.-]+\.js)";\s*$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -77,35 +72,64 @@ class Asset:
         return f"/widget/{self.name}.{self.digest}.{self.suffix}"
 
 
+def _source(name: str) -> str:
+    return (SOURCES / name).read_text(encoding="utf-8")
+
+
 def _module(name: str) -> str:
-    source = (SOURCES / name).read_text(encoding="utf-8")
-    return _EXPORT.sub("", _IMPORT.sub("", source))
+    return _EXPORT.sub("", _IMPORT.sub("", _source(name)))
 
 
-def widget_catalogues(sources: str) -> dict[str, dict[str, Any]]:
-    """German words the browser code uses, the server's catalogue winning where both have one.
+def imports(name: str) -> list[str]:
+    """The modules ``name`` declares it needs: its ``import … from "./x.js";`` lines."""
+    return _IMPORT_FROM.findall(_source(name))
+
+
+def module_order(entry: str) -> list[str]:
+    """Every module ``entry`` needs, each after the modules it imports, the entry last.
+
+    Depth-first in the order the import lines are written, so the order is stable; an import
+    cycle is refused (the assembled scope could not satisfy it).
+    """
+    order: list[str] = []
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError("web/widget import cycle: " + " → ".join([*visiting, name]))
+        visiting.append(name)
+        for needed in imports(name):
+            visit(needed)
+        visiting.pop()
+        order.append(name)
+
+    visit(f"{entry}.js")
+    return order
+
+
+def widget_catalogues() -> dict[str, dict[str, Any]]:
+    """German for the declared words, the server's catalogue winning where both have one.
 
     ``web/widget/de.json`` holds the words only the widget says; everything the templates also
     say comes from ``web/locale`` so a page and the widget never word one thing differently.
     """
-    own = json.loads((SOURCES / "de.json").read_text(encoding="utf-8"))
+    own: dict[str, Any] = json.loads((SOURCES / "de.json").read_text(encoding="utf-8"))
+    declared: list[str] = json.loads(MESSAGES.read_text(encoding="utf-8"))
     server = catalogue("de")
-    used = set(_STRING.findall(sources))
-    for path in MESSAGE_SOURCES:
-        if path.exists():
-            used.update(_STRING.findall(path.read_text(encoding="utf-8")))
     words = dict(own)
-    words.update({key: value for key, value in server.items() if key in used or key in own})
+    words.update({key: server[key] for key in (*own, *declared) if key in server})
     return {"de": words}
 
 
 def assemble(entry: str) -> str:
     """The readable (unminified) script for one entry: its modules and its own file."""
-    modules = [_module(name) for name in (*MODULES, f"{entry}.js")]
-    body = "\n".join(modules)
+    body = "\n".join(_module(name) for name in module_order(entry))
     css = rcssmin.cssmin((SOURCES / "widget.css").read_text(encoding="utf-8"))
-    catalogues = json.dumps(widget_catalogues(body), ensure_ascii=False, separators=(",", ":"))
+    catalogues = json.dumps(widget_catalogues(), ensure_ascii=False, separators=(",", ":"))
     body = body.replace("/*kibitz:catalogues*/{}", catalogues, 1)
+    body = body.replace("/*kibitz:statuses*/{}", STATUSES_JSON, 1)
     body = body.replace('/*kibitz:css*/""', json.dumps(css, ensure_ascii=False), 1)
     body = body.replace('/*kibitz:css-url*/""', json.dumps(_css_asset().url), 1)
     return f'(() => {{\n"use strict";\n{body}\n}})();\n'

@@ -21,17 +21,17 @@ from itsdangerous import (
     URLSafeTimedSerializer,
 )
 
+from server.discussion.moderation import MAIL_ACTIONS, Action, parse_action
 from server.errors import Forbidden
 
 LINK_DAYS = 7  # the expiry message below says 7 days too
-MODERATION_ACTIONS = ("approve", "spam")
 
 
 @dataclass(frozen=True)
 class ModerationLink:
     comment_id: int
     staff_id: int
-    action: str
+    action: Action
     nonce: str
 
 
@@ -60,10 +60,15 @@ class MailLinks:
         return secrets.token_urlsafe(16)
 
     def moderation_token(
-        self, comment_id: int, staff_id: int, action: str, nonce: str, issued: float | None = None
+        self,
+        comment_id: int,
+        staff_id: int,
+        action: Action,
+        nonce: str,
+        issued: float | None = None,
     ) -> str:
-        assert action in MODERATION_ACTIONS
-        payload = [comment_id, staff_id, action, nonce]
+        assert action in MAIL_ACTIONS
+        payload = [comment_id, staff_id, str(action), nonce]
         if issued is None:
             return self._moderate.dumps(payload)
         return _issued_at(self.secret, "kibitz.mail.moderate", issued).dumps(payload)
@@ -74,9 +79,10 @@ class MailLinks:
             comment_id, staff_id, action, nonce = value
         except (TypeError, ValueError):
             raise Forbidden(N_("This link is not valid.")) from None
-        if action not in MODERATION_ACTIONS:
+        checked = parse_action(action, MAIL_ACTIONS)
+        if checked is None:
             raise Forbidden(N_("This link is not valid."))
-        return ModerationLink(int(comment_id), int(staff_id), action, str(nonce))
+        return ModerationLink(int(comment_id), int(staff_id), checked, str(nonce))
 
     # -- reply subscriptions ---------------------------------------------------------------
 

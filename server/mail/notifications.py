@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ from urllib.parse import quote, urlsplit
 
 from db.database import Database
 from db.mail import MailStore, OutgoingMail
-from db.models import Comment, Event, now
+from db.models import Comment, Event, Status, now
+from server.discussion.moderation import Action
 from server.http.feeds import comment_link
 from server.mail.links import LINK_DAYS, MailLinks
 from server.mail.queue import MailSender
@@ -42,7 +44,11 @@ class Notifications:
     """Turns discussion changes into queued mails."""
 
     def __init__(
-        self, state: State, store: MailStore, links: MailLinks, wake: Any = lambda: None
+        self,
+        state: State,
+        store: MailStore,
+        links: MailLinks,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.state = state
         self.settings = state.settings
@@ -110,11 +116,11 @@ class Notifications:
                     days=LINK_DAYS,
                     approve_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, "approve", nonce),
+                        self.links.moderation_token(comment.id, member.id, Action.APPROVE, nonce),
                     ),
                     spam_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, "spam", nonce),
+                        self.links.moderation_token(comment.id, member.id, Action.SPAM, nonce),
                     ),
                     admin_url=f"{self.settings.public_url}/admin",
                 )
@@ -134,7 +140,7 @@ class Notifications:
             # Read again: a moderator may have approved it since, and that approval's event
             # found no subscription yet.
             current = await self.state.comments.get(comment.id)
-            if current is not None and current.status == "approved":
+            if current is not None and current.status == Status.APPROVED:
                 await self._confirm(current)
         except Exception:
             log.exception("could not record the reply subscription of comment %d", comment.id)
@@ -145,7 +151,7 @@ class Notifications:
             return
         comments = await self.state.comments.by_ids(visible)
         for comment in comments.values():
-            if comment.status != "approved":
+            if comment.status != Status.APPROVED:
                 continue
             await self._confirm(comment)
             if comment.parent_id is not None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.mail import MailStore
+from server.discussion.moderation import Action
 from server.errors import BadRequest, Forbidden, NotFound
 from server.http.bodies import read_form
 from server.http.feeds import comment_link
@@ -65,7 +66,7 @@ async def moderate(request: Request) -> Response:
         raise NotFound(f"There is no comment {link.comment_id}.")
     uri, title = await store.thread_of(comment.thread_id)
     page_url = comment_link(state.settings, uri, comment.id)
-    approve = link.action == "approve"
+    approve = link.action == Action.APPROVE
     if request.method == "GET":
         return _page(
             request,

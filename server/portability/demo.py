@@ -8,7 +8,7 @@ from typing import Any
 
 from db.comments import CommentStore, NewComment
 from db.database import Database
-from db.models import as_datetime
+from db.models import Status, as_datetime
 from db.posts import PostStore
 from server.discussion.markup import clean_article, render_comment
 
@@ -57,7 +57,7 @@ async def _add(
             website=entry.get("website"),
             text=entry["text"],
             html=render_comment(entry["text"]),
-            status="approved",
+            status=Status.APPROVED,
             parent_id=parent,
             created=as_datetime(entry["created"]),
             source=source,

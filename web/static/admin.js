@@ -7,13 +7,14 @@
   const list = document.querySelector("[data-mod-list]");
   if (!list) return;
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  // Statuses and actions come from the server's markup (db.models.Status and
+  // server.discussion.moderation.Action render it): no copy of them lives here.
   const status = list.dataset.status;
+  const isQueue = "queue" in list.dataset;
   const announcer = document.querySelector("[data-announcer]");
   const empty = document.querySelector("[data-empty]");
   const template = document.querySelector("template[data-item-template]");
   const pendingCount = document.querySelector("[data-pending-count]");
-  // "restore" is an approval of a spam or deleted comment.
-  const API_ACTION = { approve: "approve", restore: "approve", spam: "spam", delete: "delete" };
 
   const items = () => [...list.querySelectorAll(".mod-item")];
   const itemById = (id) => list.querySelector(`.mod-item[data-id="${Number(id)}"]`);
@@ -22,7 +23,7 @@
   function refreshCounts() {
     const n = items().length;
     if (empty) empty.hidden = n > 0;
-    if (pendingCount && status === "pending") pendingCount.textContent = String(n);
+    if (pendingCount && isQueue) pendingCount.textContent = String(n);
   }
 
   // -- the current item and keyboard shortcuts ------------------------------------------
@@ -63,11 +64,12 @@
 
   // -- actions through the JSON API, with the session's CSRF token -----------------------
 
-  async function act(id, action) {
+  // ``action`` is what the page calls it (restore), ``apiAction`` the JSON API's name (approve).
+  async function act(id, action, apiAction) {
     const item = itemById(id);
     if (item) item.classList.add("is-leaving");
     try {
-      const response = await fetch(`/api/comments/${Number(id)}/${API_ACTION[action]}`, {
+      const response = await fetch(`/api/comments/${Number(id)}/${encodeURIComponent(apiAction)}`, {
         method: "POST", credentials: "same-origin",
         headers: { "X-CSRF-Token": csrf, "Accept": "application/json" },
       });
@@ -86,15 +88,16 @@
     const form = event.target;
     if (form.matches("[data-actions]")) {
       const button = event.submitter;
-      if (!button || !API_ACTION[button.value]) return;
+      if (!button || !button.dataset.action) return;
       event.preventDefault();
-      act(form.closest(".mod-item").dataset.id, button.value);
+      act(form.closest(".mod-item").dataset.id, button.value, button.dataset.action);
     } else if (form.id === "bulk") {
-      const action = form.elements.action.value;
+      const option = form.elements.action.selectedOptions[0];
+      const action = option.value;
       const ids = [...document.querySelectorAll("input[data-select]:checked")].map((b) => b.value);
       if (!ids.length) { event.preventDefault(); say("Select at least one comment."); return; }
       event.preventDefault();
-      (async () => { for (const id of ids) await act(id, action); })();
+      (async () => { for (const id of ids) await act(id, action, option.dataset.action); })();
     }
   });
 
@@ -109,10 +112,9 @@
       const box = current.querySelector("[data-select]");
       box.checked = !box.checked;
     } else if (current && "asd".includes(key)) {
-      const wanted = { a: "approve", s: "spam", d: "delete" }[key];
-      const button = current.querySelector(`[data-action="${wanted}"]`);
+      const button = current.querySelector(`[data-actions] [data-key="${key}"]`);
       if (!button) return;
-      act(current.dataset.id, button.value);
+      act(current.dataset.id, button.value, button.dataset.action);
     } else if (current && key === "r") {
       const details = current.querySelector("[data-reply-form] details");
       if (!details) return;
@@ -174,7 +176,7 @@
   }
 
   async function reload() {
-    const response = await fetch("/api/moderation?status=pending", {
+    const response = await fetch(`/api/moderation?status=${encodeURIComponent(status)}`, {
       credentials: "same-origin", headers: { "Accept": "application/json" },
     });
     if (!response.ok) return;
@@ -214,5 +216,5 @@
   }
 
   refreshCounts();
-  if (status === "pending" && list.dataset.live && "WebSocket" in window) connect(list.dataset.live);
+  if (isQueue && list.dataset.live && "WebSocket" in window) connect(list.dataset.live);
 })();

@@ -3,6 +3,7 @@
 // beside their fields; nothing typed is lost: the draft is kept in sessionStorage on every
 // keystroke and only the comment text is cleared, and only once the server has accepted it.
 import { h } from "./render.js";
+import { STATUS } from "./statuses.js";
 
 const FIELDS = ["author", "email", "website", "text", "parent"];
 const OFFLINE = "The comment could not be sent. Check your connection; everything you typed is still here.";
@@ -132,7 +133,7 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted }
       els.text.value = "";
       setParent(null);
       saveDraft();
-      if (comment.status === "approved") {
+      if (comment.status === STATUS.APPROVED) {
         say(t("Your comment has been published."), "published");
         const li = view.place(comment);
         if (li) li.classList.add("comment--new");

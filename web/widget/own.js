@@ -2,6 +2,7 @@
 // cookie the form path sets (kibitz's own page), and expire with the edit window; inside it
 // the comment gets Edit and Delete buttons that call the API with the token.
 import { h } from "./render.js";
+import { STATUS } from "./statuses.js";
 
 const KEY = "kibitz:own";
 
@@ -38,7 +39,7 @@ export class Own {
 
   // Called by the view for every comment it builds.
   decorate(li, c) {
-    const entry = c.status === "approved" && this.entry(c);
+    const entry = c.status === STATUS.APPROVED && this.entry(c);
     const actions = entry && li.querySelector(".comment__actions");
     if (!actions) return;
     const t = this.t;
@@ -118,7 +119,7 @@ export class Own {
     const li = this.view.get(id);
     if (li && li.querySelector(":scope > ol.comment-list--children > li")) {
       this.view.update({ id, parent: Number(li.dataset.parent) || null, created: li.dataset.created,
-        status: "deleted", author: "", html: "", website: null, edited: null, staff: false });
+        status: STATUS.DELETED, author: "", html: "", website: null, edited: null, staff: false });
     } else {
       this.view.remove(id);
     }

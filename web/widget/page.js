@@ -9,6 +9,7 @@ import { enhanceForm } from "./form.js";
 import { Own } from "./own.js";
 import { follow } from "./thread.js";
 import { Pager, Votes, storedSort } from "./paging.js";
+import { STATUS } from "./statuses.js";
 
 async function enhance(section) {
   const t = translator(pickLanguage(document.documentElement.lang));
@@ -32,9 +33,9 @@ async function enhance(section) {
   own = new Own({ api, t, editWindow: config.edit_window, view, scope: location.origin });
   view.total = Number(section.dataset.count) || 0;
   for (const li of list.querySelectorAll("li.comment:not(.comment--deleted)")) {
-    own.decorate(li, { id: Number(li.dataset.id), created: li.dataset.created, status: "approved" });
+    own.decorate(li, { id: Number(li.dataset.id), created: li.dataset.created, status: STATUS.APPROVED });
     const counts = li.querySelector(":scope > .comment__card > .comment__actions > .comment__votes");
-    if (counts) votes.decorate(li, { id: Number(li.dataset.id), up: Number(counts.dataset.up), down: Number(counts.dataset.down), status: "approved" });
+    if (counts) votes.decorate(li, { id: Number(li.dataset.id), up: Number(counts.dataset.up), down: Number(counts.dataset.down), status: STATUS.APPROVED });
   }
   votes.attach(list, view);
   // Pages: the plain "next page" link becomes "load more"; the order control reorders in place.

@@ -4,6 +4,7 @@
 // live top-level comments whose place is not loaded yet. Everything is a real button or a
 // labelled select, so it works by keyboard; changes are announced through the polite region.
 import { h } from "./render.js";
+import { STATUS } from "./statuses.js";
 
 export const SORTS = ["oldest", "newest", "best"];
 export const PAGE = 50; // the widget's first page, asked for before /api/config answers
@@ -159,7 +160,7 @@ export class Votes {
 
   // Called by the view for every comment it builds, and for server-rendered ones.
   decorate(li, c) {
-    if (this.mode === "off" || c.status === "deleted") return;
+    if (this.mode === "off" || c.status === STATUS.DELETED) return;
     const footer = li.querySelector(":scope > .comment__card > .comment__actions");
     if (!footer) return;
     const old = footer.querySelector(":scope > .comment__votes");

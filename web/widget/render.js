@@ -3,6 +3,7 @@
 // (server-rendered on a post page, empty in the widget) and keeps it in thread order: roots
 // and replies sorted by (created, id), replies under their parent, never deeper than
 // max_depth (deeper replies attach at the deepest level, as server/discussion/tree.py does).
+import { STATUS } from "./statuses.js";
 
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -57,8 +58,8 @@ function keyBefore(a, b) {
 }
 const fromElement = (el) => ({ pinned: el.dataset.pinned === "1", score: Number(el.dataset.score) || 0,
   created: el.dataset.created || "", id: Number(el.dataset.id) });
-export const fromComment = (c) => ({ pinned: Boolean(c.pinned) && c.status !== "deleted",
-  score: c.status === "deleted" ? 0 : (c.up || 0) - (c.down || 0), created: c.created, id: c.id });
+export const fromComment = (c) => ({ pinned: Boolean(c.pinned) && c.status !== STATUS.DELETED,
+  score: c.status === STATUS.DELETED ? 0 : (c.up || 0) - (c.down || 0), created: c.created, id: c.id });
 
 export class ThreadView {
   // options: { t, maxDepth, followAuthorLinks, decorate(li, comment) }
@@ -106,7 +107,7 @@ export class ThreadView {
 
   card(c) {
     const t = this.o.t;
-    if (c.status === "deleted") {
+    if (c.status === STATUS.DELETED) {
       return h("article", { class: "comment__card" },
         h("p", { class: "comment__deleted" }, t("This comment was deleted.")));
     }
@@ -152,7 +153,7 @@ export class ThreadView {
   build(c) {
     const key = fromComment(c);
     const li = h("li", {
-      class: "comment" + (c.status === "deleted" ? " comment--deleted" : c.staff ? " comment--staff" : "")
+      class: "comment" + (c.status === STATUS.DELETED ? " comment--deleted" : c.staff ? " comment--staff" : "")
         + (key.pinned ? " comment--pinned" : ""),
       id: "comment-" + c.id, "data-id": c.id, "data-parent": c.parent || "", "data-created": c.created,
       "data-pinned": key.pinned ? "1" : "0", "data-score": key.score,
@@ -252,7 +253,7 @@ export class ThreadView {
       return null;
     }
     const li = this.build(c);
-    if (c.status !== "deleted") this.added += 1;
+    if (c.status !== STATUS.DELETED) this.added += 1;
     this.insert(this.container(c.parent), li);
     this.answers(li);
     // Replies that arrived before this parent became visible move under it now.
@@ -271,7 +272,7 @@ export class ThreadView {
     if (!li) return this.place(c);
     const fresh = this.build(c);
     const wasShown = !li.classList.contains("comment--deleted");
-    if (wasShown !== (c.status !== "deleted")) this.added += wasShown ? -1 : 1;
+    if (wasShown !== (c.status !== STATUS.DELETED)) this.added += wasShown ? -1 : 1;
     const card = fresh.firstElementChild;
     const old = li.querySelector(":scope > .comment__card");
     const editing = old.querySelector(":scope > .comment__edit");
@@ -286,7 +287,7 @@ export class ThreadView {
       if (same) same.focus({ preventScroll: true });
     }
     if (li.dataset.parent) this.answers(li);
-    if (editing && c.status !== "deleted") {
+    if (editing && c.status !== STATUS.DELETED) {
       // An edit arriving while the reader edits must not throw away what they are typing.
       for (const el of card.querySelectorAll(":scope > .comment__body, :scope > .comment__actions")) el.hidden = true;
       card.querySelector(".comment__body").after(editing);

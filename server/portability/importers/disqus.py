@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from db.imports import CommentIn, ThreadIn
+from db.models import Status
 from server.discussion.markup import render_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import MAX_AUTHOR, clean_text, normalise_website
@@ -151,11 +152,11 @@ class Source:
             name = _get(author, "name") or _get(author, "username") if author is not None else ""
             typed = message_text(clean_text(_get(elem, "message")))
             status = (
-                "spam"
+                Status.SPAM
                 if _flag(elem, "isSpam")
-                else "deleted"
+                else Status.DELETED
                 if _flag(elem, "isDeleted") or thread.deleted
-                else "approved"
+                else Status.APPROVED
             )
             parent = _dsq_id(_child(elem, "parent"))
             yield from order.push(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from db.imports import CommentIn, ThreadIn
+from db.models import Status
 from server.discussion.markup import render_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import MAX_AUTHOR, clean_text, normalise_website
@@ -37,11 +38,12 @@ REQUIRED = {
         "website",
     },
 }
-MODES = {1: "approved", 2: "pending", 4: "deleted"}
+MODES = {1: Status.APPROVED, 2: Status.PENDING, 4: Status.DELETED}
 
 
 def _when(value: object) -> datetime | None:
     try:
+        # Any column value may come here; whatever float() refuses means "no date".
         return datetime.fromtimestamp(float(value), UTC)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError, OSError):
         return None
@@ -117,7 +119,7 @@ class Source:
                     )
                 status = MODES.get(mode)
                 if status is None:
-                    status = "pending"
+                    status = Status.PENDING
                     self.report.flag(f"unknown Isso mode {mode}, kept as pending")
                 when = _when(created)
                 if when is None:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from db.imports import BatchResult
+from db.models import Status
 
 SHOWN = 10  # re-rooted replies listed by source id; the rest are only counted
 
@@ -77,7 +78,8 @@ class Report:
 
     def lines(self) -> list[str]:
         statuses = ", ".join(
-            f"{s} {self.statuses[s]}" for s in ("approved", "pending", "spam", "deleted")
+            f"{s} {self.statuses[s]}"
+            for s in (Status.APPROVED, Status.PENDING, Status.SPAM, Status.DELETED)
         )
         not_posts = ", ".join(f"{why} {n}" for why, n in sorted(self.not_posts.items()))
         out = [

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree.ElementTree import Element
 
 from db.imports import CommentIn, PostIn, ThreadIn
+from db.models import Status
 from server.discussion.markup import clean_article, render_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import MAX_AUTHOR, clean_text, normalise_website
@@ -36,11 +37,11 @@ _PREFIXES = (
     (re.compile(r"^https?://wordpress\.org/export/1\.\d+/excerpt/?$"), "excerpt:"),
 )
 STATUSES = {
-    "1": "approved",
-    "approve": "approved",
-    "spam": "spam",
-    "trash": "deleted",
-    "post-trashed": "deleted",
+    "1": Status.APPROVED,
+    "approve": Status.APPROVED,
+    "spam": Status.SPAM,
+    "trash": Status.DELETED,
+    "post-trashed": Status.DELETED,
 }
 NOT_DATES = ("", "0000-00-00 00:00:00")
 _BLOCK = re.compile(
@@ -271,7 +272,7 @@ class Source:
                 website=website(clean_text(_get(f, "wp:comment_author_url"))),
                 text=content,
                 html=render_comment(content),
-                status=STATUSES.get(_get(f, "wp:comment_approved"), "pending"),
+                status=STATUSES.get(_get(f, "wp:comment_approved"), Status.PENDING),
                 created=created,
                 address=_get(f, "wp:comment_author_IP") or None,
             )

@@ -162,6 +162,7 @@ class _Batches:
                 return None
             if isinstance(item, BaseException):
                 raise item
+            # The queue holds batches, errors and the end marker; only a batch is left here.
             return item  # type: ignore[no-any-return]
         return None
 
