@@ -121,3 +121,31 @@ async def test_unknown_thread_or_missing_uri(server: Server) -> None:
         unknown = await client.post("/api/threads/close", params={"uri": "/x"}, headers=auth)
     assert no_uri.status_code == 400 and no_uri.json()["fields"]["uri"]
     assert unknown.status_code == 404 and unknown.json()["error"]
+
+
+async def test_cached_post_page_follows_votes_pins_and_closing(server: Server) -> None:
+    """A visitor's cached post page shows new vote counts, a pin and the closed notice at once."""
+    uri = await add_post(server, "hello")
+    first = await post(server, uri)
+    second = await post(server, uri)
+    auth = {"Authorization": f"Bearer {await staff_token(server)}"}
+    async with server.client() as client:
+        before = (await client.get(uri)).text
+        voter = (await client.post("/api/voters")).json()["voter"]
+        voted = await client.post(
+            f"/api/comments/{second['id']}/vote", json={"value": 1, "voter": voter}
+        )
+        after_vote = (await client.get(uri)).text
+        pinned = await client.post(f"/api/comments/{second['id']}/pin", headers=auth)
+        after_pin = (await client.get(uri)).text
+        newest = (await client.get(uri, params={"sort": "newest"})).text
+        await client.post("/api/threads/close", params={"uri": uri}, headers=auth)
+        after_close = (await client.get(uri)).text
+    assert voted.status_code == 200
+    assert 'data-up="0"' in before and f'data-votes="{second["id"]}" data-up="1"' in after_vote
+    assert pinned.status_code == 200, pinned.text
+    assert after_pin.index(f'id="comment-{second["id"]}"') < after_pin.index(
+        f'id="comment-{first["id"]}"'
+    )
+    assert '<option value="newest" selected>' in newest
+    assert "data-comment-form" in after_pin and "data-comment-form" not in after_close
