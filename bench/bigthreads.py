@@ -35,7 +35,7 @@ from websockets.asyncio.client import connect
 from db.comments import NewComment
 from db.models import now
 from server.discussion.markup import render_comment
-from tests.conftest import make_settings, serve
+from tests.helpers.servers import make_settings, serve
 
 WORDS = (
     "thread comment reply page order vote reader writer time people city river light idea "

@@ -368,6 +368,7 @@ def kibitz_processes(
         "KIBITZ_SECRET_KEY": "bench",
         "KIBITZ_MODERATION": "none",
         "KIBITZ_POST_RATE": "off",
+        "KIBITZ_LIVE_PER_ADDRESS": "1000000",  # every bench reader is 127.0.0.1
     }
     started = []
     try:

@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from db.mail import MailStore, OutgoingMail
 from db.models import now
-from tests.conftest import (
+from tests.helpers.mail import Inbox
+from tests.helpers.servers import (
     drop_pg_database,
     free_port,
     make_settings,
     new_pg_database,
     serve,
 )
-from tests.test_mail import Inbox
 
 
 async def fill(server, comments: int, threads: int = 200) -> None:  # type: ignore[no-untyped-def]

@@ -241,6 +241,7 @@ def start_kibitz(
             "KIBITZ_SECRET_KEY": "bench-" + "x" * 32,
             "KIBITZ_MODERATION": "none",
             "KIBITZ_POST_RATE": "off",
+            "KIBITZ_LIVE_PER_ADDRESS": "1000000",  # every bench reader is 127.0.0.1
             "KIBITZ_PUBLIC_URL": f"http://127.0.0.1:{port}",
             **(env or {}),
         },

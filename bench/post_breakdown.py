@@ -72,7 +72,7 @@ async def measure(posts: int, warm: int) -> None:
 
     import httpx
 
-    from tests.conftest import make_settings, serve
+    from tests.helpers.servers import make_settings, serve
 
     # This checkout's seeding, with the measured checkout's stores (bench/wrk.py imports them
     # when it runs): an older commit may have no bench/wrk.py.

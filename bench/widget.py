@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.http.widget import Bundle
-from tests.browser.conftest import (
+from tests.helpers.browsers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     host_page,
@@ -28,7 +28,7 @@ from tests.browser.conftest import (
     run_kibitz,
     strict_csp,
 )
-from tests.conftest import free_port, make_settings
+from tests.helpers.servers import free_port, make_settings
 
 TIMING = """() => {
   const script = performance.getEntriesByType('resource').find(e => e.name.includes('/embed.js'));

@@ -37,6 +37,8 @@ FIELDS = (
     "pinned",
     "up",
     "down",
+    "version",
+    "sso_sub",
 )
 INLINE_IDS = 32  # by_ids reads this many primary keys by the backend's cheapest path
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
@@ -58,6 +60,14 @@ class ThreadClosed(DatabaseError):
     """The thread takes no new comments."""
 
 
+class StaleVersion(DatabaseError):
+    """The comment changed since the version the caller saw; nothing was changed."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"the comment is at version {current} now")
+        self.current = current
+
+
 class UnknownComment(DatabaseError):
     """No comment has that id."""
 
@@ -76,6 +86,7 @@ class NewComment:
     staff_id: int | None = None
     created: datetime | None = None
     source: str | None = None
+    sso_sub: str | None = None
 
 
 def text_key(text: str) -> str:
@@ -359,6 +370,14 @@ class CommentStore:
             )
         return {int(r["id"]): (int(r["last_seq"]), int(r["n"])) for r in rows}
 
+    async def has_approved_sub(self, sub: str) -> bool:
+        """Whether a comment by this signed-in (SSO) user was approved before."""
+        async with self.db.read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM comments WHERE sso_sub = $1 AND status = 'approved' LIMIT 1", sub
+            )
+        return found is not None
+
     async def has_approved_email(self, email: str) -> bool:
         async with self.db.read() as conn:
             found = await conn.fetchval(
@@ -433,15 +452,29 @@ class CommentStore:
     ) -> list[Added | Exception]:
         thread = await find_thread(conn, uri)
         creator = next((p for p in batch if p.create_thread), None)
+        # A title sent with a held comment stays unshown until that comment is approved.
+        proposed: _Pending | None = None
         if thread is None and creator is not None:
-            thread = await ensure_thread(conn, uri, creator.title)
+            shown = creator.title if creator.new.status == APPROVED else None
+            thread = await ensure_thread(conn, uri, shown)
+            if creator.title and shown is None:
+                proposed = creator
         if thread is not None and any(p.new.parent_id is not None for p in batch):
             # Lock before checking parents, so a concurrent deletion of a parent either
             # commits first (and the reply is refused) or waits for the reply.
             await lock_thread(conn, thread.id)
         outcomes: list[Row | Exception] = []
         for pending in batch:
-            outcomes.append(await self._insert_one(conn, thread, uri, pending.new))
+            outcome = await self._insert_one(conn, thread, uri, pending.new)
+            outcomes.append(outcome)
+            if pending is proposed and thread and not isinstance(outcome, Exception):
+                await conn.execute(
+                    "UPDATE threads SET proposed_title = $2, proposed_by = $3 "
+                    "WHERE id = $1 AND title IS NULL",
+                    thread.id,
+                    pending.title,
+                    outcome["id"],
+                )
         approved = [
             ("comment.created", int(o["id"]))
             for o in outcomes
@@ -478,8 +511,8 @@ class CommentStore:
                 return InvalidParent(str(new.parent_id))
         row = await conn.fetchrow(
             "INSERT INTO comments (thread_id, parent_id, author, email, website, text, html, "
-            "status, reason, address, staff_id, created, source, text_key) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+            "status, reason, address, staff_id, created, source, text_key, sso_sub) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
             f"RETURNING {', '.join(FIELDS)}",
             thread.id,
             new.parent_id,
@@ -495,6 +528,7 @@ class CommentStore:
             new.created or now(),
             new.source,
             text_key(new.text),
+            new.sso_sub,
         )
         assert row is not None
         if new.staff_id is not None:  # the staff name comes from a join
@@ -555,11 +589,16 @@ class CommentStore:
         text: str | None = None,
         html: str | None = None,
         edited: datetime | None = None,
+        reason: str | None = None,
+        version: int | None = None,
     ) -> tuple[Comment, Comment, list[Event]]:
         """Change a comment's status or text; return it before and after, with the events.
 
         The events are the difference between what readers saw before and after, so a
         deletion can also remove a placeholder parent that has just lost its last reply.
+        A new text makes a new version; ``version`` (when given) must be the current one,
+        else :class:`StaleVersion` and nothing changes. Approving the comment that proposed
+        its thread's title shows that title.
         """
         async with self.db.transaction() as conn:
             thread_id = await conn.fetchval(
@@ -572,8 +611,10 @@ class CommentStore:
             row = await conn.fetchrow(f"SELECT {COLUMNS} {FROM} WHERE c.id = $1", comment_id)
             assert row is not None
             old = Comment.from_row(row)
+            if version is not None and version != old.version:
+                raise StaleVersion(old.version)
             before = await _chain_states(conn, comment_id)
-            sets: list[str] = []
+            sets: list[str] = ["version = version + 1"] if text is not None else []
             args: list[Any] = [comment_id]
             for column, value in (
                 ("status", status),
@@ -581,12 +622,20 @@ class CommentStore:
                 ("text_key", None if text is None else text_key(text)),
                 ("html", html),
                 ("edited", edited),
+                ("reason", reason),
             ):
                 if value is not None:
                     args.append(value)
                     sets.append(f"{column} = ${len(args)}")
             if sets:
                 await conn.execute(f"UPDATE comments SET {', '.join(sets)} WHERE id = $1", *args)
+            if status == APPROVED:
+                await conn.execute(
+                    "UPDATE threads SET title = proposed_title, proposed_title = NULL, "
+                    "proposed_by = NULL WHERE id = $1 AND proposed_by = $2 AND title IS NULL",
+                    old.thread_id,
+                    comment_id,
+                )
             after = await _chain_states(conn, comment_id)
             changes = diff_events(before, after, edited=[comment_id] if text is not None else [])
             events = await record_events(conn, old.thread_id, changes)

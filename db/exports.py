@@ -57,6 +57,7 @@ class ExportedComment:
     staff: str | None
     created: datetime
     edited: datetime | None
+    sub: str | None = None  # a signed-in (single sign-on) reader's user id on the host site
 
 
 def comment_key(source: str | None, comment_id: int) -> str:
@@ -143,6 +144,7 @@ class ExportReader:
                     staff=r["staff_name"],
                     created=as_datetime(r["created"]),
                     edited=maybe_datetime(r["edited"]),
+                    sub=r["sso_sub"],
                 )
             if len(rows) < PAGE:
                 return
@@ -151,7 +153,7 @@ class ExportReader:
 
 _COMMENTS = (
     "SELECT c.id, c.parent_id, c.author, c.email, c.website, c.text, c.html, c.status, "
-    "c.reason, c.address, c.created, c.edited, c.source, p.source AS parent_source, "
+    "c.reason, c.address, c.created, c.edited, c.source, c.sso_sub, p.source AS parent_source, "
     "s.name AS staff_name FROM comments c LEFT JOIN comments p ON p.id = c.parent_id "
     "LEFT JOIN staff s ON s.id = c.staff_id WHERE c.thread_id = $1"
 )

@@ -65,6 +65,7 @@ class CommentIn:
     address: str | None = None
     reason: str | None = None
     staff_name: str | None = None
+    sso_sub: str | None = None
 
 
 @dataclass
@@ -399,8 +400,8 @@ class ImportStore:
 
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
-            "reason, address, staff_id, created, edited, source, import_run, text_key) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "reason, address, staff_id, created, edited, source, import_run, text_key, sso_sub) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             [
                 (
                     thread_ids[c.thread_key],
@@ -418,6 +419,7 @@ class ImportStore:
                     c.source,
                     run,
                     text_key(c.text),
+                    c.sso_sub,
                 )
                 for c in fresh
             ],

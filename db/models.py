@@ -134,6 +134,8 @@ class Comment:
     edited: datetime | None
     source: str | None = None
     staff_name: str | None = None
+    version: int = 1  # grows with every change of the text (approvals name the one they saw)
+    sso_sub: str | None = None
     pinned: bool = False
     up: int = 0
     down: int = 0
@@ -145,6 +147,11 @@ class Comment:
     @property
     def staff(self) -> bool:
         return self.staff_id is not None
+
+    @property
+    def verified(self) -> bool:
+        """Signed in by the host site (single sign-on): the site vouches for the name."""
+        return self.sso_sub is not None
 
     @classmethod
     def from_row(cls, row: Row) -> Comment:
@@ -169,6 +176,8 @@ class Comment:
             pinned=bool(row["pinned"]) if "pinned" in keys else False,
             up=row["up"] if "up" in keys else 0,
             down=row["down"] if "down" in keys else 0,
+            version=row["version"] if "version" in keys else 1,
+            sso_sub=row["sso_sub"] if "sso_sub" in keys else None,
         )
 
 

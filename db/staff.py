@@ -60,15 +60,20 @@ class StaffStore:
         return (StaffMember.from_row(row), row["password_hash"]) if row else None
 
     async def by_id(self, staff_id: int) -> StaffMember | None:
+        """An active account (a disabled one is None: its mail links stop working)."""
         async with self.db.read() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, email, role FROM staff WHERE id = $1", staff_id
+                "SELECT id, name, email, role FROM staff WHERE id = $1 AND disabled IS NULL",
+                staff_id,
             )
         return StaffMember.from_row(row) if row else None
 
-    async def all(self) -> list[StaffMember]:
+    async def active(self) -> list[StaffMember]:
+        """Every account that is not disabled (who gets held-comment mail)."""
         async with self.db.read() as conn:
-            rows = await conn.fetch("SELECT id, name, email, role FROM staff ORDER BY name")
+            rows = await conn.fetch(
+                "SELECT id, name, email, role FROM staff WHERE disabled IS NULL ORDER BY name"
+            )
         return [StaffMember.from_row(r) for r in rows]
 
     async def add_token(self, staff_id: int, token: str, label: str | None = None) -> int:
@@ -102,15 +107,16 @@ class StaffStore:
             for r in rows
         ]
 
-    async def revoke_token(self, token_id: int) -> bool:
-        """Revoke a token at once; False when there is no such token still in use."""
+    async def revoke_token(self, token_id: int) -> int | None:
+        """Revoke a token at once; its owner's id, or None when no such token is in use."""
         async with self.db.transaction() as conn:
-            rows = await conn.fetch(
-                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL RETURNING id",
+            owner = await conn.fetchval(
+                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL "
+                "RETURNING staff_id",
                 token_id,
                 now(),
             )
-        return bool(rows)
+        return int(owner) if owner is not None else None
 
     async def accounts(self) -> list[tuple[StaffMember, datetime | None]]:
         """Every account with the time it was disabled (None while active)."""
@@ -121,7 +127,8 @@ class StaffStore:
         return [(StaffMember.from_row(r), maybe_datetime(r["disabled"])) for r in rows]
 
     async def disable(self, staff_id: int) -> StaffMember | None:
-        """Disable an account: its sessions and tokens stop working; its comments stay."""
+        """Disable an account: its sessions and tokens stop working, held-comment mail not
+        yet sent to it is dropped; its comments stay."""
         async with self.db.transaction() as conn:
             row = await conn.fetchrow(
                 "UPDATE staff SET disabled = $2 WHERE id = $1 AND disabled IS NULL "
@@ -130,6 +137,10 @@ class StaffStore:
                 now(),
             )
             if row is not None:
+                await conn.execute(
+                    "DELETE FROM mail_queue WHERE dedupe LIKE $1 AND sent IS NULL",
+                    f"held:%:{staff_id}",
+                )
                 await conn.execute("DELETE FROM staff_sessions WHERE staff_id = $1", staff_id)
                 await conn.execute(
                     "UPDATE api_tokens SET revoked = $2 WHERE staff_id = $1 AND revoked IS NULL",
@@ -137,6 +148,14 @@ class StaffStore:
                     now(),
                 )
         return StaffMember.from_row(row) if row else None
+
+    async def disable_by_name(self, name: str) -> StaffMember | None:
+        """:meth:`disable` by account name (the CLI); None for no such active account."""
+        async with self.db.read() as conn:
+            staff_id = await conn.fetchval(
+                "SELECT id FROM staff WHERE name = $1 AND disabled IS NULL", name
+            )
+        return await self.disable(int(staff_id)) if staff_id is not None else None
 
     async def by_token(self, token: str) -> StaffMember | None:
         async with self.db.read() as conn:

@@ -124,7 +124,22 @@ class MemoryBroker:
         return True
 
 
+async def publish_once(url: str, prefix: str, payload: bytes) -> None:
+    """Publish one message on the moderation channel from outside a server (the CLI), so
+    every running process hears of a staff change at once; their timed re-checks are the
+    backstop when Redis cannot be reached."""
+    client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        await client.publish(RedisBroker.channel_of(prefix, "moderation"), payload)
+    finally:
+        await client.aclose()
+
+
 class RedisBroker:
+    @staticmethod
+    def channel_of(prefix: str, name: str) -> str:
+        return f"{prefix}:live:{name}"
+
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = f"{prefix}:live"
@@ -149,7 +164,7 @@ class RedisBroker:
 
     @property
     def moderation_channel(self) -> str:
-        return f"{self.prefix}:moderation"
+        return f"{self.prefix}:moderation"  # = channel_of(prefix, "moderation")
 
     def _online_key(self, uri: str) -> str:
         return f"{self.prefix}:online:{uri}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import weakref
@@ -40,9 +41,11 @@ from websockets.protocol import State as WsState
 from realtime import protocol
 from realtime.hub import Hub, Subscriber
 from realtime.protocol import Frame
-from server.auth.identity import current_staff
+from server.auth.identity import staff_credential
 from server.errors import Forbidden, KibitzError, Unauthorized
 from server.http import origins
+from server.http.clients import address_key, client_address
+from server.http.headers import NOT_A_PAGE, REFERRER_POLICY
 from server.http.params import integer, required_uri
 from server.settings import Settings, origin_of
 from server.state import state_of
@@ -54,6 +57,7 @@ WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in a socket's transport before 
 KERNEL_SEND_BUFFER = 64 * 1024  # per live-port socket, so a stalled reader's cost is bounded
 QUEUE_LIMIT = 512  # frames waiting for an ASGI reader before it is cut off
 PING_INTERVAL = PING_TIMEOUT = 20.0
+STAFF_RECHECK = 1.0  # seconds between re-checks of a moderation connection's credentials
 
 
 # -- what a request asks for -----------------------------------------------------------------
@@ -64,6 +68,9 @@ class Ask:
     moderation: bool
     uri: str = ""
     since: int | None = None
+    staff_id: int | None = None
+    # Moderation only: are the credentials that opened the connection still good?
+    still_staff: Callable[[], Awaitable[bool]] | None = None
 
 
 def origin_allowed(settings: Settings, conn: HTTPConnection, *, apart: bool) -> bool:
@@ -84,9 +91,14 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
     if not origin_allowed(settings, conn, apart=apart):
         raise Forbidden("This origin may not open the live channel.")
     if conn.url.path == "/ws/moderation":
-        if await current_staff(conn) is None:
+        credential = await staff_credential(conn)
+        if credential is None:
             raise Unauthorized("Staff only: send a session cookie or an API token.")
-        return Ask(moderation=True)
+        return Ask(
+            moderation=True,
+            staff_id=credential.member.id,
+            still_staff=functools.partial(credential.valid, state_of(conn)),
+        )
     uri = required_uri(conn.query_params)
     raw_since = conn.query_params.get("since")
     since: int | None = None
@@ -101,6 +113,13 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
 
 
 class Connection(Subscriber):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rechecking = asyncio.Event()
+
+    def recheck(self) -> None:
+        self.rechecking.set()
+
     async def run(self) -> None:
         """The send side once the reader is live; returns when the connection must close."""
         raise NotImplementedError
@@ -108,6 +127,31 @@ class Connection(Subscriber):
     async def fail(self) -> None:
         """Close with 1011 after a server-side error; the receive side then ends."""
         raise NotImplementedError
+
+    async def revoke(self) -> None:
+        """Close with :data:`protocol.REVOKED`: the staff credentials died."""
+        raise NotImplementedError
+
+
+async def _guard(hub: Hub, conn: Connection, ask: Ask) -> None:
+    """Re-check a moderation connection's credentials every :data:`STAFF_RECHECK` seconds,
+    and at once when the broker says the member's access changed; close when they died.
+
+    A database error is logged and the check tried again: while the database is down no
+    held comment can reach the connection anyway.
+    """
+    assert ask.still_staff is not None
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(conn.rechecking.wait(), STAFF_RECHECK)
+        conn.rechecking.clear()
+        try:
+            if not await ask.still_staff():
+                break
+        except Exception:
+            log.exception("re-checking staff %s failed", ask.staff_id)
+    hub.staff.discard(conn)  # not one more message from here on
+    log.info("staff %s lost access; their moderation connection is closed", ask.staff_id)
 
 
 async def _serve(
@@ -125,6 +169,7 @@ async def _serve(
     async def produce() -> None:
         try:
             if ask.moderation:
+                conn.staff_id = ask.staff_id
                 hub.add_staff(conn)
             else:
                 await hub.subscribe(conn, ask.uri, ask.since)
@@ -137,12 +182,21 @@ async def _serve(
             log.exception("live connection failed")
             await conn.fail()
 
+    async def guard() -> None:
+        await _guard(hub, conn, ask)
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+        await conn.revoke()  # the receive side ends with the close handshake
+
     producer = asyncio.create_task(produce())
+    guarding = asyncio.create_task(guard()) if ask.still_staff is not None else None
     try:
         await receive()
     finally:
         producer.cancel()
-        await asyncio.gather(producer, return_exceptions=True)
+        if guarding is not None:
+            guarding.cancel()
+        await asyncio.gather(producer, *[g for g in (guarding,) if g], return_exceptions=True)
         await hub.unsubscribe(conn)
 
 
@@ -182,6 +236,10 @@ class QueuedConnection(Connection):
         with contextlib.suppress(RuntimeError):
             await self.websocket.close(1011)
 
+    async def revoke(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self.websocket.close(protocol.REVOKED, "access revoked")
+
 
 async def _asgi_receive(websocket: WebSocket) -> None:
     while True:
@@ -194,6 +252,11 @@ async def _asgi_receive(websocket: WebSocket) -> None:
             return
 
 
+def _address(conn: HTTPConnection, settings: Settings) -> str:
+    """What the per-address cap counts this connection as."""
+    return address_key(client_address(conn, settings.trusted_proxies))
+
+
 async def asgi_endpoint(websocket: WebSocket) -> None:
     state = state_of(websocket)
     live = state.live
@@ -202,13 +265,21 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
     except KibitzError:
         await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
         return
-    await websocket.accept()
-    await _serve(
-        live.hub,
-        QueuedConnection(websocket, live.queue_limit),
-        ask,
-        lambda: _asgi_receive(websocket),
-    )
+    address = _address(websocket, state.settings)
+    if not live.admission.admit(address):
+        log.info("live connection from %s refused: %d open", address, live.admission.limit)
+        await websocket.close(protocol.POLICY_VIOLATION)  # before accept: HTTP 403
+        return
+    try:
+        await websocket.accept()
+        await _serve(
+            live.hub,
+            QueuedConnection(websocket, live.queue_limit),
+            ask,
+            lambda: _asgi_receive(websocket),
+        )
+    finally:
+        live.admission.release(address)
 
 
 routes = [
@@ -256,6 +327,9 @@ class DirectConnection(Connection):
     async def fail(self) -> None:
         await self.ws.close(1011)
 
+    async def revoke(self) -> None:
+        await self.ws.close(protocol.REVOKED, "access revoked")
+
 
 async def _ws_receive(ws: ServerConnection) -> None:
     # Readers send nothing we act on; this loop only notices when they go. A close that is
@@ -287,6 +361,15 @@ def _scope(app: Starlette, ws: ServerConnection, request: Request) -> dict[str, 
     }
 
 
+def _refusal(ws: ServerConnection, status: int, text: str) -> Response:
+    """A plain-text refusal with the same security headers as every HTTP answer of kibitz."""
+    response = ws.respond(status, text)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = NOT_A_PAGE.decode()
+    response.headers["Referrer-Policy"] = REFERRER_POLICY.decode()
+    return response
+
+
 class LiveServer:
     """``websockets.asyncio.server.serve`` on the live port, compression off."""
 
@@ -296,6 +379,9 @@ class LiveServer:
         self.settings = settings
         self.server: Server | None = None
         self._asks: weakref.WeakKeyDictionary[ServerConnection, Ask] = weakref.WeakKeyDictionary()
+        self._releases: weakref.WeakKeyDictionary[
+            ServerConnection, weakref.finalize[[str], ServerConnection]
+        ] = weakref.WeakKeyDictionary()
         self.write_limit = WRITE_BUFFER_LIMIT
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -326,23 +412,35 @@ class LiveServer:
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path not in ("/ws", "/ws/moderation"):
-            return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+            return _refusal(ws, HTTPStatus.NOT_FOUND, "Not Found\n")
+        conn = HTTPConnection(_scope(self.app, ws, request))
         try:
-            ask = await authorise(
-                HTTPConnection(_scope(self.app, ws, request)), self.settings, apart=True
-            )
+            ask = await authorise(conn, self.settings, apart=True)
         except KibitzError as refused:
-            return ws.respond(refused.status, f"{refused}\n")
+            return _refusal(ws, refused.status, f"{refused}\n")
+        admission = state_of(conn).live.admission
+        address = _address(conn, self.settings)
+        if not admission.admit(address):
+            log.info("live connection from %s refused: %d open", address, admission.limit)
+            return _refusal(ws, HTTPStatus.TOO_MANY_REQUESTS, "Too many live connections.\n")
+        # Released when the connection ends, or when it is collected should the handshake
+        # fail before _handle runs.
+        self._releases[ws] = weakref.finalize(ws, admission.release, address)
         self._asks[ws] = ask
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         ask = self._asks.pop(ws, None)
-        if ask is None:
-            return
-        await _serve(
-            self.hub,
-            DirectConnection(ws, self.write_limit, self._closing),
-            ask,
-            lambda: _ws_receive(ws),
-        )
+        release = self._releases.pop(ws, None)
+        try:
+            if ask is None:
+                return
+            await _serve(
+                self.hub,
+                DirectConnection(ws, self.write_limit, self._closing),
+                ask,
+                lambda: _ws_receive(ws),
+            )
+        finally:
+            if release is not None:
+                release()

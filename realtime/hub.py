@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kibitz.live")
 
 REPLAY_BATCH = 500
+REPLAY_LIMIT = 1000  # default most events replayed to a resuming reader (KIBITZ_REPLAY_LIMIT)
 PRESENCE_INTERVAL = 1.0  # at most one presence message per thread per second
 VOTES_INTERVAL = 1.0  # at most one votes message per thread per second
 MAX_HELD = 10_000  # live events held for one reader while its replay is read
@@ -48,6 +49,7 @@ class Subscriber:
         self.live = False
         self.held: list[Frame] = []
         self.room: Room | None = None
+        self.staff_id: int | None = None  # whose credentials opened a moderation connection
 
     def push(self, frame: Frame) -> bool:
         raise NotImplementedError
@@ -58,6 +60,9 @@ class Subscriber:
     def cut_off(self) -> None:
         """Close with :data:`protocol.RESUME`; the transport does it without blocking."""
         raise NotImplementedError
+
+    def recheck(self) -> None:
+        """Re-check this moderation connection's credentials now (it closes if they died)."""
 
 
 class Room:
@@ -90,9 +95,12 @@ class Room:
 
 
 class Hub:
-    def __init__(self, comments: CommentStore, broker: Broker) -> None:
+    def __init__(
+        self, comments: CommentStore, broker: Broker, replay_limit: int = REPLAY_LIMIT
+    ) -> None:
         self.comments = comments
         self.broker = broker
+        self.replay_limit = replay_limit
         self.rooms: dict[str, Room] = {}
         self.staff: set[Subscriber] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -140,7 +148,14 @@ class Hub:
         await sub.send(Frame(protocol.hello(key, cursor, room.online)))
         start = cursor
         if since is not None and since != cursor:
-            if thread is not None and 0 <= since < cursor and await self._kept(thread.id, since):
+            # Further behind than replay_limit events: a reset (reload the thread) costs the
+            # server one read instead of sending the whole history to every such reader.
+            if (
+                thread is not None
+                and 0 <= since < cursor
+                and cursor - since <= self.replay_limit
+                and await self._kept(thread.id, since)
+            ):
                 start = since
             else:
                 await sub.send(Frame(protocol.RESET))
@@ -316,6 +331,12 @@ class Hub:
         self.staff.add(sub)
 
     def receive_moderation(self, payload: bytes) -> None:
+        staff_id = protocol.unpack_staff_recheck(payload)
+        if staff_id is not None:
+            for sub in self.staff:
+                if sub.staff_id == staff_id:
+                    sub.recheck()
+            return
         frame = Frame(payload)
         for sub in [s for s in self.staff if not s.push(frame)]:
             self._cut_off(sub)

@@ -28,6 +28,9 @@ from server.discussion.shapes import public_comment
 # Close codes. 4000 tells the client that it fell behind and should reconnect with ``since``.
 RESUME = 4000
 POLICY_VIOLATION = 1008
+# 4003: the staff credentials behind a moderation connection were revoked (account disabled,
+# token revoked, logged out). The client must not reconnect with the same credentials.
+REVOKED = 4003
 
 EVENT_TYPES = (
     "comment.created",
@@ -86,6 +89,26 @@ def comment_moderated(comment_id: int, status: str, by: str) -> bytes:
 
 
 # -- the broker's wire format ------------------------------------------------------------------
+
+
+def staff_recheck(staff_id: int) -> bytes:
+    """On the moderation channel: "re-check the credentials of staff member N's sockets now".
+
+    Sent when an account is disabled, a token revoked or a session ended, so every process
+    cuts that member's moderation sockets at once instead of at its next timed re-check. It
+    starts with ``!``, never with ``{``, so it cannot be mistaken for a message to staff.
+    """
+    return b"!recheck %d" % staff_id
+
+
+def unpack_staff_recheck(data: bytes) -> int | None:
+    """The staff id of a :func:`staff_recheck` notice; ``None`` for a message to staff."""
+    if not data.startswith(b"!recheck "):
+        return None
+    try:
+        return int(data[9:])
+    except ValueError:
+        return None
 
 
 def presence_notice(process_id: str) -> bytes:

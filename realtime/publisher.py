@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from db.comments import CommentStore
 from db.models import Comment, Event
 from realtime import protocol
+from realtime.admission import Admission
 from realtime.broker import Broker, MemoryBroker, RedisBroker
 from realtime.endpoint import QUEUE_LIMIT, LiveServer
 from realtime.hub import Hub
@@ -67,7 +68,8 @@ class Live:
             if settings.redis_url
             else MemoryBroker()
         )
-        self.hub = Hub(comments, self.broker)
+        self.hub = Hub(comments, self.broker, replay_limit=settings.replay_limit)
+        self.admission = Admission(settings.live_per_address)
         self.server: LiveServer | None = (
             LiveServer(app, self.hub, settings) if settings.live_port else None
         )
@@ -147,6 +149,11 @@ class Live:
 
     async def on_moderated(self, old: Comment, new: Comment, by: str) -> None:
         await self._moderation(protocol.comment_moderated(new.id, new.status, by))
+
+    async def staff_changed(self, staff_id: int) -> None:
+        """An account was disabled, a token revoked or a session ended: every process
+        re-checks that member's moderation connections now and closes the dead ones."""
+        await self._moderation(protocol.staff_recheck(staff_id))
 
     async def _moderation(self, payload: bytes) -> None:
         try:

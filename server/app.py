@@ -7,13 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from db.audit import AuditLog
+from db.bans import BanStore
 from db.comments import CommentStore
 from db.database import connect
 from db.migrate import migrate
@@ -27,8 +30,10 @@ from db.votes import VoteStore
 from realtime import endpoint as live_endpoint
 from realtime.publisher import Live
 from server import errors
+from server.admin import bans as admin_bans
 from server.admin import guard as admin_guard
 from server.admin import login as admin_login
+from server.admin import privacy as admin_privacy
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
 from server.admin import threads as admin_threads
@@ -41,9 +46,12 @@ from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
 from server.discussion.votes import Votes
 from server.http import api, feeds, health, pages, threads, widget
+from server.http import bans as ban_routes
 from server.http.cors import CORS
+from server.http.headers import SecurityHeaders
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
+from server.privacy import pages as privacy_pages
 from server.settings import Settings, load
 from server.state import State
 from server.templates import Templates
@@ -69,10 +77,15 @@ async def _housekeeping(state: State) -> None:
         await asyncio.sleep(3600)
 
 
-# Login attempts, counted whether they succeed or not: per account (guessing one password)
-# and per client address (trying many accounts).
+# Login attempts, counted whether they succeed or not: per account from one client address
+# (guessing one password; a success clears it) and per client address (trying many accounts).
+# docs/security.md lists them.
 LOGIN_RATE_PER_ACCOUNT = "5/minute;30/hour"
 LOGIN_RATE_PER_ADDRESS = "20/minute;100/hour"
+# Requests for a commenter's own data (each may send a mail): per client address and per
+# e-mail address, so neither one visitor nor many can flood one mailbox.
+PRIVACY_RATE_PER_ADDRESS = "5/hour;20/day"
+PRIVACY_RATE_PER_EMAIL = "3/hour;6/day"
 
 
 async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = False) -> State:
@@ -84,7 +97,8 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
     def limiter(rate: str | None) -> PostLimiter:
         return PostLimiter(rate, settings.redis_url, settings.redis_prefix)
 
-    discussion = Discussion(settings, comments, staff, limiter(settings.post_rate))
+    bans = BanStore(db)
+    discussion = Discussion(settings, comments, staff, limiter(settings.post_rate), bans)
     templates = Templates(settings)
     state = State(
         settings=settings,
@@ -94,12 +108,15 @@ async def open_state(app: Starlette, settings: Settings, *, tune_gc: bool = Fals
         staff=staff,
         moderation=ModerationStore(db),
         audit=AuditLog(db),
+        bans=bans,
         discussion=discussion,
         templates=templates,
         edit_tokens=EditTokens(settings.secret_key, settings.edit_window),
         sessions=Sessions(settings, SessionStore(db)),
         login_per_account=limiter(LOGIN_RATE_PER_ACCOUNT),
         login_per_address=limiter(LOGIN_RATE_PER_ADDRESS),
+        privacy_per_address=limiter(PRIVACY_RATE_PER_ADDRESS),
+        privacy_per_email=limiter(PRIVACY_RATE_PER_EMAIL),
         cache=ThreadCache(),
         counts=CountCache(),
         fragments=FragmentCache(),
@@ -159,23 +176,39 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *pages.routes,
         *threads.routes,  # before api's /api/comments/{id}/{action}
         *api.routes,
+        *ban_routes.routes,
         *health.routes,
         *feeds.routes,
         *mail_pages.routes,
+        *privacy_pages.routes,
+        *admin_privacy.routes,
         *live_endpoint.routes,
         *admin_login.routes,
         *admin_queue.routes,
         *admin_staff.routes,
         *admin_threads.routes,
+        *admin_bans.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),
     ]
-    return Starlette(
+    return KibitzApp(
+        settings,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=errors.handlers(),
         middleware=[Middleware(CORS, settings=settings), Middleware(admin_guard.AdminHeaders)],
     )
+
+
+class KibitzApp(Starlette):
+    """Starlette with :class:`SecurityHeaders` outside everything, even the 500 handler."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        self.settings = settings
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.settings)
 
 
 def from_environment() -> Starlette:

@@ -87,6 +87,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         KIBITZ_WORKERS=str(args.workers),
     )
 
+    from server.http.protocol import IDLE_TIMEOUT, LimitedHttpToolsProtocol
+
     _run(_migrate(settings))
     uvicorn.run(
         "server.app:from_environment",
@@ -94,6 +96,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # httptools with a header size limit and a header timeout (docs/security.md).
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=IDLE_TIMEOUT,
         proxy_headers=False,
         server_header=False,
         ws="websockets-sansio",
@@ -169,6 +174,40 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _staff_changed(settings: Settings, staff_id: int) -> None:
+    """Tell running servers (through Redis, when there is one) to re-check this member's
+    moderation connections now; without Redis their one-second re-check does it."""
+    if not settings.redis_url:
+        return
+    from realtime import protocol
+    from realtime.broker import publish_once
+
+    try:
+        await publish_once(
+            settings.redis_url, settings.redis_prefix, protocol.staff_recheck(staff_id)
+        )
+    except Exception as exc:  # the change is committed; servers notice it within a second
+        print(
+            f"kibitz: could not reach Redis ({exc}); servers notice within a second",
+            file=sys.stderr,
+        )
+
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from db.staff import StaffStore
+
+    async def work(db: Database) -> StaffMember | None:
+        disabled = await StaffStore(db).disable_by_name(args.name)
+        if disabled is not None:
+            await _staff_changed(settings, disabled.id)
+        return disabled
+
+    if _run(_with_db(settings, work)) is None:
+        raise UsageError(f"no active staff account named {args.name!r}")
+    print(f"disabled {args.name}: its sessions and tokens no longer work")
+    return 0
+
+
 def cmd_token_add(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
     from server.auth.credentials import new_api_token
@@ -204,10 +243,13 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from db.staff import StaffStore
 
-    async def work(db: Database) -> bool:
-        return await StaffStore(db).revoke_token(args.id)
+    async def work(db: Database) -> int | None:
+        owner = await StaffStore(db).revoke_token(args.id)
+        if owner is not None:
+            await _staff_changed(settings, owner)
+        return owner
 
-    if not _run(_with_db(settings, work)):
+    if _run(_with_db(settings, work)) is None:
         raise UsageError(f"no token {args.id} in use; see 'kibitz token list'")
     print(f"revoked token {args.id}")
     return 0
@@ -324,6 +366,11 @@ def parser() -> Parser:
     user_add.add_argument("--email")
     user_add.add_argument("--password-stdin", action="store_true")
     user_add.set_defaults(run=cmd_user_add)
+    user_disable = user.add_parser(
+        "disable", help="disable a staff account: its sessions, tokens and live queues end"
+    )
+    user_disable.add_argument("name")
+    user_disable.set_defaults(run=cmd_user_disable)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True, parser_class=Parser

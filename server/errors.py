@@ -8,6 +8,7 @@
     ├── NotFound                404
     ├── PayloadTooLarge         413
     ├── UnsupportedMediaType    415
+    ├── Outdated                409  what was acted on changed since the caller saw it
     ├── ValidationFailed        422  carries a message per field
     └── RateLimited             429  carries Retry-After
     ConfigError                      a setting is wrong; printed at start, never served
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from server.discussion.errors import (
+    Changed,
     DiscussionError,
     InvalidInput,
     Limited,
@@ -95,6 +97,12 @@ class ValidationFailed(KibitzError):
     message = N_("Some fields need attention.")
 
 
+class Outdated(KibitzError):
+    """The thing acted on changed since the caller saw it (a moderator approving an old text)."""
+
+    status = 409
+
+
 class RateLimited(KibitzError):
     status = 429
     message = N_("Too many comments from your address. Please wait a little and try again.")
@@ -119,6 +127,7 @@ DOMAIN_ANSWERS: dict[type[DiscussionError], type[KibitzError]] = {
     InvalidInput: ValidationFailed,  # 422
     NotAllowed: Forbidden,  # 403
     UnknownComment: NotFound,  # 404
+    Changed: Outdated,  # 409
     Limited: RateLimited,  # 429
     DiscussionError: Forbidden,  # 403, any other refusal
 }

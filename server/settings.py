@@ -129,6 +129,14 @@ def listed(name: str, raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
+def sso_secret(name: str, raw: str) -> str | None:
+    if raw and len(raw.encode()) < 32:
+        # HS256 with a short secret can be brute-forced offline from one token. The value is
+        # a secret: the message never repeats it.
+        raise ConfigError(name, "…", "a random secret of at least 32 bytes")
+    return raw or None
+
+
 def rate(name: str, raw: str) -> str | None:
     if raw.lower() == "off":
         return None
@@ -318,6 +326,28 @@ SETTINGS: tuple[Setting, ...] = (
         "prefix of every Redis key and channel kibitz uses",
     ),
     Setting(
+        "KIBITZ_SSO_SECRET",
+        "sso_secret",
+        "",
+        sso_secret,
+        "shared secret (HS256, at least 32 bytes) with which the embedding site signs its user "
+        "into the widget (docs/sso.md); default: single sign-on off",
+    ),
+    Setting(
+        "KIBITZ_SSO_ONLY",
+        "sso_only",
+        "false",
+        boolean,
+        "true refuses comments without a valid single sign-on token",
+    ),
+    Setting(
+        "KIBITZ_SSO_LOGIN_URL",
+        "sso_login_url",
+        "",
+        url(("http://", "https://"), "an http(s) URL"),
+        "where the widget sends readers to sign in when KIBITZ_SSO_ONLY is true",
+    ),
+    Setting(
         "KIBITZ_LIVE_URL",
         "live_url",
         "",
@@ -392,6 +422,22 @@ SETTINGS: tuple[Setting, ...] = (
         "close a thread to new comments this many days after its post's date (or its first "
         "comment); 0 never closes automatically",
     ),
+    Setting(
+        "KIBITZ_LIVE_PER_ADDRESS",
+        "live_per_address",
+        "50",
+        whole(1),
+        "open live connections one client address (an IPv6 /64) may hold in one process, "
+        "on /ws and the live port together; more are refused with 429",
+    ),
+    Setting(
+        "KIBITZ_REPLAY_LIMIT",
+        "replay_limit",
+        "1000",
+        whole(1),
+        "most events a reader resuming with since is sent; further behind, it gets reset "
+        "and reloads the thread",
+    ),
 )
 
 
@@ -419,6 +465,9 @@ class Settings:
     mail_from: str
     min_fill_seconds: float
     redis_prefix: str
+    sso_secret: str | None = None
+    sso_only: bool = False
+    sso_login_url: str | None = None
     live_url: str | None = None
     live_port: int | None = None
     live_host: str = "127.0.0.1"
@@ -429,6 +478,8 @@ class Settings:
     vote_rate: str | None = "60/minute;600/hour"
     voter_rate: str | None = "10/minute;50/hour"
     close_after_days: int = 0
+    live_per_address: int = 50
+    replay_limit: int = 1000
 
     @property
     def public_origin(self) -> str:
@@ -482,6 +533,8 @@ def load(environ: Mapping[str, str] | None = None, *, create_secret: bool = True
         values["secret_key"] = (
             _stored_secret(data_dir) if create_secret else "unset-secret-for-offline-commands"
         )
+    if values["sso_only"] and values["sso_secret"] is None:
+        raise ConfigError("KIBITZ_SSO_ONLY", "true", "false unless KIBITZ_SSO_SECRET is set")
     return Settings(**values)
 
 

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from db.audit import AuditLog
+    from db.bans import BanStore
     from db.comments import CommentStore
     from db.database import Database
     from db.moderation import ModerationStore
@@ -57,12 +58,15 @@ class State:
     staff: StaffStore
     moderation: ModerationStore
     audit: AuditLog
+    bans: BanStore
     discussion: Discussion
     templates: Templates
     edit_tokens: EditTokens
     sessions: Sessions
     login_per_account: PostLimiter
     login_per_address: PostLimiter
+    privacy_per_address: PostLimiter
+    privacy_per_email: PostLimiter
     cache: ThreadCache
     counts: CountCache
     fragments: FragmentCache[RenderedThread]

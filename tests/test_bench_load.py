@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bench import load
-from tests.conftest import Server
+from tests.helpers.servers import Server
 
 
 async def test_load_counts_keep_alive_answers_from_kibitz(server: Server) -> None:

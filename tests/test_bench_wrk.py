@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench import wrk
-from tests.conftest import make_settings, serve
+from tests.helpers.servers import make_settings, serve
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser_view import by_class, by_id, form_values, parse, text_of
-from tests.conftest import ROOT, RUN_ID, make_settings, serve, start_process, stop_process
+from tests.helpers.servers import ROOT, RUN_ID, make_settings, serve, start_process, stop_process
+from tests.helpers.view import by_class, by_id, form_values, parse, text_of
 
 
 def cli_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers.servers import ROOT
 
 
 def _kibitz(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.servers import ROOT
 
 yaml = pytest.importorskip("yaml")
 
@@ -89,3 +89,17 @@ def test_nginx_accepts_the_proxy_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def test_proxy_limits_are_in_step_with_the_http_port() -> None:
+    """nginx's header timeout, header size and keep-alive match kibitz's own HTTP port, and
+    it caps live connections per address at kibitz's default."""
+    from server.http.protocol import HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_HEADER_BYTES
+    from server.settings import load
+
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert f"client_header_timeout {int(HEADER_TIMEOUT)}s;" in conf
+    assert f"large_client_header_buffers 4 {MAX_HEADER_BYTES // 1024}k;" in conf
+    assert f"keepalive_timeout {IDLE_TIMEOUT}s;" in conf
+    per_address = load({"KIBITZ_SECRET_KEY": "x"}, create_secret=False).live_per_address
+    assert f"limit_conn live_per_address {per_address};" in conf

@@ -9,7 +9,7 @@ import pytest
 
 from server.cli import parser
 from server.settings import SETTINGS
-from tests.conftest import ROOT
+from tests.helpers.servers import ROOT
 
 spec = importlib.util.spec_from_file_location(
     "settings_table", ROOT / "tools" / "settings_table.py"

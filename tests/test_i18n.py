@@ -13,9 +13,9 @@ from babel.messages.pofile import read_po
 
 from server.discussion.errors import InvalidInput
 from server.discussion.validation import validate_comment, validate_text
-from tests.browser_view import by_class, by_id, form_values, parse, text_of
-from tests.conftest import ROOT, make_settings, serve
-from tests.test_pages import add_comment, add_post, fill_and_post
+from tests.helpers.posts import add_comment, add_post, fill_and_post
+from tests.helpers.servers import ROOT, make_settings, serve
+from tests.helpers.view import by_class, by_id, form_values, parse, text_of
 
 CATALOGUE = ROOT / "web" / "locale" / "de" / "LC_MESSAGES" / "messages.po"
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

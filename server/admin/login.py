@@ -2,7 +2,8 @@
 
 A wrong password and an unknown name get the same answer in the same time: an unknown name
 is verified against a dummy argon2 hash (:func:`server.auth.credentials.verify_password`).
-Attempts are rate limited per account and per client address before any hash is computed.
+Attempts are rate limited per client address, and per account from one address, before any
+hash is computed; nobody elsewhere can lock the owner of an account out.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from server.auth.credentials import verify_password
 from server.discussion.errors import Limited
 from server.errors import Forbidden
 from server.http import origins
-from server.http.clients import client_address
+from server.http.clients import address_key, client_address
 from server.i18n import N_
 from server.state import state_of
 
@@ -40,12 +41,18 @@ async def login_page(request: Request) -> Response:
     return render(request, "admin/login.html", None, {"next": target, "name": ""})
 
 
+def _account_key(name: str, address: str | None) -> str:
+    return f"{name.lower()}@{address_key(address)}"
+
+
 async def _limit(request: Request, name: str, address: str | None) -> None:
+    """Count an attempt per client address (one address trying many accounts) and per
+    account *from that address* (guessing one password). Staff names are public on their
+    comments: a limit per account alone would let anyone lock the owner out from afar."""
     state = state_of(request)
     try:
-        if address:
-            await state.login_per_address.hit(address, "login-address")
-        await state.login_per_account.hit(name.lower(), "login-account")
+        await state.login_per_address.hit(address_key(address), "login-address")
+        await state.login_per_account.hit(_account_key(name, address), "login-account")
     except Limited:
         raise
     except Exception:
@@ -83,6 +90,10 @@ async def login(request: Request) -> Response:
             request, "admin/login.html", None, {**context, "error": WRONG}, status_code=401
         )
     member = found[0]
+    try:  # the right password from here: earlier slips from this address are forgiven
+        await state.login_per_account.clear(_account_key(name, address), "login-account")
+    except Exception:
+        log.warning("login rate limit store unavailable; not cleared for %r", name)
     response = RedirectResponse(target, status_code=303)
     old = request.cookies.get(state.sessions.cookie)
     if old:  # never keep a session id chosen before login
@@ -101,6 +112,7 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/admin/login", status_code=303)
     await state.sessions.close(request, response)
     if member is not None:
+        await state.live.staff_changed(member.id)
         await state.audit.record(member.id, member.name, "logout")
     return response
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from db.models import StaffMember, Status
 from server.admin.guard import Form, first, live_moderation_url, render, staff_page
-from server.discussion.errors import InvalidInput
+from server.discussion.errors import Changed, InvalidInput
 from server.discussion.moderation import LIST_ACTIONS, Action, parse_action
 from server.discussion.validation import CommentInput, validate_text
 from server.errors import BadRequest, NotFound
@@ -29,6 +29,7 @@ PAGE_SIZE = 100
 BLANK = {
     **dict.fromkeys(("id", "author", "email", "website", "address", "reason", "html", "text"), ""),
     "created": None,
+    "version": "",
 }
 
 
@@ -84,12 +85,18 @@ async def moderate(request: Request, member: StaffMember, form: Form) -> Respons
     if not ids:
         raise BadRequest(N_("Select at least one comment."))
     discussion = state_of(request).discussion
+    changed = False
     for comment_id in ids:
-        await discussion.moderate(comment_id, action, member)
+        # The version the page showed: a comment edited since is left alone (and shown anew).
+        version = integer(first(form, f"version-{comment_id}"), minimum=0)
+        try:
+            await discussion.moderate(comment_id, action, member, version=version)
+        except Changed:
+            changed = True
     back = first(form, "back", "/admin/queue")
     if back not in {"/admin/queue", *(f"/admin/comments/{s}" for s in LISTS)}:
         back = "/admin/queue"
-    return RedirectResponse(f"{back}?notice={action}", status_code=303)
+    return RedirectResponse(f"{back}?notice={'changed' if changed else action}", status_code=303)
 
 
 @staff_page()

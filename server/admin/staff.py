@@ -1,7 +1,8 @@
 """Staff accounts and API tokens, for admins only (a moderator gets 403 here).
 
 Accounts are disabled rather than deleted, so their comments and audit records keep a name;
-disabling ends their sessions and revokes their tokens in the same transaction. A new API
+disabling ends their sessions and revokes their tokens in the same transaction, and every
+process is told to close the member's moderation connections (``Live.staff_changed``). A new API
 token is shown once, in the response that created it, and stored only as a hash.
 """
 
@@ -79,6 +80,7 @@ async def disable_account(request: Request, member: StaffMember, form: Form) -> 
     disabled = await state_of(request).staff.disable(staff_id)
     if disabled is None:
         raise NotFound(N_("There is no active account with that id."))
+    await state_of(request).live.staff_changed(disabled.id)
     await state_of(request).audit.record(
         member.id, member.name, "disable account", f"staff {disabled.name}"
     )
@@ -110,8 +112,10 @@ async def create_token(request: Request, member: StaffMember, form: Form) -> Res
 @staff_page("admin")
 async def revoke_token(request: Request, member: StaffMember, form: Form) -> Response:
     token_id: int = request.path_params["id"]
-    if not await state_of(request).staff.revoke_token(token_id):
+    owner = await state_of(request).staff.revoke_token(token_id)
+    if owner is None:
         raise NotFound(N_("There is no token in use with that id."))
+    await state_of(request).live.staff_changed(owner)
     await state_of(request).audit.record(
         member.id, member.name, "revoke token", f"token {token_id}"
     )

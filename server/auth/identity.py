@@ -6,15 +6,17 @@ for the JSON API, the pages and both live transports alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from starlette.requests import HTTPConnection
 
 from db.models import Comment, StaffMember, Status, now
 from server.auth.credentials import bearer, is_api_token
+from server.discussion.bans import BANNED
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.i18n import N_
-from server.state import state_of
+from server.state import State, state_of
 
 
 async def current_staff(conn: HTTPConnection) -> StaffMember | None:
@@ -24,6 +26,41 @@ async def current_staff(conn: HTTPConnection) -> StaffMember | None:
     if token and is_api_token(token):
         return await state.staff.by_token(token)
     return await state.sessions.staff(conn)
+
+
+@dataclass(frozen=True)
+class StaffCredential:
+    """What let a long-lived connection in as staff, kept so it can be checked again.
+
+    A moderation socket outlives the request that opened it; it re-checks this (on a timer
+    and when told to) and closes once the account is disabled, the token revoked or the
+    session ended.
+    """
+
+    member: StaffMember
+    kind: str  # "token" or "session"
+    secret: str  # the API token or session cookie as sent; only its hash is stored
+
+    async def valid(self, state: State) -> bool:
+        if self.kind == "token":
+            found = await state.staff.by_token(self.secret)
+            return found is not None and found.id == self.member.id
+        session = await state.sessions.store.get(self.secret)
+        return session is not None and session.staff.id == self.member.id
+
+
+async def staff_credential(conn: HTTPConnection) -> StaffCredential | None:
+    """The staff credential behind this request (as :func:`current_staff` finds it)."""
+    state = state_of(conn)
+    token = bearer(conn)
+    if token and is_api_token(token):
+        member = await state.staff.by_token(token)
+        return StaffCredential(member, "token", token) if member else None
+    member = await state.sessions.staff(conn)
+    cookie = conn.cookies.get(state.sessions.cookie)
+    if member is None or not cookie:
+        return None
+    return StaffCredential(member, "session", cookie)
 
 
 async def require_staff(conn: HTTPConnection) -> StaffMember:
@@ -47,6 +84,8 @@ async def authorise_edit(conn: HTTPConnection, comment: Comment) -> StaffMember 
     state.edit_tokens.check(bearer(conn), comment.id)
     if now() - comment.created > timedelta(seconds=state.settings.edit_window):
         raise Forbidden(N_("The time to edit or delete this comment has passed."))
-    if comment.status not in (Status.APPROVED, Status.PENDING):
+    # A banned commenter's comment (kept as spam) answers as a held one would: no oracle.
+    banned = comment.status == Status.SPAM and comment.reason == BANNED
+    if comment.status not in (Status.APPROVED, Status.PENDING) and not banned:
         raise NotFound(f"There is no comment {comment.id}.")
     return None

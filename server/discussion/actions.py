@@ -15,11 +15,28 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from db import comments as store
-from db.comments import CommentStore, InvalidParent, NewComment, ThreadClosed, UnknownThread
+from db.bans import BanStore
+from db.comments import (
+    CommentStore,
+    InvalidParent,
+    NewComment,
+    StaleVersion,
+    ThreadClosed,
+    UnknownThread,
+)
 from db.models import Comment, Event, StaffMember, Status, now
 from db.moderation import recent_duplicate
+from db.privacy import Erasure, PrivacyStore
 from db.staff import StaffStore
-from server.discussion.errors import Closed, InvalidInput, Limited, NotAllowed, UnknownComment
+from server.discussion.bans import BANNED, find_ban
+from server.discussion.errors import (
+    Changed,
+    Closed,
+    InvalidInput,
+    Limited,
+    NotAllowed,
+    UnknownComment,
+)
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.moderation import Action
@@ -44,7 +61,12 @@ HELD_IMPERSONATION = N_("uses a staff member's name or e-mail")
 HELD_HONEYPOT = N_("honeypot field filled in")
 HELD_TOO_FAST = N_("form sent faster than a person types")
 HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
+HELD_FORM_EXPIRED = N_("form sent from a page rendered more than a day ago")
+HELD_FORM_FOR_ANOTHER_POST = N_("form token of another post")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
+
+# What an erased commenter's comments keep as their name (only staff ever see it).
+ERASED_NAME = "[erased]"
 
 
 @dataclass
@@ -65,9 +87,15 @@ async def notify(listeners: Sequence[Callable[..., Awaitable[None]]], *args: obj
 
 class Discussion:
     def __init__(
-        self, settings: Settings, comments: CommentStore, staff: StaffStore, limiter: PostLimiter
+        self,
+        settings: Settings,
+        comments: CommentStore,
+        staff: StaffStore,
+        limiter: PostLimiter,
+        bans: BanStore | None = None,
     ) -> None:
         self.settings = settings
+        self.bans = bans
         self.comments = comments
         self.staff = staff
         self.limiter = limiter
@@ -85,7 +113,12 @@ class Discussion:
             log.warning("rate limit store unavailable; comment from %s not limited", address)
 
     async def _decide(
-        self, data: CommentInput, html: str, staff: StaffMember | None, held: str | None
+        self,
+        data: CommentInput,
+        html: str,
+        staff: StaffMember | None,
+        held: str | None,
+        sso_sub: str | None = None,
     ) -> tuple[Status, str | None]:
         if staff is not None:
             return Status.APPROVED, None
@@ -100,7 +133,13 @@ class Discussion:
             return Status.PENDING, HELD_POLICY_ALL
         if count_links(html) >= self.settings.max_links:
             return Status.PENDING, HELD_LINKS
-        if not await self.comments.has_approved_email(data.email):
+        # A signed-in (SSO) reader is known by the site's user id, not by an e-mail address.
+        known = (
+            await self.comments.has_approved_sub(sso_sub)
+            if sso_sub is not None
+            else await self.comments.has_approved_email(data.email)
+        )
+        if not known:
             return Status.PENDING, HELD_FIRST_TIME
         return Status.APPROVED, None
 
@@ -114,11 +153,13 @@ class Discussion:
         may_create_thread: bool = False,
         held: str | None = None,
         title: str | None = None,
+        sso_sub: str | None = None,
     ) -> Comment:
         """Validate against the thread, decide the status, commit, then tell listeners.
 
         ``held`` is a reason found by the edge (honeypot, fill time): such a comment is kept
-        as pending with that reason, never thrown away.
+        as pending with that reason, never thrown away. ``sso_sub`` is the user id of a reader
+        the embedding site signed in (their name and e-mail in ``data`` came from its token).
         """
         if staff is None:
             await self._limit(address)
@@ -131,7 +172,20 @@ class Discussion:
                 held = HELD_DUPLICATE
         # Sanitising is CPU work that grows with nesting; keep it off the event loop.
         html = await asyncio.to_thread(render_comment, data.text)
-        status, reason = await self._decide(data, html, staff, held)
+        ban = (
+            await find_ban(
+                self.bans, author=data.author, email=data.email, address=address, sub=sso_sub
+            )
+            if staff is None and self.bans is not None
+            else None
+        )
+        status: Status
+        reason: str | None
+        if ban is not None:
+            # Kept, as spam, for staff to see; the commenter is told it awaits moderation.
+            status, reason = Status.SPAM, BANNED
+        else:
+            status, reason = await self._decide(data, html, staff, held, sso_sub)
         new = NewComment(
             author=staff.name if staff else data.author,
             email=(staff.email or data.email) if staff else data.email,
@@ -143,6 +197,7 @@ class Discussion:
             reason=reason,
             address=address,
             staff_id=staff.id if staff else None,
+            sso_sub=None if staff else sso_sub,
         )
         try:
             comment, events = await self.comments.add(
@@ -166,31 +221,80 @@ class Discussion:
             await notify(self.listeners.held, comment)
         return comment
 
-    async def moderate(self, comment_id: int, action: Action, by: StaffMember) -> Comment:
-        """Approve, mark as spam, delete or restore; readers see the change through the events."""
+    async def moderate(
+        self, comment_id: int, action: Action, by: StaffMember, version: int | None = None
+    ) -> Comment:
+        """Approve, mark as spam, delete or restore; readers see the change through the events.
+
+        With ``version`` (what the moderator saw), a comment edited since is not touched:
+        :class:`Changed` (409), and the moderator's queue shows the new text.
+        """
         try:
-            old, new, events = await self.comments.change(comment_id, status=action.target)
+            old, new, events = await self.comments.change(
+                comment_id, status=action.target, version=version
+            )
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
+        except StaleVersion:
+            raise Changed() from None
         await notify(self.listeners.events, events)
         await notify(self.listeners.moderated, old, new, by.name)
         return new
 
-    async def edit(self, comment_id: int, text: str) -> Comment:
+    async def edit(self, comment_id: int, text: str, by: StaffMember | None = None) -> Comment:
+        """Change a comment's text. A commenter's edit goes through the same decision as a
+        new comment: where that would be held, the edited comment is held again (readers
+        lose it until staff approve the new text). Every open queue gets the new version of
+        a held comment."""
         html = await asyncio.to_thread(render_comment, text)
+        current = await self.comments.get(comment_id)
+        if current is None:
+            raise UnknownComment(comment_id)
+        status: Status | None = None
+        reason: str | None = None
+        if by is None and current.status == Status.APPROVED:
+            data = CommentInput(
+                author=current.author,
+                email=current.email,
+                website=current.website,
+                text=text,
+                parent=current.parent_id,
+            )
+            decided, why = await self._decide(data, html, None, None)
+            if decided == Status.PENDING:
+                status, reason = Status.PENDING, why
         try:
             _, new, events = await self.comments.change(
-                comment_id, text=text, html=html, edited=now()
+                comment_id,
+                text=text,
+                html=html,
+                edited=now(),
+                status=status,
+                reason=reason,
+                version=current.version,  # nobody changed it between our decision and now
             )
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
+        except StaleVersion:
+            raise Changed(N_("This comment changed meanwhile. Reload it, then edit.")) from None
         await notify(self.listeners.events, events)
+        if new.status == Status.PENDING:
+            await notify(self.listeners.held, new)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
+        """The commenter withdraws their comment; open queues drop it if it was held."""
         try:
-            _, new, events = await self.comments.change(comment_id, status=Status.DELETED)
+            old, new, events = await self.comments.change(comment_id, status=Status.DELETED)
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
         await notify(self.listeners.events, events)
+        if old.status == Status.PENDING:  # the audit log and the queues learn who withdrew it
+            await notify(self.listeners.moderated, old, new, f"{old.author} (author)")
         return new
+
+    async def erase_commenter(self, email: str) -> Erasure:
+        """Erase everything a commenter wrote with this address; readers get the events."""
+        erasure = await PrivacyStore(self.comments.db).erase(email, ERASED_NAME)
+        await notify(self.listeners.events, erasure.events)
+        return erasure

@@ -5,6 +5,7 @@
     ├── NotAllowed              this page, person or window may not do that
     │   └── Closed              the thread takes no new comments
     ├── UnknownComment          there is no such comment (or none this asker may see)
+    ├── Changed                 the comment changed since the asker saw it; nothing was done
     └── Limited                 too many attempts from one address; carries retry_after
 
 The edges choose the answer: ``server.errors`` maps each to an HTTP status in one table, the
@@ -48,6 +49,13 @@ class UnknownComment(DiscussionError):
     def __init__(self, comment_id: object) -> None:
         super().__init__(f"There is no comment {comment_id}.")
         self.comment_id = comment_id
+
+
+class Changed(DiscussionError):
+    """The comment was edited (or decided) after the asker read it: a moderator approving
+    text they never saw, or two edits racing. Nothing was changed; read it again."""
+
+    message = N_("This comment was edited after you saw it. Read it again, then decide.")
 
 
 class Limited(DiscussionError):

@@ -1,72 +1,47 @@
-# ruff: noqa: RUF001, RUF002  (look-alike letters are this module's subject)
-"""Is a commenter's name or e-mail a staff member's, give or take a disguise?
+# ruff: noqa: RUF002  (look-alike letters are this module's subject)
+"""Is a name a staff member's (or a banned one), give or take a disguise?
 
 Impersonators rarely type the name exactly: they change case, add spaces or dots, swap a
 Latin letter for a Cyrillic or Greek one that looks the same, or write 1 for l. Both sides
-are reduced to a skeleton before comparing. A false alarm only holds a comment for a
-moderator to look at, so the reduction errs on the side of matching.
+are reduced to a skeleton before comparing. The look-alike letters come from Unicode's own
+confusables table (UTS #39), as the maintained ``confusable-homoglyphs`` package ships it, not
+from a hand-kept list. A false alarm only holds a comment for a moderator to look at, so the
+reduction errs on the side of matching.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from functools import cache
 
-# Letters that render like Latin ones (Cyrillic, Greek) and digits used as letters.
-_CONFUSABLES = str.maketrans(
-    {
-        "а": "a",
-        "в": "b",
-        "е": "e",
-        "ё": "e",
-        "к": "k",
-        "м": "m",
-        "н": "h",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "т": "t",
-        "у": "y",
-        "х": "x",
-        "і": "l",
-        "ї": "l",
-        "ј": "j",
-        "ѕ": "s",
-        "ԁ": "d",
-        "ԛ": "q",
-        "ԝ": "w",
-        "ɡ": "g",
-        "ո": "n",
-        "α": "a",
-        "β": "b",
-        "ε": "e",
-        "η": "n",
-        "ι": "l",
-        "κ": "k",
-        "ν": "v",
-        "ο": "o",
-        "ρ": "p",
-        "τ": "t",
-        "υ": "u",
-        "χ": "x",
-        "ω": "w",
-        "0": "o",
-        "1": "l",
-        "i": "l",
-        "|": "l",
-        "!": "l",
-        "3": "e",
-        "5": "s",
-        "@": "a",
-        "$": "s",
-    }
-)
+from confusable_homoglyphs import confusables  # type: ignore[import-untyped]
+
+
+@cache
+def _latin(char: str) -> str:
+    """The ASCII letter ``char`` is confusable with (``0`` → ``O``, ``|`` → ``l``), or ``char``."""
+    if char.isascii() and char.isalpha():
+        return char
+    for glyph in confusables.confusables_data.get(char, ()):
+        target = str(glyph["c"])
+        if target.isascii() and target.isalpha():
+            return target
+    return char
+
+
+def _fold(text: str) -> str:
+    return "".join(_latin(c) for c in text)
 
 
 def skeleton(name: str) -> str:
-    """``"Ed1t0r "``, ``"E.D.I.T.O.R"`` and ``"Еditor"`` (Cyrillic Е) all become ``edltor``."""
-    folded = unicodedata.normalize("NFKC", name).casefold().translate(_CONFUSABLES)
-    # Drop accents, then everything that is not a letter or digit (spaces, dots, dashes).
+    """``"Ed1t0r "``, ``"E.D.I.T.O.R"`` and ``"Еditor"`` (Cyrillic Е) all become ``edltor``.
+
+    Look-alikes are folded before and after case-folding (``I`` and ``1`` look like ``l``;
+    once case is gone, so does ``i``), then accents and everything that is not a letter or
+    digit (spaces, dots, dashes) are dropped.
+    """
+    folded = _fold(_fold(unicodedata.normalize("NFKC", name)).casefold()).replace("i", "l")
     stripped = "".join(
         c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c)
     )

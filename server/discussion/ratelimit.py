@@ -93,6 +93,15 @@ class PostLimiter:
         if client is not None and hasattr(client, "aclose"):
             await client.aclose()
 
+    async def clear(self, key: str, scope: str = "post") -> None:
+        """Forget the attempts counted for ``key`` (a login that succeeded)."""
+        if self.memory is not None:
+            self.memory.hits.pop(f"{scope}:{key}", None)
+            return
+        assert self.limiter is not None
+        for item in self.items:
+            await self.limiter.clear(item, scope, key)
+
     async def hit(self, key: str, scope: str = "post") -> None:
         """Count one attempt; raise :class:`Limited` with Retry-After when over a limit."""
         if self.memory is not None:

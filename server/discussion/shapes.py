@@ -36,6 +36,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
             "up": 0,
             "down": 0,
             "pinned": False,
+            "verified": False,
         }
     return {
         "id": comment.id,
@@ -50,6 +51,7 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
         "up": comment.up,
         "down": comment.down,
         "pinned": comment.pinned,
+        "verified": comment.verified,
     }
 
 
@@ -57,7 +59,8 @@ def own_comment(comment: Comment) -> dict[str, Any]:
     """What the commenter who just wrote or edited a comment sees of it, held or not.
 
     They typed it, so they see their text even while it awaits moderation; still never the
-    e-mail, address or the reason it was held.
+    e-mail, address or the reason it was held. A comment kept as spam (a banned commenter's)
+    reads as ``pending``: the answer must not tell a ban from ordinary moderation.
     """
     if comment.status == APPROVED:
         return public_comment(comment)
@@ -67,8 +70,9 @@ def own_comment(comment: Comment) -> dict[str, Any]:
         "website": comment.website,
         "html": comment.html,
         "edited": iso(comment.edited),
-        "status": comment.status,
+        "status": "pending" if comment.status == "spam" else comment.status,
         "staff": comment.staff,
+        "verified": comment.verified,
     }
 
 
@@ -84,6 +88,7 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
             "html": comment.html,
             "edited": iso(comment.edited),
             "staff": comment.staff,
+            "verified": comment.verified,
         }
     )
     shaped.update(
@@ -93,6 +98,8 @@ def staff_comment(comment: Comment, uri: str | None = None) -> dict[str, Any]:
         reason=comment.reason,
         text=comment.text,
         thread_id=comment.thread_id,
+        version=comment.version,
+        sub=comment.sso_sub,  # the site's user id of a signed-in reader (to ban by it)
     )
     if uri is not None:
         shaped["uri"] = uri

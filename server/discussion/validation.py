@@ -24,6 +24,8 @@ _EMAIL = re.compile(
 )
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 _CONTROL[127] = None
+# Every character that breaks a line somewhere (mail, logs, terminals); none fits in a name.
+LINE_BREAKS = frozenset("\r\n\v\f\x85\u2028\u2029")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ def normalise_website(value: str) -> str | None:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 
+def valid_email(value: str) -> bool:
+    """Whether ``value`` looks like an e-mail address (the comment form's rule)."""
+    return bool(_EMAIL.match(value))
+
+
 def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     """Return the cleaned input, or raise :class:`InvalidInput` naming every bad field."""
     errors: dict[str, str] = {}
@@ -100,6 +107,9 @@ def validate_comment(data: Mapping[str, Any]) -> CommentInput:
     if "author" not in errors:
         if not author:
             errors["author"] = N_("Please enter your name.")
+        elif any(c in LINE_BREAKS for c in author):
+            # A name goes into mail headers and bodies: a line break there forges lines.
+            errors["author"] = N_("Please write your name on one line.")
         elif len(author) > MAX_AUTHOR:
             errors["author"] = N_("Please use at most 100 characters.")
 

@@ -12,13 +12,15 @@ from starlette.routing import Route
 from db.comments import visible_states
 from db.models import Comment, StaffMember, Status
 from db.moderation import ModerationStore
+from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
+from server.discussion.bans import BANNED
 from server.discussion.errors import InvalidInput
 from server.discussion.moderation import API_ACTIONS, Action, parse_action
 from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text
-from server.errors import BadRequest, Forbidden, NotFound
+from server.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from server.http import origins, threads
 from server.http.bodies import read_json
 from server.http.clients import client_address
@@ -106,7 +108,24 @@ async def post_comment(request: Request) -> Response:
             fields.update(exc.fields)
         raise InvalidInput(fields=fields)
     uri = normalise_uri(raw_uri)
-    entry = validate_comment(data)
+    signed_in = await _signed_in(request, data, staff)
+    if signed_in is not None:
+        # The site vouches for who this is: its name and address, never the body's.
+        data = {
+            **data,
+            "author": signed_in.name,
+            "email": signed_in.email,
+            "website": signed_in.website or data.get("website") or "",
+        }
+    try:
+        entry = validate_comment(data)
+    except InvalidInput as exc:
+        from_token = {"author", "email", "website" if signed_in and signed_in.website else ""}
+        if signed_in is not None and from_token & set(exc.fields):
+            # The site signed a name or address kibitz cannot take: its token is at fault,
+            # not the reader, who cannot change those fields.
+            raise sso.SsoRejected(sso.BAD_CLAIMS) from None
+        raise
     is_post = await state.posts.exists_for_uri(uri)
     may_create = is_post or (origin is not None) or staff is not None
     title = data.get("title") if isinstance(data.get("title"), str) else None
@@ -117,6 +136,7 @@ async def post_comment(request: Request) -> Response:
         staff=staff,
         may_create_thread=may_create,
         title=(title or "")[:300] or None,
+        sso_sub=signed_in.sub if signed_in else None,
     )
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
@@ -125,6 +145,23 @@ async def post_comment(request: Request) -> Response:
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=201,
     )
+
+
+async def _signed_in(
+    request: Request, data: dict[str, Any], staff: StaffMember | None
+) -> sso.SsoUser | None:
+    """The reader the embedding site signed in with ``"sso"``, if any (401 for a bad token).
+
+    With ``KIBITZ_SSO_ONLY`` a comment without a valid token is refused; staff post as
+    themselves.
+    """
+    settings = state_of(request).settings
+    token = data.get("sso")
+    if token is not None:
+        return sso.verify(token, settings.sso_secret)
+    if settings.sso_only and staff is None:
+        raise sso.SsoRejected(sso.SIGN_IN_REQUIRED)
+    return None
 
 
 async def _comment_or_404(request: Request) -> Comment:
@@ -139,10 +176,14 @@ async def edit_comment(request: Request) -> Response:
     state = state_of(request)
     comment = await _comment_or_404(request)
     staff = await authorise_edit(request, comment)
-    if comment.status not in (Status.APPROVED, Status.PENDING):
+    held = comment.status == Status.PENDING or (
+        comment.status == Status.SPAM and comment.reason == BANNED
+    )
+    if comment.status != Status.APPROVED and not held:
+        # A banned commenter edits their comment as if it were held (no oracle).
         raise NotFound(f"There is no comment {comment.id}.")
     text = validate_text(await read_json(request))
-    updated = await state.discussion.edit(comment.id, text)
+    updated = await state.discussion.edit(comment.id, text, by=staff)
     await _audit(request, staff, "edit", f"comment {comment.id}")
     return _json({"comment": own_comment(updated)})
 
@@ -167,8 +208,25 @@ async def moderate(request: Request) -> Response:
     action = parse_action(request.path_params["action"], API_ACTIONS)
     if action is None:
         raise NotFound(f"Actions are {', '.join(API_ACTIONS[:-1])} and {API_ACTIONS[-1]}.")
-    comment = await state.discussion.moderate(request.path_params["id"], action, staff)
+    comment = await state.discussion.moderate(
+        request.path_params["id"], action, staff, version=await _seen_version(request)
+    )
     return _json({"comment": staff_comment(comment)})
+
+
+async def _seen_version(request: Request) -> int | None:
+    """The comment version the moderator saw: ``?version=N`` or ``{"version": N}``; None
+    (act on whatever is current) when not given. A stale one makes the action a 409."""
+    value: Any = request.query_params.get("version")
+    if value is None and request.headers.get("content-type", "").startswith("application/json"):
+        value = (await read_json(request)).get("version")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        value = int(value)
+    if type(value) is not int or not 1 <= value < 2**31:
+        raise ValidationFailed(fields={"version": "A comment version: a whole number from 1."})
+    return value
 
 
 async def moderation_queue(request: Request) -> Response:
@@ -211,6 +269,9 @@ async def config(request: Request) -> Response:
             "follow_author_links": settings.follow_author_links,
             "page_size": settings.page_size,
             "votes": settings.votes,
+            "sso": settings.sso_secret is not None,
+            "sso_only": settings.sso_only,
+            "sso_login_url": settings.sso_login_url,
             # Whether the asking page may embed the widget; it shows a clear refusal otherwise.
             "origin_allowed": origins.allowed(settings, request, request.headers.get("origin")),
         }

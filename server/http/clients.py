@@ -41,3 +41,17 @@ def client_address(conn: HTTPConnection, trusted_proxies: Sequence[str]) -> str 
         if not _trusted(address, trusted_proxies):
             return address
     return forwarded[0] if forwarded else peer
+
+
+def address_key(address: str | None) -> str:
+    """What limits count by: an IPv4 address, or the /64 an IPv6 address is in (one host
+    usually holds a whole /64, so single addresses would be free to rotate)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

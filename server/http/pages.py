@@ -8,15 +8,22 @@ from collections.abc import Hashable
 from typing import Any
 from urllib.parse import urlencode
 
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from db.models import Comment, Post, Status
+from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
 from server.discussion import tree
-from server.discussion.actions import HELD_HONEYPOT, HELD_NO_FORM_TOKEN, HELD_TOO_FAST
+from server.discussion.actions import (
+    HELD_FORM_EXPIRED,
+    HELD_FORM_FOR_ANOTHER_POST,
+    HELD_HONEYPOT,
+    HELD_NO_FORM_TOKEN,
+    HELD_TOO_FAST,
+)
 from server.discussion.cache import RenderedPage, RenderedThread
 from server.discussion.errors import Closed, InvalidInput, Limited
 from server.discussion.paging import SORTS, BadCursor
@@ -31,6 +38,8 @@ from server.state import state_of
 from server.templates import Templates
 
 FORM_FIELDS = ("author", "email", "website", "text", "parent", "notify")
+# A form's token is good for this long after the page was rendered (docs/security.md).
+FORM_TOKEN_MAX_AGE = 24 * 3600
 HONEYPOT = "subject"
 POSTS_PER_PAGE = 20
 
@@ -39,19 +48,32 @@ def _form_signer(request: Request) -> TimestampSigner:
     return TimestampSigner(state_of(request).settings.secret_key, salt="kibitz.form")
 
 
-def form_check(request: Request, form: dict[str, str]) -> str | None:
+def form_token(request: Request, post_id: int) -> str:
+    """The form's token: the post it belongs to and when the page was rendered, signed."""
+    return _form_signer(request).sign(f"{post_id}|{time.time():.3f}").decode()
+
+
+def form_check(request: Request, form: dict[str, str], post_id: int) -> str | None:
     """Why an invisible anti-spam check would hold this submission, or None.
 
     People never notice these: the honeypot field is hidden from them and from screen
-    readers, and nobody types a comment within the minimum fill time.
+    readers, and nobody types a comment within the minimum fill time. The token is bound to
+    its post and expires after :data:`FORM_TOKEN_MAX_AGE`, so a token harvested once cannot
+    be stamped on submissions to every post forever. Such a comment is held, not lost.
     """
     if form.get(HONEYPOT, "").strip():
         return HELD_HONEYPOT
     token = form.get("form_token", "")
     try:
-        rendered = float(_form_signer(request).unsign(token).decode())
-    except (BadSignature, ValueError):
+        value = _form_signer(request).unsign(token, max_age=FORM_TOKEN_MAX_AGE).decode()
+        post, _, stamp = value.partition("|")
+        rendered = float(stamp)
+    except SignatureExpired:
+        return HELD_FORM_EXPIRED
+    except (BadSignature, ValueError, UnicodeDecodeError):
         return HELD_NO_FORM_TOKEN
+    if post != str(post_id):
+        return HELD_FORM_FOR_ANOTHER_POST
     if time.time() - rendered < state_of(request).settings.min_fill_seconds:
         return HELD_TOO_FAST
     return None
@@ -183,6 +205,9 @@ def _context(
         "edit_window": state.settings.edit_window,
         "csrf_token": csrf_token,
         "page_scripts": [state.bundle.assets["page"].url],
+        # With KIBITZ_SSO_ONLY readers get the site's sign-in link instead of the form.
+        "sso_only": state.settings.sso_only,
+        "sso_login_url": state.settings.sso_login_url,
     }
 
 
@@ -190,10 +215,6 @@ def _next_url(uri: str, rendered: RenderedThread) -> str | None:
     if rendered.next_token is None:
         return None
     return f"{uri}?{urlencode({'sort': rendered.sort, 'after': rendered.next_token})}#comments"
-
-
-def _form_token(request: Request) -> str:
-    return _form_signer(request).sign(f"{time.time():.3f}").decode()
 
 
 async def _render_post(
@@ -225,7 +246,7 @@ async def _render_post(
         request,
         post,
         rendered,
-        form_token=_form_token(request),
+        form_token=form_token(request, post.id),
         csrf_token=state.sessions.csrf_token(request),
         values=values,
         errors=errors,
@@ -305,7 +326,7 @@ async def post_page(request: Request) -> Response:
         page = RenderedPage(rendered.cursor, parts)
         if rendered.version is not None:  # the fragment shows exactly that version
             state.pages.put((stored, rendered.version, *view), page)
-    token = _form_token(request).encode()
+    token = form_token(request, int(stored[0])).encode()
     return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
 
@@ -320,15 +341,18 @@ async def submit_comment(request: Request) -> Response:
     values = {name: form.get(name, "") for name in FORM_FIELDS}
     await state.sessions.check_form(request, form)
     try:
-        entry = validate_comment(values)
         staff = await state.sessions.staff(request)
+        if state.settings.sso_only and staff is None:
+            # A plain form cannot carry the host site's sign-in token.
+            raise SsoRejected(SIGN_IN_REQUIRED)
+        entry = validate_comment(values)
         comment = await state.discussion.submit(
             post.uri,
             entry,
             address=client_address(request, state.settings.trusted_proxies),
             staff=staff,
             may_create_thread=True,
-            held=None if staff else form_check(request, form),
+            held=None if staff else form_check(request, form, post.id),
             title=post.title,
         )
     except InvalidInput as exc:

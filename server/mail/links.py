@@ -33,6 +33,7 @@ class ModerationLink:
     staff_id: int
     action: Action
     nonce: str
+    version: int | None = None  # the comment's version the mail showed (None: older links)
 
 
 def _issued_at(secret: str, salt: str, issued: float) -> URLSafeTimedSerializer:
@@ -66,9 +67,12 @@ class MailLinks:
         action: Action,
         nonce: str,
         issued: float | None = None,
+        version: int | None = None,
     ) -> str:
         assert action in MAIL_ACTIONS
-        payload = [comment_id, staff_id, str(action), nonce]
+        payload: list[object] = [comment_id, staff_id, str(action), nonce]
+        if version is not None:
+            payload.append(version)
         if issued is None:
             return self._moderate.dumps(payload)
         return _issued_at(self.secret, "kibitz.mail.moderate", issued).dumps(payload)
@@ -76,13 +80,14 @@ class MailLinks:
     def moderation(self, token: str) -> ModerationLink:
         value = self._load(self._moderate, token)
         try:
-            comment_id, staff_id, action, nonce = value
+            comment_id, staff_id, action, nonce, *rest = value
+            version = int(rest[0]) if rest else None
         except (TypeError, ValueError):
             raise Forbidden(N_("This link is not valid.")) from None
         checked = parse_action(action, MAIL_ACTIONS)
         if checked is None:
             raise Forbidden(N_("This link is not valid."))
-        return ModerationLink(int(comment_id), int(staff_id), checked, str(nonce))
+        return ModerationLink(int(comment_id), int(staff_id), checked, str(nonce), version)
 
     # -- reply subscriptions ---------------------------------------------------------------
 

@@ -97,7 +97,7 @@ class Notifications:
     # -- staff: held comments ----------------------------------------------------------------
 
     async def held(self, comment: Comment) -> None:
-        members = [m for m in await self.state.staff.all() if m.email]
+        members = [m for m in await self.state.staff.active() if m.email]
         if not members:
             return
         _, title, page_url = await self._where(comment)
@@ -116,11 +116,15 @@ class Notifications:
                     days=LINK_DAYS,
                     approve_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, Action.APPROVE, nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, Action.APPROVE, nonce, version=comment.version
+                        ),
                     ),
                     spam_url=self._url(
                         "/mail/moderate",
-                        self.links.moderation_token(comment.id, member.id, Action.SPAM, nonce),
+                        self.links.moderation_token(
+                            comment.id, member.id, Action.SPAM, nonce, version=comment.version
+                        ),
                     ),
                     admin_url=f"{self.settings.public_url}/admin",
                 )

@@ -16,12 +16,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.mail import MailStore
+from server.discussion.errors import Changed
 from server.discussion.moderation import Action
-from server.errors import BadRequest, Forbidden, NotFound
+from server.errors import BadRequest, Forbidden, NotFound, Outdated
 from server.http.bodies import read_form
 from server.http.feeds import comment_link
 from server.mail.links import MailLinks
 from server.state import state_of
+
+
+def _outdated() -> Outdated:
+    return Outdated(
+        N_(
+            "This comment was edited after this mail was sent. Read it again in the "
+            "moderation queue, then decide there."
+        )
+    )
+
 
 # The token sits in the URL: keep it out of Referer headers, caches and search engines.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -64,6 +75,8 @@ async def moderate(request: Request) -> Response:
     comment = await state.comments.get(link.comment_id)
     if comment is None:
         raise NotFound(f"There is no comment {link.comment_id}.")
+    if link.version is not None and link.version != comment.version:
+        raise _outdated()
     uri, title = await store.thread_of(comment.thread_id)
     page_url = comment_link(state.settings, uri, comment.id)
     approve = link.action == Action.APPROVE
@@ -79,7 +92,12 @@ async def moderate(request: Request) -> Response:
         )
     if not await store.spend_link(link.nonce):
         raise Forbidden(N_("This link was used already: each moderation mail acts once."))
-    updated = await state.discussion.moderate(comment.id, link.action, staff)
+    try:
+        updated = await state.discussion.moderate(
+            comment.id, link.action, staff, version=link.version
+        )
+    except Changed:
+        raise _outdated() from None
     return _page(
         request,
         heading=N_("Approved") if approve else N_("Marked as spam"),

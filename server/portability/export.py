@@ -38,6 +38,7 @@ def comment_object(c: ExportedComment) -> dict[str, Any]:
         "website": c.website,
         "address": c.address,
         "staff": c.staff,
+        "sub": c.sub,
         "created": stamp(c.created),
         "edited": stamp(c.edited),
         "reason": c.reason,

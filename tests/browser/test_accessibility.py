@@ -19,10 +19,10 @@ import pytest
 from db.models import now
 from server.auth.credentials import hash_password
 from server.discussion.uris import normalise_uri
-from tests.browser.conftest import Setup, host_page
-from tests.browser.widget_page import THREAD, THREAD_DIV
-from tests.conftest import IN_CI, ROOT
-from tests.staffing import PASSWORD
+from tests.helpers.browsers import Setup, host_page
+from tests.helpers.servers import IN_CI, ROOT
+from tests.helpers.staff import PASSWORD
+from tests.helpers.widget import THREAD, THREAD_DIV
 
 AXE = Path(os.environ.get("KIBITZ_AXE_JS", ROOT / "build/axe/node_modules/axe-core/axe.min.js"))
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]

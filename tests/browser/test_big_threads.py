@@ -11,8 +11,8 @@ import pytest
 
 from db.models import now
 from server.discussion.uris import normalise_uri
-from tests.browser.conftest import Setup, host_page, run_host, run_kibitz, shot, two_origins
-from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, widget
+from tests.helpers.browsers import Setup, host_page, run_host, run_kibitz, shot, two_origins
+from tests.helpers.widget import THREAD, THREAD_DIV, open_host, widget
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.browser.conftest import Setup, host_page, run_host, shot, strict_csp
-from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
-from tests.conftest import free_port
+from tests.helpers.browsers import Setup, host_page, run_host, shot, strict_csp
+from tests.helpers.servers import free_port
+from tests.helpers.widget import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
 
 
 def test_thread_renders_threaded_under_a_strict_host_csp(browser: Any, site: Setup) -> None:
@@ -375,7 +375,7 @@ def test_imported_replies_dated_before_their_parent_still_nest(browser: Any, sit
 
 def test_refusals_and_lost_connections_keep_the_typed_text(browser: Any, tmp_path: Any) -> None:
     """A 429 and a failed network both say what happened and keep everything typed."""
-    from tests.browser.conftest import run_kibitz, two_origins
+    from tests.helpers.browsers import run_kibitz, two_origins
 
     origins = two_origins(tmp_path, KIBITZ_POST_RATE="1/minute")
     with run_host(origins.host_port) as host, run_kibitz(origins.settings, origins.port) as kibitz:

@@ -8,7 +8,7 @@ from db.comments import CommentStore, NewComment
 from db.database import connect
 from server.discussion.markup import render_comment
 from server.discussion.uris import normalise_uri
-from tests.browser.conftest import (
+from tests.helpers.browsers import (
     Setup,
     host_page,
     run_async,
@@ -18,8 +18,8 @@ from tests.browser.conftest import (
     strict_csp,
     two_origins,
 )
-from tests.browser.widget_page import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
-from tests.conftest import free_port, start_process, stop_process
+from tests.helpers.servers import free_port, start_process, stop_process
+from tests.helpers.widget import THREAD, THREAD_DIV, open_host, post_through, wait_live, widget
 
 
 def test_two_readers_one_posts_the_other_sees_it_live(browser: Any, site: Setup) -> None:

@@ -69,11 +69,19 @@
     const item = itemById(id);
     if (item) item.classList.add("is-leaving");
     try {
-      const response = await fetch(`/api/comments/${Number(id)}/${encodeURIComponent(apiAction)}`, {
+      // The version on screen: if the comment was edited since, the server refuses (409).
+      const version = item && item.dataset.version ? `?version=${Number(item.dataset.version)}` : "";
+      const response = await fetch(`/api/comments/${Number(id)}/${encodeURIComponent(apiAction)}${version}`, {
         method: "POST", credentials: "same-origin",
         headers: { "X-CSRF-Token": csrf, "Accept": "application/json" },
       });
       if (response.status === 401) { location.assign("/admin/login?next=" + encodeURIComponent(location.pathname)); return false; }
+      if (response.status === 409) {
+        if (item) item.classList.remove("is-leaving");
+        say(`#${id} was edited after you saw it: read it again.`);
+        if (status === "pending") await reload(); else location.reload();
+        return false;
+      }
       if (!response.ok) throw new Error(String(response.status));
       removeItem(id, `#${id}: ${action}`);
       return true;
@@ -137,6 +145,7 @@
     const id = String(comment.id);
     item.id = `mod-${id}`;
     item.dataset.id = id;
+    item.dataset.version = String(comment.version || "");
     const set = (name, value) => {
       for (const el of item.querySelectorAll(`[data-field="${name}"]`)) el.textContent = value ?? "";
     };
@@ -152,10 +161,21 @@
     // Sanitised by the server (the same HTML readers will get once it is approved).
     item.querySelector('[data-field="html"]').innerHTML = comment.html || "";
     item.querySelector('[data-field="id-input"]').value = id;
+    for (const input of item.querySelectorAll('[data-field="version-input"], [data-field="bulk-version"]')) {
+      input.name = `version-${id}`;
+      input.value = String(comment.version || "");
+    }
     const box = item.querySelector("[data-select]");
     box.value = id;
     box.id = `select-${id}`;
     box.parentElement.querySelector("label").htmlFor = box.id;
+    const ban = item.querySelector("[data-ban-form]");
+    if (ban) {
+      ban.action = `/admin/comments/${id}/ban`;
+      const reason = ban.querySelector("input[name=reason]");
+      reason.id = `ban-reason-${id}`;
+      ban.querySelector("label").htmlFor = reason.id;
+    }
     const reply = item.querySelector("[data-reply-form]");
     if (reply) {
       reply.action = `/admin/comments/${id}/reply`;
@@ -167,8 +187,18 @@
   }
 
   function addItem(comment) {
-    if (!template || itemById(comment.id)) return;
+    if (!template) return;
+    const shown = itemById(comment.id);
+    if (shown && shown.dataset.version === String(comment.version)) return;
     const item = fill(template.content.firstElementChild.cloneNode(true), comment);
+    if (shown) {
+      // Edited while held: the new text replaces the old one where it stands.
+      if (shown === current) current = item;
+      shown.replaceWith(item);
+      if (current === item) item.classList.add("is-current");
+      say(`#${comment.id} was edited by its author`);
+      return;
+    }
     // Oldest first: insert before the first item with a larger id.
     const after = items().find((el) => Number(el.dataset.id) > comment.id);
     list.insertBefore(item, after || null);
@@ -207,7 +237,15 @@
         removeItem(message.id, message.by ? `#${message.id}: ${message.status} by ${message.by}` : "");
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
+      if (event.code === 4003) {
+        // Access revoked (disabled, logged out, token revoked): take the queue off the screen
+        // and let the server decide what to show; it sends us to the login page.
+        document.documentElement.dataset.live = "revoked";
+        for (const item of items()) item.remove();
+        location.reload();
+        return;
+      }
       document.documentElement.dataset.live = "closed";
       const next = opened ? 0 : attempt + 1;
       const delay = Math.min(30000, 1000 * 2 ** Math.min(next, 5)) * (0.5 + Math.random() / 2);

@@ -1,6 +1,10 @@
 // Entry for other sites (contract: "Embedding on another site").
 //   <div data-kibitz-thread="/uri" [data-kibitz-title] [data-kibitz-lang="de|en"]
-//        [data-kibitz-theme="light|dark|auto"]></div>   → the thread, in an open shadow root
+//        [data-kibitz-theme="light|dark|auto"] [data-kibitz-sso="TOKEN"]></div>
+//                                                        → the thread, in an open shadow root
+// Single sign-on (docs/sso.md): the host page renews the token without reloading by setting
+// the attribute again (or `kibitz.signIn(token)`); the widget fires `kibitz:sso-rejected` on
+// the element when the server refuses a token.
 //   <span data-kibitz-count="/uri"></span>              → its approved-comment count
 // Loaded with `async`, it starts once the host's DOM is there and never blocks it. Styles
 // come as a constructable stylesheet (or a <link> to kibitz's origin), so a host CSP without
@@ -97,7 +101,9 @@ async function mount(el, api, configured) {
   };
   view.total = thread.value.count;
   view.render(thread.value.comments);
-  const respond = buildForm(t);
+  const sso = () => el.dataset.kibitzSso || "";
+  const loginOnly = config.value.sso_only && !sso();
+  const respond = loginOnly ? signInLink(t, config.value.sso_login_url) : buildForm(t);
   const order = thread.value.top_level > 1 && buildOrder(t, sort);
   const closedNotice = h("p", { class: "notice notice--closed", role: "status", hidden: true },
     t("Comments are closed on this page."));
@@ -120,12 +126,35 @@ async function mount(el, api, configured) {
     if (link && reveal(link.getAttribute("href"))) event.preventDefault();
   });
   reveal(location.hash);
-  enhanceForm({ section: respond, api, uri, title: title || document.title, t, view, own });
+  if (!loginOnly) {
+    const form = enhanceForm({ section: respond, api, uri, title: title || document.title, t, view, own, sso,
+      onRejected: (message) => el.dispatchEvent(new CustomEvent("kibitz:sso-rejected", { detail: { message } })) });
+    watchSignIn(el, () => form.showIdentity());
+  } else {
+    watchSignIn(el, () => { busy.delete(el); mount(el, api, configured); });
+  }
   if (window.performance && performance.mark) performance.mark("kibitz:rendered");
   ready("rendered");
   if ("WebSocket" in window) {
     follow({ liveUrl, uri, cursor: thread.value.cursor, view, api, t, announcer, presence, pager });
   }
+}
+
+// SSO_ONLY without a token: a link to the host site's sign-in instead of the form.
+function signInLink(t, url) {
+  return h("section", { class: "respond" },
+    h("p", { class: "respond__sso" }, url
+      ? h("a", { href: url }, t("Sign in to comment"))
+      : t("Only readers signed in on the site may comment here.")));
+}
+
+const watchers = new WeakMap();
+// The host page renews the sign-in by setting data-kibitz-sso again; no reload needed.
+function watchSignIn(el, changed) {
+  if (watchers.has(el)) watchers.get(el).disconnect();
+  const observer = new MutationObserver(changed);
+  observer.observe(el, { attributes: true, attributeFilter: ["data-kibitz-sso"] });
+  watchers.set(el, observer);
 }
 
 async function fillCounts(api) {
@@ -149,6 +178,15 @@ function start() {
   for (const el of document.querySelectorAll("[data-kibitz-thread]")) mount(el, api, configured);
 }
 
-window.kibitz = { start };
+// kibitz.signIn(token[, element]): give every widget (or one) a renewed sign-in token;
+// kibitz.signIn("") signs out.
+function signIn(token, element) {
+  const targets = element ? [element] : document.querySelectorAll("[data-kibitz-thread]");
+  for (const el of targets) {
+    if (token) el.dataset.kibitzSso = token; else delete el.dataset.kibitzSso;
+  }
+}
+
+window.kibitz = { start, signIn };
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });
 else start();

@@ -21,6 +21,7 @@ export function buildForm(t) {
   return h("section", { class: "respond" },
     h("h2", { class: "respond__title", id: "respond" }, t("Leave a comment")),
     h("form", { class: "comment-form", "data-comment-form": true, novalidate: true },
+      h("p", { class: "comment-form__signed-in", "data-signed-in": true, hidden: true }),
       h("div", { class: "comment-form__identity" },
         field("author", t("Name"), "text", true, "name", "100"),
         field("email", t("E-mail"), "email", true, "email", "254"),
@@ -32,13 +33,40 @@ export function buildForm(t) {
       h("p", { class: "form__submit" }, h("button", { type: "submit" }, t("Post comment")))));
 }
 
-export function enhanceForm({ section, api, uri, title, t, view, own, onPosted }) {
+// The name in a single sign-on token, for display only: the server verifies the token.
+export function ssoName(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const bytes = Uint8Array.from(atob(part + "=".repeat((4 - (part.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims.name === "string" ? claims.name : "";
+  } catch {
+    return "";
+  }
+}
+
+// `sso()` gives the host site's current sign-in token (or nothing); `onRejected(message)` is
+// told when the server refuses it, so the host page can renew it (docs/sso.md).
+export function enhanceForm({ section, api, uri, title, t, view, own, onPosted, sso = () => "", onRejected }) {
   const form = section.querySelector("form[data-comment-form]");
   const els = form.elements;
   const heading = section.querySelector(".respond__title");
   const headingText = t("Leave a comment");
   const key = "kibitz:draft:" + uri;
+  const signedIn = form.querySelector("[data-signed-in]");
+  const identity = form.querySelector(".comment-form__identity");
   let notice = null;
+
+  // Signed in by the host site: its name instead of the name and e-mail fields.
+  function showIdentity() {
+    const token = sso();
+    if (!signedIn || !identity) return;
+    signedIn.hidden = !token;
+    identity.hidden = Boolean(token);
+    const name = token ? ssoName(token) : "";
+    signedIn.textContent = token ? (name ? t("Signed in as %(name)s", { name }) : t("Signed in")) : "";
+  }
+  showIdentity();
 
   const saveDraft = () => {
     const draft = Object.fromEntries(FIELDS.map((name) => [name, els[name] ? els[name].value : ""]));
@@ -123,8 +151,12 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted }
     // Not `disabled`: that would drop keyboard focus from the button to the page.
     if (form.hasAttribute("aria-busy")) return;
     clearErrors();
-    const payload = { uri, author: els.author.value, email: els.email.value, website: els.website.value,
-      text: els.text.value, parent: els.parent.value ? Number(els.parent.value) : null };
+    const token = sso();
+    const payload = token
+      ? { uri, sso: token, website: els.website.value, text: els.text.value,
+        parent: els.parent.value ? Number(els.parent.value) : null }
+      : { uri, author: els.author.value, email: els.email.value, website: els.website.value,
+        text: els.text.value, parent: els.parent.value ? Number(els.parent.value) : null };
     if (title) payload.title = title;
     form.setAttribute("aria-busy", "true");
     try {
@@ -148,10 +180,11 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted }
         if (first) first.focus();
       } else {
         say(t(err.status ? err.message : OFFLINE), "error");
+        if (err.status === 401 && token && onRejected) onRejected(err.message);
       }
     } finally {
       form.removeAttribute("aria-busy");
     }
   });
-  return { setParent };
+  return { setParent, showIdentity };
 }

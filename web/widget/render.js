@@ -123,6 +123,7 @@ export class ThreadView {
           h("cite", { class: "comment__author" }, author),
           c.staff && h("span", { class: "comment__badge" }, t("Author")),
           c.pinned && h("span", { class: "comment__badge comment__badge--pinned", "data-pinned": true }, t("Pinned")),
+          !c.staff && c.verified && h("span", { class: "comment__badge comment__badge--verified", title: t("Signed in on the site") }, t("verified")),
           h("span", { class: "comment__when" },
             h("span", { class: "visually-hidden" }, t("said on") + " "),
             h("a", { class: "comment__permalink", href: "#comment-" + c.id, title: t.dateTime(c.created) },

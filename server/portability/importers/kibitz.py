@@ -157,6 +157,7 @@ class Source:
                         address=c.get("address"),
                         reason=c.get("reason"),
                         staff_name=c.get("staff"),
+                        sso_sub=c["sub"] if isinstance(c.get("sub"), str) else None,
                     )
                 )
             yield from order.finish()

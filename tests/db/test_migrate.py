@@ -1,0 +1,100 @@
+"""Schema migrations: idempotent, and safe when several processes migrate one database at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from db.database import connect
+from db.migrate import available, migrate
+from tests.helpers.servers import ROOT, RUN_ID, create_pg_database, drop_pg_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no schema at all (the shared fixture's are migrated already)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    url = await create_pg_database(f"kibitz_m_{RUN_ID}_{uuid.uuid4().hex[:8]}")
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+async def _applied(url: str) -> list[str]:
+    db = await connect(url, readers=1)
+    try:
+        async with db.read() as conn:
+            rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        return [r["version"] for r in rows]
+    finally:
+        await db.close()
+
+
+async def test_migrate_twice_applies_nothing_the_second_time(empty_database_url: str) -> None:
+    """The first run applies every migration; the second finds the schema up to date."""
+    db = await connect(empty_database_url, readers=1)
+    try:
+        first = await migrate(db)
+        second = await migrate(db)
+    finally:
+        await db.close()
+    expected = [m.version for m in available(db.dialect)]
+    assert first == expected and expected
+    assert second == []
+    assert await _applied(empty_database_url) == expected
+
+
+async def test_two_connections_racing_migrate_once(empty_database_url: str) -> None:
+    """Two databases handles migrating at the same moment apply each migration exactly once."""
+    one = await connect(empty_database_url, readers=1)
+    two = await connect(empty_database_url, readers=1)
+    try:
+        results = await asyncio.gather(migrate(one), migrate(two))
+    finally:
+        await one.close()
+        await two.close()
+    expected = [m.version for m in available(one.dialect)]
+    assert sorted(results, key=len) == [[], expected]
+    assert await _applied(empty_database_url) == expected
+
+
+async def test_processes_starting_at_once_migrate_once(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Four `kibitz migrate` processes started together all succeed; each migration runs once."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KIBITZ_DATABASE_URL": empty_database_url,
+        "KIBITZ_DATA_DIR": str(tmp_path),
+        "KIBITZ_SECRET_KEY": "x" * 32,
+    }
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server",
+            "migrate",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [(await p.communicate())[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+    assert sum(o.startswith("applied") for o in outputs) == 1, outputs
+    assert sum("up to date" in o for o in outputs) == 3, outputs
+    dialect = "sqlite" if urlsplit(empty_database_url).scheme == "sqlite" else "postgres"
+    assert await _applied(empty_database_url) == [m.version for m in available(dialect)]
