@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from db.models import now
 from server.discussion.uris import normalise_uri
@@ -29,6 +30,12 @@ def seed(site: Setup, uri: str, n: int) -> list[int]:
         site.kibitz.add_comment(uri, f"Comment {i}", created=start + timedelta(minutes=i)).id
         for i in range(n)
     ]
+
+
+def first_comment_is(page: Any, comment_id: int) -> None:
+    """Wait until the first top-level comment of the post page is ``comment_id``. A locator,
+    not wait_for_function: the page's CSP forbids eval, playwright's too."""
+    expect(page.locator("#comments > ol > li.comment").first).to_have_id(f"comment-{comment_id}")
 
 
 def test_post_page_loads_more_in_place_and_keeps_the_order(
@@ -58,13 +65,9 @@ def test_post_page_loads_more_in_place_and_keeps_the_order(
         assert shown == ids
         page.select_option("#kibitz-sort", "newest")
         page.locator("[data-order-submit]").click()
-        page.wait_for_function(
-            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{ids[6]}'"
-        )
+        first_comment_is(page, ids[6])
         page.reload()
-        page.wait_for_function(
-            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{ids[6]}'"
-        )
+        first_comment_is(page, ids[6])
         assert page.locator("#kibitz-sort").input_value() == "newest"
         shot(page, "page-big-thread")
     finally:
@@ -159,12 +162,8 @@ def test_live_comments_wait_politely_until_their_place_is_loaded(
         assert page.locator("[data-new-notice]").is_hidden()
         page.select_option("#kibitz-sort", "newest")
         page.locator("[data-order-submit]").click()
-        page.wait_for_function(
-            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{late.id}'"
-        )
+        first_comment_is(page, late.id)
         newest = site.kibitz.add_comment("/posts/big", "Newest of all.")
-        page.wait_for_function(
-            f"document.querySelector('#comments > ol > li.comment').id === 'comment-{newest.id}'"
-        )
+        first_comment_is(page, newest.id)
     finally:
         ctx.close()
