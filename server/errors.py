@@ -31,7 +31,7 @@ from server.discussion.errors import (
     NotAllowed,
     UnknownComment,
 )
-from server.i18n import N_
+from server.i18n import N_, asked_language, localise
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -166,7 +166,8 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
             return state.templates.response(
                 request, "error.html", {"error": error}, status_code=error.status, headers=headers
             )
-        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+        body = localise(error.body(), asked_language(request.headers.get("accept-language")))
+        return JSONResponse(body, status_code=error.status, headers=headers)
 
     async def kibitz_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KibitzError)

@@ -18,7 +18,7 @@ from server.http import origins
 from server.settings import Settings
 
 METHODS = "GET, POST, PATCH, DELETE"
-HEADERS = "Content-Type, Authorization, X-CSRF-Token"
+HEADERS = "Content-Type, Authorization, X-CSRF-Token, Accept-Language"
 PUBLIC_PATHS = frozenset({"/api/config"})
 
 

@@ -54,6 +54,7 @@ async function mount(el, api, configured) {
   const langHolder = el.closest("[lang]");
   const lang = pickLanguage(el.dataset.kibitzLang, langHolder && langHolder.lang, navigator.language);
   const t = translator(lang);
+  api = makeApi(BASE, { "Accept-Language": lang }); // the API's messages come in the widget's language
   const theme = ["light", "dark", "auto"].includes(el.dataset.kibitzTheme) ? el.dataset.kibitzTheme : "auto";
   const box = h("div", { class: "kibitz", "data-theme": theme, lang },
     h("p", { class: "kibitz__status", role: "status" }, t("Loading comments…")));

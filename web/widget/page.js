@@ -12,9 +12,11 @@ import { Pager, Votes, storedSort } from "./paging.js";
 import { STATUS } from "./statuses.js";
 
 async function enhance(section) {
-  const t = translator(pickLanguage(document.documentElement.lang));
+  const lang = pickLanguage(document.documentElement.lang);
+  const t = translator(lang);
   const csrf = document.querySelector('meta[name="csrf-token"]');
-  const api = makeApi("", csrf ? { "X-CSRF-Token": csrf.content } : {});
+  // The API's messages come in the page's language (the bundle carries no copy of them).
+  const api = makeApi("", { "Accept-Language": lang, ...(csrf ? { "X-CSRF-Token": csrf.content } : {}) });
   let config;
   try { config = await api.config(); } catch { return; }
   const uri = section.dataset.uri;
