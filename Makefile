@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck fuzz faults soak install install-test migrate demo browsers clean messages docs
+.PHONY: run test lint typecheck fuzz faults soak axe install install-test migrate demo browsers clean messages docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ messages: install
 	mkdir -p build
 	$(BIN)/pybabel extract -F babel.cfg --omit-header --no-location -o build/messages.pot .
 	$(BIN)/pybabel update -i build/messages.pot -d web/locale -D messages --no-fuzzy-matching --ignore-obsolete
+
+# axe-core for the accessibility check in tests/browser/test_accessibility.py (from npm).
+axe: build/axe/node_modules/axe-core/axe.min.js
+build/axe/node_modules/axe-core/axe.min.js:
+	mkdir -p build/axe
+	npm install --prefix build/axe --no-audit --no-fund --silent axe-core@4
 
 clean:
 	rm -rf $(VENV) data test-artifacts .mypy_cache .ruff_cache

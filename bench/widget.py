@@ -90,7 +90,8 @@ def render_times(comments: int, runs: int) -> dict[str, list[float]]:
                     # (wait_for_function would need eval, which the host's strict CSP forbids)
                     page.locator("[data-kibitz-thread] form[data-comment-form]").wait_for()
                     shown = page.locator("[data-kibitz-thread] li.comment").count()
-                    assert shown == comments, shown
+                    # the first page: 50 top-level comments (two in three) with their replies
+                    assert shown == min(comments, 75), shown
                     t = page.evaluate(TIMING)
                     found["loaded→rendered"].append(t["rendered"] - t["loaded"])
                     found["requested→rendered"].append(t["rendered"] - t["requested"])

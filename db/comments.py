@@ -35,6 +35,9 @@ FIELDS = (
     "created",
     "edited",
     "source",
+    "pinned",
+    "up",
+    "down",
     "version",
     "sso_sub",
 )
@@ -52,6 +55,10 @@ class UnknownThread(DatabaseError):
 
 class InvalidParent(DatabaseError):
     """The parent is not an approved comment of the same thread."""
+
+
+class ThreadClosed(DatabaseError):
+    """The thread takes no new comments."""
 
 
 class StaleVersion(DatabaseError):
@@ -277,9 +284,9 @@ async def record_events(
 # -- threads ------------------------------------------------------------------------------------
 
 THREAD_BY_URI = (
-    "SELECT id, uri, title, last_seq FROM threads WHERE uri = $1 "
+    "SELECT id, uri, title, last_seq, closed, votes_seq FROM threads WHERE uri = $1 "
     "UNION ALL "
-    "SELECT t.id, t.uri, t.title, t.last_seq FROM thread_aliases a "
+    "SELECT t.id, t.uri, t.title, t.last_seq, t.closed, t.votes_seq FROM thread_aliases a "
     "JOIN threads t ON t.id = a.thread_id WHERE a.uri = $1"
 )
 
@@ -691,6 +698,8 @@ class CommentStore:
     ) -> Row | Exception:
         if thread is None:
             return UnknownThread(uri)
+        if thread.closed:
+            return ThreadClosed(uri)
         if new.parent_id is not None:
             parent = await conn.fetchrow(
                 "SELECT thread_id, status FROM comments WHERE id = $1", new.parent_id

@@ -50,10 +50,31 @@ class Thread:
     uri: str
     title: str | None
     last_seq: int
+    # None: nobody decided (KIBITZ_CLOSE_AFTER_DAYS may close it); True/False: staff did.
+    closed_flag: bool | None = None
+    votes_seq: int = 0  # vote changes; with last_seq it versions what readers see
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_flag is True
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Names one exact state of the thread as readers see it, vote counts included."""
+        return (self.last_seq, self.votes_seq)
 
     @classmethod
     def from_row(cls, row: Row) -> Thread:
-        return cls(row["id"], row["uri"], row["title"], row["last_seq"])
+        keys = set(row.keys())
+        closed = row["closed"] if "closed" in keys else None
+        return cls(
+            row["id"],
+            row["uri"],
+            row["title"],
+            row["last_seq"],
+            None if closed is None else bool(closed),
+            row["votes_seq"] if "votes_seq" in keys else 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,13 @@ class Comment:
     staff_name: str | None = None
     version: int = 1  # grows with every change of the text (approvals name the one they saw)
     sso_sub: str | None = None
+    pinned: bool = False
+    up: int = 0
+    down: int = 0
+
+    @property
+    def score(self) -> int:
+        return self.up - self.down
 
     @property
     def staff(self) -> bool:
@@ -145,6 +173,9 @@ class Comment:
             edited=maybe_datetime(row["edited"]),
             source=row["source"] if "source" in keys else None,
             staff_name=row["staff_name"] if "staff_name" in keys else None,
+            pinned=bool(row["pinned"]) if "pinned" in keys else False,
+            up=row["up"] if "up" in keys else 0,
+            down=row["down"] if "down" in keys else 0,
             version=row["version"] if "version" in keys else 1,
             sso_sub=row["sso_sub"] if "sso_sub" in keys else None,
         )

@@ -70,14 +70,18 @@ class PostStore:
         row = await self.db.lookup(f"SELECT {POST_COLUMNS} FROM posts p WHERE p.slug = $1", slug)
         return Post.from_row(row) if row else None
 
-    async def page_version(self, slug: str) -> tuple[tuple[Any, ...], int] | None:
-        """The post's row as a hashable value and its thread's ``last_seq``, in one read.
+    async def page_version(
+        self, slug: str
+    ) -> tuple[tuple[Any, ...], int, tuple[int, int, bool | None]] | None:
+        """The post's row as a hashable value, its thread's id and version, in one read.
 
         Together they name everything a cached post page shows (the post as stored and one
-        visible state of its thread), without building the :class:`Post`.
+        visible state of its thread: ``last_seq``, ``votes_seq``, closed), without building
+        the :class:`Post`.
         """
         row = await self.db.lookup(
-            f"SELECT {POST_COLUMNS}, t.last_seq AS thread_last_seq FROM posts p "
+            f"SELECT {POST_COLUMNS}, t.id AS thread_ref, t.last_seq AS thread_last_seq, "
+            "t.votes_seq AS thread_votes_seq, t.closed AS thread_closed FROM posts p "
             "JOIN threads t ON t.id = p.thread_id WHERE p.slug = $1",
             slug,
         )
@@ -85,7 +89,16 @@ class PostStore:
             return None
         # By position: the Row protocol indexes but does not iterate (the drivers' rows differ).
         stored = tuple(row[i] for i in range(POST_COLUMNS.count(",") + 1))
-        return stored, int(row["thread_last_seq"])
+        closed = row["thread_closed"]
+        return (
+            stored,
+            int(row["thread_ref"]),
+            (
+                int(row["thread_last_seq"]),
+                int(row["thread_votes_seq"]),
+                None if closed is None else bool(closed),
+            ),
+        )
 
     async def exists_for_uri(self, uri: str) -> bool:
         if not uri.startswith("/posts/"):

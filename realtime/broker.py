@@ -60,6 +60,8 @@ class Receiver(Protocol):
 
     def receive_presence(self, uri: str) -> None: ...
 
+    def receive_votes(self, uri: str, comment_ids: list[int]) -> None: ...
+
     def resync(self) -> None: ...
 
     def recheck_presence(self) -> None: ...
@@ -78,6 +80,9 @@ class Broker(Protocol):
         """Deliver an event to every process that has readers of ``uri``; may raise."""
 
     async def publish_moderation(self, payload: bytes) -> None: ...
+
+    async def publish_votes(self, uri: str, comment_ids: list[int]) -> None:
+        """Tell every process with readers of ``uri`` that these comments' votes changed."""
 
     async def follow(self, uri: str) -> None:
         """Receive ``uri``'s events from now on; never raises (a reconnect catches up)."""
@@ -110,6 +115,10 @@ class MemoryBroker:
     async def publish_moderation(self, payload: bytes) -> None:
         if self.hub is not None:
             self.hub.receive_moderation(payload)
+
+    async def publish_votes(self, uri: str, comment_ids: list[int]) -> None:
+        if self.hub is not None:
+            self.hub.receive_votes(uri, comment_ids)
 
     async def follow(self, uri: str) -> None:
         return None
@@ -285,6 +294,10 @@ class RedisBroker:
                     self.hub.receive_moderation(data)
                     continue
                 uri = channel[len(thread_prefix) :].decode()
+                voted = protocol.unpack_votes(data)
+                if voted is not None:
+                    self.hub.receive_votes(uri, voted)
+                    continue
                 unpacked = protocol.unpack(data)
                 if unpacked is None:
                     if data != own_notice:
@@ -364,6 +377,11 @@ class RedisBroker:
         await asyncio.wait_for(
             self.redis.publish(self.moderation_channel, payload), COMMAND_TIMEOUT
         )
+
+    async def publish_votes(self, uri: str, comment_ids: list[int]) -> None:
+        if not self._connected:
+            raise ConnectionError(self.last_error or "Redis is not connected")
+        await self.redis.publish(self.thread_channel(uri), protocol.votes_notice(comment_ids))
 
     async def follow(self, uri: str) -> None:
         channel = self.thread_channel(uri)

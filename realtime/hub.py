@@ -33,6 +33,7 @@ log = logging.getLogger("kibitz.live")
 REPLAY_BATCH = 500
 REPLAY_LIMIT = 1000  # default most events replayed to a resuming reader (KIBITZ_REPLAY_LIMIT)
 PRESENCE_INTERVAL = 1.0  # at most one presence message per thread per second
+VOTES_INTERVAL = 1.0  # at most one votes message per thread per second
 MAX_HELD = 10_000  # live events held for one reader while its replay is read
 # The periodic check (docs/live.md, "Bound after a fault"): every CHECK_INTERVAL seconds one
 # query reads every open room's thread ``last_seq``; a room still behind CHECK_GRACE seconds
@@ -87,6 +88,11 @@ class Room:
         self.sent_at = -PRESENCE_INTERVAL
         self.local_changed = False
         self.presence_timer: asyncio.TimerHandle | None = None
+        # votes: comments whose counts changed since the last votes message
+        self.voted: set[int] = set()
+        self.votes_sent_at = -VOTES_INTERVAL
+        self.votes_timer: asyncio.TimerHandle | None = None
+        self.votes_sending = False
 
     @property
     def online(self) -> int:
@@ -123,6 +129,8 @@ class Hub:
         for room in self.rooms.values():
             if room.presence_timer:
                 room.presence_timer.cancel()
+            if room.votes_timer:
+                room.votes_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -237,6 +245,8 @@ class Hub:
             del self.rooms[room.uri]
             if room.presence_timer:
                 room.presence_timer.cancel()
+            if room.votes_timer:
+                room.votes_timer.cancel()
             if room.catch_up:
                 room.catch_up.cancel()
             try:
@@ -439,3 +449,60 @@ class Hub:
         overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
         for sub in overflowed:
             self._cut_off(sub)
+
+    # -- votes -----------------------------------------------------------------------------
+
+    def receive_votes(self, uri: str, comment_ids: list[int]) -> None:
+        """Votes changed on these comments: coalesce into one message a second per thread.
+
+        The notice carries ids only; the counts are read from the database when the message
+        goes out, so every reader gets the latest counts whatever order notices arrived in.
+        While a message is scheduled or being sent, new ids only join the next one.
+        """
+        room = self.rooms.get(uri)
+        if room is None:
+            return
+        room.voted.update(comment_ids)
+        self._schedule_votes(room)
+
+    def _schedule_votes(self, room: Room) -> None:
+        if room.votes_timer is not None or room.votes_sending or not room.voted:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, room.votes_sent_at + VOTES_INTERVAL - loop.time())
+        room.votes_timer = loop.call_later(delay, self._spawn_votes, room)
+
+    def _spawn_votes(self, room: Room) -> None:
+        room.votes_timer = None
+        room.votes_sending = True
+        self._spawn(self._send_votes(room))
+
+    async def _send_votes(self, room: Room) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            ids, room.voted = room.voted, set()
+            try:
+                found = await self.comments.by_ids(ids)
+            except Exception as exc:  # the next vote tries again; counts also come with pages
+                log.warning("vote counts for %s unavailable: %s", room.uri, exc)
+                return
+            counts = {
+                cid: (c.up, c.down)
+                for cid, c in sorted(found.items())
+                if c.status == "approved" and room.thread_id in (None, c.thread_id)
+            }
+            # The read took a moment: still never two messages within the interval.
+            wait = room.votes_sent_at + VOTES_INTERVAL - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not counts or self.rooms.get(room.uri) is not room:
+                return
+            room.votes_sent_at = loop.time()
+            frame = Frame(protocol.votes(counts))
+            overflowed = [s for s in room.subscribers if s.live and not s.push(frame)]
+            for sub in overflowed:
+                self._cut_off(sub)
+        finally:
+            room.votes_sending = False
+            if self.rooms.get(room.uri) is room:
+                self._schedule_votes(room)

@@ -33,7 +33,15 @@ POLICY_VIOLATION = 1008
 # token revoked, logged out). The client must not reconnect with the same credentials.
 REVOKED = 4003
 
-EVENT_TYPES = ("comment.created", "comment.approved", "comment.updated", "comment.deleted")
+EVENT_TYPES = (
+    "comment.created",
+    "comment.approved",
+    "comment.updated",
+    "comment.deleted",
+    "thread.closed",
+    "thread.opened",
+)
+THREAD_EVENTS = ("thread.closed", "thread.opened")
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -58,11 +66,19 @@ def comment_event(event: Event, comment: Comment | None) -> bytes:
     approved comment ``full``). A created, approved or updated event whose comment is no
     longer approved is sent as a placeholder: either the comment now keeps a reply's place,
     or it has gone and the later ``comment.deleted`` event removes it.
+    Thread events (closed, opened) carry no comment.
     """
+    if event.type in THREAD_EVENTS:
+        return encode({"type": event.type, "seq": event.seq})
     if event.type == "comment.deleted" or comment is None:
         return encode({"type": "comment.deleted", "seq": event.seq, "id": event.comment_id})
     shaped = public_comment(comment, FULL if comment.status == Status.APPROVED else PLACEHOLDER)
     return encode({"type": event.type, "seq": event.seq, "comment": shaped})
+
+
+def votes(counts: dict[int, tuple[int, int]]) -> bytes:
+    """Changed vote counts of a thread's comments: not stored, no seq (like presence)."""
+    return encode({"type": "votes", "votes": {str(k): list(v) for k, v in counts.items()}})
 
 
 def comment_pending(staff_shaped: dict[str, Any]) -> bytes:
@@ -100,13 +116,28 @@ def presence_notice(process_id: str) -> bytes:
     return b"p" + process_id.encode()
 
 
+def votes_notice(comment_ids: list[int]) -> bytes:
+    """ "These comments' votes changed": ``b"v1,2,3"``; each process reads the counts itself."""
+    return b"v" + ",".join(str(i) for i in comment_ids).encode()
+
+
+def unpack_votes(data: bytes) -> list[int] | None:
+    """The comment ids of a votes notice, or None when ``data`` is something else."""
+    if data[:1] != b"v":
+        return None
+    try:
+        return [int(x) for x in data[1:].split(b",") if x]
+    except ValueError:
+        return []
+
+
 def pack_event(seq: int, payload: bytes) -> bytes:
     return b"%d %s" % (seq, payload)
 
 
 def unpack(data: bytes) -> tuple[int, bytes] | None:
-    """``(seq, payload)`` for an event; ``None`` for a presence notice."""
-    if data[:1] == b"p":
+    """``(seq, payload)`` for an event; ``None`` for a presence or votes notice."""
+    if data[:1] in (b"p", b"v"):
         return None
     seq, _, payload = data.partition(b" ")
     return int(seq), payload

@@ -96,6 +96,7 @@ class Live:
         listeners.events.append(self.on_events)
         listeners.held.append(self.on_held)
         listeners.moderated.append(self.on_moderated)
+        listeners.votes.append(self.on_votes)
         if tune_gc:
             tune_garbage_collector()
         settings = self.settings
@@ -171,6 +172,13 @@ class Live:
                 exc,
             )
             self.hub.receive(uri, frame.seq, frame.payload)
+
+    async def on_votes(self, uri: str, comment_ids: list[int]) -> None:
+        try:
+            await self.broker.publish_votes(uri, comment_ids)
+        except Exception as exc:
+            log.warning("votes on %s not published (%s); local readers get them", uri, exc)
+            self.hub.receive_votes(uri, comment_ids)
 
     async def on_held(self, comment: Comment) -> None:
         uri = await self.comments.uri_of(comment.thread_id)

@@ -26,6 +26,8 @@ from db.moderation import ModerationStore
 from db.posts import PostStore
 from db.sessions import SessionStore
 from db.staff import StaffStore
+from db.threads import ThreadStore
+from db.votes import VoteStore
 from realtime import endpoint as live_endpoint
 from realtime.publisher import Live
 from server import errors
@@ -35,13 +37,17 @@ from server.admin import login as admin_login
 from server.admin import privacy as admin_privacy
 from server.admin import queue as admin_queue
 from server.admin import staff as admin_staff
+from server.admin import threads as admin_threads
 from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
 from server.discussion.cache import CountCache, FragmentCache, ThreadCache
+from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
-from server.http import api, feeds, health, openapi, pages, webhooks, widget
+from server.discussion.threads import Threads
+from server.discussion.votes import Votes
+from server.http import api, feeds, health, openapi, pages, threads, webhooks, widget
 from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.http.headers import SecurityHeaders
@@ -140,6 +146,15 @@ async def open_state(
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),
         webhooks=Webhooks(settings, db),
+        threads=Threads(settings, ThreadStore(db), discussion.listeners),
+        votes=Votes(
+            settings,
+            VoteStore(db),
+            discussion.listeners,
+            limiter(settings.vote_rate),
+            limiter(settings.voter_rate),
+        ),
+        pager=Pager(ThreadStore(db), settings.secret_key),
     )
     admin_guard.record_moderation(state)
     await state.live.start(discussion.listeners, tune_gc=tune_gc)
@@ -149,6 +164,8 @@ async def open_state(
     state.webhooks.start(state, background=background)
     if background:
         state.background.append(asyncio.create_task(_housekeeping(state)))
+        if settings.close_after_days:
+            state.background.append(asyncio.create_task(state.threads.run_auto_close()))
     return state
 
 
@@ -177,7 +194,14 @@ async def close_state(state: State) -> None:
         task.cancel()
     await asyncio.gather(*state.background, return_exceptions=True)
     await state.live.stop()
-    for limiter in (state.discussion.limiter, state.login_per_account, state.login_per_address):
+    await state.votes.close()
+    for limiter in (
+        state.discussion.limiter,
+        state.login_per_account,
+        state.login_per_address,
+        state.votes.per_vote,
+        state.votes.per_voter,
+    ):
         await limiter.close()
     await state.db.close()
 
@@ -201,6 +225,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
 
     routes = [
         *pages.routes,
+        *threads.routes,  # before api's /api/comments/{id}/{action}
         *api.routes,
         *webhooks.routes,
         *ban_routes.routes,
@@ -215,6 +240,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *admin_queue.routes,
         *admin_staff.routes,
         *admin_webhooks.routes,
+        *admin_threads.routes,
         *admin_bans.routes,
         *widget.routes,
         Mount("/static", StaticFiles(packages=[("web", "static")]), name="static"),

@@ -4,6 +4,7 @@
     ├── BadRequest              400  malformed JSON, a bad query parameter
     ├── Unauthorized            401  no credentials (API)
     ├── Forbidden               403  an Origin, role, token or window that does not allow it
+    │   └── CommentsClosed      403  the thread takes no new comments
     ├── NotFound                404
     ├── Conflicting             409  e.g. an Idempotency-Key reused with another body
     ├── PayloadTooLarge         413
@@ -31,7 +32,7 @@ from server.discussion.errors import (
     NotAllowed,
     UnknownComment,
 )
-from server.i18n import N_
+from server.i18n import N_, asked_language, localise
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -71,6 +72,10 @@ class Unauthorized(KibitzError):
 class Forbidden(KibitzError):
     status = 403
     message = N_("You may not do that.")
+
+
+class CommentsClosed(Forbidden):
+    message = N_("Comments are closed on this page.")
 
 
 class NotFound(KibitzError):
@@ -176,7 +181,8 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
             return state.templates.response(
                 request, "error.html", {"error": error}, status_code=error.status, headers=headers
             )
-        return JSONResponse(error.body(), status_code=error.status, headers=headers)
+        body = localise(error.body(), asked_language(request.headers.get("accept-language")))
+        return JSONResponse(body, status_code=error.status, headers=headers)
 
     async def kibitz_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, KibitzError)

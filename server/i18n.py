@@ -44,6 +44,31 @@ def translations(language: str) -> gettext.NullTranslations:
     return Translations(buffer)
 
 
+def asked_language(accept_language: str | None) -> str | None:
+    """The shipped language (other than English) that an ``Accept-Language`` header names
+    first, or ``None``. The widget sends its own language, so its reader gets the API's
+    messages in the widget's words without the widget carrying the server's catalogue."""
+    first = (accept_language or "").split(",")[0].split(";")[0].strip().lower()
+    language = first.split("-")[0]
+    if not language.isalpha() or language == "en":
+        return None
+    return language if (LOCALES / language / "LC_MESSAGES" / "messages.po").exists() else None
+
+
+def localise(body: dict[str, object], language: str | None) -> dict[str, object]:
+    """An API error body with its message and field messages in ``language``."""
+    if language is None:
+        return body
+    say = translations(language).gettext
+    out = dict(body)
+    if isinstance(out.get("error"), str):
+        out["error"] = say(str(out["error"]))
+    fields = out.get("fields")
+    if isinstance(fields, dict):
+        out["fields"] = {k: say(v) if isinstance(v, str) else v for k, v in fields.items()}
+    return out
+
+
 @cache
 def catalogue(language: str) -> dict[str, str | list[str]]:
     """msgid → msgstr (or the plural forms), for the widget's JavaScript."""

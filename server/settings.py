@@ -20,6 +20,7 @@ from server.errors import ConfigError
 
 LANGUAGES = ("en", "de")
 MODERATION_POLICIES = ("none", "first-time", "all")
+VOTE_MODES = ("updown", "up", "off")
 
 # A parser turns the variable's text (the default when unset or blank) into the field's value,
 # or raises ConfigError naming the variable and what it accepts.
@@ -67,12 +68,14 @@ def choice(options: tuple[str, ...], expected: str) -> Parser:
     return parse
 
 
-def whole(low: int = 0) -> Parser:
+def whole(low: int = 0, high: int | None = None) -> Parser:
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise ConfigError(name, raw, "a whole number") from None
+        if high is not None and not low <= value <= high:
+            raise ConfigError(name, raw, f"a whole number from {low} to {high}")
         if value < low:
             raise ConfigError(name, raw, f"a whole number of at least {low}")
         return value
@@ -419,6 +422,42 @@ SETTINGS: tuple[Setting, ...] = (
         "days a reply address in a mail stays valid",
     ),
     Setting(
+        "KIBITZ_PAGE_SIZE",
+        "page_size",
+        "50",
+        whole(1, 200),
+        "top-level comments (each with its replies) on one page of a post; 1 to 200",
+    ),
+    Setting(
+        "KIBITZ_VOTES",
+        "votes",
+        "updown",
+        choice(VOTE_MODES, "updown, up or off"),
+        "updown (up and down votes), up (likes only) or off",
+    ),
+    Setting(
+        "KIBITZ_VOTE_RATE",
+        "vote_rate",
+        "60/minute;600/hour",
+        rate,
+        "votes one client address may cast, in the limits notation; off disables",
+    ),
+    Setting(
+        "KIBITZ_VOTER_RATE",
+        "voter_rate",
+        "10/minute;50/hour",
+        rate,
+        "anonymous voter ids one client address may get; off disables",
+    ),
+    Setting(
+        "KIBITZ_CLOSE_AFTER_DAYS",
+        "close_after_days",
+        "0",
+        whole(),
+        "close a thread to new comments this many days after its post's date (or its first "
+        "comment); 0 never closes automatically",
+    ),
+    Setting(
         "KIBITZ_LIVE_PER_ADDRESS",
         "live_per_address",
         "50",
@@ -472,6 +511,11 @@ class Settings:
     webhook_allow_private: bool = False
     mail_reply_address: str | None = None
     mail_reply_days: int = 14
+    page_size: int = 50
+    votes: str = "updown"
+    vote_rate: str | None = "60/minute;600/hour"
+    voter_rate: str | None = "10/minute;50/hour"
+    close_after_days: int = 0
     live_per_address: int = 50
     replay_limit: int = 1000
 

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
         RenderedThread,
         ThreadCache,
     )
+    from server.discussion.paging import Pager
     from server.discussion.ratelimit import PostLimiter
+    from server.discussion.threads import Threads
+    from server.discussion.votes import Votes
     from server.http.widget import Bundle
     from server.mail.notifications import Mail
     from server.settings import Settings
@@ -73,6 +76,9 @@ class State:
     bundle: Bundle
     mail: Mail | None
     webhooks: Webhooks
+    threads: Threads
+    votes: Votes
+    pager: Pager
     background: list[asyncio.Task[None]] = field(default_factory=list)
     health: dict[str, HealthCheck] = field(default_factory=dict)
 

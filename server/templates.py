@@ -102,6 +102,7 @@ class Templates:
             follow_author_links=settings.follow_author_links,
             public_url=settings.public_url,
             moderation=settings.moderation,
+            votes_mode=settings.votes,
             # The one copy of the statuses and actions (db.models, server.discussion).
             Status=Status,
             Action=Action,

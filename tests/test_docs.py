@@ -68,10 +68,10 @@ def test_api_doc_covers_every_command() -> None:
 def test_api_doc_covers_every_contract_route() -> None:
     """The routes of the contract, the pages and the API are all documented."""
     text = API.read_text(encoding="utf-8")
-    from server.http import api, health, pages
+    from server.http import api, health, pages, threads
 
     documented = set(re.findall(r"`(?:GET|POST|PATCH|DELETE) (/[^` ?]*)", text))
-    for module in (api, health, pages):
+    for module in (api, health, pages, threads):
         for route in module.routes:
             path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
             expanded = (

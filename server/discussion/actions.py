@@ -23,6 +23,7 @@ from db.comments import (
     NewComment,
     StaleVersion,
     Submission,
+    ThreadClosed,
     UnknownThread,
 )
 from db.models import Comment, Event, StaffMember, Status, now
@@ -30,7 +31,14 @@ from db.moderation import recent_duplicate
 from db.privacy import Erasure, PrivacyStore
 from db.staff import StaffStore
 from server.discussion.bans import BANNED, find_ban
-from server.discussion.errors import Changed, InvalidInput, Limited, NotAllowed, UnknownComment
+from server.discussion.errors import (
+    Changed,
+    Closed,
+    InvalidInput,
+    Limited,
+    NotAllowed,
+    UnknownComment,
+)
 from server.discussion.lookalikes import impersonates
 from server.discussion.markup import count_links, render_comment
 from server.discussion.moderation import Action
@@ -44,6 +52,8 @@ log = logging.getLogger("kibitz.discussion")
 EventListener = Callable[[list[Event]], Awaitable[None]]
 CommentListener = Callable[[Comment], Awaitable[None]]
 ModeratedListener = Callable[[Comment, Comment, str], Awaitable[None]]
+# (thread uri, comment ids whose vote counts changed); not stored, like presence
+VotesListener = Callable[[str, list[int]], Awaitable[None]]
 
 # Reasons a comment is held, stored with it and shown to moderators.
 HELD_POLICY_ALL = N_("policy: every comment is held")
@@ -77,9 +87,10 @@ class Listeners:
     events: list[EventListener] = field(default_factory=list)
     held: list[CommentListener] = field(default_factory=list)
     moderated: list[ModeratedListener] = field(default_factory=list)
+    votes: list[VotesListener] = field(default_factory=list)
 
 
-async def _notify(listeners: Sequence[Callable[..., Awaitable[None]]], *args: object) -> None:
+async def notify(listeners: Sequence[Callable[..., Awaitable[None]]], *args: object) -> None:
     for listener in listeners:
         try:
             await listener(*args)
@@ -221,13 +232,15 @@ class Discussion:
                     "allowed to embed comments (KIBITZ_ALLOWED_ORIGINS)."
                 )
             ) from None
+        except ThreadClosed:
+            raise Closed() from None
         except InvalidParent:
             raise InvalidInput(
                 fields={"parent": N_("The comment you reply to does not exist or is not visible.")}
             ) from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         if comment.status == Status.PENDING:
-            await _notify(self.listeners.held, comment)
+            await notify(self.listeners.held, comment)
         return comment
 
     async def moderate(
@@ -246,8 +259,8 @@ class Discussion:
             raise UnknownComment(comment_id) from None
         except StaleVersion:
             raise Changed() from None
-        await _notify(self.listeners.events, events)
-        await _notify(self.listeners.moderated, old, new, by.name)
+        await notify(self.listeners.events, events)
+        await notify(self.listeners.moderated, old, new, by.name)
         return new
 
     async def edit(self, comment_id: int, text: str, by: StaffMember | None = None) -> Comment:
@@ -286,9 +299,9 @@ class Discussion:
             raise UnknownComment(comment_id) from None
         except StaleVersion:
             raise Changed(N_("This comment changed meanwhile. Reload it, then edit.")) from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         if new.status == Status.PENDING:
-            await _notify(self.listeners.held, new)
+            await notify(self.listeners.held, new)
         return new
 
     async def remove(self, comment_id: int) -> Comment:
@@ -297,13 +310,13 @@ class Discussion:
             old, new, events = await self.comments.change(comment_id, status=Status.DELETED)
         except store.UnknownComment:
             raise UnknownComment(comment_id) from None
-        await _notify(self.listeners.events, events)
+        await notify(self.listeners.events, events)
         if old.status == Status.PENDING:  # the audit log and the queues learn who withdrew it
-            await _notify(self.listeners.moderated, old, new, f"{old.author} (author)")
+            await notify(self.listeners.moderated, old, new, f"{old.author} (author)")
         return new
 
     async def erase_commenter(self, email: str) -> Erasure:
         """Erase everything a commenter wrote with this address; readers get the events."""
         erasure = await PrivacyStore(self.comments.db).erase(email, ERASED_NAME)
-        await _notify(self.listeners.events, erasure.events)
+        await notify(self.listeners.events, erasure.events)
         return erasure

@@ -18,16 +18,18 @@ if TYPE_CHECKING:
 
 
 class ThreadCache:
-    """Bodies by ``(thread_id, last_seq)``; besides, the newest body of each uri read.
+    """Bodies by ``(thread_id, version)``; besides, the newest body of each uri read.
 
-    The newest body by uri (:meth:`last`) is what reads fall back on while the database is
+    The version is ``last_seq`` plus whatever else readers see change without an event (vote
+    counts: ``votes_seq`` and this process's unflushed votes), so a hit is never stale. The
+    newest body by uri (:meth:`last`) is what reads fall back on while the database is
     unreachable: the thread as it was when last read, rather than an error; and the posts
     seen lately (:meth:`post`) let the comment form come back with what was typed.
     """
 
     def __init__(self, capacity: int = 512) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[int, Hashable], bytes] = OrderedDict()
         self._last: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self._posts: OrderedDict[str, Post] = OrderedDict()
 
@@ -54,16 +56,16 @@ class ThreadCache:
         known = self._last.get(uri)
         return known[1] if known else None
 
-    def get(self, thread_id: int, seq: int) -> bytes | None:
-        key = (thread_id, seq)
+    def get(self, thread_id: int, version: Hashable) -> bytes | None:
+        key = (thread_id, version)
         body = self._items.get(key)
         if body is not None:
             self._items.move_to_end(key)
         return body
 
-    def put(self, thread_id: int, seq: int, body: bytes) -> None:
-        self._items[(thread_id, seq)] = body
-        self._items.move_to_end((thread_id, seq))
+    def put(self, thread_id: int, version: Hashable, body: bytes) -> None:
+        self._items[(thread_id, version)] = body
+        self._items.move_to_end((thread_id, version))
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
@@ -108,6 +110,13 @@ class RenderedThread:
     cursor: int  # the thread's last_seq this HTML shows
     count: int  # approved comments
     html: str  # the list items, escaped by the template: safe to insert as they are
+    top_level: int = 0  # visible top-level comments (the order control shows above one)
+    closed: bool = False
+    next_token: str | None = None  # the ``after`` cursor of the next page, if there is one
+    sort: str = "oldest"
+    paged: bool = False  # a later page (``after`` given)
+    # The thread version the HTML shows exactly, or None when it must not be cached.
+    version: Hashable | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
     DiscussionError             the root: a rule of the discussion says no
     ├── InvalidInput            a field breaks a rule; carries a message per field
     ├── NotAllowed              this page, person or window may not do that
+    │   └── Closed              the thread takes no new comments
     ├── UnknownComment          there is no such comment (or none this asker may see)
     ├── Changed                 the comment changed since the asker saw it; nothing was done
     └── Limited                 too many attempts from one address; carries retry_after
@@ -36,6 +37,10 @@ class InvalidInput(DiscussionError):
 
 class NotAllowed(DiscussionError):
     message = N_("You may not do that.")
+
+
+class Closed(NotAllowed):
+    message = N_("Comments are closed on this page.")
 
 
 class UnknownComment(DiscussionError):

@@ -80,6 +80,7 @@ class PostLimiter:
         self.limiter: MovingWindowRateLimiter | None = None
         self._pool: ConnectionPool | None = None
         self._paused_until = 0.0
+        self.storage: RedisStorage | None = None
         if redis_url:
             if connection_pool is None:
                 # A pool of our own, with timeouts, that :meth:`close` can close (a check cut
@@ -96,6 +97,7 @@ class PostLimiter:
                 key_prefix=f"{prefix}:limits",
                 **options,  # type: ignore[arg-type]
             )
+            self.storage = storage
             self.limiter = MovingWindowRateLimiter(storage)
         else:
             self.memory = MemoryWindows(self.items)
@@ -133,6 +135,11 @@ class PostLimiter:
             raise
 
     async def close(self) -> None:
+        """Close the Redis connections the limit store opened (nothing to do in memory)."""
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
         if self._pool is not None:
             await self._pool.disconnect()
 

@@ -36,6 +36,9 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
             "edited": None,
             "status": DELETED,
             "staff": False,
+            "up": 0,
+            "down": 0,
+            "pinned": False,
             "verified": False,
         }
     return {
@@ -48,6 +51,9 @@ def public_comment(comment: Comment, state: str = FULL) -> dict[str, Any]:
         "edited": iso(comment.edited),
         "status": APPROVED,
         "staff": comment.staff,
+        "up": comment.up,
+        "down": comment.down,
+        "pinned": comment.pinned,
         "verified": comment.verified,
     }
 

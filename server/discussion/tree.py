@@ -28,7 +28,13 @@ def _order(node: Node) -> tuple[object, int]:
     return (node.comment.created, node.comment.id)
 
 
-def build(comments: list[Comment], states: dict[int, str], max_depth: int) -> list[Node]:
+def build(
+    comments: list[Comment],
+    states: dict[int, str],
+    max_depth: int,
+    *,
+    numbers: dict[int, int] | None = None,
+) -> list[Node]:
     """Nest replies under their parents, oldest first, no deeper than ``max_depth``.
 
     A reply below the limit is shown beside its parent at the deepest level, so it is never
@@ -72,12 +78,20 @@ def build(comments: list[Comment], states: dict[int, str], max_depth: int) -> li
             parent = nodes.get(parent_id) if parent_id is not None else None
             place(node, parent if parent is not None and parent.comment.id in placed else None)
 
-    roots.sort(key=_order)
-    number = 0
-    for root in roots:
-        if not root.placeholder:
-            number += 1
-            root.number = number
+    if numbers is not None:
+        # A page of a sorted thread: roots keep the order they came in (pinned first, then
+        # the reader's order), and each keeps its number in the whole thread.
+        position = {c.id: i for i, c in enumerate(comments)}
+        roots.sort(key=lambda n: position[n.comment.id])
+        for root in roots:
+            root.number = None if root.placeholder else numbers.get(root.comment.id)
+    else:
+        roots.sort(key=_order)
+        number = 0
+        for root in roots:
+            if not root.placeholder:
+                number += 1
+                root.number = number
     stack = list(roots)
     while stack:
         node = stack.pop()

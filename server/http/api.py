@@ -24,7 +24,7 @@ from server.discussion.shapes import APPROVED, own_comment, public_comment, staf
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text, validate_title
 from server.errors import BadRequest, Forbidden, KibitzError, NotFound, ValidationFailed
-from server.http import idempotency, origins
+from server.http import idempotency, origins, threads
 from server.http.bodies import read_json
 from server.http.clients import client_address
 from server.http.models import (
@@ -81,6 +81,8 @@ async def _audit(
 async def read_comments(request: Request) -> Response:
     state = state_of(request)
     uri = required_uri(request.query_params)
+    if any(name in request.query_params for name in ("sort", "limit", "after")):
+        return await threads.read_page(request, uri)  # keyset pages (big threads)
     try:
         return await _read_comments(request, uri)
     except Unavailable:
@@ -97,21 +99,38 @@ async def _read_comments(request: Request, uri: str) -> Response:
     state = state_of(request)
     thread, cursor = await state.comments.cursor(uri)
     if thread is None:
-        return _json({"uri": uri, "count": 0, "cursor": 0, "comments": []})
-    cached = state.cache.get(thread.id, cursor)
+        return _json(
+            {
+                "uri": uri,
+                "count": 0,
+                "cursor": 0,
+                "top_level": 0,
+                "next": None,
+                "closed": False,
+                "comments": [],
+            }
+        )
+    # Vote counts are part of what readers see, so the cache key is the thread's version.
+    version = (cursor, thread.votes_seq, state.votes.local_version(thread.id))
+    cached = state.cache.get(thread.id, version)
     if cached is None:
-        # The comments and their cursor come from one snapshot, and the body is cached under
-        # that cursor (a write may have committed since ``cursor`` was read above).
-        cursor, comments = await state.comments.visible_with_cursor(thread.id)
+        # The comments and their cursor come from one snapshot. The body is cached only when
+        # that snapshot is the version looked up above: ``closed`` comes from that lookup,
+        # and closing bumps the cursor, so a body is never cached under a version it is not.
+        snapshot, comments = await state.comments.visible_with_cursor(thread.id)
         states = visible_states((c.id, c.parent_id, c.status) for c in comments)
         body = {
             "uri": thread.uri,
             "count": sum(1 for c in comments if c.status == APPROVED),
-            "cursor": cursor,
+            "cursor": snapshot,
+            "top_level": sum(1 for c in comments if c.parent_id not in states),
+            "next": None,
+            "closed": thread.closed,
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
         cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        state.cache.put(thread.id, cursor, cached)
+        if snapshot == cursor:
+            state.cache.put(thread.id, version, cached)
     state.cache.remember(uri, cursor, cached)
     return Response(cached, media_type="application/json")
 
@@ -439,6 +458,8 @@ async def config(request: Request) -> Response:
             "moderation": settings.moderation,
             "max_depth": settings.max_depth,
             "follow_author_links": settings.follow_author_links,
+            "page_size": settings.page_size,
+            "votes": settings.votes,
             "sso": settings.sso_secret is not None,
             "sso_only": settings.sso_only,
             "sso_login_url": settings.sso_login_url,

@@ -18,7 +18,7 @@ from server.http import origins
 from server.settings import Settings
 
 METHODS = "GET, POST, PATCH, DELETE"
-HEADERS = "Content-Type, Authorization, X-CSRF-Token, Idempotency-Key"
+HEADERS = "Content-Type, Authorization, X-CSRF-Token, Idempotency-Key, Accept-Language"
 # What a script on another origin may read of an answer (retries, replays, stale reads).
 EXPOSED = "Retry-After, Idempotency-Replayed, Kibitz-Stale"
 PUBLIC_PATHS = frozenset({"/api/config"})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Hashable
 from typing import Any
+from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from markupsafe import Markup
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from db.comments import Submission, Submitted, visible_states
+from db.comments import Submission, Submitted
 from db.errors import Unavailable
 from db.models import Comment, Post, Status
 from server.auth.sso import SIGN_IN_REQUIRED, SsoRejected
@@ -26,10 +28,11 @@ from server.discussion.actions import (
     AlreadySubmitted,
 )
 from server.discussion.cache import RenderedPage, RenderedThread
-from server.discussion.errors import InvalidInput, Limited
+from server.discussion.errors import Closed, InvalidInput, Limited
+from server.discussion.paging import SORTS, BadCursor
 from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import UNAVAILABLE_RETRY_AFTER, Conflicting, KibitzError, NotFound
+from server.errors import UNAVAILABLE_RETRY_AFTER, BadRequest, Conflicting, KibitzError, NotFound
 from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
@@ -119,31 +122,70 @@ async def index(request: Request) -> Response:
     )
 
 
-async def _comment_list(request: Request, post: Post) -> RenderedThread:
-    """The post's comment list as HTML, rendered once per visible state of its thread.
+def _page_params(request: Request) -> tuple[str, str | None]:
+    sort = request.query_params.get("sort", "oldest")
+    if sort not in SORTS:
+        raise BadRequest(N_("sort is one of oldest, newest, best."))
+    after = request.query_params.get("after") or None
+    return sort, after
 
-    On a hit this costs one indexed read of the thread's ``last_seq``: no comments are read,
-    no tree is built, no date is formatted. A miss renders under the ``last_seq`` read in the
-    same snapshot as the comments, so a cached fragment always shows exactly its state.
+
+def _empty(sort: str, after: str | None) -> RenderedThread:
+    return RenderedThread(cursor=0, count=0, html="", sort=sort, paged=after is not None)
+
+
+async def _comment_list(
+    request: Request, post: Post, sort: str = "oldest", after: str | None = None
+) -> RenderedThread:
+    """One page of the post's comments as HTML, rendered once per visible state of its thread.
+
+    The key is everything the fragment shows: the thread's ``last_seq`` (comments, pins,
+    closing), its ``votes_seq`` and this process's unflushed votes (the counts), the page
+    (sort, after) and the view (uri in the reply links, language, depth, page size). On a hit
+    this costs one indexed read of the thread row: no comments are read, no tree is built.
+    A miss is cached only when the page was read at the version looked up, so a cached
+    fragment always shows exactly its key's state. Per-reader parts (form token, CSRF, staff
+    controls, the reader's own votes) are never in it: the page's script marks own votes.
     """
     state = state_of(request)
     settings = state.settings
-    view = (post.uri, settings.language, settings.max_depth)
-    seq = await state.comments.last_seq(post.thread_id)
-    rendered = state.fragments.get((post.thread_id, seq, *view))
+    thread = await state.comments.thread(post.uri)
+    if thread is None:
+        return _empty(sort, after)
+    local = state.votes.local_version(thread.id)
+    version: Hashable = (thread.last_seq, thread.votes_seq, thread.closed_flag, local)
+    view = (sort, after, post.uri, settings.language, settings.max_depth, settings.page_size)
+    key = (thread.id, version, *view)
+    rendered = state.fragments.get(key)
     if rendered is not None:
         return rendered
-    cursor, comments = await state.comments.visible_with_cursor(post.thread_id)
-    states = visible_states((c.id, c.parent_id, c.status) for c in comments)
-    nodes = tree.build(comments, states, settings.max_depth)
+    try:
+        found = await state.pager.page(thread, sort, settings.page_size, after)
+    except BadCursor:
+        raise BadRequest(
+            N_("This page link is not valid any more; start from the first page.")
+        ) from None
+    if found is None:
+        return _empty(sort, after)
+    index, page, comments = found
+    token = state.pager.next_token(thread.id, sort, page)
+    nodes = tree.build(comments, page.states, settings.max_depth, numbers=page.numbers)
+    consistent = index.version == thread.version and index.closed == thread.closed
     rendered = RenderedThread(
-        cursor=cursor,
-        count=sum(1 for c in comments if c.status == APPROVED),
+        cursor=index.last_seq,
+        count=page.count,
         html=state.templates.render(
             "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
         ),
+        top_level=page.top_level,
+        closed=index.closed,
+        next_token=token,
+        sort=sort,
+        paged=after is not None,
+        version=version if consistent else None,
     )
-    state.fragments.put((post.thread_id, cursor, *view), rendered)
+    if consistent:
+        state.fragments.put(key, rendered)
     return rendered
 
 
@@ -167,6 +209,13 @@ def _context(
         "comment_list": Markup(rendered.html),
         "cursor": rendered.cursor,
         "count": rendered.count,
+        "top_level": rendered.top_level,
+        "closed": rendered.closed,
+        "next_url": _next_url(post.uri, rendered),
+        "next_token": rendered.next_token,
+        "sort": rendered.sort,
+        "sorts": SORTS,
+        "paged": rendered.paged,
         "values": values,
         "errors": errors or {},
         "form_error": form_error,
@@ -180,6 +229,12 @@ def _context(
         "sso_only": state.settings.sso_only,
         "sso_login_url": state.settings.sso_login_url,
     }
+
+
+def _next_url(uri: str, rendered: RenderedThread) -> str | None:
+    if rendered.next_token is None:
+        return None
+    return f"{uri}?{urlencode({'sort': rendered.sort, 'after': rendered.next_token})}#comments"
 
 
 async def _render_post(
@@ -200,8 +255,9 @@ async def _render_post(
     if post is None:
         raise NotFound()
     state.cache.remember_post(post)
+    sort, after = _page_params(request)
     if known is None:
-        rendered = await _comment_list(request, post)
+        rendered = await _comment_list(request, post, sort, after)
     else:  # the database is down: the post and the form only
         rendered = RenderedThread(cursor=0, count=0, html="")
     values = dict(values or {})
@@ -232,6 +288,27 @@ async def _render_post(
     )
 
 
+async def comment_link(request: Request) -> Response:
+    """``/c/{id}``: 303 to the page of its post that shows the comment."""
+    state = state_of(request)
+    comment_id = int(request.path_params["id"])
+    comment = await state.comments.get(comment_id) if comment_id < 2**63 else None
+    if comment is None or comment.status != APPROVED:
+        raise NotFound()
+    slug = await state.threads.store.post_slug(comment.thread_id)
+    thread = await state.comments.thread(f"/posts/{slug}") if slug else None
+    if thread is None:
+        raise NotFound()
+    try:
+        token = await state.pager.page_holding(thread, comment.id, state.settings.page_size)
+    except LookupError:
+        raise NotFound() from None
+    query = "?" + urlencode({"sort": "oldest", "after": token}) if token else ""
+    return RedirectResponse(f"{thread.uri}{query}#comment-{comment.id}", status_code=303)
+
+
+# Query parameters a cached page may have: which page of the comments it shows.
+PAGE_PARAMS = ("sort", "after")
 # Where the page's form token goes in a cached page: a value no template could print.
 FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
 
@@ -239,7 +316,8 @@ FORM_SLOT = "kibitz-form-token-slot-" + secrets.token_hex(8)
 async def post_page(request: Request) -> Response:
     """A post page; the common visit (no reply target, no notice, no session) from a cache.
 
-    A reader without a session cookie who opens the plain page sees exactly what every other
+    A reader without a session cookie who opens the plain page (or one page of its comments,
+    ``?sort=…&after=…``) sees exactly what every other
     such reader sees, but for the form token: that page is rendered once per visible state
     of the thread and post, cut at the token, and each request joins the parts around a fresh
     token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
@@ -247,21 +325,26 @@ async def post_page(request: Request) -> Response:
     """
     state = state_of(request)
     slug = request.path_params["slug"]
-    if request.query_params or state.sessions.csrf_token(request) is not None:
+    if (
+        any(name not in PAGE_PARAMS for name in request.query_params)
+        or state.sessions.csrf_token(request) is not None
+    ):
         return await _render_post(request, slug)
-    version = await state.posts.page_version(slug)
-    if version is None:
+    sort, after = _page_params(request)
+    found = await state.posts.page_version(slug)
+    if found is None:
         raise NotFound()
-    stored, seq = version
+    stored, thread_id, thread_version = found
     settings = state.settings
-    view = ("page", settings.language, settings.max_depth)
-    page = state.pages.get((stored, seq, *view))
+    version = (*thread_version, state.votes.local_version(thread_id))
+    view = ("page", sort, after, settings.language, settings.max_depth, settings.page_size)
+    page = state.pages.get((stored, version, *view))
     if page is None:
         post = await state.posts.by_slug(slug)
         if post is None:
             raise NotFound()
         state.cache.remember_post(post)  # its form can come back while the database is down
-        rendered = await _comment_list(request, post)
+        rendered = await _comment_list(request, post, sort, after)
         html = state.templates.render(
             "post.html",
             **_context(request, post, rendered, form_token=FORM_SLOT, csrf_token=None, values={}),
@@ -270,7 +353,8 @@ async def post_page(request: Request) -> Response:
         if len(parts) != 2:  # the template changed; never serve a page with a slot in it
             return await _render_post(request, slug)
         page = RenderedPage(rendered.cursor, parts)
-        state.pages.put((stored, rendered.cursor, *view), page)
+        if rendered.version is not None:  # the fragment shows exactly that version
+            state.pages.put((stored, rendered.version, *view), page)
     token = form_token(request, int(stored[0])).encode()
     return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
 
@@ -325,6 +409,11 @@ async def submit_comment(request: Request) -> Response:
         )
     except InvalidInput as exc:
         return await _render_post(request, slug, values=values, errors=exc.fields, status_code=422)
+    except Closed as exc:
+        # Closed while they typed: keep every word so nothing is lost.
+        return await _render_post(
+            request, slug, values=values, form_error=exc.message, status_code=403
+        )
     except Limited as exc:
         return await _render_post(
             request,
@@ -392,4 +481,5 @@ routes = [
     Route("/posts/{slug:str}", post_page, methods=["GET"]),
     Route("/posts/{slug:str}/comments", submit_comment, methods=["POST"]),
     Route("/posts/{slug:str}/comments", to_comments, methods=["GET"]),
+    Route("/c/{id:int}", comment_link, methods=["GET"]),
 ]

@@ -7,10 +7,11 @@ topological sort), never from a list kept by hand. Assembling drops the ``import
 ``export`` keywords, puts the modules in that order inside one function scope, inlines the
 stylesheet and the German catalogue, minifies with rjsmin/rcssmin and gzips once, at start-up.
 
-The German words are declared, not searched for: ``web/widget/de.json`` holds the words only
-the widget says, ``web/widget/messages.json`` lists the server's messages the widget shows
-(field errors and refusals from the API); both take their German from the server's catalogue
-where it has one.
+The German words are declared, not searched for: ``web/widget/de.json`` holds the words the
+widget says itself, taking their German from the server's catalogue where it has one. The
+server's own messages (field errors and refusals from the API) are not carried: the widget
+asks the API in its language (``Accept-Language``) and shows what comes back, so the bundle
+holds no second copy of the server's catalogue.
 
 URLs: ``/embed.js`` is the contract's address and is cached briefly (a new release reaches
 every host page within minutes); the same bytes under ``/widget/embed.<hash>.js``, and the
@@ -41,8 +42,6 @@ from server.state import state_of
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "web" / "widget"
 ENTRIES = ("embed", "page")
-# The server's messages the widget shows beside fields or in notices (translated like pages).
-MESSAGES = SOURCES / "messages.json"
 # The statuses the widget compares comments with, from their one definition.
 STATUSES_JSON = json.dumps({s.name: s.value for s in Status}, separators=(",", ":"))
 SHORT_CACHE = "public, max-age=300"
@@ -110,17 +109,14 @@ def module_order(entry: str) -> list[str]:
 
 
 def widget_catalogues() -> dict[str, dict[str, Any]]:
-    """German for the declared words, the server's catalogue winning where both have one.
+    """German for the widget's own words, the server's catalogue winning where both have one.
 
-    ``web/widget/de.json`` holds the words only the widget says; everything the templates also
-    say comes from ``web/locale`` so a page and the widget never word one thing differently.
+    ``web/widget/de.json`` holds the words the widget says; everything the templates also say
+    comes from ``web/locale`` so a page and the widget never word one thing differently.
     """
     own: dict[str, Any] = json.loads((SOURCES / "de.json").read_text(encoding="utf-8"))
-    declared: list[str] = json.loads(MESSAGES.read_text(encoding="utf-8"))
     server = catalogue("de")
-    words = dict(own)
-    words.update({key: server[key] for key in (*own, *declared) if key in server})
-    return {"de": words}
+    return {"de": {key: server.get(key, value) for key, value in own.items()}}
 
 
 def assemble(entry: str) -> str:

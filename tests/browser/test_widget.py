@@ -233,7 +233,7 @@ def test_field_errors_show_beside_fields_and_typed_text_survives_a_reload(
 
 
 def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> None:
-    """data-kibitz-lang=de (or the page's lang) switches every word to German."""
+    """data-kibitz-lang=de (or the page's lang) switches every word to German, the API's too."""
     site.kibitz.add_comment(THREAD, "Servus.")
     url = site.host.add("/de", host_page(site.kibitz.url, THREAD_DIV, lang="de"))
     ctx, page, _ = open_host(browser, url)
@@ -242,6 +242,11 @@ def test_german_words_from_the_shared_catalogue(browser: Any, site: Setup) -> No
         assert widget(page).locator(".comments__title").inner_text() == "1 Kommentar"
         assert widget(page).locator("button[type=submit]").inner_text() == "Kommentar abschicken"
         assert widget(page).locator(".comment__reply").inner_text() == "Antworten"
+        # The server's own messages come in German too: the widget asks the API in its language.
+        widget(page).locator("button[type=submit]").click()
+        error = widget(page).locator("#kibitz-text-error")
+        error.wait_for()
+        assert error.inner_text() == "Bitte schreibe einen Kommentar."
         shot(page, "widget-german")
     finally:
         ctx.close()
@@ -266,7 +271,9 @@ def test_a_hundred_comment_thread_renders_fast(browser: Any, site: Setup) -> Non
     ctx, page, problems = open_host(browser, url)
     try:
         widget(page).locator("form[data-comment-form]").wait_for()
-        assert widget(page).locator("li.comment").count() == 100
+        # The first page: 50 top-level comments with their replies; the rest loads on request.
+        assert widget(page).locator("li.comment").count() == 75
+        assert widget(page).locator("button[data-load-more]").is_visible()
         timing = page.evaluate("""() => {
             const s = performance.getEntriesByType('resource')
                 .find(e => e.name.includes('/embed.js'));

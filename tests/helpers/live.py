@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.auth.credentials import hash_password, new_api_token
 from tests.helpers.mail import until
-from tests.helpers.servers import Server
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 COMMENT = {"author": "Ada", "email": "ada@example.org", "text": "Hello live world"}
 
@@ -134,3 +137,23 @@ async def until_others_see(server: Server, uri: str, online: int, timeout: float
 async def until_disconnected(server: Server, timeout: float = 10) -> None:
     """Wait until ``server``'s broker has noticed that Redis is gone."""
     await until(lambda: not server.state.live.broker.connected, timeout)
+
+
+@asynccontextmanager
+async def pair(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Server]]:
+    """Two kibitz servers on one database and one Redis prefix, each with a live port."""
+    prefix = f"kibitz-live-{uuid.uuid4().hex[:8]}"
+    common = {"KIBITZ_REDIS_URL": redis_url, "KIBITZ_REDIS_PREFIX": prefix}
+    a = make_settings(pg_url, tmp_path / "a", KIBITZ_LIVE_PORT=str(free_port()), **common)
+    b = make_settings(pg_url, tmp_path / "b", KIBITZ_LIVE_PORT=str(free_port()), **common)
+    async with serve(a) as one, serve(b) as two:
+        await wait_connected(one)
+        await wait_connected(two)
+        yield one, two
+
+
+async def wait_connected(server: Server, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.state.live.broker.connected:
+        assert time.monotonic() < deadline, "the broker never connected"
+        await asyncio.sleep(0.05)

@@ -33,7 +33,15 @@ async def test_unknown_uri_is_an_empty_list(server: Server) -> None:
     async with server.client() as client:
         read = await client.get("/api/comments", params={"uri": "/nothing/here"})
     assert read.status_code == 200
-    assert read.json() == {"uri": "/nothing/here", "count": 0, "cursor": 0, "comments": []}
+    assert read.json() == {
+        "uri": "/nothing/here",
+        "count": 0,
+        "cursor": 0,
+        "top_level": 0,
+        "next": None,
+        "closed": False,
+        "comments": [],
+    }
 
 
 async def test_bad_requests_get_clear_4xx(server: Server) -> None:

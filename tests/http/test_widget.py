@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from server.http.widget import ENTRIES, MESSAGES, SOURCES, Bundle, assemble, imports, module_order
+from server.http.widget import ENTRIES, SOURCES, Bundle, assemble, imports, module_order
 from server.i18n import catalogue
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, make_settings, serve
@@ -61,7 +61,7 @@ def test_bundle_is_csp_safe_and_carries_the_german_catalogue() -> None:
     assert not re.search(r"^\s*(import|export)\s", source, re.MULTILINE)
     own = json.loads((SOURCES / "de.json").read_text(encoding="utf-8"))
     server = catalogue("de")
-    for msgid in ("Post comment", "Please enter your name.", "Edit your comment"):
+    for msgid in ("Post comment", "Cancel reply", "Edit your comment"):
         german = server.get(msgid) or own[msgid]  # the server's catalogue wins where it has one
         assert json.dumps(german, ensure_ascii=False) in minified
     assert len(gzip.compress(minified.encode())) <= BUDGET
@@ -105,18 +105,40 @@ def _n_messages(path: Path) -> set[str]:
     }
 
 
-def test_declared_messages_cover_what_the_api_refuses_with() -> None:
-    """Every field message and domain refusal the widget may show is declared and translated."""
-    declared = set(json.loads(MESSAGES.read_text(encoding="utf-8")))
-    own = set(json.loads((SOURCES / "de.json").read_text(encoding="utf-8")))
-    server = catalogue("de")
-    root = SOURCES.parents[1] / "server" / "discussion"
-    for path in (root / "validation.py", root / "errors.py"):
+async def test_the_api_answers_in_the_language_the_widget_asks_for(server: Server) -> None:
+    """Field messages and refusals come in German for Accept-Language: de, English otherwise."""
+    await add_post(server, "hello")
+    server_de = catalogue("de")
+    empty = {"uri": "/posts/hello", "author": "", "email": "", "text": ""}
+    async with server.client() as client:
+        german = await client.post("/api/comments", json=empty, headers={"Accept-Language": "de"})
+        english = await client.post("/api/comments", json=empty)
+        regional = await client.post(
+            "/api/comments", json=empty, headers={"Accept-Language": "de-AT,en;q=0.5"}
+        )
+        asked_en = await client.post("/api/comments", json=empty, headers={"Accept-Language": "en"})
+        missing = await client.get("/api/comments/999999", headers={"Accept-Language": "de"})
+    assert german.status_code == english.status_code == 422
+    assert german.json()["fields"]["text"] == server_de["Please write a comment."]
+    assert german.json()["error"] == server_de[english.json()["error"]]
+    assert regional.json() == german.json()
+    assert english.json()["fields"]["text"] == "Please write a comment."
+    assert asked_en.json() == english.json()
+    assert missing.status_code in (404, 405) and missing.json()["error"] in server_de.values()
+
+
+def test_every_message_the_api_refuses_with_has_german() -> None:
+    """The API can answer every field message and domain refusal in German."""
+    server_de = catalogue("de")
+    root = SOURCES.parents[1] / "server"
+    for path in (
+        root / "discussion" / "validation.py",
+        root / "discussion" / "errors.py",
+        root / "auth" / "sso.py",
+    ):
         for message in _n_messages(path):
-            assert message in declared | own, message
-    for message in declared:
-        assert message in server, message
-    assert server["Please write a comment."] in assemble("embed")
+            assert message in server_de, message
+    assert server_de["Leave a comment"] in assemble("embed")
 
 
 async def test_cors_answers_allowed_origins_only(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

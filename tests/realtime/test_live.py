@@ -63,6 +63,9 @@ async def test_two_readers_see_a_new_comment(live: Server, transport: str) -> No
                 "edited",
                 "status",
                 "staff",
+                "up",
+                "down",
+                "pinned",
                 "verified",
             }
             await r.silent(0.3)

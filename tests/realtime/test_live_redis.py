@@ -7,49 +7,29 @@ stops it mid-test; the shared Redis is never touched.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.helpers.live import (
+    pair,
     post,
     reader,
     until_disconnected,
     until_others_see,
+    wait_connected,
     ws_base,
 )
 from tests.helpers.posts import add_post
-from tests.helpers.servers import Server, free_port, make_settings, serve
+from tests.helpers.servers import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@contextlib.asynccontextmanager
-async def pair(pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Server]]:
-    """Two kibitz servers on one database and one Redis prefix, each with a live port."""
-    prefix = f"kibitz-live-{uuid.uuid4().hex[:8]}"
-    common = {"KIBITZ_REDIS_URL": redis_url, "KIBITZ_REDIS_PREFIX": prefix}
-    a = make_settings(pg_url, tmp_path / "a", KIBITZ_LIVE_PORT=str(free_port()), **common)
-    b = make_settings(pg_url, tmp_path / "b", KIBITZ_LIVE_PORT=str(free_port()), **common)
-    async with serve(a) as one, serve(b) as two:
-        await wait_connected(one)
-        await wait_connected(two)
-        yield one, two
-
-
-async def wait_connected(server: Server, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not server.state.live.broker.connected:
-        assert time.monotonic() < deadline, "the broker never connected"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_reader_on_one_server_sees_a_comment_posted_to_the_other(

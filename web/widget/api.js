@@ -34,6 +34,10 @@ export function makeApi(base, extraHeaders = {}) {
   return {
     config: () => call("GET", "/api/config"),
     thread: (uri) => call("GET", "/api/comments?uri=" + q(uri)),
+    page: (uri, { sort, limit, after }) => call("GET", "/api/comments?uri=" + q(uri) + "&sort=" + q(sort)
+      + "&limit=" + q(limit) + (after ? "&after=" + q(after) : "")),
+    voter: () => call("POST", "/api/voters"),
+    vote: (id, value, voter) => call("POST", "/api/comments/" + id + "/vote", { value, voter }),
     counts: (uris) => call("GET", "/api/counts?" + uris.map((u) => "uri=" + q(u)).join("&")),
     post: (comment) => call("POST", "/api/comments", comment),
     edit: (id, text, token) => call("PATCH", "/api/comments/" + id, { text }, bearer(token)),

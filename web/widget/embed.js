@@ -15,6 +15,7 @@ import { h, ThreadView } from "./render.js";
 import { buildForm, enhanceForm } from "./form.js";
 import { Own } from "./own.js";
 import { follow } from "./thread.js";
+import { PAGE, Pager, Votes, buildOrder, storedSort } from "./paging.js";
 
 const CSS = /*kibitz:css*/"";
 const CSS_URL = /*kibitz:css-url*/"";
@@ -53,6 +54,7 @@ async function mount(el, api, configured) {
   const langHolder = el.closest("[lang]");
   const lang = pickLanguage(el.dataset.kibitzLang, langHolder && langHolder.lang, navigator.language);
   const t = translator(lang);
+  api = makeApi(BASE, { "Accept-Language": lang }); // the API's messages come in the widget's language
   const theme = ["light", "dark", "auto"].includes(el.dataset.kibitzTheme) ? el.dataset.kibitzTheme : "auto";
   const box = h("div", { class: "kibitz", "data-theme": theme, lang },
     h("p", { class: "kibitz__status", role: "status" }, t("Loading comments…")));
@@ -62,7 +64,10 @@ async function mount(el, api, configured) {
     el.dispatchEvent(new CustomEvent("kibitz:ready", { detail: state }));
   };
 
-  const [config, thread] = await Promise.allSettled([configured, api.thread(uri)]);
+  const sort = storedSort() || "oldest";
+  // The first page is as long as the site's pages (KIBITZ_PAGE_SIZE), so /api/config first.
+  const [config, thread] = await Promise.allSettled([configured,
+    configured.then((c) => api.page(uri, { sort, limit: c.page_size || PAGE }))]);
   if (window.performance && performance.mark) performance.mark("kibitz:data");
   if (config.status === "fulfilled" && config.value.origin_allowed === false) {
     box.replaceChildren(h("p", { class: "notice notice--error", role: "alert" },
@@ -85,17 +90,32 @@ async function mount(el, api, configured) {
   const empty = h("p", { class: "comments__empty" }, t("No comments yet. Start the discussion!"));
   const list = h("ol", { class: "comment-list", "data-comment-list": true });
   let own = null;
-  const view = new ThreadView(list, { t, maxDepth, followAuthorLinks, decorate: (li, c) => own && own.decorate(li, c) });
+  const votes = new Votes({ api, t, mode: config.value.votes || "off", scope: BASE, announcer });
+  const view = new ThreadView(list, { t, maxDepth, followAuthorLinks, sort,
+    decorate: (li, c) => { if (own) own.decorate(li, c); votes.decorate(li, c); },
+    onVotes: (li, up, down) => votes.show(li, up, down) });
   own = new Own({ api, t, editWindow, view, scope: BASE });
+  votes.attach(list, view);
   view.onChange = () => {
-    count.textContent = heading(t, view.count, title);
+    count.textContent = heading(t, view.shown, title);
     empty.hidden = view.count > 0 || list.children.length > 0;
   };
+  view.total = thread.value.count;
   view.render(thread.value.comments);
   const sso = () => el.dataset.kibitzSso || "";
   const loginOnly = config.value.sso_only && !sso();
   const respond = loginOnly ? signInLink(t, config.value.sso_login_url) : buildForm(t);
-  box.replaceChildren(h("section", { class: "comments" }, count, presence, announcer, empty, list), respond);
+  const order = thread.value.top_level > 1 && buildOrder(t, sort);
+  const closedNotice = h("p", { class: "notice notice--closed", role: "status", hidden: true },
+    t("Comments are closed on this page."));
+  const newNotice = h("p", { class: "comments__new", hidden: true }, h("button", { type: "button" }));
+  const more = h("p", { class: "comments__more" });
+  box.replaceChildren(h("section", { class: "comments" }, count, presence, announcer, closedNotice, order, empty,
+    list, newNotice, more), respond);
+  const pager = new Pager({ api, uri, view, t, announcer, limit: config.value.page_size || PAGE,
+    next: thread.value.next, more, newNotice, closedNotice, form: respond });
+  pager.attachOrder(order);
+  pager.setClosed(thread.value.closed);
   // Links to #comment-N point into the shadow root, where the host page's URL cannot reach.
   const reveal = (hash) => {
     const target = /^#comment-\d+$/.test(hash) && root.getElementById(hash.slice(1));
@@ -117,7 +137,7 @@ async function mount(el, api, configured) {
   if (window.performance && performance.mark) performance.mark("kibitz:rendered");
   ready("rendered");
   if ("WebSocket" in window) {
-    follow({ liveUrl, uri, cursor: thread.value.cursor, view, api, t, announcer, presence });
+    follow({ liveUrl, uri, cursor: thread.value.cursor, view, api, t, announcer, presence, pager });
   }
 }
 

@@ -9,7 +9,7 @@
 const RESUME = 4000;
 const MAX_DELAY = 30000;
 
-export function connectLive({ url, uri, cursor, onEvent, onPresence, onReset, onState }) {
+export function connectLive({ url, uri, cursor, onEvent, onPresence, onReset, onState, onVotes }) {
   let socket = null;
   let attempt = 0;
   let timer = 0;
@@ -51,6 +51,9 @@ export function connectLive({ url, uri, cursor, onEvent, onPresence, onReset, on
       onPresence(data.online);
     } else if (data.type === "presence") {
       onPresence(data.online);
+    } else if (data.type === "votes") {
+      if (onVotes) onVotes(data.votes); // counts, not stored: no seq
+
     } else if (data.type === "reset") {
       socket = null;
       ws.close(1000);

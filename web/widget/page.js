@@ -8,12 +8,15 @@ import { ThreadView } from "./render.js";
 import { enhanceForm } from "./form.js";
 import { Own } from "./own.js";
 import { follow } from "./thread.js";
+import { Pager, Votes, storedSort } from "./paging.js";
 import { STATUS } from "./statuses.js";
 
 async function enhance(section) {
-  const t = translator(pickLanguage(document.documentElement.lang));
+  const lang = pickLanguage(document.documentElement.lang);
+  const t = translator(lang);
   const csrf = document.querySelector('meta[name="csrf-token"]');
-  const api = makeApi("", csrf ? { "X-CSRF-Token": csrf.content } : {});
+  // The API's messages come in the page's language (the bundle carries no copy of them).
+  const api = makeApi("", { "Accept-Language": lang, ...(csrf ? { "X-CSRF-Token": csrf.content } : {}) });
   let config;
   try { config = await api.config(); } catch { return; }
   const uri = section.dataset.uri;
@@ -22,14 +25,43 @@ async function enhance(section) {
   const title = titleEl ? titleEl.textContent.trim() : "";
   const count = section.querySelector(".comments__title");
   let own = null;
+  const announcer = section.querySelector("[data-announcer]");
+  const votes = new Votes({ api, t, mode: config.votes || "off", scope: location.origin, announcer });
+  const orderForm = section.querySelector("[data-order-form]");
   const view = new ThreadView(list, { t, maxDepth: config.max_depth, followAuthorLinks: config.follow_author_links,
-    decorate: (li, c) => own && own.decorate(li, c) });
+    sort: orderForm ? orderForm.elements.sort.value : "oldest", numbers: false,
+    decorate: (li, c) => { if (own) own.decorate(li, c); votes.decorate(li, c); },
+    onVotes: (li, up, down) => votes.show(li, up, down) });
   own = new Own({ api, t, editWindow: config.edit_window, view, scope: location.origin });
+  view.total = Number(section.dataset.count) || 0;
   for (const li of list.querySelectorAll("li.comment:not(.comment--deleted)")) {
     own.decorate(li, { id: Number(li.dataset.id), created: li.dataset.created, status: STATUS.APPROVED });
+    const counts = li.querySelector(":scope > .comment__card > .comment__actions > .comment__votes");
+    if (counts) votes.decorate(li, { id: Number(li.dataset.id), up: Number(counts.dataset.up), down: Number(counts.dataset.down), status: STATUS.APPROVED });
+  }
+  votes.attach(list, view);
+  // Pages: the plain "next page" link becomes "load more"; the order control reorders in place.
+  const nextLink = section.querySelector("[data-next-page]");
+  let more = nextLink ? nextLink.parentElement : null;
+  if (!more) {
+    more = document.createElement("p");
+    more.className = "comments__more";
+    list.after(more);
+  }
+  const pager = new Pager({ api, uri, view, t, announcer, limit: config.page_size || 50,
+    next: nextLink ? nextLink.dataset.after : null, more,
+    newNotice: section.querySelector("[data-new-notice]"),
+    closedNotice: section.querySelector("[data-closed]"),
+    form: document.querySelector("#respond form[data-comment-form]") });
+  pager.attachOrder(orderForm);
+  const paged = new URLSearchParams(location.search).has("after");
+  const wanted = storedSort();
+  if (orderForm && wanted && wanted !== view.sort && !paged) {
+    orderForm.elements.sort.value = wanted;
+    try { await pager.reorder(wanted); } catch { /* the server's order stays */ }
   }
   view.onChange = () => {
-    if (count) count.textContent = t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", view.count, { title });
+    if (count) count.textContent = t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", view.shown, { title });
     const empty = section.querySelector("[data-empty]");
     if (empty) empty.hidden = list.children.length > 0;
   };
@@ -37,7 +69,7 @@ async function enhance(section) {
   if (form) enhanceForm({ section: form.closest("section") || form.parentElement, api, uri, t, view, own });
   if ("WebSocket" in window) {
     follow({ liveUrl: config.live_url, uri, cursor: Number(section.dataset.cursor) || 0, view, api, t,
-      announcer: section.querySelector("[data-announcer]"), presence: section.querySelector("[data-presence]") });
+      announcer, presence: section.querySelector("[data-presence]"), pager });
   }
   section.dataset.live = "ready";
 }

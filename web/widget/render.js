@@ -41,12 +41,52 @@ function before(a, b) {
   return ca < cb || (ca === cb && ia < ib);
 }
 
+// Top-level comments follow the reader's order, pinned first (server/discussion/paging.py):
+// a key of comparable parts, from an element (dataset) or a comment (JSON).
+export function rootKey(sort, { pinned, score, created, id }) {
+  const pin = pinned ? 0 : 1;
+  if (sort === "newest") return [pin, -Date.parse(created), -id];
+  if (sort === "best") return [pin, -score, created, id];
+  return [pin, created, id];
+}
+function keyBefore(a, b) {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] < b[i]) return true;
+    if (a[i] > b[i]) return false;
+  }
+  return false;
+}
+const fromElement = (el) => ({ pinned: el.dataset.pinned === "1", score: Number(el.dataset.score) || 0,
+  created: el.dataset.created || "", id: Number(el.dataset.id) });
+export const fromComment = (c) => ({ pinned: Boolean(c.pinned) && c.status !== STATUS.DELETED,
+  score: c.status === STATUS.DELETED ? 0 : (c.up || 0) - (c.down || 0), created: c.created, id: c.id });
+
 export class ThreadView {
   // options: { t, maxDepth, followAuthorLinks, decorate(li, comment) }
   constructor(list, options) {
     this.list = list;
     this.o = options;
+    this.sort = options.sort || "oldest";
     this.onChange = () => {};
+    // With pages only some comments are loaded: the heading counts the thread's total from
+    // the server, plus what arrived or went since.
+    this.total = null;
+    this.added = 0;
+  }
+
+  get shown() {
+    return this.total === null ? this.count : this.total + this.added;
+  }
+
+  rootBefore(a, b) {
+    return keyBefore(rootKey(this.sort, fromElement(a)), rootKey(this.sort, fromElement(b)));
+  }
+
+  // Whether a new top-level comment would land among the loaded ones (not after the last).
+  fitsLoaded(c) {
+    const roots = this.list.querySelectorAll(":scope > li.comment");
+    const last = roots[roots.length - 1];
+    return !last || keyBefore(rootKey(this.sort, fromComment(c)), rootKey(this.sort, fromElement(last)));
   }
 
   get(id) {
@@ -82,6 +122,7 @@ export class ThreadView {
         h("span", { class: "comment__who" },
           h("cite", { class: "comment__author" }, author),
           c.staff && h("span", { class: "comment__badge" }, t("Author")),
+          c.pinned && h("span", { class: "comment__badge comment__badge--pinned", "data-pinned": true }, t("Pinned")),
           !c.staff && c.verified && h("span", { class: "comment__badge comment__badge--verified", title: t("Signed in on the site") }, t("verified")),
           h("span", { class: "comment__when" },
             h("span", { class: "visually-hidden" }, t("said on") + " "),
@@ -111,9 +152,12 @@ export class ThreadView {
   }
 
   build(c) {
+    const key = fromComment(c);
     const li = h("li", {
-      class: "comment" + (c.status === STATUS.DELETED ? " comment--deleted" : c.staff ? " comment--staff" : ""),
+      class: "comment" + (c.status === STATUS.DELETED ? " comment--deleted" : c.staff ? " comment--staff" : "")
+        + (key.pinned ? " comment--pinned" : ""),
       id: "comment-" + c.id, "data-id": c.id, "data-parent": c.parent || "", "data-created": c.created,
+      "data-pinned": key.pinned ? "1" : "0", "data-score": key.score,
     }, this.card(c));
     if (this.o.decorate) this.o.decorate(li, c);
     return li;
@@ -135,12 +179,37 @@ export class ThreadView {
   }
 
   insert(into, li) {
+    const first = into === this.list || into.nodeType === 11 ? (a, b) => this.rootBefore(a, b) : before;
     const last = into.lastElementChild;
-    if (!last || !before(li, last)) { // the usual case: newest last
+    if (!last || !first(li, last)) { // the usual case: after the last one shown
       into.append(li);
       return;
     }
-    into.insertBefore(li, [...into.children].find((other) => before(li, other)));
+    into.insertBefore(li, [...into.children].find((other) => first(li, other)));
+  }
+
+  // The next page of a paged thread: its top-level comments with their replies, appended in
+  // order. A comment already shown (it arrived live meanwhile) is refreshed, never doubled.
+  appendPage(comments) {
+    const added = [];
+    for (const c of comments) {
+      if (this.get(c.id)) { this.update(c); continue; }
+      const li = this.build(c);
+      this.insert(c.parent && this.get(c.parent) ? this.container(c.parent) : this.list, li);
+      added.push(li);
+    }
+    for (const li of added) if (li.dataset.parent) this.answers(li);
+    this.renumber();
+    this.onChange();
+    return added;
+  }
+
+  // Vote counts changed (live, or the reader's own vote): keep the order key and the buttons.
+  setVotes(id, up, down) {
+    const li = this.get(id);
+    if (!li) return;
+    li.dataset.score = String(up - down);
+    if (this.o.onVotes) this.o.onVotes(li, up, down);
   }
 
   // Render a whole thread at once (widget load, or after a reset): one fragment, one reflow.
@@ -171,6 +240,7 @@ export class ThreadView {
     };
     for (const c of sorted) attach(c);
     this.list.replaceChildren(fragment);
+    this.added = 0;
     for (const li of made.values()) if (li.dataset.parent) this.answers(li);
     this.renumber();
     this.onChange();
@@ -184,6 +254,7 @@ export class ThreadView {
       return null;
     }
     const li = this.build(c);
+    if (c.status !== STATUS.DELETED) this.added += 1;
     this.insert(this.container(c.parent), li);
     this.answers(li);
     // Replies that arrived before this parent became visible move under it now.
@@ -201,6 +272,8 @@ export class ThreadView {
     const li = this.get(c.id);
     if (!li) return this.place(c);
     const fresh = this.build(c);
+    const wasShown = !li.classList.contains("comment--deleted");
+    if (wasShown !== (c.status !== STATUS.DELETED)) this.added += wasShown ? -1 : 1;
     const card = fresh.firstElementChild;
     const old = li.querySelector(":scope > .comment__card");
     const editing = old.querySelector(":scope > .comment__edit");
@@ -228,6 +301,7 @@ export class ThreadView {
   remove(id) {
     const li = this.get(id);
     if (!li) return;
+    if (!li.classList.contains("comment--deleted")) this.added -= 1;
     const children = li.querySelector(":scope > ol.comment-list--children");
     const home = li.parentElement;
     if (children) for (const child of [...children.children]) this.insert(home, child);
@@ -239,18 +313,22 @@ export class ThreadView {
 
   // Shown top-level comments are numbered #1, #2, … (placeholders are not), as on the page.
   renumber() {
+    if (this.o.numbers === false) return; // kibitz's page keeps the numbers the server gave
+    // Numbers count top-level comments by date, so only the oldest-first order has them.
+    const roots = [...this.list.querySelectorAll(":scope > li.comment")].sort((a, b) => (before(a, b) ? -1 : 1));
     let n = 0;
     for (const li of this.list.querySelectorAll("li.comment")) {
       const meta = li.querySelector(":scope > .comment__card > .comment__meta");
-      let number = meta && meta.querySelector(":scope > .comment__number");
-      if (!meta || li.parentElement !== this.list) {
-        if (number) number.remove();
-        continue;
-      }
+      const number = meta && meta.querySelector(":scope > .comment__number");
+      if (number) number.remove();
+    }
+    if (this.sort !== "oldest") return;
+    for (const li of roots) {
+      const meta = li.querySelector(":scope > .comment__card > .comment__meta");
+      if (!meta) continue;
       n += 1;
-      if (!number) meta.append(number = h("a", { class: "comment__number", href: "#comment-" + li.dataset.id }));
-      number.textContent = "#" + n;
-      number.setAttribute("aria-label", this.o.t("Comment %(number)s", { number: n }));
+      meta.append(h("a", { class: "comment__number", href: "#comment-" + li.dataset.id,
+        "aria-label": this.o.t("Comment %(number)s", { number: n }) }, "#" + n));
     }
   }
 }

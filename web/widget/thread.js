@@ -4,7 +4,10 @@
 // is one announcement); focus never moves. "k reading now" follows presence.
 import { connectLive } from "./live.js";
 
-export function follow({ liveUrl, uri, cursor, view, api, t, announcer, presence }) {
+// With pages (``pager``), a new top-level comment appears at once only where it belongs among
+// the loaded ones; otherwise the pager holds it behind a polite "N new comments" button.
+// Replies appear under a loaded parent (an unloaded one brings them with its page).
+export function follow({ liveUrl, uri, cursor, view, api, t, announcer, presence, pager }) {
   let heard = [];
   let timer = 0;
   const announce = (li) => {
@@ -26,7 +29,10 @@ export function follow({ liveUrl, uri, cursor, view, api, t, announcer, presence
   return connectLive({
     url: liveUrl, uri, cursor,
     onEvent(event) {
-      if (event.type === "comment.created" || event.type === "comment.approved") {
+      if (pager && (event.type === "thread.closed" || event.type === "thread.opened")) {
+        pager.setClosed(event.type === "thread.closed");
+      } else if (event.type === "comment.created" || event.type === "comment.approved") {
+        if (pager && !view.get(event.comment.id) && !pager.admit(event.comment)) return;
         const li = view.place(event.comment);
         if (li) {
           li.classList.add("comment--new");
@@ -39,7 +45,11 @@ export function follow({ liveUrl, uri, cursor, view, api, t, announcer, presence
       }
     },
     onPresence: showPresence,
+    onVotes(votes) {
+      for (const [id, [up, down]] of Object.entries(votes)) view.setVotes(Number(id), up, down);
+    },
     async onReset() {
+      if (pager) return pager.reorder(view.sort);
       const thread = await api.thread(uri);
       view.render(thread.comments);
       return thread.cursor;

@@ -1,0 +1,174 @@
+"""Big threads over HTTP: pages of a thread, votes, pins, closing (the routes of issue 17).
+
+``GET /api/comments`` with ``sort``, ``limit`` or ``after`` comes here from
+:func:`server.http.api.read_comments`; without them it reads the whole thread as before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from db.models import StaffMember, Thread
+from server.auth.identity import require_staff
+from server.discussion.paging import SORTS, BadCursor, parse_limit
+from server.discussion.shapes import public_comment, staff_comment
+from server.discussion.uris import normalise_uri
+from server.errors import BadRequest, NotFound
+from server.http.bodies import read_json
+from server.http.clients import client_address
+from server.i18n import N_
+from server.state import state_of
+
+BAD_CURSOR = N_("This page cursor was not issued for this thread and order; start from page 1.")
+
+
+MAX_ID = 2**63 - 1  # both engines' BIGINT: a larger id names no comment (never a 500)
+
+
+def _comment_id(request: Request) -> int:
+    comment_id = int(request.path_params["id"])
+    if comment_id > MAX_ID:
+        raise NotFound(f"There is no comment {comment_id}.")
+    return comment_id
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def page_params(request: Request) -> tuple[str, int | None, str | None]:
+    """``sort``, ``limit`` and ``after`` from the query, each checked (400 with the field)."""
+    params = request.query_params
+    sort = params.get("sort", "oldest")
+    if sort not in SORTS:
+        raise BadRequest(
+            N_("sort is one of oldest, newest, best."), fields={"sort": N_("Unknown order.")}
+        )
+    try:
+        limit = parse_limit(params.get("limit"))
+    except ValueError:
+        raise BadRequest(
+            N_("limit is a whole number from 1 to 200."),
+            fields={"limit": N_("A whole number from 1 to 200.")},
+        ) from None
+    after = params.get("after")
+    if after is not None and (not after or len(after) > 500):
+        raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR})
+    return sort, limit, after
+
+
+async def read_page(request: Request, uri: str) -> Response:
+    """One keyset page of top-level comments with their replies, pinned first."""
+    state = state_of(request)
+    sort, limit, after = page_params(request)
+    thread = await state.comments.thread(uri)
+    empty = {
+        "uri": uri,
+        "count": 0,
+        "cursor": 0,
+        "top_level": 0,
+        "next": None,
+        "closed": False,
+        "sort": sort,
+        "comments": [],
+    }
+    if thread is None:
+        if after is not None:  # no thread issued this cursor
+            raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR})
+        return _json(empty)
+    try:
+        found = await state.pager.page(thread, sort, limit, after)
+    except BadCursor:
+        raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR}) from None
+    if found is None:
+        return _json(empty)
+    index, page, comments = found
+    return _json(
+        {
+            "uri": thread.uri,
+            "count": page.count,
+            "cursor": index.last_seq,
+            "top_level": page.top_level,
+            "next": state.pager.next_token(thread.id, sort, page),
+            "closed": index.closed,
+            "sort": sort,
+            "comments": [public_comment(c, page.states[c.id]) for c in comments],
+        }
+    )
+
+
+# -- closing -------------------------------------------------------------------------------------
+
+
+async def _thread_param(request: Request) -> Thread:
+    raw = request.query_params.get("uri")
+    if not raw:
+        raise BadRequest(
+            N_("Give the thread as ?uri=/path/of/the/page."),
+            fields={"uri": N_("This is required.")},
+        )
+    thread = await state_of(request).comments.thread(normalise_uri(raw))
+    if thread is None:
+        raise NotFound(N_("There is no thread at that uri."))
+    return thread
+
+
+async def _audit(staff: StaffMember, request: Request, action: str, target: str) -> None:
+    await state_of(request).audit.record(staff.id, staff.name, action, target, None)
+
+
+async def close_thread(request: Request) -> Response:
+    staff = await require_staff(request)
+    thread = await _thread_param(request)
+    closed = request.url.path.endswith("/close")
+    await state_of(request).threads.set_closed(thread, closed)
+    await _audit(staff, request, "close" if closed else "open", f"thread {thread.uri}")
+    return _json({"uri": thread.uri, "closed": closed})
+
+
+# -- pins -------------------------------------------------------------------------------------
+
+
+async def pin_comment(request: Request) -> Response:
+    staff = await require_staff(request)
+    pinned = request.url.path.endswith("/pin")
+    comment = await state_of(request).threads.set_pinned(_comment_id(request), pinned)
+    await _audit(staff, request, "pin" if pinned else "unpin", f"comment {comment.id}")
+    return _json({"comment": staff_comment(comment)})
+
+
+# -- votes ------------------------------------------------------------------------------------
+
+
+async def new_voter(request: Request) -> Response:
+    state = state_of(request)
+    address = client_address(request, state.settings.trusted_proxies)
+    return _json({"voter": await state.votes.new_voter(address)}, status=201)
+
+
+async def vote(request: Request) -> Response:
+    state = state_of(request)
+    state.votes.check_enabled()
+    data = await read_json(request)
+    address = client_address(request, state.settings.trusted_proxies)
+    tally = await state.votes.vote(_comment_id(request), data, address)
+    return _json({"id": tally.comment_id, "up": tally.up, "down": tally.down, "mine": tally.mine})
+
+
+routes = [
+    Route("/api/threads/close", close_thread, methods=["POST"]),
+    Route("/api/threads/open", close_thread, methods=["POST"]),
+    Route("/api/comments/{id:int}/pin", pin_comment, methods=["POST"]),
+    Route("/api/comments/{id:int}/unpin", pin_comment, methods=["POST"]),
+    Route("/api/comments/{id:int}/vote", vote, methods=["POST"]),
+    Route("/api/voters", new_voter, methods=["POST"]),
+]
