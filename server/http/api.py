@@ -20,6 +20,7 @@ from server.discussion.actions import AlreadySubmitted
 from server.discussion.bans import BANNED
 from server.discussion.errors import InvalidInput
 from server.discussion.moderation import API_ACTIONS, Action, parse_action
+from server.discussion.paging import MAX_LIMIT, SORTS
 from server.discussion.shapes import APPROVED, own_comment, public_comment, staff_comment
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text, validate_title
@@ -73,9 +74,29 @@ async def _audit(
 
 @documented(
     Operation(
-        summary="A thread's approved comments (and placeholders), oldest first",
-        params=(URI,),
+        summary="A thread's approved comments (and placeholders): all, or one page",
+        description="With sort, limit or after: one keyset page of top-level comments (pinned "
+        "first), each with all its replies; follow `next` for the rest. While the database is "
+        "down the answer may be this process's last copy of the thread (header Kibitz-Stale).",
+        params=(
+            URI,
+            Param("sort", {"enum": list(SORTS)}, "Order of top-level comments (oldest)."),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                "Top-level comments per page; without it, the whole thread.",
+            ),
+            Param(
+                "after",
+                {"type": "string", "minLength": 1, "maxLength": 500},
+                "The `next` of the page before.",
+            ),
+        ),
         responses={200: Thread, 400: Error, 503: Error},
+        headers={
+            200: {"Kibitz-Stale": "Present when the answer is a stale copy (database down)."},
+            503: {"Retry-After": "Seconds to wait."},
+        },
     )
 )
 async def read_comments(request: Request) -> Response:
@@ -139,6 +160,19 @@ async def _read_comments(request: Request, uri: str) -> Response:
     Operation(
         summary="Post a comment (201 even when it is held for moderation)",
         body=NewComment,
+        params=(
+            Param(
+                "Idempotency-Key",
+                {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x20-\\x7e]+$"},
+                "The same key and body within 24 h answer the first answer again and create "
+                "nothing (header Idempotency-Replayed); the same key with another body is 409.",
+                where="header",
+            ),
+        ),
+        headers={
+            429: {"Retry-After": "Seconds to wait."},
+            503: {"Retry-After": "Seconds to wait."},
+        },
         responses={
             201: Created,
             400: Error,

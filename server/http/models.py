@@ -9,13 +9,14 @@ a field a handler adds without adding it here fails the fuzz tests).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta, Struct
 
 from server.auth.sso import MAX_TOKEN as SSO_MAX_TOKEN
 from server.discussion.bans import MAX_REASON, MAX_SUB
+from server.discussion.paging import SORTS
 from server.discussion.values import (
     MAX_AUTHOR,
     MAX_EMAIL,
@@ -25,12 +26,29 @@ from server.discussion.values import (
     MAX_URI,
     MAX_WEBSITE,
 )
+from server.webhooks.events import EVENTS
+from server.webhooks.service import MAX_URL as MAX_WEBHOOK_URL
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID, description="A comment id (64-bit).")]
 Stamp = Annotated[str, Meta(description="UTC, ISO 8601 with Z: 2024-05-01T12:00:00Z.")]
 EMAIL = {"format": "email"}
 URL = {"format": "uri", "description": "http(s) only; a bare host gets https://."}
 AnyStatus = Literal["approved", "pending", "spam", "deleted"]
+Sort = Literal["oldest", "newest", "best"]
+Event = Literal[
+    "comment.created",
+    "comment.pending",
+    "comment.approved",
+    "comment.updated",
+    "comment.deleted",
+    "comment.spam",
+    "thread.closed",
+]
+# Spelled out for the type checker; the tables they describe stay the one source of truth.
+assert get_args(Sort) == SORTS and get_args(Event) == tuple(EVENTS)
+Up = Annotated[int, Meta(ge=0, description="Up votes.")]
+Down = Annotated[int, Meta(ge=0, description="Down votes.")]
+Pinned = Annotated[bool, Meta(description="Shown first, in every order.")]
 
 
 class Shape(Struct, forbid_unknown_fields=True):
@@ -111,6 +129,9 @@ class PublicComment(Shape):
     edited: Stamp | None
     status: Literal["approved", "deleted"]
     staff: bool
+    up: Up
+    down: Down
+    pinned: Pinned
     verified: Annotated[bool, Meta(description="Written by a reader the site signed in.")]
 
 
@@ -126,6 +147,9 @@ class OwnComment(Shape):
     edited: Stamp | None
     status: AnyStatus
     staff: bool
+    up: Up
+    down: Down
+    pinned: Pinned
     verified: bool
 
 
@@ -141,6 +165,9 @@ class StaffComment(Shape):
     edited: Stamp | None
     status: AnyStatus
     staff: bool
+    up: Up
+    down: Down
+    pinned: Pinned
     email: str
     address: str | None
     reason: str | None
@@ -153,12 +180,18 @@ class StaffComment(Shape):
 
 
 class Thread(Shape):
-    """A thread's approved comments, oldest first, and the live cursor to resume from."""
+    """A thread's approved comments (or one page of them) and the live cursor to resume from."""
 
     uri: Annotated[str, Meta(max_length=MAX_URI)]
     count: int
     cursor: int
+    top_level: Annotated[int, Meta(ge=0, description="Top-level comments in the thread.")]
+    next: Annotated[
+        str | None, Meta(description="Send as ?after= for the next page; null on the last.")
+    ]
+    closed: Annotated[bool, Meta(description="The thread takes no new comments.")]
     comments: list[PublicComment]
+    sort: Sort | msgspec.UnsetType = msgspec.UNSET
 
 
 class Created(Shape):
@@ -187,6 +220,8 @@ class Config(Shape):
     moderation: str
     max_depth: int
     follow_author_links: bool
+    page_size: Annotated[int, Meta(description="Top-level comments per page.")]
+    votes: Literal["updown", "up", "off"]
     origin_allowed: bool
     sso: bool
     sso_only: bool
@@ -210,6 +245,78 @@ class Ban(Shape):
 
 class Bans(Shape):
     bans: list[Ban]
+
+
+# -- big threads: votes, pins, closing ------------------------------------------------------
+
+
+class NewVote(Struct):
+    """``POST /api/comments/{id}/vote``: 1, -1 or 0 (withdraw), as a voter or an SSO user."""
+
+    value: Literal[1, -1, 0]
+    voter: Annotated[str, Meta(description="From POST /api/voters.")] | None = None
+    sso: Annotated[str, Meta(max_length=SSO_MAX_TOKEN, description="As for comments.")] | None = (
+        None
+    )
+
+
+class Voter(Shape):
+    voter: Annotated[str, Meta(description="A signed anonymous voter id; keep it.")]
+
+
+class Tally(Shape):
+    """A comment's votes after this one, and this reader's own vote."""
+
+    id: Id
+    up: Up
+    down: Down
+    mine: Literal[1, -1, 0]
+
+
+class ThreadState(Shape):
+    uri: str
+    closed: bool
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+
+class NewWebhook(Struct):
+    """``POST /api/webhooks``: where to send which events; private endpoints get ``S``."""
+
+    url: Annotated[str, Meta(max_length=MAX_WEBHOOK_URL, extra_json_schema=URL)]
+    events: Annotated[list[Event], Meta(min_length=1)]
+    private: bool = False
+    secret: Annotated[str, Meta(description="whsec_ and the base64 of 24 to 64 bytes.")] | None = (
+        None
+    )
+
+
+class Webhook(Shape):
+    """An endpoint; ``secret`` only in the answer that created it."""
+
+    id: Id
+    url: str
+    events: list[Event]
+    private: bool
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhookStatus(Shape):
+    """An endpoint as listed: no secret, with its delivery counts."""
+
+    id: Id
+    url: str
+    events: list[Event]
+    private: bool
+    waiting: int
+    delivered: int
+    failed: int
+    last_error: str | None
+
+
+class Webhooks(Shape):
+    webhooks: list[WebhookStatus]
 
 
 class Health(Struct):

@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MEANING = {
     200: "OK",
     201: "Created",
+    202: "Accepted: queued",
     204: "Done; no body",
     400: "Malformed: not JSON, nested too deeply, or a bad query parameter",
     401: "No (valid) credentials: staff token or session, or the comment's edit token",
@@ -64,6 +65,7 @@ class Operation:
     tags: tuple[str, ...] = ("comments",)
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[int, Mapping[str, str]] = field(default_factory=dict)  # status → name → why
 
 
 def documented(operation: Operation) -> Callable[[F], F]:
@@ -173,14 +175,16 @@ def _operation(route: Route, method: str, op: Operation, used: set[Any]) -> dict
     if op.staff:
         out["security"] = [{"bearer": []}, {"session": []}]
     for status, model in sorted(op.responses.items()):
-        if model is None:
-            out["responses"][str(status)] = {"description": MEANING[status]}
-            continue
-        used.add(model)
-        out["responses"][str(status)] = {
-            "description": MEANING.get(status, "OK"),
-            "content": {"application/json": {"schema": {"$model": model}}},
-        }
+        answer: dict[str, Any] = {"description": MEANING[status]}
+        if model is not None:
+            used.add(model)
+            answer["content"] = {"application/json": {"schema": {"$model": model}}}
+        if status in op.headers:
+            answer["headers"] = {
+                name: {"description": why, "schema": {"type": "string"}}
+                for name, why in op.headers[status].items()
+            }
+        out["responses"][str(status)] = answer
     out.update(op.extra)
     return out
 

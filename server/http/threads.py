@@ -17,10 +17,12 @@ from db.models import StaffMember, Thread
 from server.auth.identity import require_staff
 from server.discussion.paging import SORTS, BadCursor, parse_limit
 from server.discussion.shapes import public_comment, staff_comment
-from server.discussion.uris import normalise_uri
 from server.errors import BadRequest, NotFound
 from server.http.bodies import read_json
 from server.http.clients import client_address
+from server.http.models import Error, Moderated, NewVote, Tally, ThreadState, Voter
+from server.http.openapi import Operation, Param, documented
+from server.http.params import required_uri
 from server.i18n import N_
 from server.state import state_of
 
@@ -110,13 +112,8 @@ async def read_page(request: Request, uri: str) -> Response:
 
 
 async def _thread_param(request: Request) -> Thread:
-    raw = request.query_params.get("uri")
-    if not raw:
-        raise BadRequest(
-            N_("Give the thread as ?uri=/path/of/the/page."),
-            fields={"uri": N_("This is required.")},
-        )
-    thread = await state_of(request).comments.thread(normalise_uri(raw))
+    # Through the one reading of ?uri= (a malformed one is a 400, never a 500).
+    thread = await state_of(request).comments.thread(required_uri(request.query_params))
     if thread is None:
         raise NotFound(N_("There is no thread at that uri."))
     return thread
@@ -126,6 +123,27 @@ async def _audit(staff: StaffMember, request: Request, action: str, target: str)
     await state_of(request).audit.record(staff.id, staff.name, action, target, None)
 
 
+STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
+STAFF_ANSWERS = {401: Error, 403: Error, 404: Error, 503: Error}
+
+
+@documented(
+    Operation(
+        summary="Close a thread to new comments (/close) or open it again (/open)",
+        description=STAFF,
+        staff=True,
+        tags=("threads",),
+        params=(
+            Param(
+                "uri",
+                {"type": "string", "minLength": 1},
+                "The thread's page path or URL.",
+                required=True,
+            ),
+        ),
+        responses={200: ThreadState, 400: Error, **STAFF_ANSWERS},
+    )
+)
 async def close_thread(request: Request) -> Response:
     staff = await require_staff(request)
     thread = await _thread_param(request)
@@ -138,6 +156,15 @@ async def close_thread(request: Request) -> Response:
 # -- pins -------------------------------------------------------------------------------------
 
 
+@documented(
+    Operation(
+        summary="Pin an approved top-level comment first in every order (/pin), or unpin it",
+        description=STAFF,
+        staff=True,
+        tags=("threads",),
+        responses={200: Moderated, 422: Error, **STAFF_ANSWERS},
+    )
+)
 async def pin_comment(request: Request) -> Response:
     staff = await require_staff(request)
     pinned = request.url.path.endswith("/pin")
@@ -149,12 +176,43 @@ async def pin_comment(request: Request) -> Response:
 # -- votes ------------------------------------------------------------------------------------
 
 
+@documented(
+    Operation(
+        summary="A signed anonymous voter id for this browser to keep",
+        tags=("votes",),
+        description="403 while voting is off; rate limited per client address.",
+        responses={201: Voter, 403: Error, 429: Error, 503: Error},
+        headers={429: {"Retry-After": "Seconds to wait."}},
+    )
+)
 async def new_voter(request: Request) -> Response:
     state = state_of(request)
     address = client_address(request, state.settings.trusted_proxies)
     return _json({"voter": await state.votes.new_voter(address)}, status=201)
 
 
+@documented(
+    Operation(
+        summary="Vote on a comment readers can see: 1, -1 or 0 to withdraw",
+        tags=("votes",),
+        body=NewVote,
+        description="As a voter from POST /api/voters or an SSO user (a missing or forged "
+        "one is 401). With KIBITZ_VOTES=up, -1 is 422; with off, 403.",
+        responses={
+            200: Tally,
+            400: Error,
+            401: Error,
+            403: Error,
+            404: Error,
+            413: Error,
+            415: Error,
+            422: Error,
+            429: Error,
+            503: Error,
+        },
+        headers={429: {"Retry-After": "Seconds to wait."}},
+    )
+)
 async def vote(request: Request) -> Response:
     state = state_of(request)
     state.votes.check_enabled()

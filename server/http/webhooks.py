@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from server.auth.identity import require_staff
 from server.http.bodies import read_json
+from server.http.models import Error, NewWebhook, Webhook, Webhooks
+from server.http.openapi import Operation, documented
 from server.state import state_of
 from server.webhooks.service import endpoint_json
 
@@ -26,6 +28,20 @@ def _json(body: Any, status: int = 200) -> Response:
     )
 
 
+STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
+ANYONE_ELSE = {401: Error, 403: Error, 503: Error}
+
+
+@documented(
+    Operation(
+        summary="Add a webhook endpoint; the answer carries its signing secret, this once",
+        description=STAFF,
+        staff=True,
+        tags=("webhooks",),
+        body=NewWebhook,
+        responses={201: Webhook, 400: Error, 413: Error, 415: Error, 422: Error, **ANYONE_ELSE},
+    )
+)
 async def create_webhook(request: Request) -> Response:
     state = state_of(request)
     staff = await require_staff(request)
@@ -36,6 +52,15 @@ async def create_webhook(request: Request) -> Response:
     return _json(endpoint_json(endpoint, secret), 201)
 
 
+@documented(
+    Operation(
+        summary="Every webhook endpoint with its delivery counts (never the secret)",
+        description=STAFF,
+        staff=True,
+        tags=("webhooks",),
+        responses={200: Webhooks, **ANYONE_ELSE},
+    )
+)
 async def list_webhooks(request: Request) -> Response:
     state = state_of(request)
     await require_staff(request)
@@ -55,6 +80,15 @@ async def list_webhooks(request: Request) -> Response:
     return _json({"webhooks": shaped})
 
 
+@documented(
+    Operation(
+        summary="Remove a webhook endpoint and its queued deliveries",
+        description=STAFF,
+        staff=True,
+        tags=("webhooks",),
+        responses={204: None, 404: Error, **ANYONE_ELSE},
+    )
+)
 async def delete_webhook(request: Request) -> Response:
     state = state_of(request)
     staff = await require_staff(request)
@@ -64,6 +98,15 @@ async def delete_webhook(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@documented(
+    Operation(
+        summary="Queue a webhook.test message for one endpoint",
+        description=STAFF,
+        staff=True,
+        tags=("webhooks",),
+        responses={202: None, 404: Error, **ANYONE_ELSE},
+    )
+)
 async def test_webhook(request: Request) -> Response:
     """Queue a ``webhook.test`` message for one endpoint (the admin's button does the same)."""
     state = state_of(request)
