@@ -128,3 +128,28 @@ def test_sso_only_widget_links_to_the_sign_in_page(browser: Any, tmp_path: Path)
             w.locator(".comment-form__signed-in", has_text="Signed in as Ada Reader").wait_for()
         finally:
             ctx.close()
+
+
+def test_signed_in_reader_votes_as_themselves(browser: Any, sso_site: Setup) -> None:
+    """A reader the host site signed in votes with the token: the vote is theirs (``sso:``
+    and their user id), not an anonymous voter id's, so it follows them to any browser."""
+    ctx, page, problems = open_host(browser, embed(sso_site, token()))
+    try:
+        w = widget(page)
+        send(page, "Something worth a like.")
+        like = w.locator(".comment__vote[data-vote='1']")
+        like.wait_for()
+        like.click()
+        w.locator(
+            ".comment__vote[data-vote='1'][aria-pressed='true']", has_text="1 like"
+        ).wait_for()
+        db = sso_site.kibitz.server.state.db
+
+        async def voters() -> list[str]:
+            async with db.read() as conn:
+                return [r["voter"] for r in await conn.fetch("SELECT voter FROM votes")]
+
+        assert sso_site.kibitz.run(voters()) == ["sso:user-42"]
+        assert problems == []
+    finally:
+        ctx.close()

@@ -37,7 +37,7 @@ export function makeApi(base, extraHeaders = {}) {
     page: (uri, { sort, limit, after }) => call("GET", "/api/comments?uri=" + q(uri) + "&sort=" + q(sort)
       + "&limit=" + q(limit) + (after ? "&after=" + q(after) : "")),
     voter: () => call("POST", "/api/voters"),
-    vote: (id, value, voter) => call("POST", "/api/comments/" + id + "/vote", { value, voter }),
+    vote: (id, value, who) => call("POST", "/api/comments/" + id + "/vote", { value, ...who }),
     counts: (uris) => call("GET", "/api/counts?" + uris.map((u) => "uri=" + q(u)).join("&")),
     post: (comment) => call("POST", "/api/comments", comment),
     edit: (id, text, token) => call("PATCH", "/api/comments/" + id, { text }, bearer(token)),

@@ -90,7 +90,8 @@ async function mount(el, api, configured) {
   const empty = h("p", { class: "comments__empty" }, t("No comments yet. Start the discussion!"));
   const list = h("ol", { class: "comment-list", "data-comment-list": true });
   let own = null;
-  const votes = new Votes({ api, t, mode: config.value.votes || "off", scope: BASE, announcer });
+  const sso = () => el.dataset.kibitzSso || "";
+  const votes = new Votes({ api, t, mode: config.value.votes || "off", scope: BASE, announcer, sso });
   const view = new ThreadView(list, { t, maxDepth, followAuthorLinks, sort,
     decorate: (li, c) => { if (own) own.decorate(li, c); votes.decorate(li, c); },
     onVotes: (li, up, down) => votes.show(li, up, down) });
@@ -102,7 +103,6 @@ async function mount(el, api, configured) {
   };
   view.total = thread.value.count;
   view.render(thread.value.comments);
-  const sso = () => el.dataset.kibitzSso || "";
   const loginOnly = config.value.sso_only && !sso();
   const respond = loginOnly ? signInLink(t, config.value.sso_login_url) : buildForm(t);
   const order = thread.value.top_level > 1 && buildOrder(t, sort);

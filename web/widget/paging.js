@@ -138,10 +138,11 @@ export class Pager {
 }
 
 // Vote buttons under each comment: a real toggle button per direction (aria-pressed), the
-// count in its text. The anonymous voter id is asked for once and kept in localStorage.
+// count in its text. A reader the host site signed in votes as that user (`sso()` gives the
+// token); anyone else gets an anonymous voter id, asked for once and kept in localStorage.
 export class Votes {
-  constructor({ api, t, mode, scope, announcer }) {
-    Object.assign(this, { api, t, mode, announcer, key: "kibitz:votes:" + scope, voterKey: "kibitz:voter:" + scope });
+  constructor({ api, t, mode, scope, announcer, sso = () => "" }) {
+    Object.assign(this, { api, t, mode, announcer, sso, key: "kibitz:votes:" + scope, voterKey: "kibitz:voter:" + scope });
     try { this.mine = JSON.parse(localStorage.getItem(this.key)) || {}; } catch { this.mine = {}; }
   }
 
@@ -192,11 +193,13 @@ export class Votes {
     const next = this.mine[id] === value ? 0 : value;
     let tally;
     try {
-      try {
-        tally = await this.api.vote(id, next, await this.voter(false));
+      const token = this.sso();
+      if (token) tally = await this.api.vote(id, next, { sso: token });
+      else try {
+        tally = await this.api.vote(id, next, { voter: await this.voter(false) });
       } catch (err) {
         if (err.status !== 401) throw err;
-        tally = await this.api.vote(id, next, await this.voter(true)); // a stale or foreign id
+        tally = await this.api.vote(id, next, { voter: await this.voter(true) }); // a stale or foreign id
       }
     } catch (err) {
       if (this.announcer) this.announcer.textContent = this.t(err.status ? err.message : "The vote could not be sent.");
