@@ -8,13 +8,13 @@ transaction (:func:`db.comments.record_events`), exactly like comment changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from db.comments import COLUMNS, FROM, UnknownComment, lock_thread, record_events
-from db.database import Database
+from db.database import Connection, Database
 from db.models import Comment, Event, as_datetime
 
 # Thread events name no comment; the events table keeps comment_id NOT NULL, so they carry 0.
@@ -71,9 +71,15 @@ class NotPinnable(Exception):
     """Only an approved top-level comment can be pinned."""
 
 
+# Runs inside the transaction that closed a thread (after its row lock), so whatever it writes
+# commits with the change, in the thread's commit order: (connection, thread id, its uri).
+ClosedWriter = Callable[[Connection, int, str], Awaitable[None]]
+
+
 class ThreadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.closed_outbox: list[ClosedWriter] = []
 
     async def index(self, thread_id: int) -> ThreadIndex | None:
         """The thread's index and version from one statement (one snapshot on both engines)."""
@@ -131,7 +137,16 @@ class ThreadStore:
             if (before == 1) == closed:
                 return []
             kind = "thread.closed" if closed else "thread.opened"
-            return await record_events(conn, thread_id, [(kind, NO_COMMENT)])
+            events = await record_events(conn, thread_id, [(kind, NO_COMMENT)])
+            if closed:
+                await self._closed(conn, thread_id)
+            return events
+
+    async def _closed(self, conn: Connection, thread_id: int) -> None:
+        if self.closed_outbox:
+            uri = str(await conn.fetchval("SELECT uri FROM threads WHERE id = $1", thread_id))
+            for write in self.closed_outbox:
+                await write(conn, thread_id, uri)
 
     async def close_due(self, opened_before: datetime) -> list[Event]:
         """Close every undecided thread that started before ``opened_before``.
@@ -157,6 +172,7 @@ class ThreadStore:
                 )
                 if changed is not None:
                     events += await record_events(conn, row["id"], [("thread.closed", NO_COMMENT)])
+                    await self._closed(conn, row["id"])
         return events
 
     async def set_pinned(self, comment_id: int, pinned: bool) -> tuple[Comment, list[Event]]:

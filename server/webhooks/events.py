@@ -2,8 +2,8 @@
 it, and the docs describe it.
 
 An event is sent only when something emits it: the comment events come from the comment
-store's outbox (:mod:`server.webhooks.outbox`); ``thread.closed`` is declared for the thread
-closing feature, which emits it through the same outbox once it lands.
+store's outbox, ``thread.closed`` from the thread store's (both :mod:`server.webhooks.outbox`,
+written in the transaction that made the change).
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ def queued(change: Change) -> QueuedEvent:
     )
 
 
+async def write_closed(conn: Connection, thread_id: int, uri: str) -> None:
+    """The thread store's writer: ``thread.closed`` (the same body for every endpoint)."""
+    message = body("thread.closed", {"uri": uri})
+    await enqueue(conn, [QueuedEvent("thread.closed", thread_id, message_id(), message, message)])
+
+
 async def write(conn: Connection, changes: list[Change]) -> None:
     """The comment store's outbox writer for webhooks."""
     await enqueue(conn, [queued(c) for c in changes])

@@ -138,6 +138,7 @@ class Webhooks:
         """Write the outbox in every comment transaction, wake the worker after each commit,
         start the worker and the daily pruning."""
         state.comments.outbox.append(outbox.write)
+        state.threads.store.closed_outbox.append(outbox.write_closed)
         listeners = state.discussion.listeners
 
         async def wake_on_events(events: list[Event]) -> None:

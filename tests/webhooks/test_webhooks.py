@@ -200,6 +200,27 @@ async def test_an_edit_held_again_sends_pending_then_approved(
     assert "b.example" in bodies[3]["data"]["comment"]["html"]
 
 
+async def test_closing_a_thread_sends_thread_closed(database_url: str, tmp_path: Path) -> None:
+    """Staff closing a thread reaches endpoints that list ``thread.closed``, with its uri;
+    opening it again sends nothing (the contract has no ``thread.opened`` webhook)."""
+    settings = make_settings(database_url, tmp_path, KIBITZ_WEBHOOK_ALLOW_PRIVATE="true")
+    receiver = Receiver()
+    async with serve(settings) as server, receiver.running():
+        await server.state.posts.add(slug="hello", title="H", author="A", body_html="<p>x</p>")
+        async with await staff_client(server) as client:
+            endpoint = await add_endpoint(client, receiver.url, ["thread.closed"])
+            receiver.secrets = [endpoint["secret"]]
+            for action in ("close", "open", "close"):
+                answer = await client.post(f"/api/threads/{action}", params={"uri": "/posts/hello"})
+                assert answer.is_success, answer.text
+            await wait_for(lambda: len(receiver.received) == 2)
+    bodies = receiver.verified()
+    assert [(b["type"], b["data"]) for b in bodies] == [
+        ("thread.closed", {"uri": "/posts/hello"}),
+        ("thread.closed", {"uri": "/posts/hello"}),
+    ]
+
+
 async def test_receiver_down_then_back_loses_nothing_and_keeps_order(hooked: Server) -> None:
     """Comments posted while the receiver is down all arrive once it is back, in commit
     order, each id once delivered; a retried message keeps its webhook-id."""
