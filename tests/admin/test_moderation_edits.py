@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ import pytest
 from websockets.asyncio.client import connect
 
 from server.auth.credentials import new_api_token
+from tests.helpers.browsers import async_browser
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 from tests.helpers.staff import PASSWORD, add_staff, sign_in
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 ADA = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org"}
 LINKS = " ".join(f"https://spam{n}.example/" for n in range(21))
@@ -201,10 +199,6 @@ async def test_the_queue_page_shows_edits_and_refuses_stale_approvals(tmp_path: 
     an approve click on a row that is stale (edited after the row was drawn, the live
     update lost) is refused, the row shows the new text and the comment stays held; when the
     member's session ends elsewhere the queue leaves the screen for the login page."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.async_api import async_playwright
-
     port = free_port()
     settings = make_settings(
         f"sqlite:///{tmp_path / 'k.db'}",
@@ -212,44 +206,36 @@ async def test_the_queue_page_shows_edits_and_refuses_stale_approvals(tmp_path: 
         KIBITZ_MODERATION="all",
         KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
     )
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = await browser.new_page()
-            async with serve(settings, port=port) as server, server.client() as client:
-                await add_post(server)
-                await add_staff(server, "mod")
-                comment, token = await post(client, text="first words")
-                cid = comment["id"]
-                await page.goto(server.url + "/admin/login")
-                await page.fill("#login-name", "mod")
-                await page.fill("#login-password", PASSWORD)
-                await page.click("button[type=submit]")
-                await page.wait_for_url(server.url + "/admin/queue")
-                await page.locator("html[data-live=open]").wait_for(state="attached")
-                row = page.locator(f"#mod-{cid}")
-                assert await row.get_attribute("data-version") == "1"
+    async with async_browser() as browser:
+        page = await browser.new_page()
+        async with serve(settings, port=port) as server, server.client() as client:
+            await add_post(server)
+            await add_staff(server, "mod")
+            comment, token = await post(client, text="first words")
+            cid = comment["id"]
+            await page.goto(server.url + "/admin/login")
+            await page.fill("#login-name", "mod")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(server.url + "/admin/queue")
+            await page.locator("html[data-live=open]").wait_for(state="attached")
+            row = page.locator(f"#mod-{cid}")
+            assert await row.get_attribute("data-version") == "1"
 
-                assert (await edit(client, cid, token, "second words")).is_success
-                await page.wait_for_selector(f"#mod-{cid}[data-version='2']", timeout=3000)
-                assert await row.locator("[data-field=text]").text_content() == "second words"
+            assert (await edit(client, cid, token, "second words")).is_success
+            await page.wait_for_selector(f"#mod-{cid}[data-version='2']", timeout=3000)
+            assert await row.locator("[data-field=text]").text_content() == "second words"
 
-                # As if the live update had been lost: the row claims version 2 still.
-                await server.state.comments.change(
-                    cid, text="third words", html="<p>third words</p>"
-                )
-                await row.locator("[data-action=approve]").click()
-                await page.wait_for_selector(f"#mod-{cid}[data-version='3']", timeout=5000)
-                assert await row.locator("[data-field=text]").text_content() == "third words"
-                assert (await server.state.comments.get(cid)).status == "pending"
+            # As if the live update had been lost: the row claims version 2 still.
+            await server.state.comments.change(cid, text="third words", html="<p>third words</p>")
+            await row.locator("[data-action=approve]").click()
+            await page.wait_for_selector(f"#mod-{cid}[data-version='3']", timeout=5000)
+            assert await row.locator("[data-field=text]").text_content() == "third words"
+            assert (await server.state.comments.get(cid)).status == "pending"
 
-                name = server.state.sessions.cookie
-                cookies = await page.context.cookies()
-                session = next(c["value"] for c in cookies if c["name"] == name)
-                await server.state.sessions.store.close(session)  # no broker notice
-                await page.wait_for_url(f"{server.url}/admin/login**", timeout=5000)
-                assert await page.locator(".mod-item").count() == 0
-        finally:
-            await browser.close()
+            name = server.state.sessions.cookie
+            cookies = await page.context.cookies()
+            session = next(c["value"] for c in cookies if c["name"] == name)
+            await server.state.sessions.store.close(session)  # no broker notice
+            await page.wait_for_url(f"{server.url}/admin/login**", timeout=5000)
+            assert await page.locator(".mod-item").count() == 0
