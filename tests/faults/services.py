@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.servers import IN_CI
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -43,6 +45,8 @@ class RedisServer:
     def __init__(self, directory: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
+            if IN_CI:
+                pytest.fail("redis-server is missing: apt-get install -y redis-server")
             pytest.skip("redis-server is not installed")
         self.binary = binary
         self.directory = directory
@@ -108,6 +112,8 @@ def _pg_binary(name: str) -> str:
             return candidate
     found = shutil.which(name)
     if found is None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL's {name} is missing: apt-get install -y postgresql")
         pytest.skip(f"PostgreSQL's {name} is not installed")
     return found
 

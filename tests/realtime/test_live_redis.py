@@ -27,7 +27,7 @@ from tests.helpers.live import (
     ws_base,
 )
 from tests.helpers.posts import add_post
-from tests.helpers.servers import free_port
+from tests.helpers.servers import IN_CI, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -69,6 +69,8 @@ async def test_presence_counts_across_processes(
 def private_redis(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     server = shutil.which("redis-server")
     if server is None:
+        if IN_CI:
+            pytest.fail("redis-server is missing: apt-get install -y redis-server")
         pytest.skip("redis-server is not installed")
     proc = subprocess.Popen(
         [
