@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -750,27 +750,10 @@ class CommentStore:
             await lock_thread(conn, thread.id)
             ids: list[int] = []
             for new in batch:
-                ids.append(
-                    await conn.fetchval(
-                        "INSERT INTO comments (thread_id, parent_id, author, email, website, text, "
-                        "html, status, reason, address, staff_id, created, source, text_key) "
-                        "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-                        "RETURNING id",
-                        thread.id,
-                        new.author,
-                        new.email,
-                        new.website,
-                        new.text,
-                        new.html,
-                        new.status,
-                        new.reason,
-                        new.address,
-                        new.staff_id,
-                        new.created or now(),
-                        new.source,
-                        text_key(new.text),
-                    )
-                )
+                # The one INSERT every comment goes through (text digest, SSO user and all).
+                row = await self._insert_one(conn, thread, uri, replace(new, parent_id=None))
+                assert not isinstance(row, Exception)  # top level on an existing thread
+                ids.append(int(row["id"]))
             await record_events(
                 conn,
                 thread,
