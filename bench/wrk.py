@@ -1,21 +1,24 @@
-"""The reader's paths under wrk: kibitz beside Isso 0.14 (and an older kibitz), in one run.
+"""The reader's paths under wrk: kibitz beside Isso 0.14 and Remark42, in one run.
 
-    .venv/bin/python bench/wrk.py [--duration 5] [--rounds 3] [--only isso,sqlite,postgres]
-                                  [--baseline REV]
+    .venv/bin/python bench/wrk.py [--duration 5] [--rounds 3] [--only isso,sqlite,postgres,…]
+                                  [--remark42 PATH] [--moderation first-time] [--baseline REV]
 
 Load comes from ``wrk -t1 -c16`` (the Debian package), a C load generator that costs far less
-CPU than either server, so on a 2-core machine the servers are what is measured; POST bodies
-come from the Lua scripts in bench/wrk/. bench/load.py stays for what wrk cannot do
-(websockets, bench/fanout.py).
+CPU than the servers, so on a 2-core machine the servers are what is measured. Every request
+carries a client address in X-Forwarded-For (believed from loopback only): POSTs each their
+own, reads and counts one of 4,096 in turn (bench/wrk/*.lua), so every server's per-address
+rate limits are in the path but never the limit.
 
-Servers: Isso under gunicorn with 2 workers (installed into bench/.peer/ on first use, see
-bench/peer.py), kibitz on SQLite in one process, optionally kibitz on PostgreSQL + Redis with
-``--workers 2``, and with ``--baseline REV`` the kibitz of an older commit (its files taken
-with ``git archive``) on SQLite, seeded with the same data, to show before and after in one
-run. kibitz runs with its default settings except moderation off (Isso's is off too) and
-``KIBITZ_TRUSTED_PROXIES=127.0.0.1``: every POST comes from its own client address in
-X-Forwarded-For, as a site's readers would, so the per-address rate limit is in the path but
-never the limit.
+Servers (``--only``, comma-separated):
+- ``isso``: Isso 0.14 under gunicorn with 2 workers (bench/servers.py installs it).
+- ``sqlite``: kibitz on SQLite, one process, pinned to one core (``taskset -c 1``).
+- ``postgres``: kibitz on PostgreSQL + Redis, ``--workers 2``, on both cores.
+- ``postgres1``: the same with one worker (two workers against one).
+- ``--remark42 PATH``: Remark42 from a binary built elsewhere (bench/remark42.py), once on
+  both cores and once pinned to one core (``remark42-1core``, the same core as kibitz).
+- ``--baseline REV``: the kibitz of an older commit on SQLite, seeded with the same data.
+kibitz runs with its defaults but ``KIBITZ_MODERATION`` (``--moderation``, default ``none``:
+Isso's and Remark42's are off too) and ``KIBITZ_TRUSTED_PROXIES=127.0.0.1``.
 
 Each scenario runs every server in turn, ``--rounds`` times (every other round in reverse
 order), ``--duration`` seconds each; the figure is the median over rounds, and every ratio
@@ -26,34 +29,45 @@ processes) over the requests they answered: less noisy than req/s on a shared ma
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import peer  # noqa: E402
+from bench.remark42 import SITE, start_remark42  # noqa: E402
+from bench.servers import (  # noqa: E402
+    PEER,
+    POSTGRES,
+    REDIS,
+    Post,
+    Server,
+    Threads,
+    checkout,
+    machine,
+    pg_admin,
+    start_isso,
+    start_kibitz,
+    with_database,
+)
 
 SCRIPTS = ROOT / "bench" / "wrk"
 TICKS = os.sysconf("SC_CLK_TCK")
+ONE_CORE = "1"  # where one-core servers run; wrk and the rest of the machine use both
 
 # The data, the same in every server: threads read, counted and posted to.
-THREADS = {
+THREADS: Threads = {
     "/bench/t10": 10,
     "/bench/t100": 100,
     "/bench/t1000": 1000,
@@ -61,8 +75,11 @@ THREADS = {
     **{f"/bench/f{i}": 10 for i in range(10)},
     **{f"/bench/p-{i}": 10 for i in range(100)},  # POST spreads over these
 }
-BIG = {"/bench/t5000": 5000}  # kibitz only: POST to a big thread
-PAGE_SLUG, PAGE_COMMENTS = "bench100", 100
+BIG: Threads = {"/bench/t5000": 5000}  # kibitz only: POST to a big thread
+# kibitz's post pages: 100 comments, and 5,000 (3,000 top-level, 2,000 replies under them)
+PAGES = [Post("bench100", 100), Post("bench5000", 3000, 2000)]
+# Added before the last scenario: the database grows by 20,000 comments in 200 threads.
+GROWTH: Threads = {f"/bench/g{i}": 100 for i in range(200)}
 COUNT_URIS = [
     "/bench/t1000",
     "/bench/u1000",
@@ -103,14 +120,11 @@ class Figure:
     runs: list[Run] = field(default_factory=list)
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in self.runs)
+        return float(statistics.median(getattr(r, attr) for r in self.runs))
 
     @property
     def rate(self) -> float:
         return self.median("rate")
-
-
-# -- servers ------------------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -125,123 +139,6 @@ def cpu_seconds(pid: int) -> float:
     return total + sum(cpu_seconds(int(child)) for child in children)
 
 
-async def _seed_kibitz(database_url: str, threads: dict[str, int]) -> None:
-    """As bench/peer.py seeds, but each thread's comments spread over the past weeks, ten
-    minutes apart, as a thread that grew to that size would be (what a POST checks against
-    its thread, such as the duplicate window, looks only at recent comments)."""
-    from db.comments import CommentStore, NewComment
-    from db.database import connect
-    from db.migrate import migrate
-    from db.models import now
-    from server.discussion.markup import render_comment
-
-    db = await connect(database_url, readers=1)
-    try:
-        await migrate(db)
-        store = CommentStore(db)
-        start = now()
-        for uri, n in threads.items():
-            batch = []
-            for i in range(n):
-                text = peer.comment_text(uri, i)
-                batch.append(
-                    NewComment(
-                        author=f"Reader {i}",
-                        email=f"reader{i}@example.org",
-                        website=None,
-                        text=text,
-                        html=render_comment(text),
-                        status="approved",
-                        address="127.0.0.1",
-                        created=start - timedelta(minutes=10 * (n - i)),
-                    )
-                )
-            await store.add_many(uri, batch, title=uri)
-    finally:
-        await db.close()
-
-
-async def _seed_posts(database_url: str) -> None:
-    """A post with PAGE_COMMENTS comments, for the post page against its own JSON."""
-    from db.database import connect
-    from db.posts import PostStore
-
-    db = await connect(database_url, readers=1)
-    try:
-        await PostStore(db).add(
-            slug=PAGE_SLUG, title="A post", author="Admin", body_html="<p>The post.</p>"
-        )
-    finally:
-        await db.close()
-    await _seed_kibitz(database_url, {f"/posts/{PAGE_SLUG}": PAGE_COMMENTS})
-
-
-def seed_with(source: Path, database_url: str, threads: dict[str, int], posts: bool) -> None:
-    """Seed with the stores (and migrations) of the kibitz at ``source``, in a process of its
-    own: an older commit's database must not get this commit's migrations."""
-    subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--seed",
-            json.dumps({"source": str(source), "url": database_url, "threads": threads}),
-            *(["--posts"] if posts else []),
-        ],
-        check=True,
-    )
-
-
-def start_kibitz(
-    name: str, database_url: str, work: Path, source: Path, *extra: str, env: dict[str, str]
-) -> peer.Server:
-    port = peer.free_port()
-    seed_with(source, database_url, {}, posts=False)  # migrate before any worker starts
-    log = work / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port), *extra],
-        cwd=source,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(source),
-            "KIBITZ_DATABASE_URL": database_url,
-            "KIBITZ_DATA_DIR": str(work / name),
-            "KIBITZ_SECRET_KEY": "bench-" + "x" * 32,
-            "KIBITZ_MODERATION": "none",
-            "KIBITZ_TRUSTED_PROXIES": "127.0.0.1",
-            "KIBITZ_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            **env,
-        },
-    )
-    peer.wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, log)
-
-    def seed(threads: dict[str, int]) -> None:
-        seed_with(source, database_url, threads, posts=False)
-
-    def settle() -> None:
-        seed_with(source, database_url, {}, posts=True)
-        peer._settle_kibitz(database_url)
-
-    return peer.Server(name, port, proc, seed, settle)
-
-
-def checkout(rev: str, into: Path) -> Path:
-    """The files of commit ``rev`` (no .git), to run the kibitz of that commit."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev],
-        check=True,
-        capture_output=True,
-    ).stdout
-    tar = into / "source.tar"
-    tar.write_bytes(archive)
-    with tarfile.open(tar) as files:
-        files.extractall(into, filter="data")
-    tar.unlink()
-    return into
-
-
 # -- wrk ----------------------------------------------------------------------------------------
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -252,7 +149,7 @@ def _ms(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2)] if found else float("nan")
 
 
-def wrk(server: peer.Server, path: str, seconds: float, script: list[str] | None = None) -> Run:
+def wrk(server: Server, path: str, seconds: float, script: list[str] | None = None) -> Run:
     """One ``wrk -t1 -c16`` run; ``script`` is a Lua file under bench/wrk/ and its arguments."""
     command = ["wrk", "-t1", "-c16", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
     if script:
@@ -287,63 +184,185 @@ def wrk(server: peer.Server, path: str, seconds: float, script: list[str] | None
 
 # -- scenarios ----------------------------------------------------------------------------------
 
-Job = Callable[[peer.Server, float, int], Run]  # server, seconds, run number → Run
+Job = Callable[[Server, float, int], Run]  # server, seconds, run number → Run
 
 
-def read(uri: str) -> Job:
-    def job(server: peer.Server, seconds: float, n: int) -> Run:
-        if server.name == "isso":
-            return wrk(server, f"/?uri={quote(uri)}", seconds)
-        return wrk(server, f"/api/comments?uri={quote(uri)}", seconds)
+def kind(server: Server) -> str:
+    """isso, remark42 or kibitz: which API a server speaks."""
+    return server.name.split("-")[0].split("@")[0]
+
+
+def _request(server: Server, seconds: float, method: str, path: str, body: str = "") -> Run:
+    return wrk(server, "/", seconds, ["request.lua", method, path, body])
+
+
+def read(uri: str, limit: int | None = None) -> Job:
+    def job(server: Server, seconds: float, n: int) -> Run:
+        if kind(server) == "isso":
+            return _request(server, seconds, "GET", f"/?uri={quote(uri)}")
+        if kind(server) == "remark42":
+            return _request(
+                server, seconds, "GET", f"/api/v1/find?site={SITE}&url={quote(uri)}&format=tree"
+            )
+        page = f"&limit={limit}" if limit else ""
+        return _request(server, seconds, "GET", f"/api/comments?uri={quote(uri)}{page}")
 
     return job
 
 
-def counts(server: peer.Server, seconds: float, n: int) -> Run:
-    if server.name == "isso":
-        body = "[" + ",".join(f'"{u}"' for u in COUNT_URIS) + "]"
-        return wrk(server, "/", seconds, ["body.lua", "/count", body])
-    return wrk(server, "/api/counts?" + "&".join(f"uri={quote(u)}" for u in COUNT_URIS), seconds)
+def counts(server: Server, seconds: float, n: int) -> Run:
+    body = "[" + ",".join(f'"{u}"' for u in COUNT_URIS) + "]"
+    if kind(server) == "isso":
+        return _request(server, seconds, "POST", "/count", body)
+    if kind(server) == "remark42":
+        return _request(server, seconds, "POST", f"/api/v1/counts?site={SITE}", body)
+    query = "&".join(f"uri={quote(u)}" for u in COUNT_URIS)
+    return _request(server, seconds, "GET", f"/api/counts?{query}")
 
 
 def post(uri: str, threads: int = 0) -> Job:
-    def job(server: peer.Server, seconds: float, n: int) -> Run:
-        kind = "isso" if server.name == "isso" else "kibitz"
+    def job(server: Server, seconds: float, n: int) -> Run:
         target = uri.replace("{n}", str(n))
         origin = f"http://127.0.0.1:{server.port}"
-        script = ["post.lua", kind, target, str(threads), str(n * 1_000_000), origin]
+        script = ["post.lua", kind(server), target, str(threads), str(n * 1_000_000), origin]
+        if kind(server) == "remark42":
+            script.append(server.extra["token"]())
         return wrk(server, "/", seconds, script)
 
     return job
 
 
-def page(server: peer.Server, seconds: float, n: int) -> Run:
-    return wrk(server, f"/posts/{PAGE_SLUG}", seconds)
+def page(slug: str) -> Job:
+    def job(server: Server, seconds: float, n: int) -> Run:
+        return _request(server, seconds, "GET", f"/posts/{slug}")
+
+    return job
 
 
-# label, job, whether Isso runs it, whether it is warmed up first (reads fill caches)
-SCENARIOS: list[tuple[str, Job, bool, bool]] = [
-    ("read 10", read("/bench/t10"), True, True),
-    ("read 100", read("/bench/t100"), True, True),
-    ("counts 10 uris", counts, True, True),
-    ("page 100 HTML", page, False, True),
-    ("page 100 JSON", read(f"/posts/{PAGE_SLUG}"), False, True),
-    ("post 100 threads", post("/bench/p", 100), True, False),
-    ("post 5000-thread", post("/bench/t5000"), False, False),
-    ("post new thread", post("/bench/new-{n}"), False, False),
-]
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    job: Job
+    peers: frozenset[str]  # which other servers run it besides kibitz
+    warm: bool  # warmed up first (reads fill caches)
 
-# (numerator, denominator, goal): ratios of figures from the same run, as issue 16 sets them.
-GOALS = [
-    ("read 10", "isso", 30.0),
-    ("read 100", "isso", 100.0),
-    ("counts 10 uris", "isso", 3.0),
-    ("post 100 threads", "isso", 3.0),
+
+BOTH = frozenset({"isso", "remark42"})
+SCENARIOS = [
+    Scenario("read 10", read("/bench/t10"), BOTH, True),
+    Scenario("read 100", read("/bench/t100"), BOTH, True),
+    Scenario("read 1000", read("/bench/t1000"), frozenset({"remark42"}), True),
+    Scenario("counts 10 uris", counts, BOTH, True),
+    Scenario("page 100 HTML", page(PAGES[0].slug), frozenset(), True),
+    Scenario("page 100 JSON", read(f"/posts/{PAGES[0].slug}"), frozenset(), True),
+    Scenario("page 5000 HTML", page(PAGES[1].slug), frozenset(), True),
+    Scenario("page 5000 JSON", read(f"/posts/{PAGES[1].slug}", limit=50), frozenset(), True),
+    Scenario("post 100 threads", post("/bench/p", 100), BOTH, False),
+    Scenario("post 5000-thread", post("/bench/t5000"), frozenset(), False),
+    Scenario("post new thread", post("/bench/new-{n}"), frozenset(), False),
 ]
-WITHIN = [
-    ("post 5000-thread", "post new thread", 0.9),
-    ("page 100 HTML", "page 100 JSON", 0.5),
-]
+# Measured after the database has grown by GROWTH.
+GROWN = [Scenario("counts 10 uris, +20k", counts, BOTH, True)]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``label`` on ``server`` ≥ ``goal`` times ``base_label`` on ``base_server`` (same run)."""
+
+    label: str
+    server: str
+    base_label: str
+    base_server: str
+    goal: float
+
+
+def _goals() -> list[Goal]:
+    goals: list[Goal] = []
+    for label in ("read 10", "read 100", "read 1000", "counts 10 uris", "post 100 threads"):
+        # equal cores: one process on one core, and two workers on two cores
+        goals.append(Goal(label, "kibitz-sqlite", label, "remark42-1core", 1.0))
+        goals.append(Goal(label, "kibitz-pg", label, "remark42", 1.0))
+    for label, goal in (("read 10", 30), ("read 100", 100), ("counts 10 uris", 3)):
+        goals += [Goal(label, k, label, "isso", goal) for k in ("kibitz-sqlite", "kibitz-pg")]
+    goals.append(Goal("post 100 threads", "kibitz-pg", "post 100 threads", "isso", 3.0))
+    for k in ("kibitz-sqlite", "kibitz-pg", "kibitz-pg-1w"):
+        goals += [
+            Goal("post 5000-thread", k, "post new thread", k, 0.9),
+            Goal("page 100 HTML", k, "page 100 JSON", k, 0.5),
+            Goal("page 5000 HTML", k, "page 5000 JSON", k, 0.5),
+            Goal("counts 10 uris, +20k", k, "counts 10 uris", k, 0.9),
+        ]
+    for label in ("read 10", "read 100", "page 100 HTML", "page 5000 HTML"):
+        goals.append(Goal(label, "kibitz-pg", label, "kibitz-pg-1w", 1.5))
+    return goals
+
+
+GOALS = _goals()
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def start_servers(args: argparse.Namespace, root: Path, pg_names: list[str]) -> list[Server]:
+    wanted = args.only.split(",")
+    moderation = {"KIBITZ_MODERATION": args.moderation}
+    servers: list[Server] = []
+    if "isso" in wanted:
+        (root / "isso").mkdir()
+        servers.append(start_isso(root / "isso"))
+    if args.remark42:
+        binary = Path(args.remark42).resolve()
+        servers.append(start_remark42(binary, root / "remark42", "remark42", None))
+        servers.append(start_remark42(binary, root / "remark42-1", "remark42-1core", ONE_CORE))
+    if args.baseline:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        work = root / "before"
+        source = checkout(rev, work / "source")
+        url = f"sqlite:///{work / 'kibitz.db'}"
+        servers.append(
+            start_kibitz(f"kibitz@{rev}", url, work, source, env=moderation, cores=ONE_CORE)
+        )
+    if "sqlite" in wanted:
+        work = root / "sqlite"
+        work.mkdir()
+        url = f"sqlite:///{work / 'kibitz.db'}"
+        servers.append(
+            start_kibitz("kibitz-sqlite", url, work, ROOT, env=moderation, cores=ONE_CORE)
+        )
+    for tag, workers in (("postgres", "2"), ("postgres1", "1")):
+        if tag not in wanted:
+            continue
+        work = root / tag
+        work.mkdir()
+        name = f"kibitz_wrk_{uuid.uuid4().hex[:8]}"
+        pg_admin(f'CREATE DATABASE "{name}"')
+        pg_names.append(name)
+        servers.append(
+            start_kibitz(
+                "kibitz-pg" if workers == "2" else "kibitz-pg-1w",
+                with_database(POSTGRES, name),
+                work,
+                ROOT,
+                "--workers",
+                workers,
+                env={**moderation, "KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": f"wrk-{name}"},
+            )
+        )
+    return servers
+
+
+def seed(servers: list[Server], threads: Threads, first: bool) -> None:
+    """Every server gets ``threads``; the first time, kibitz also gets BIG and PAGES."""
+    for server in servers:
+        server.seed({**threads, **BIG} if first and server.pages else threads)
+        if first and server.pages:
+            server.pages(PAGES)
+        server.settle()
 
 
 def main() -> int:
@@ -351,150 +370,117 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and server")
     parser.add_argument(
-        "--only", default="isso,sqlite", help="comma-separated: isso, sqlite, postgres"
+        "--only",
+        default="isso,sqlite",
+        help="comma-separated: isso, sqlite, postgres, postgres1",
     )
+    parser.add_argument("--remark42", help="a Remark42 binary, to run beside kibitz")
+    parser.add_argument("--moderation", default="none", help="kibitz's KIBITZ_MODERATION")
     parser.add_argument("--baseline", help="also run the kibitz of this commit (SQLite)")
     parser.add_argument("--scenarios", help="comma-separated labels to run (default: all)")
-    parser.add_argument("--seed", help=argparse.SUPPRESS)  # JSON: source, url, threads
-    parser.add_argument("--posts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.seed:
-        job = json.loads(args.seed)
-        sys.path.insert(0, job["source"])  # that commit's db and server packages
-        asyncio.run(_seed_kibitz(job["url"], job["threads"]))
-        if args.posts:
-            asyncio.run(_seed_posts(job["url"]))
-        return 0
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    wanted = args.only.split(",")
-    scenarios = [s for s in SCENARIOS if not args.scenarios or s[0] in args.scenarios.split(",")]
-    peer.PEER.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="kibitz-wrk-", dir=peer.PEER))
-    servers: list[peer.Server] = []
+    chosen = args.scenarios.split(",") if args.scenarios else None
+    scenarios = [s for s in SCENARIOS if not chosen or s.label in chosen]
+    grown = [s for s in GROWN if not chosen or s.label in chosen]
+    PEER.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="kibitz-wrk-", dir=PEER))
+    servers: list[Server] = []
     pg_names: list[str] = []
-    print(f"machine: {peer.machine()}")
+    print(f"machine: {machine()}", flush=True)
     try:
-        if "isso" in wanted:
-            (root / "isso").mkdir()
-            servers.append(peer.start_isso(root / "isso"))
-        if args.baseline:
-            rev = subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            work = root / "before"
-            source = checkout(rev, work / "source")
-            servers.append(
-                start_kibitz(
-                    f"kibitz@{rev}", f"sqlite:///{work / 'kibitz.db'}", work, source, env={}
-                )
-            )
-        if "sqlite" in wanted:
-            work = root / "sqlite"
-            work.mkdir()
-            servers.append(
-                start_kibitz("kibitz-sqlite", f"sqlite:///{work / 'kibitz.db'}", work, ROOT, env={})
-            )
-        if "postgres" in wanted:
-            work = root / "postgres"
-            work.mkdir()
-            name = f"kibitz_wrk_{uuid.uuid4().hex[:8]}"
-            asyncio.run(peer._pg_admin(f'CREATE DATABASE "{name}"'))
-            pg_names.append(name)
-            servers.append(
-                start_kibitz(
-                    "kibitz-pg",
-                    peer._with_database(peer.POSTGRES, name),
-                    work,
-                    ROOT,
-                    "--workers",
-                    "2",
-                    env={"KIBITZ_REDIS_URL": peer.REDIS, "KIBITZ_REDIS_PREFIX": f"wrk-{name}"},
-                )
-            )
+        servers = start_servers(args, root, pg_names)
         print(f"seeding {sum(THREADS.values()):,} comments into every server …", flush=True)
-        for server in servers:
-            server.seed(THREADS if server.name == "isso" else {**THREADS, **BIG})
-            server.settle()
+        seed(servers, THREADS, first=True)
         time.sleep(2)
         figures: dict[tuple[str, str], Figure] = {}
-        runs = 0
-        for label, job, with_isso, warm in scenarios:
-            taking = [s for s in servers if with_isso or s.name != "isso"]
-            for round_ in range(args.rounds):
-                for server in taking if round_ % 2 == 0 else taking[::-1]:
-                    runs += 1
-                    if warm and round_ == 0:
-                        job(server, 1, runs)
-                        runs += 1
-                    run = job(server, args.duration, runs)
-                    figures.setdefault((label, server.name), Figure()).runs.append(run)
-            for server in taking:
-                f = figures[(label, server.name)]
-                bad = sum(r.bad for r in f.runs)
-                print(
-                    f"  {label:<17} {server.name:<16} {f.rate:9.1f} req/s  "
-                    f"p50 {f.median('p50'):7.2f} ms  p99 {f.median('p99'):7.2f} ms  "
-                    f"CPU {f.median('cpu_ms'):6.2f} ms/req" + (f"  ({bad} failed)" if bad else ""),
-                    flush=True,
-                )
+        counter = [0]
+        for scenario in scenarios:
+            measure(scenario, servers, args, figures, counter)
+        if grown:
+            print(f"growing every database by {sum(GROWTH.values()):,} comments …", flush=True)
+            seed(servers, GROWTH, first=False)
+            time.sleep(2)
+            for scenario in grown:
+                measure(scenario, servers, args, figures, counter)
         report(figures, [s.name for s in servers], args)
     finally:
         for server in servers:
             server.stop()
         for name in pg_names:
-            asyncio.run(peer._pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def measure(
+    scenario: Scenario,
+    servers: list[Server],
+    args: argparse.Namespace,
+    figures: dict[tuple[str, str], Figure],
+    counter: list[int],
+) -> None:
+    taking = [s for s in servers if kind(s) == "kibitz" or kind(s) in scenario.peers]
+    for round_ in range(args.rounds):
+        for server in taking if round_ % 2 == 0 else taking[::-1]:
+            counter[0] += 1
+            if scenario.warm and round_ == 0:
+                scenario.job(server, 1, counter[0])
+                counter[0] += 1
+            run = scenario.job(server, args.duration, counter[0])
+            figures.setdefault((scenario.label, server.name), Figure()).runs.append(run)
+    for server in taking:
+        f = figures[(scenario.label, server.name)]
+        bad = sum(r.bad for r in f.runs)
+        print(
+            f"  {scenario.label:<20} {server.name:<16} {f.rate:9.1f} req/s  "
+            f"p50 {f.median('p50'):7.2f} ms  p99 {f.median('p99'):7.2f} ms  "
+            f"CPU {f.median('cpu_ms'):6.2f} ms/req" + (f"  ({bad} failed)" if bad else ""),
+            flush=True,
+        )
 
 
 def report(
     figures: dict[tuple[str, str], Figure], names: list[str], args: argparse.Namespace
 ) -> None:
     print(
-        f"\nwrk -t1 -c16 -d{args.duration:g}s, {args.rounds} rounds alternated, medians\n"
+        f"\nwrk -t1 -c16 -d{args.duration:g}s, {args.rounds} rounds alternated, medians; "
+        f"kibitz moderation {args.moderation}\n"
         "\n| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req |"
         "\n| --- | --- | ---: | ---: | ---: | ---: |"
     )
-    for label, *_ in SCENARIOS:
+    for scenario in SCENARIOS + GROWN:
         for name in names:
-            f = figures.get((label, name))
+            f = figures.get((scenario.label, name))
             if f is not None:
                 print(
-                    f"| {label} | {name} | {f.rate:,.0f} | {f.median('p50'):.2f} | "
+                    f"| {scenario.label} | {name} | {f.rate:,.0f} | {f.median('p50'):.2f} | "
                     f"{f.median('p99'):.2f} | {f.median('cpu_ms'):.2f} |"
                 )
-    kibitz = [n for n in names if n.startswith("kibitz") and "@" not in n]
-    print("\nGoals (ratios within this run):")
-    for label, other, goal in GOALS:
-        for name in kibitz:
-            mine, theirs = figures.get((label, name)), figures.get((label, other))
-            if mine and theirs and theirs.rate:
-                ratio = mine.rate / theirs.rate
-                print(
-                    f"  {name:<14} {label:<17} {ratio:7.1f}x {other} "
-                    f"(goal ≥ {goal:g}x) {'met' if ratio >= goal else 'MISSED'}"
-                )
-    for label, base, goal in WITHIN:
-        for name in kibitz:
-            mine, theirs = figures.get((label, name)), figures.get((base, name))
-            if mine and theirs and theirs.rate:
-                ratio = mine.rate / theirs.rate
-                print(
-                    f"  {name:<14} {label} ÷ {base}: {ratio:.2f} "
-                    f"(goal ≥ {goal:g}) {'met' if ratio >= goal else 'MISSED'}"
-                )
+    print("\nGoals (ratios of req/s within this run; CPU per request beside them):")
+    for g in GOALS:
+        mine, theirs = figures.get((g.label, g.server)), figures.get((g.base_label, g.base_server))
+        if not (mine and theirs and theirs.rate):
+            continue
+        ratio = mine.rate / theirs.rate
+        base = g.base_server if g.base_label == g.label else g.base_label
+        if g.base_server != g.server and g.base_label != g.label:
+            base = f"{g.base_label} on {g.base_server}"
+        print(
+            f"  {g.server:<14} {g.label:<20} {ratio:7.2f}x {base:<22} (goal ≥ {g.goal:g}) "
+            f"{'met' if ratio >= g.goal else 'MISSED'}   CPU "
+            f"{mine.median('cpu_ms'):.3f} vs {theirs.median('cpu_ms'):.3f} ms/req"
+        )
     before = [n for n in names if "@" in n]
     if before and "kibitz-sqlite" in names:
         print(f"\nThis commit against {before[0]} (both SQLite, one process):")
-        for label, *_ in SCENARIOS:
-            old, new = figures.get((label, before[0])), figures.get((label, "kibitz-sqlite"))
+        for scenario in SCENARIOS + GROWN:
+            old = figures.get((scenario.label, before[0]))
+            new = figures.get((scenario.label, "kibitz-sqlite"))
             if old and new and old.rate:
                 print(
-                    f"  {label:<17} {old.rate:9,.0f} → {new.rate:9,.0f} req/s "
+                    f"  {scenario.label:<20} {old.rate:9,.0f} → {new.rate:9,.0f} req/s "
                     f"({new.rate / old.rate:.2f}x), CPU {old.median('cpu_ms'):.2f} → "
                     f"{new.median('cpu_ms'):.2f} ms/req"
                 )

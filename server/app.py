@@ -42,7 +42,7 @@ from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
-from server.discussion.cache import CountCache, FragmentCache, ThreadCache
+from server.discussion.cache import CountCache, CountQuestions, FragmentCache, ThreadCache
 from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
@@ -140,8 +140,10 @@ async def open_state(
         privacy_per_email=limiter(PRIVACY_RATE_PER_EMAIL),
         cache=ThreadCache(),
         counts=CountCache(),
+        count_questions=CountQuestions(),
         fragments=FragmentCache(),
         pages=FragmentCache(capacity=64),
+        page_bodies=FragmentCache(),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

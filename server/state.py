@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from server.discussion.actions import Discussion
     from server.discussion.cache import (
         CountCache,
+        CountQuestions,
         FragmentCache,
         RenderedPage,
         RenderedThread,
@@ -70,8 +71,10 @@ class State:
     privacy_per_email: PostLimiter
     cache: ThreadCache
     counts: CountCache
+    count_questions: CountQuestions
     fragments: FragmentCache[RenderedThread]
     pages: FragmentCache[RenderedPage]
+    page_bodies: FragmentCache[bytes]  # JSON pages of big threads (``?limit=…``)
     live: Live
     bundle: Bundle
     mail: Mail | None

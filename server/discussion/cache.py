@@ -7,6 +7,7 @@ cached body is never stale, and no invalidation message is needed between hosts.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,56 @@ class CountCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
+
+    async def answer(self, store: CommentStore, question: CountQuestion) -> bytes:
+        """The encoded answer to ``question``; re-encoded only when one of its threads moved.
+
+        Index pages ask the same question again and again: the same uris in the same order.
+        The versions read are the whole key, so an answer given again is never stale.
+        """
+        versions = await store.thread_versions(question.threads)
+        key = tuple(sorted(versions.values()))
+        if question.answered is not None and question.answered[0] == key:
+            return question.answered[1]
+        found = await self.counts(store, question.threads)
+        body = json.dumps(
+            {asked: found.get(uri, 0) for asked, uri in question.asked},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        question.answered = (key, body)
+        return body
+
+
+@dataclass
+class CountQuestion:
+    """One counts query as asked (``asked``: each uri given and its thread key) and its last
+    answer with the thread versions it was counted at."""
+
+    asked: tuple[tuple[str, str], ...]
+    threads: tuple[str, ...]  # the distinct thread keys, sorted
+    answered: tuple[Hashable, bytes] | None = None
+
+
+class CountQuestions:
+    """Questions by their raw query string, so a repeated one is not parsed again."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, CountQuestion] = OrderedDict()
+
+    def get(self, query: bytes) -> CountQuestion | None:
+        found = self._items.get(query)
+        if found is not None:
+            self._items.move_to_end(query)
+        return found
+
+    def put(self, query: bytes, asked: dict[str, str]) -> CountQuestion:
+        question = CountQuestion(tuple(asked.items()), tuple(sorted(set(asked.values()))))
+        self._items[query] = question
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return question
 
 
 @dataclass(frozen=True)

@@ -463,14 +463,17 @@ async def moderation_queue(request: Request) -> Response:
 )
 async def counts(request: Request) -> Response:
     state = state_of(request)
-    raw = request.query_params.getlist("uri")
-    if not raw:
-        raise BadRequest("Give one or more ?uri= parameters.")
-    if len(raw) > MAX_COUNT_URIS:
-        raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
-    normalised = {u: query_uri(u) for u in raw}
-    found = await state.counts.counts(state.comments, sorted(set(normalised.values())))
-    return _json({u: found.get(n, 0) for u, n in normalised.items()})
+    query: bytes = request.scope["query_string"]
+    question = state.count_questions.get(query)
+    if question is None:  # checked once per distinct query string, then remembered
+        raw = request.query_params.getlist("uri")
+        if not raw:
+            raise BadRequest("Give one or more ?uri= parameters.")
+        if len(raw) > MAX_COUNT_URIS:
+            raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
+        question = state.count_questions.put(query, {u: query_uri(u) for u in raw})
+    body = await state.counts.answer(state.comments, question)
+    return Response(body, media_type="application/json")
 
 
 @documented(

@@ -87,6 +87,14 @@ async def read_page(request: Request, uri: str) -> Response:
         if after is not None:  # no thread issued this cursor
             raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR})
         return _json(empty)
+    # As the post page's comment list (server/http/pages.py): one body per visible state of
+    # the thread and page, so the first page of a busy thread costs one indexed read. A cursor
+    # is only ever cached after it was read and found valid for this thread and order.
+    version = (thread.last_seq, thread.votes_seq, thread.closed_flag)
+    key = (thread.id, version, state.votes.local_version(thread.id), sort, limit, after)
+    cached = state.page_bodies.get(key)
+    if cached is not None:
+        return Response(cached, media_type="application/json")
     try:
         found = await state.pager.page(thread, sort, limit, after)
     except BadCursor:
@@ -94,7 +102,7 @@ async def read_page(request: Request, uri: str) -> Response:
     if found is None:
         return _json(empty)
     index, page, comments = found
-    return _json(
+    body = json.dumps(
         {
             "uri": thread.uri,
             "count": page.count,
@@ -104,8 +112,13 @@ async def read_page(request: Request, uri: str) -> Response:
             "closed": index.closed,
             "sort": sort,
             "comments": [public_comment(c, page.states[c.id]) for c in comments],
-        }
-    )
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
+    if index.version == thread.version and index.closed == thread.closed:
+        state.page_bodies.put(key, body)  # read at the state the key names: exact
+    return Response(body, media_type="application/json")
 
 
 # -- closing -------------------------------------------------------------------------------------

@@ -92,6 +92,41 @@ async def test_pinned_come_first_in_every_order(server: Server) -> None:
     assert next(c for c in whole["comments"] if c["id"] == ids[3])["pinned"] is True
 
 
+async def test_a_page_read_again_shows_every_change_since(server: Server) -> None:
+    """The same page asked again (a cached body) shows a new reply, a vote, a pin, closing
+    and a removal at once: the cache is keyed by the state of the thread readers see."""
+    await big_post(server)
+    ids = await seed(server, 4)
+    params = {"uri": URI, "limit": "2"}
+    async with server.client() as client:
+        token = await server_token(server)
+
+        async def page() -> dict[str, Any]:
+            answer = await client.get("/api/comments", params=params)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+        before = await page()
+        assert before == await page()  # asked twice, answered the same
+        reply = await post(client, "a reply", parent=ids[1])
+        with_reply = await page()
+        voter = (await client.post("/api/voters")).json()["voter"]
+        await client.post(f"/api/comments/{ids[0]}/vote", json={"value": 1, "voter": voter})
+        voted = await page()
+        await client.post(f"/api/comments/{ids[3]}/pin", headers=token)
+        pinned = await page()
+        await client.post("/api/threads/close", params={"uri": URI}, headers=token)
+        closed = await page()
+        await server.state.comments.change(reply, status="deleted")
+        removed = await page()
+    assert [c["id"] for c in before["comments"]] == ids[:2] and before["closed"] is False
+    assert [c["id"] for c in with_reply["comments"]] == [*ids[:2], reply]
+    assert next(c for c in voted["comments"] if c["id"] == ids[0])["up"] == 1
+    assert [c["id"] for c in pinned["comments"]][0] == ids[3]
+    assert closed["closed"] is True
+    assert reply not in [c["id"] for c in removed["comments"]]
+
+
 async def server_token(server: Server) -> dict[str, str]:
     """An API token for a fresh staff member, as an Authorization header."""
     member = await server.state.staff.add(f"mod{next(_unique)}", "moderator", "x")
