@@ -122,7 +122,7 @@ async def test_a_page_read_again_shows_every_change_since(server: Server) -> Non
     assert [c["id"] for c in before["comments"]] == ids[:2] and before["closed"] is False
     assert [c["id"] for c in with_reply["comments"]] == [*ids[:2], reply]
     assert next(c for c in voted["comments"] if c["id"] == ids[0])["up"] == 1
-    assert [c["id"] for c in pinned["comments"]][0] == ids[3]
+    assert pinned["comments"][0]["id"] == ids[3]
     assert closed["closed"] is True
     assert reply not in [c["id"] for c in removed["comments"]]
 
