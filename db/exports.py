@@ -3,6 +3,7 @@
 Ordering is decided here so that an export is deterministic: posts by slug and threads by uri
 (sorted in Python, since PostgreSQL's collation and SQLite's byte order disagree), comments by
 ``(created, id)``, paged by that key so a thread of any size streams in bounded memory.
+Each page's votes are read with it, by comment id, ordered by voter.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db.database import Database
+from db.database import Connection, Database
 from db.models import as_datetime, maybe_datetime
 
 PAGE = 1000
+CHUNK = 500  # parameters per IN (…) list: well below both engines' limits
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class ExportedThread:
     title: str | None
     created: datetime
     aliases: tuple[str, ...]
+    # None: nobody decided; True: closed; False: reopened by staff (never closed automatically).
+    closed: bool | None = None
+    closed_at: datetime | None = None  # when ``closed`` was decided, where known
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,11 @@ class ExportedComment:
     created: datetime
     edited: datetime | None
     sub: str | None = None  # a signed-in (single sign-on) reader's user id on the host site
+    pinned: bool = False
+    up: int = 0
+    down: int = 0
+    # (voter, 1 or -1), ordered by voter: the opaque ids the votes table holds, nothing else.
+    votes: tuple[tuple[str, int], ...] = ()
 
 
 def comment_key(source: str | None, comment_id: int) -> str:
@@ -92,7 +102,9 @@ class ExportReader:
 
     async def threads(self) -> list[ExportedThread]:
         async with self.db.read() as conn:
-            rows = await conn.fetch("SELECT id, uri, title, created FROM threads")
+            rows = await conn.fetch(
+                "SELECT id, uri, title, created, closed, closed_at FROM threads"
+            )
             alias_rows = await conn.fetch("SELECT uri, thread_id FROM thread_aliases")
         aliases: dict[int, list[str]] = {}
         for r in alias_rows:
@@ -104,6 +116,8 @@ class ExportReader:
                 r["title"],
                 as_datetime(r["created"]),
                 tuple(sorted(aliases.get(r["id"], ()))),
+                None if r["closed"] is None else r["closed"] == 1,
+                maybe_datetime(r["closed_at"]),
             )
             for r in rows
         ]
@@ -125,6 +139,7 @@ class ExportReader:
                         PAGE,
                         *after,
                     )
+                votes = await _votes(conn, [r["id"] for r in rows])
             for r in rows:
                 yield ExportedComment(
                     key=comment_key(r["source"], r["id"]),
@@ -145,6 +160,10 @@ class ExportReader:
                     created=as_datetime(r["created"]),
                     edited=maybe_datetime(r["edited"]),
                     sub=r["sso_sub"],
+                    pinned=r["pinned"] == 1,
+                    up=r["up"],
+                    down=r["down"],
+                    votes=tuple(sorted(votes.get(r["id"], ()))),
                 )
             if len(rows) < PAGE:
                 return
@@ -153,7 +172,22 @@ class ExportReader:
 
 _COMMENTS = (
     "SELECT c.id, c.parent_id, c.author, c.email, c.website, c.text, c.html, c.status, "
-    "c.reason, c.address, c.created, c.edited, c.source, c.sso_sub, p.source AS parent_source, "
+    "c.reason, c.address, c.created, c.edited, c.source, c.sso_sub, c.pinned, c.up, c.down, "
+    "p.source AS parent_source, "
     "s.name AS staff_name FROM comments c LEFT JOIN comments p ON p.id = c.parent_id "
     "LEFT JOIN staff s ON s.id = c.staff_id WHERE c.thread_id = $1"
 )
+
+
+async def _votes(conn: Connection, comment_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """The votes on these comments: ``comment id → [(voter, value)]``."""
+    found: dict[int, list[tuple[str, int]]] = {}
+    for start in range(0, len(comment_ids), CHUNK):
+        chunk = comment_ids[start : start + CHUNK]
+        marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
+        rows = await conn.fetch(
+            f"SELECT comment_id, voter, value FROM votes WHERE comment_id IN ({marks})", *chunk
+        )
+        for r in rows:
+            found.setdefault(r["comment_id"], []).append((r["voter"], int(r["value"])))
+    return found

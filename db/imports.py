@@ -21,6 +21,7 @@ from datetime import datetime
 from db.comments import diff_events, find_thread, record_events, text_key, visible_states
 from db.database import Connection, Database
 from db.models import Event, Status, now
+from db.threads import NO_COMMENT
 
 CHUNK = 500  # parameters per IN (…) list: well below both engines' limits
 
@@ -47,6 +48,9 @@ class ThreadIn:
     created: datetime | None = None
     aliases: tuple[str, ...] = ()
     post: PostIn | None = None
+    # Kept only on a thread the import creates: a thread already here keeps its own decision.
+    closed: bool | None = None
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class CommentIn:
     reason: str | None = None
     staff_name: str | None = None
     sso_sub: str | None = None
+    pinned: bool = False  # kept where the comment lands at the top level
+    up: int = 0
+    down: int = 0
+    votes: tuple[tuple[str, int], ...] = ()  # (opaque voter id, 1 or -1), one per voter
 
 
 @dataclass
@@ -82,6 +90,7 @@ class BatchResult:
     duplicates: int = 0
     rerooted: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
     unknown_staff: set[str] = field(default_factory=set)
+    pins_dropped: int = 0  # pinned replies: only a top-level comment can be pinned
     events: list[Event] = field(default_factory=list)
 
 
@@ -195,11 +204,12 @@ class ImportStore:
                 "AND parent_id IN (SELECT id FROM comments WHERE import_run = $1)",
                 run,
             )
-            await conn.execute(
-                "DELETE FROM events WHERE comment_id IN "
-                "(SELECT id FROM comments WHERE import_run = $1)",
-                run,
-            )
+            for table in ("events", "votes"):  # votes: the file's, and readers' since
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE comment_id IN "
+                    "(SELECT id FROM comments WHERE import_run = $1)",
+                    run,
+                )
             await conn.execute("DELETE FROM comments WHERE import_run = $1", run)
             events: list[Event] = []
             for thread_id, old in before.items():
@@ -300,16 +310,22 @@ class ImportStore:
         if found is not None:
             return found.id
         result.threads_created += 1
-        return int(
+        closed = None if thread.closed is None else int(thread.closed)
+        thread_id = int(
             await conn.fetchval(
-                "INSERT INTO threads (uri, title, created, import_run) VALUES ($1, $2, $3, $4) "
-                "RETURNING id",
+                "INSERT INTO threads (uri, title, created, import_run, closed, closed_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 uri,
                 thread.title,
                 thread.created or now(),
                 run,
+                closed,
+                None if closed is None else thread.closed_at,
             )
         )
+        if closed == 1:  # a reader with the thread open learns it, as when staff close it
+            result.events += await record_events(conn, thread_id, [("thread.closed", NO_COMMENT)])
+        return thread_id
 
     async def _aliases(
         self,
@@ -398,10 +414,13 @@ class ImportStore:
                     await _hidden_ancestors(conn, stored_parent, checked)
                 )
 
+        pinned = {c.source for c in fresh if c.pinned and c.source not in parents}
+        result.pins_dropped = sum(c.pinned for c in fresh) - len(pinned)
         await conn.executemany(
             "INSERT INTO comments (thread_id, author, email, website, text, html, status, "
-            "reason, address, staff_id, created, edited, source, import_run, text_key, sso_sub) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "reason, address, staff_id, created, edited, source, import_run, text_key, sso_sub, "
+            "pinned, up, down) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+            "$14, $15, $16, $17, $18, $19)",
             [
                 (
                     thread_ids[c.thread_key],
@@ -420,12 +439,22 @@ class ImportStore:
                     run,
                     text_key(c.text),
                     c.sso_sub,
+                    int(c.source in pinned),
+                    c.up,
+                    c.down,
                 )
                 for c in fresh
             ],
         )
         written = await _by_source(conn, [c.source for c in fresh])
         ids = {s: cid for s, (cid, _) in written.items()}
+        ballots = [(ids[c.source], voter, value) for c in fresh for voter, value in c.votes]
+        if ballots:
+            cast = now()  # when they were cast is not exported: nothing needs it
+            await conn.executemany(
+                "INSERT INTO votes (comment_id, voter, value, created) VALUES ($1, $2, $3, $4)",
+                [(*ballot, cast) for ballot in ballots],
+            )
         parent_ids = {s: (p if isinstance(p, int) else ids[p]) for s, p in parents.items()}
         if parent_ids:
             await conn.executemany(

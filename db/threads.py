@@ -15,7 +15,7 @@ from typing import Any
 
 from db.comments import COLUMNS, FROM, UnknownComment, lock_thread, record_events
 from db.database import Connection, Database
-from db.models import Comment, Event, as_datetime
+from db.models import Comment, Event, as_datetime, now
 
 # Thread events name no comment; the events table keeps comment_id NOT NULL, so they carry 0.
 NO_COMMENT = 0
@@ -131,9 +131,13 @@ class ThreadStore:
         async with self.db.transaction() as conn:
             await lock_thread(conn, thread_id)
             before = await conn.fetchval("SELECT closed FROM threads WHERE id = $1", thread_id)
-            await conn.execute(
-                "UPDATE threads SET closed = $2 WHERE id = $1", thread_id, 1 if closed else 0
-            )
+            if before != (1 if closed else 0):  # a decision, even undecided → open: its time
+                await conn.execute(
+                    "UPDATE threads SET closed = $2, closed_at = $3 WHERE id = $1",
+                    thread_id,
+                    1 if closed else 0,
+                    now(),
+                )
             if (before == 1) == closed:
                 return []
             kind = "thread.closed" if closed else "thread.opened"
@@ -167,8 +171,10 @@ class ThreadStore:
             async with self.db.transaction() as conn:
                 await lock_thread(conn, row["id"])
                 changed = await conn.fetchval(
-                    "UPDATE threads SET closed = 1 WHERE id = $1 AND closed IS NULL RETURNING id",
+                    "UPDATE threads SET closed = 1, closed_at = $2 "
+                    "WHERE id = $1 AND closed IS NULL RETURNING id",
                     row["id"],
+                    now(),
                 )
                 if changed is not None:
                     events += await record_events(conn, row["id"], [("thread.closed", NO_COMMENT)])

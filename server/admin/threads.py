@@ -1,4 +1,5 @@
-"""Big threads in the admin: the threads list with close/open, pins from the comment lists.
+"""Big threads in the admin: the threads list with close/open, pins from the comment lists
+and from the post page (its staff controls post here too).
 
 Each action goes through :class:`server.discussion.threads.Threads`, so readers get their
 events exactly as through the JSON API, and each is written to the audit log.
@@ -71,6 +72,8 @@ async def pin(request: Request, member: StaffMember, form: Form) -> Response:
         raise BadRequest(N_("The actions are pin and unpin."))
     comment = await state.threads.set_pinned(int(request.path_params["id"]), action == "pin")
     await state.audit.record(member.id, member.name, action, f"comment {comment.id}", None)
+    if first(form, "back") == "comment":  # from the post page: back to the comment, on its page
+        return RedirectResponse(f"/c/{comment.id}", status_code=303)
     return RedirectResponse(f"{_back(form)}?notice={action}", status_code=303)
 
 

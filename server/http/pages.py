@@ -135,7 +135,12 @@ def _empty(sort: str, after: str | None) -> RenderedThread:
 
 
 async def _comment_list(
-    request: Request, post: Post, sort: str = "oldest", after: str | None = None
+    request: Request,
+    post: Post,
+    sort: str = "oldest",
+    after: str | None = None,
+    *,
+    staff_csrf: str | None = None,
 ) -> RenderedThread:
     """One page of the post's comments as HTML, rendered once per visible state of its thread.
 
@@ -146,6 +151,9 @@ async def _comment_list(
     A miss is cached only when the page was read at the version looked up, so a cached
     fragment always shows exactly its key's state. Per-reader parts (form token, CSRF, staff
     controls, the reader's own votes) are never in it: the page's script marks own votes.
+    With ``staff_csrf`` (a signed-in staff member's token) the list carries staff controls
+    (pin and unpin, posting to the admin's form handler with that token): it is rendered
+    for this request alone, never read from or put in a cache.
     """
     state = state_of(request)
     settings = state.settings
@@ -156,7 +164,7 @@ async def _comment_list(
     version: Hashable = (thread.last_seq, thread.votes_seq, thread.closed_flag, local)
     view = (sort, after, post.uri, settings.language, settings.max_depth, settings.page_size)
     key = (thread.id, version, *view)
-    rendered = state.fragments.get(key)
+    rendered = None if staff_csrf else state.fragments.get(key)
     if rendered is not None:
         return rendered
     try:
@@ -170,12 +178,19 @@ async def _comment_list(
     index, page, comments = found
     token = state.pager.next_token(thread.id, sort, page)
     nodes = tree.build(comments, page.states, settings.max_depth, numbers=page.numbers)
-    consistent = index.version == thread.version and index.closed == thread.closed
+    # A staff rendering is never cached, so it never claims a version a cache could key.
+    consistent = (
+        index.version == thread.version and index.closed == thread.closed and not staff_csrf
+    )
     rendered = RenderedThread(
         cursor=index.last_seq,
         count=page.count,
         html=state.templates.render(
-            "_comment_list.html", post=post, nodes=nodes, edit_window=settings.edit_window
+            "_comment_list.html",
+            post=post,
+            nodes=nodes,
+            edit_window=settings.edit_window,
+            staff_csrf=staff_csrf,
         ),
         top_level=page.top_level,
         closed=index.closed,
@@ -256,8 +271,12 @@ async def _render_post(
         raise NotFound()
     state.cache.remember_post(post)
     sort, after = _page_params(request)
+    csrf = state.sessions.csrf_token(request)
     if known is None:
-        rendered = await _comment_list(request, post, sort, after)
+        staff = csrf is not None and await state.sessions.staff(request) is not None
+        rendered = await _comment_list(
+            request, post, sort, after, staff_csrf=csrf if staff else None
+        )
     else:  # the database is down: the post and the form only
         rendered = RenderedThread(cursor=0, count=0, html="")
     values = dict(values or {})
@@ -274,7 +293,7 @@ async def _render_post(
         post,
         rendered,
         form_token=given_token or form_token(request, post.id),
-        csrf_token=state.sessions.csrf_token(request),
+        csrf_token=csrf,
         values=values,
         errors=errors,
         form_error=form_error,
@@ -320,8 +339,9 @@ async def post_page(request: Request) -> Response:
     ``?sort=…&after=…``) sees exactly what every other
     such reader sees, but for the form token: that page is rendered once per visible state
     of the thread and post, cut at the token, and each request joins the parts around a fresh
-    token. Staff (their CSRF token, their controls), ``?replytocom``, ``?notice`` and the
-    form's error pages are rendered in full around the cached comment list.
+    token. ``?replytocom``, ``?notice`` and the form's error pages are rendered in full
+    around the cached comment list; a staff member's page (their CSRF token, pin controls on
+    the comments) is rendered in full, comment list included, and cached nowhere.
     """
     state = state_of(request)
     slug = request.path_params["slug"]

@@ -47,6 +47,10 @@ def comment_object(c: ExportedComment) -> dict[str, Any]:
         "reason": c.reason,
         "text": c.text,
         "html": c.html,
+        "pinned": c.pinned,
+        "up": c.up,
+        "down": c.down,
+        "votes": dict(c.votes),
     }
 
 
@@ -81,6 +85,8 @@ async def write_export(db: Database, out: TextIO) -> dict[str, int]:
                 "title": thread.title,
                 "created": stamp(thread.created),
                 "aliases": list(thread.aliases),
+                "closed": thread.closed,
+                "closed_at": stamp(thread.closed_at),
             }
         )
         out.write(("," if i else "") + "\n    " + head[:-1] + ', "comments": [')

@@ -2,7 +2,8 @@
 
 axe-core comes from the npm registry: ``make axe`` puts it in build/axe (or point
 ``KIBITZ_AXE_JS`` at an ``axe.min.js``). Pages checked: a paged post page with pinned and
-voted comments, a closed thread, the widget in its shadow root, and the admin threads page.
+voted comments (as readers and as staff, with the pin controls), a closed thread, the widget in
+its shadow root, and the admin threads page.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def seed(site: Setup, uri: str, n: int) -> list[int]:
 
 
 def test_pages_widget_and_closed_thread_pass_axe(browser: Any, site: Setup, axe: Path) -> None:
-    """No axe violation on a big post page, a closed one, the widget and the admin threads."""
+    """No axe violation on a big post page (a reader's and staff's), a closed one, the widget
+    and the admin threads."""
     post = site.kibitz.add_post("big", "A big thread")
     ids = seed(site, post.uri, 60)  # more than a page: the next link and load more show
     state = site.kibitz.server.state
@@ -113,12 +115,13 @@ def test_pages_widget_and_closed_thread_pass_axe(browser: Any, site: Setup, axe:
         found += violations(browser, axe, site.kibitz.url + post.uri, scheme, "[data-load-more]")
         found += violations(browser, axe, site.kibitz.url + closed.uri, scheme, "[data-closed]")
         found += violations(browser, axe, host, scheme, "[data-kibitz-state=rendered]")
-        found += violations(
-            browser,
-            axe,
-            site.kibitz.url + "/admin/threads",
-            scheme,
-            ".thread-row",
-            login=site.kibitz.url + "/admin/login",
-        )
+        for path, ready in ((post.uri, "[data-pin-form]"), ("/admin/threads", ".thread-row")):
+            found += violations(
+                browser,
+                axe,
+                site.kibitz.url + path,
+                scheme,
+                ready,
+                login=site.kibitz.url + "/admin/login",
+            )
     assert found == []

@@ -11,8 +11,10 @@ import pytest
 from playwright.sync_api import expect
 
 from db.models import now
+from server.auth.credentials import hash_password
 from server.discussion.uris import normalise_uri
 from tests.helpers.browsers import Setup, host_page, run_host, run_kibitz, shot, two_origins
+from tests.helpers.staff import PASSWORD
 from tests.helpers.widget import THREAD, THREAD_DIV, open_host, widget
 
 
@@ -167,3 +169,51 @@ def test_live_comments_wait_politely_until_their_place_is_loaded(
         first_comment_is(page, newest.id)
     finally:
         ctx.close()
+
+
+def test_staff_pin_from_the_post_page_and_see_pins_change_live(
+    browser: Any, small_pages: Setup
+) -> None:
+    """A signed-in staff member pins a comment with its Pin button (a plain form post): the page
+    comes back at the comment, first and pinned, offering Unpin. A pin another staff member
+    makes meanwhile turns that comment's button into Unpin live. Readers get no buttons."""
+    site = small_pages
+    site.kibitz.add_post("big", "Big")
+    ids = seed(site, "/posts/big", 3)
+    state = site.kibitz.server.state
+    site.kibitz.run(state.staff.add("maren", "moderator", hash_password(PASSWORD)))
+    ctx, reader = browser.new_context(), browser.new_context()
+    problems: list[str] = []
+    try:
+        page = ctx.new_page()
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.goto(site.kibitz.url + "/admin/login")
+        page.fill("#login-name", "maren")
+        page.fill("#login-password", PASSWORD)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        page.goto(site.kibitz.url + "/posts/big")
+        page.locator("#comments[data-live=ready]").wait_for()
+        controls = page.locator("[data-pin-form] button:visible")
+        assert controls.all_inner_texts() == ["Pin", "Pin", "Pin"]
+        with page.expect_navigation():
+            page.get_by_role("button", name="Pin the comment by Grace").nth(2).click()
+        assert page.url.endswith(f"/posts/big#comment-{ids[2]}")
+        first_comment_is(page, ids[2])
+        pinned = page.locator(f"#comment-{ids[2]}")
+        expect(pinned.locator(".comment__badge--pinned")).to_be_visible()
+        expect(pinned.locator("> [data-pin-form] button:visible")).to_have_text(["Unpin"])
+        page.locator(".comments__presence:not([hidden])").wait_for()
+        site.kibitz.run(state.threads.set_pinned(ids[0], True))  # another staff member
+        other = page.locator(f"#comment-{ids[0]}")
+        expect(other.locator("> [data-pin-form] button:visible")).to_have_text(["Unpin"])
+        expect(other.locator(".comment__badge--pinned")).to_be_visible()
+        shot(page, "page-staff-pins")
+        seen = reader.new_page()
+        seen.goto(site.kibitz.url + "/posts/big")
+        seen.locator(f"#comment-{ids[2]} .comment__badge--pinned").wait_for()
+        assert seen.locator("[data-pin-form]").count() == 0
+        assert problems == []
+    finally:
+        ctx.close()
+        reader.close()

@@ -7,6 +7,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import pytest
 
 from db.database import connect
 from db.migrate import available, migrate
+from db.models import maybe_datetime
 from tests.helpers.servers import ROOT, RUN_ID, create_pg_database, drop_pg_database
 
 
@@ -98,3 +100,53 @@ async def test_processes_starting_at_once_migrate_once(
     assert sum("up to date" in o for o in outputs) == 3, outputs
     dialect = "sqlite" if urlsplit(empty_database_url).scheme == "sqlite" else "postgres"
     assert await _applied(empty_database_url) == [m.version for m in available(dialect)]
+
+
+async def test_threads_decided_before_closed_at_take_their_latest_decision_event(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 120 dates a closed or reopened thread by its latest closed/opened event, so an
+    export carries when; undecided threads, and decided ones without events, stay NULL."""
+    db = await connect(empty_database_url, readers=1)
+    start = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    at = [start + timedelta(days=i) for i in range(4)]
+    try:
+        monkeypatch.setattr(
+            "db.migrate.available", lambda d: [m for m in available(d) if m.version < "120"]
+        )
+        await migrate(db)
+        monkeypatch.undo()
+        async with db.transaction() as conn:
+            for uri, closed in (("/closed", 1), ("/reopened", 0), ("/open", None), ("/old", 1)):
+                await conn.execute(
+                    "INSERT INTO threads (uri, created, closed) VALUES ($1, $2, $3)",
+                    uri,
+                    start,
+                    closed,
+                )
+            ids = {r["uri"]: r["id"] for r in await conn.fetch("SELECT id, uri FROM threads")}
+            events = [
+                ("/closed", "thread.closed", at[0]),
+                ("/closed", "thread.opened", at[1]),
+                ("/closed", "thread.closed", at[2]),
+                ("/closed", "comment.created", at[3]),
+                ("/reopened", "thread.closed", at[0]),
+                ("/reopened", "thread.opened", at[1]),
+                ("/open", "comment.created", at[2]),
+            ]
+            for seq, (uri, kind, when) in enumerate(events, 1):
+                await conn.execute(
+                    "INSERT INTO events (thread_id, seq, type, comment_id, created) "
+                    "VALUES ($1, $2, $3, 0, $4)",
+                    ids[uri],
+                    seq,
+                    kind,
+                    when,
+                )
+        assert await migrate(db) == ["120_thread_closed_at"]
+        async with db.read() as conn:
+            rows = await conn.fetch("SELECT uri, closed_at FROM threads")
+    finally:
+        await db.close()
+    found = {r["uri"]: maybe_datetime(r["closed_at"]) for r in rows}
+    assert found == {"/closed": at[2], "/reopened": at[1], "/open": None, "/old": None}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from db.exports import ExportReader
 from db.models import now
 from tests.helpers.live import post, reader, staff_token, ws_base
 from tests.helpers.posts import add_post
@@ -76,7 +77,9 @@ async def test_close_after_days_closes_old_threads(database_url: str, tmp_path: 
         )
         await add_post(server, "young")
         await seed(server, 1, uri="/elsewhere/page")  # first comment a day ago: young
+        started = now()
         assert await server.state.threads.close_due() == 1
+        closed = await _decisions(server)
         async with server.client() as client:
             refused = await client.post("/api/comments", json={"uri": "/posts/old", **FORM})
             young = await client.post("/api/comments", json={"uri": "/posts/young", **FORM})
@@ -84,8 +87,18 @@ async def test_close_after_days_closes_old_threads(database_url: str, tmp_path: 
             await client.post("/api/threads/open", params={"uri": "/posts/old"}, headers=auth)
             assert await server.state.threads.close_due() == 0
             reopened = await client.post("/api/comments", json={"uri": "/posts/old", **FORM})
+        opened = await _decisions(server)
     assert refused.status_code == 403
     assert young.status_code == 201 and reopened.status_code == 201
+    # When each decision was taken is kept (the export carries it: docs/export.md).
+    assert closed["/posts/old"][0] is True and started <= closed["/posts/old"][1] <= now()
+    assert closed["/posts/young"] == (None, None) == opened["/posts/young"]
+    assert opened["/posts/old"][0] is False and opened["/posts/old"][1] > closed["/posts/old"][1]
+
+
+async def _decisions(server: Server) -> dict[str, tuple[bool | None, datetime | None]]:
+    threads = await ExportReader(server.state.db).threads()
+    return {t.uri: (t.closed, t.closed_at) for t in threads}
 
 
 async def test_pins_are_staff_only_and_top_level(server: Server) -> None:

@@ -82,7 +82,7 @@ async def rows(url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 async def table_counts(url: str) -> dict[str, int]:
     found = {}
-    for table in ("posts", "threads", "thread_aliases", "comments", "events"):
+    for table in ("posts", "threads", "thread_aliases", "comments", "events", "votes"):
         found[table] = (await rows(url, f"SELECT COUNT(*) AS n FROM {table}"))[0]["n"]
     return found
 

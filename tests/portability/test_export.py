@@ -10,12 +10,17 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.portability.export import write_export
+from tests.helpers import sso
 from tests.helpers.imports import corpus, import_into, open_db, table_counts
+from tests.helpers.posts import add_post, store_comment
 from tests.helpers.servers import ROOT, drop_pg_database, make_settings, new_pg_database, serve
+from tests.helpers.threads import URI, seed
+from tests.helpers.view import by_class, parse, text_of
 
 
 @pytest.fixture
@@ -46,7 +51,8 @@ async def _fill(url: str, tmp_path: Path) -> None:
     await import_into(url, "wordpress", corpus("wordpress/wpimporter-theme-unit-test-data.xml"))
     await import_into(url, "disqus", corpus("disqus/talkyard-e2e-disqus-export.xml"))
     await import_into(url, "isso", corpus("isso/isso-from-isso-disqus-emptyid.db"))
-    async with serve(make_settings(url, tmp_path)) as server, server.client() as client:
+    settings = make_settings(url, tmp_path, KIBITZ_SSO_SECRET=sso.SECRET)
+    async with serve(settings) as server, server.client() as client:
         base = {"uri": "/posts/template-comments", "author": "Nat", "email": "nat@example.org"}
         first = (await client.post("/api/comments", json={**base, "text": "native one"})).json()
         reply = (
@@ -70,6 +76,27 @@ async def _fill(url: str, tmp_path: Path) -> None:
             json={**base, "uri": "/elsewhere/page", "text": "on another site"},
             headers={"Origin": server.settings.public_origin},
         )
+        # Big threads: a pin, votes from two anonymous readers and an SSO user, a closed
+        # thread and one staff reopened.
+        top = first["comment"]["id"]
+        for value, voter in ((1, "voter"), (-1, "voter"), (1, "sso")):
+            who = (
+                {"voter": (await client.post("/api/voters")).json()["voter"]}
+                if voter == "voter"
+                else {"sso": sso.token()}
+            )
+            voted = await client.post(f"/api/comments/{top}/vote", json={"value": value, **who})
+            assert voted.status_code == 200, voted.text
+        state = server.state
+        await state.threads.set_pinned(top, True)
+        for uri, closes in (
+            ("/elsewhere/page", [True]),
+            ("/posts/template-comments", [True, False]),
+        ):
+            thread = await state.comments.thread(uri)
+            assert thread is not None, uri
+            for closed in closes:
+                await state.threads.set_closed(thread, closed)
 
 
 async def test_export_import_export_is_identical(
@@ -88,6 +115,14 @@ async def test_export_import_export_is_identical(
     assert any(c["edited"] for t in doc["threads"] for c in t["comments"])
     assert any(c["address"] for t in doc["threads"] for c in t["comments"])
     assert any(t["aliases"] for t in doc["threads"])
+    assert {t["closed"] for t in doc["threads"]} == {True, False, None}
+    assert all(t["closed_at"] for t in doc["threads"] if t["closed"] is not None)
+    voted = [c for t in doc["threads"] for c in t["comments"] if c["votes"]]
+    assert [(c["pinned"], c["up"], c["down"], sorted(c["votes"].values())) for c in voted] == [
+        (True, 2, 1, [-1, 1, 1])
+    ]
+    assert {v.split(":")[0] for v in voted[0]["votes"]} == {"anon", "sso"}
+    assert "sso:user-42" in voted[0]["votes"]
     path = tmp_path / "export.json"
     path.write_text(first, encoding="utf-8")
 
@@ -100,6 +135,110 @@ async def test_export_import_export_is_identical(
     assert again.imported == 0 and again.posts_created == 0
     assert await table_counts(second_url) == counts
     assert await export_text(second_url) == first
+
+
+def _shown(read: dict[str, Any]) -> list[tuple[str, bool, int, int]]:
+    """What readers see of each comment's standing, in the API's order."""
+    return [(c["html"], c["pinned"], c["up"], c["down"]) for c in read["comments"]]
+
+
+def _standing(page: str) -> list[tuple[str, str, str, str]]:
+    """The post page's comments: text, pinned flag, like and dislike counts, in page order."""
+    return [
+        (
+            text_of(by_class(li, "comment__body")[0]),
+            li.get("data-pinned") or "",
+            by_class(li, "comment__votes")[0].get("data-up") or "",
+            by_class(li, "comment__votes")[0].get("data-down") or "",
+        )
+        for li in by_class(parse(page), "comment")
+    ]
+
+
+async def test_pins_votes_and_closing_reach_readers_after_a_move(
+    database_url: str, second_url: str, tmp_path: Path
+) -> None:
+    """A site moved by export and import shows the same pins, counts and closed threads, and a
+    reader who voted before still has one vote per comment: voting again changes it."""
+    old_site = make_settings(database_url, tmp_path / "old", KIBITZ_SSO_SECRET=sso.SECRET)
+    async with serve(old_site) as server, server.client() as client:
+        await add_post(server, "big", "Big")
+        await add_post(server, "reopened", "Reopened")
+        ids = await seed(server, 4)
+        await seed(server, 1, uri="/posts/reopened")
+        await store_comment(server, URI, "Rae", parent=ids[0], text="a reply")
+        ada, bo = [(await client.post("/api/voters")).json()["voter"] for _ in range(2)]
+        for comment, value, who in (
+            (ids[0], 1, {"voter": ada}),
+            (ids[0], 1, {"voter": bo}),
+            (ids[0], -1, {"sso": sso.token()}),
+            (ids[1], -1, {"voter": ada}),
+            (ids[3], 1, {"voter": bo}),
+        ):
+            voted = await client.post(f"/api/comments/{comment}/vote", json={"value": value, **who})
+            assert voted.status_code == 200, voted.text
+        state = server.state
+        await state.threads.set_pinned(ids[2], True)
+        await state.threads.set_closed(await state.comments.thread(URI), True)
+        reopened = await state.comments.thread("/posts/reopened")
+        await state.threads.set_closed(reopened, True)
+        await state.threads.set_closed(reopened, False)
+        before = (await client.get("/api/comments", params={"uri": URI, "sort": "best"})).json()
+        before_page = (await client.get(URI)).text
+    exported = await export_text(database_url)
+    path = tmp_path / "site.json"
+    path.write_text(exported, encoding="utf-8")
+
+    await import_into(second_url, "kibitz", path)
+    new_site = make_settings(second_url, tmp_path / "new", KIBITZ_SSO_SECRET=sso.SECRET)
+    async with serve(new_site) as server, server.client() as client:
+        after = (await client.get("/api/comments", params={"uri": URI, "sort": "best"})).json()
+        page = (await client.get(URI)).text
+        other = (await client.get("/api/comments", params={"uri": "/posts/reopened"})).json()
+        moved = {c["html"]: c["id"] for c in after["comments"]}
+        first, second = moved["<p>top 0</p>"], moved["<p>top 1</p>"]
+
+        async def vote(comment: int, value: int, **who: str) -> dict[str, int]:
+            answer = await client.post(
+                f"/api/comments/{comment}/vote", json={"value": value, **who}
+            )
+            assert answer.status_code == 200, answer.text
+            return {k: answer.json()[k] for k in ("up", "down", "mine")}
+
+        again = await vote(first, 1, voter=ada)  # the same like: still one
+        turned = await vote(first, -1, voter=bo)  # a like turned into a dislike
+        signed_in = await vote(first, -1, sso=sso.token())  # the same dislike
+        withdrawn = await vote(second, 0, voter=ada)
+        newcomer = await vote(first, 1, voter=(await client.post("/api/voters")).json()["voter"])
+        form = await client.post(
+            "/api/comments", json={"uri": URI, "author": "Late", "email": "l@x.org", "text": "x"}
+        )
+        voted = (await client.get("/api/comments", params={"uri": URI})).json()
+        # Importing the same file again changes nothing; the readers' new votes stay.
+        counts = await table_counts(second_url)
+        await import_into(second_url, "kibitz", path)
+        assert await table_counts(second_url) == counts
+        assert (await client.get("/api/comments", params={"uri": URI})).json() == voted
+
+    assert _shown(after) == _shown(before)
+    assert after["closed"] is True and before["closed"] is True and other["closed"] is False
+    assert _shown(after)[0] == ("<p>top 2</p>", True, 0, 0)  # pinned first, in every order
+    assert ("<p>top 0</p>", False, 2, 1) in _shown(after)
+    assert _standing(page) == _standing(before_page)
+    assert ("top 2", "1", "0", "0") in _standing(page) and ("top 0", "0", "2", "1") in _standing(
+        page
+    )
+    root = parse(page)
+    assert by_class(root, "comment--pinned")[0].get("data-id") == str(moved["<p>top 2</p>"])
+    assert by_class(root, "comment__badge--pinned")
+    assert by_class(root, "comments")[0].get("data-count") == "5"
+    assert [n for n in by_class(root, "notice--closed") if n.get("hidden") is None]
+    assert not by_class(root, "comment-form") and form.status_code == 403
+    assert again == {"up": 2, "down": 1, "mine": 1}
+    assert turned == {"up": 1, "down": 2, "mine": -1}
+    assert signed_in == {"up": 1, "down": 2, "mine": -1}
+    assert withdrawn == {"up": 0, "down": 0, "mine": 0}
+    assert newcomer == {"up": 2, "down": 2, "mine": 1}
 
 
 async def test_kibitz_import_sanitises_the_file_again(database_url: str, tmp_path: Path) -> None:

@@ -52,6 +52,21 @@ COMMENT_FIELDS = [
     "text",
     "html",
 ]
+# Pins, votes and closing: near-valid values (voters of both kinds, counts around the limits)
+# beside anything at all.
+VOTER = st.sampled_from(["anon:a1", "sso:42", "anon:", "sso:\x00", "bob", "anon:\ud800"]) | st.text(
+    max_size=8
+)
+COUNT = st.integers(-2, 3) | st.sampled_from([2**31 - 1, 2**31, 2**63]) | TEXTISH
+STANDING = {
+    "pinned": st.booleans() | TEXTISH,
+    "up": COUNT,
+    "down": COUNT,
+    "votes": st.dictionaries(
+        VOTER, st.sampled_from([1, -1, 0, 2, True, 1.0]) | JSON_VALUE, max_size=4
+    )
+    | TEXTISH,
+}
 
 
 def fuzz_settings(default: int) -> settings:
@@ -85,18 +100,26 @@ def write(data: bytes | str, suffix: str) -> str:
     comments=st.lists(
         st.fixed_dictionaries(
             {"key": st.text(min_size=1, max_size=8), "status": st.sampled_from(["approved", "x"])},
-            optional={n: TEXTISH for n in COMMENT_FIELDS if n not in ("key", "status")},
+            optional={n: TEXTISH for n in COMMENT_FIELDS if n not in ("key", "status")} | STANDING,
         ),
         max_size=4,
     ),
     thread=st.fixed_dictionaries(
-        {"uri": TEXTISH}, optional={"title": TEXTISH, "aliases": TEXTISH, "created": TEXTISH}
+        {"uri": TEXTISH},
+        optional={
+            "title": TEXTISH,
+            "aliases": TEXTISH,
+            "created": TEXTISH,
+            "closed": st.none() | st.booleans() | TEXTISH,
+            "closed_at": st.sampled_from(["2024-02-01T00:00:00Z", "2024-02-30"]) | TEXTISH,
+        },
     ),
 )
 def test_any_kibitz_export_is_read_or_refused(
     comments: list[dict[str, Any]], thread: dict[str, Any]
 ) -> None:
-    """Any kibitz JSON document gives checked records or one ImportRefused line."""
+    """Any kibitz JSON document gives checked records or one ImportRefused line, pins,
+    counts, votes and closing included."""
     doc = {
         "format": FORMAT,
         "version": VERSION,

@@ -96,6 +96,27 @@ async def test_a_21_mb_comment_is_refused_naming_it(database_url: str, tmp_path:
         ({"created": "0000-13-45T00:00:00Z"}, {}, "created"),
         ({}, {"aliases": 5}, "malformed"),
         ({}, {"uri": "http://[::1"}, "uri"),
+        # Pins, votes and closing (docs/export.md): wrong types and impossible values.
+        ({"pinned": "yes"}, {}, "comments[0].pinned"),
+        ({"pinned": None}, {}, "comments[0].pinned"),
+        ({"up": -1}, {}, "comments[0].up"),
+        ({"down": 2**31}, {}, "comments[0].down"),
+        ({"up": True}, {}, "comments[0].up"),
+        ({"up": 1.5}, {}, "comments[0].up"),
+        ({"up": 0, "votes": {"anon:x1": 1}}, {}, "fewer than the 1 up votes listed"),
+        ({"votes": [["anon:x1", 1]]}, {}, "comments[0].votes"),
+        ({"votes": {"bob": 1}}, {}, "'bob' is not anon:"),
+        ({"votes": {"anon:": 1}}, {}, "comments[0].votes"),
+        ({"votes": {"sso:" + "x" * 300: 1}}, {}, "comments[0].votes"),
+        ({"votes": {"anon:a\u0000b": 1}}, {}, "comments[0].votes"),
+        ({"votes": {"anon:a\udc80": 1}}, {}, "comments[0].votes"),
+        ({"votes": {"anon:x1": 2}}, {}, "a vote is 1 or -1"),
+        ({"votes": {"anon:x1": True}}, {}, "a vote is 1 or -1"),
+        ({"votes": {"anon:x1": "1"}}, {}, "a vote is 1 or -1"),
+        ({}, {"closed": "yes"}, "threads[0].closed"),
+        ({}, {"closed": 1}, "threads[0].closed"),
+        ({}, {"closed": True, "closed_at": "yesterday"}, "threads[0].closed_at"),
+        ({}, {"closed": True, "closed_at": 5}, "threads[0].closed_at"),
     ],
 )
 async def test_malformed_records_exit_2_with_one_line(
@@ -135,6 +156,43 @@ async def test_old_dates_and_percent_reasons_never_break_a_page(
     assert api.json()["comments"][0]["created"] == "0999-01-02T03:04:05Z"
     assert feed.status_code == 200 and site.status_code == 200
     assert queue.status_code == 200 and "100% %s %(x)s spam" in queue.text
+
+
+async def test_files_without_pins_votes_or_closing_still_import(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An export from before pins, votes and closing imports as before; counts without their
+    voters, or voters without counts, fill in; a pinned reply is not pinned (flagged)."""
+    path = export_file(
+        tmp_path,
+        comment("plain-1"),
+        comment("counts-2", up=7, down=2),
+        comment("votes-3", votes={"anon:b2": 1, "sso:u1": -1, "anon:a1": 1}),
+        comment("reply-4", parent="plain-1", pinned=True),
+    )
+    done = await asyncio.to_thread(cli, database_url, tmp_path, "import", "kibitz", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "flagged: pin on a reply dropped: 1" in done.stdout
+    exported = await asyncio.to_thread(cli, database_url, tmp_path, "export")
+    thread = json.loads(exported.stdout)["threads"][0]
+    assert (thread["closed"], thread["closed_at"]) == (None, None)
+    assert [
+        (c["key"], c["pinned"], c["up"], c["down"], c["votes"]) for c in thread["comments"]
+    ] == [
+        ("plain-1", False, 0, 0, {}),
+        ("counts-2", False, 7, 2, {}),
+        ("votes-3", False, 2, 1, {"anon:a1": 1, "anon:b2": 1, "sso:u1": -1}),
+        ("reply-4", False, 0, 0, {}),
+    ]
+    async with serve(make_settings(database_url, tmp_path)) as server, server.client() as client:
+        read = (await client.get("/api/comments", params={"uri": "/old/thread"})).json()
+    assert read["closed"] is False
+    assert [(c["pinned"], c["up"], c["down"]) for c in read["comments"]] == [
+        (False, 0, 0),
+        (False, 7, 2),
+        (False, 2, 1),
+        (False, 0, 0),
+    ]
 
 
 def isso_file(path: Path, *, view: bool) -> Path:

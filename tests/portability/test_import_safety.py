@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from db.errors import DatabaseError
+from server.portability.export import FORMAT, VERSION
 from server.portability.importers.report import ImportRefused
 from tests.helpers.imports import (
     corpus,
@@ -134,13 +137,7 @@ async def test_a_late_syntax_error_imports_nothing(database_url: str, tmp_path: 
     path.write_text(good[:-20])
     with pytest.raises(ImportRefused, match="line"):
         await import_into(database_url, "wordpress", path, batch_size=2)
-    assert await table_counts(database_url) == {
-        "posts": 0,
-        "threads": 0,
-        "thread_aliases": 0,
-        "comments": 0,
-        "events": 0,
-    }
+    await _empty(database_url)
 
 
 @pytest.mark.parametrize("fmt", ["isso"])
@@ -164,6 +161,18 @@ async def test_a_database_that_is_not_issos_is_refused(
     assert not_sqlite.returncode == 2 and "not SQLite" in not_sqlite.stderr
     assert missing.returncode == 2 and "no such file" in missing.stderr
     assert (await table_counts(database_url))["comments"] == 0
+
+
+async def _empty(url: str) -> None:
+    """No row of any import is left: posts, threads, aliases, comments, events, votes."""
+    counts = await table_counts(url)
+    assert set(counts.values()) == {0}, counts
+
+
+async def _undone(url: str) -> None:
+    """The one run there was is marked undone, and nothing it wrote is left."""
+    await _empty(url)
+    assert [r["outcome"] for r in await rows(url, "SELECT outcome FROM import_runs")] == ["undone"]
 
 
 async def _boom_trigger(url: str) -> None:
@@ -251,6 +260,47 @@ async def test_failure_half_way_leaves_nothing_behind(database_url: str, tmp_pat
         assert [e["type"] for e in events] == ["comment.created", "comment.deleted"]
 
 
+async def test_a_failed_import_takes_its_votes_and_closed_threads_with_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Votes and a closed thread written by committed batches go when a later batch fails."""
+    await _boom_trigger(database_url)
+
+    def comment(key: str, author: str, votes: dict[str, int]) -> dict[str, Any]:
+        return {
+            "key": key,
+            "parent": None,
+            "status": "approved",
+            "author": author,
+            "email": "",
+            "created": "2024-01-02T03:04:05.000000Z",
+            "text": "t",
+            "html": "<p>t</p>",
+            "pinned": True,
+            "votes": votes,
+        }
+
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "posts": [],
+        "threads": [
+            {
+                "uri": "/first",
+                "closed": True,
+                "closed_at": "2024-02-01T00:00:00.000000Z",
+                "comments": [comment("v-1", "Ann", {"anon:a1": 1, "sso:u1": -1})],
+            },
+            {"uri": "/second", "comments": [comment("v-2", "Boom", {"anon:a1": 1})]},
+        ],
+    }
+    path = tmp_path / "fails.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(DatabaseError, match="disk on fire"):
+        await import_into(database_url, "kibitz", path, batch_size=1)
+    await _undone(database_url)
+
+
 def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
     """tqdm draws on a terminal; a pipe or log gets plain lines and a closing line."""
     import fcntl
@@ -332,16 +382,7 @@ async def test_ctrl_c_undoes_the_import(database_url: str, tmp_path: Path) -> No
     proc.send_signal(signal.SIGINT)
     _out, err = await asyncio.to_thread(proc.communicate, None, 60)
     assert proc.returncode == 130, err
-    assert await table_counts(database_url) == {
-        "posts": 0,
-        "threads": 0,
-        "thread_aliases": 0,
-        "comments": 0,
-        "events": 0,
-    }
-    assert [r["outcome"] for r in await rows(database_url, "SELECT outcome FROM import_runs")] == [
-        "undone"
-    ]
+    await _undone(database_url)
 
 
 @pytest.mark.timeout(180)

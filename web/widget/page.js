@@ -64,6 +64,11 @@ async function enhance(section) {
     if (count) count.textContent = t.n("%(count)s comment on “%(title)s”", "%(count)s comments on “%(title)s”", view.shown, { title });
     const empty = section.querySelector("[data-empty]");
     if (empty) empty.hidden = list.children.length > 0;
+    // Staff pages: a pin changed live (by another staff member) shows the button that fits.
+    for (const form of list.querySelectorAll("form[data-pin-form]")) {
+      const pinned = form.parentElement.classList.contains("comment--pinned");
+      for (const button of form.querySelectorAll("button")) button.hidden = (button.value === "pin") === pinned;
+    }
   };
   const form = document.querySelector("form[data-comment-form]");
   if (form) enhanceForm({ section: form.closest("section") || form.parentElement, api, uri, t, view, own });

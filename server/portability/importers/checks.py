@@ -11,7 +11,7 @@ crafted file makes a source raise is turned into the same one-line refusal.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from db.imports import CommentIn, PostIn, ThreadIn
 from db.models import STATUSES
+from server.auth.sso import MAX_SUB
 from server.discussion import values
 from server.discussion.errors import InvalidInput
 from server.discussion.values import MAX_AUTHOR, MAX_TEXT, MAX_TITLE
@@ -28,6 +29,11 @@ from server.portability.importers.report import ImportRefused, Report
 MAX_HTML = 8 * MAX_TEXT
 MAX_BODY = 1_000_000  # a post's article
 MAX_SHORT = 200  # source ids, reasons, staff names, addresses, slugs
+# Voters as the votes table holds them (server/discussion/votes.py): "anon:" and the random
+# part of a signed anonymous id, or "sso:" and the host site's user id.
+VOTER_KINDS = ("anon:", "sso:")
+MAX_VOTER = len("anon:") + MAX_SUB
+MAX_COUNT = 2**31 - 1  # vote counts are INTEGER columns
 # What a crafted file can make a parser raise; each becomes one line naming the record.
 MALFORMED = (
     ValueError,
@@ -84,6 +90,9 @@ def check_comment(comment: CommentIn, report: Report) -> CommentIn:
         report.flag("invalid website dropped")
     if comment.status not in STATUSES:
         raise ImportRefused(f"{where}: status: {comment.status!r} is not one of {STATUSES}")
+    problem = vote_problem(comment.pinned, comment.up, comment.down, comment.votes)
+    if problem is not None:
+        raise ImportRefused(f"{where}: {problem[0]}: {problem[1]}")
     return replace(
         comment,
         source=_text(where, "source", comment.source, MAX_SHORT, one_line=True),
@@ -101,6 +110,56 @@ def check_comment(comment: CommentIn, report: Report) -> CommentIn:
     )
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
+def vote_problem(
+    pinned: Any, up: Any, down: Any, votes: Iterable[tuple[Any, Any]]
+) -> tuple[str, str] | None:
+    """What is wrong with a comment's pin, counts and votes, as ``(field, why)``, or None.
+
+    ``up``/``down`` None means "the listed votes"; a count may exceed them (votes left out
+    of the file still count) but never fall short of them. Voters are kept exactly as given
+    (they must match the id a reader's browser sends later), so text the database cannot
+    hold is refused, never cleaned.
+    """
+    if not isinstance(pinned, bool):
+        return "pinned", f"expected true or false, found {_kind(pinned)}"
+    tally = {1: 0, -1: 0}
+    seen: set[str] = set()
+    for voter, value in votes:
+        if not isinstance(voter, str):
+            return "votes", f"a voter is text, found {_kind(voter)}"
+        shown = repr(voter[:40])
+        if (
+            not voter.startswith(VOTER_KINDS)
+            or voter.split(":", 1)[1] == ""
+            or len(voter) > MAX_VOTER
+            or "\x00" in voter
+            or values.has_lone_surrogate(voter)
+        ):
+            return "votes", f"voter {shown} is not anon:… or sso:… (at most {MAX_VOTER} characters)"
+        if voter in seen:
+            return "votes", f"voter {shown} is listed twice"
+        seen.add(voter)
+        if isinstance(value, bool) or not isinstance(value, int) or value not in (1, -1):
+            return "votes", f"voter {shown}: a vote is 1 or -1, found {value!r}"[:300]
+        tally[value] += 1
+    for name, count, listed in (("up", up, tally[1]), ("down", down, tally[-1])):
+        if count is None:
+            continue
+        if not _count(count):
+            return name, f"expected a whole number from 0 to {MAX_COUNT}, found {count!r}"[:300]
+        if count < listed:
+            return name, f"{count} is fewer than the {listed} {name} votes listed"
+    return None
+
+
 def _html(value: Any) -> str:
     if not isinstance(value, str) or values.has_lone_surrogate(value):
         raise InvalidInput(fields={"html": "This must be valid text."})
@@ -114,9 +173,12 @@ def check_thread(thread: ThreadIn) -> ThreadIn:
     title = thread.title
     if title is not None:
         title = _text(where, "title", title, 4 * MAX_TITLE, one_line=True)[:MAX_TITLE] or None
+    if thread.closed is not None and not isinstance(thread.closed, bool):
+        raise ImportRefused(f"{where}: closed: expected true, false or null")
     return replace(
         thread,
         uri=_field(where, "uri", lambda: values.thread_uri(thread.uri)),
+        closed_at=None if thread.closed_at is None else _date(where, "closed_at", thread.closed_at),
         title=title,
         created=None if thread.created is None else _date(where, "created", thread.created),
         aliases=tuple(

@@ -20,6 +20,7 @@ from server.discussion.markup import clean_article, resanitise
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import clean_text, normalise_website
 from server.portability.export import FORMAT, VERSION
+from server.portability.importers.checks import vote_problem
 from server.portability.importers.ordering import ParentsFirst
 from server.portability.importers.report import ImportRefused, Report
 
@@ -40,6 +41,30 @@ def _text(value: Any, where: str, *, optional: bool = False) -> str | None:
     if not isinstance(value, str):
         raise ImportRefused(f"{where}: expected text, found {type(value).__name__}")
     return value
+
+
+def _decision(thread: dict[str, Any]) -> dict[str, Any]:
+    """Closed, reopened (False) or undecided (None, also for files from before closing)."""
+    closed = thread.get("closed")
+    when = thread.get("closed_at")
+    return {
+        "closed": closed,
+        "closed_at": _date(when, "closed_at") if closed is not None and when else None,
+    }
+
+
+def _votes(c: dict[str, Any]) -> dict[str, Any]:
+    """Pin, counts and votes; a file without counts counts its votes, one without votes (or
+    from before votes) has none."""
+    votes = c.get("votes") or {}
+    listed = list(votes.values())
+    up, down = c.get("up"), c.get("down")
+    return {
+        "pinned": c.get("pinned", False),
+        "up": listed.count(1) if up is None else up,
+        "down": listed.count(-1) if down is None else down,
+        "votes": tuple(sorted(votes.items())),
+    }
 
 
 class Source:
@@ -77,6 +102,10 @@ class Source:
             if not isinstance(thread, dict) or not isinstance(thread.get("comments"), list):
                 raise ImportRefused(f'{where}: needs "uri" and a "comments" list')
             _text(thread.get("uri"), f"{where}.uri")
+            if thread.get("closed") is not None and not isinstance(thread["closed"], bool):
+                raise ImportRefused(f"{where}.closed: expected true, false or null")
+            if thread.get("closed_at") is not None:
+                _date(thread["closed_at"], f"{where}.closed_at")
             for j, c in enumerate(thread["comments"]):
                 self._check_comment(c, f"{where}.comments[{j}]")
             total += len(thread["comments"])
@@ -108,6 +137,13 @@ class Source:
         _date(c.get("created"), f"{where}.created")
         if c.get("edited") is not None:
             _date(c["edited"], f"{where}.edited")
+        if not isinstance(c.get("votes") or {}, dict):
+            raise ImportRefused(f"{where}.votes: expected an object of voter: 1 or -1")
+        problem = vote_problem(
+            c.get("pinned", False), c.get("up"), c.get("down"), (c.get("votes") or {}).items()
+        )
+        if problem is not None:
+            raise ImportRefused(f"{where}.{problem[0]}: {problem[1]}")
 
     def records(self) -> Iterator[ThreadIn | CommentIn]:
         threads = {normalise_uri(t["uri"]): t for t in self.doc["threads"]}
@@ -120,7 +156,7 @@ class Source:
                 thread.get("title", post["title"]),
                 _date(thread["created"], uri) if thread.get("created") else None,
                 tuple(normalise_uri(a) for a in thread.get("aliases", [])),
-                PostIn(
+                post=PostIn(
                     slug=post["slug"],
                     title=post["title"],
                     author=post["author"],
@@ -130,6 +166,7 @@ class Source:
                     language=post.get("language"),
                     source=post.get("source"),
                 ),
+                **_decision(thread),
             )
         posted = {f"/posts/{p['slug']}" for p in self.doc["posts"]}
         for uri, thread in threads.items():
@@ -140,6 +177,7 @@ class Source:
                     thread.get("title"),
                     _date(thread["created"], uri) if thread.get("created") else None,
                     tuple(normalise_uri(a) for a in thread.get("aliases", [])),
+                    **_decision(thread),
                 )
             order = ParentsFirst(self.report)
             for c in thread["comments"]:
@@ -160,6 +198,7 @@ class Source:
                         reason=c.get("reason"),
                         staff_name=c.get("staff"),
                         sso_sub=c["sub"] if isinstance(c.get("sub"), str) else None,
+                        **_votes(c),
                     )
                 )
             yield from order.finish()

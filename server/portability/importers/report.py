@@ -69,6 +69,8 @@ class Report:
             self.notes.append(
                 f"old address {alias} already has a thread of its own; it was not made an alias"
             )
+        if batch.pins_dropped:
+            self.flagged["pin on a reply dropped"] += batch.pins_dropped
         for name in sorted(batch.unknown_staff):
             self.notes.append(f"no staff account {name!r}: its comments are kept as a commenter's")
         for comment, parent in batch.inserted:
