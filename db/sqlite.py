@@ -7,8 +7,8 @@ writer, and ``synchronous=FULL`` makes a commit durable before we answer 2xx.
 When the storage refuses a write (a full disk, a read-only data directory, a failed write)
 the error is :class:`~db.errors.StorageUnavailable` and the writer connection is opened
 anew before the next write, so that kibitz writes again as soon as the storage does,
-without a restart. Until a write succeeds, :meth:`SQLiteDatabase.ping` tries a tiny write
-of its own, so ``/healthz`` says 503 while writes fail and 200 as soon as they work.
+without a restart. :meth:`SQLiteDatabase.ping` fails while writes fail, so ``/healthz``
+says 503 then, and 200 as soon as they work.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -68,6 +69,11 @@ _STORAGE_CODES = frozenset(
         sqlite3.SQLITE_PERM,
     }
 )
+# A write refused less than this long ago answers /healthz by itself. After it, the check
+# tries a write of its own, so that health comes back with no comment sent. Not at once:
+# on a full disk a one-page write can fit where a comment's pages do not.
+_PROBE_AFTER = 2.0
+
 # Another process holds the lock (after busy_timeout), or the log's locks were in flux
 # (SQLITE_PROTOCOL): a later try can succeed.
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PROTOCOL})
@@ -168,8 +174,10 @@ class SQLiteDatabase:
         for reader in readers:
             self._readers.put_nowait(reader)
         self._all = [writer, *readers]
-        # Why the last write failed, while the storage refuses writes; None once one works.
+        # Why the last write failed, and when, while the storage refuses writes; None once
+        # one works.
         self._refused: StorageUnavailable | None = None
+        self._refused_at = 0.0
 
     @classmethod
     async def open(cls, path: str, *, readers: int = 4) -> SQLiteDatabase:
@@ -254,7 +262,7 @@ class SQLiteDatabase:
             except StorageUnavailable as exc:
                 if self._refused is None:
                     log.warning("writes answer 503 until the storage takes them again: %s", exc)
-                self._refused = exc
+                self._refused, self._refused_at = exc, time.monotonic()
                 raise
             if self._refused is not None:
                 log.warning("the storage takes writes again")
@@ -283,18 +291,22 @@ class SQLiteDatabase:
     async def ping(self) -> None:
         """Raise while the database cannot be read, or cannot write since a write failed.
 
-        A full or read-only disk still reads fine, so after a refused write the check is a
-        write: ``user_version`` set to its own value (no table changes, one page to the log).
+        A full or read-only disk still reads fine. So after a refused write the answer is
+        that refusal for a while, then a write of the check's own: ``user_version`` set to
+        its own value (no table changes, one page to the log).
         """
         try:
             async with self.read() as conn:
                 await conn.fetchval("SELECT 1")
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        if self._refused is not None:
-            async with self.transaction() as conn:
-                version = int(await conn.fetchval("PRAGMA user_version"))
-                await conn.execute(f"PRAGMA user_version = {version}")
+        if self._refused is None:
+            return
+        if time.monotonic() - self._refused_at < _PROBE_AFTER:
+            raise StorageUnavailable(str(self._refused))
+        async with self.transaction() as conn:
+            version = int(await conn.fetchval("PRAGMA user_version"))
+            await conn.execute(f"PRAGMA user_version = {version}")
 
     async def close(self) -> None:
         self._inline.close()
