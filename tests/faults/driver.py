@@ -84,7 +84,7 @@ LONG = Config(
     writers=8,
     busy_readers=8,
     drop_every=10.0,
-    volume_mb=1024,
+    volume_mb=256,
 )
 # What the 503 of a storage that refuses writes says (server/errors.py, StorageRefused).
 STORAGE_MESSAGE = "storage is full or read-only"

@@ -41,16 +41,22 @@ def _wait_port(port: int, timeout: float, what: str) -> None:
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
+def _require_tool(name: str, package: str, label: str = "") -> str:
+    """The program's path; without it CI fails and a local run skips."""
+    found = shutil.which(name)
+    if found is None:
+        label = label or name
+        if IN_CI:
+            pytest.fail(f"{label} is missing: apt-get install -y {package}")
+        pytest.skip(f"{label} is not installed")
+    return found
+
+
 class RedisServer:
     """redis-server on a free port; ``kill``, ``stop`` (SIGSTOP), ``cont``, ``start`` again."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if IN_CI:
-                pytest.fail("redis-server is missing: apt-get install -y redis-server")
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
+        self.binary = _require_tool("redis-server", "redis-server")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -112,12 +118,7 @@ def _pg_binary(name: str) -> str:
     ]:
         if os.path.exists(candidate):
             return candidate
-    found = shutil.which(name)
-    if found is None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL's {name} is missing: apt-get install -y postgresql")
-        pytest.skip(f"PostgreSQL's {name} is not installed")
-    return found
+    return _require_tool(name, "postgresql", f"PostgreSQL's {name}")
 
 
 class PostgresServer:
@@ -209,15 +210,6 @@ class PostgresServer:
                 self.kill()
             self.proc = None
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _require_tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        if IN_CI:
-            pytest.fail(f"{name} is missing: apt-get install -y {package}")
-        pytest.skip(f"{name} is not installed")
-    return found
 
 
 class Volume:

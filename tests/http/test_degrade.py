@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.faults.services import PostgresServer, RedisServer, Volume
@@ -26,6 +27,33 @@ from tests.helpers.view import form_values, parse
 PERSON = {"author": "Ada", "email": "ada@example.org", "text": "Hello there"}
 
 COMMENT = {"uri": "/posts/hello", "author": "Ada", "email": "ada@example.org", "text": "Hi"}
+
+
+def refused_form_kept(form: httpx.Response, sent: dict[str, str], message: str) -> dict[str, str]:
+    """The form answered 503 with Retry-After and ``message``, everything typed and its token
+    kept; returns the fields as the page gives them back."""
+    assert form.status_code == 503
+    assert int(form.headers["retry-after"]) > 0
+    assert message in form.text
+    kept = form_values(parse(form.text))
+    assert kept["text"] == sent["text"]
+    assert (kept["author"], kept["email"]) == (PERSON["author"], PERSON["email"])
+    assert kept["form_token"] == sent["form_token"]
+    return kept
+
+
+async def form_posts_once_when_back(client: httpx.AsyncClient, kept: dict[str, str]) -> None:
+    """The kept form, sent until the database takes it, is a 303; sent again (the form the
+    person still has), the same 303 and nothing new."""
+    started, answer = time.monotonic(), None
+    while time.monotonic() - started < 30:
+        answer = await client.post("/posts/hello/comments", data=kept)
+        if answer.status_code != 503:
+            break
+        await asyncio.sleep(0.1)
+    assert answer is not None and answer.status_code == 303, answer
+    again = await client.post("/posts/hello/comments", data=kept)
+    assert again.headers["location"] == answer.headers["location"]
 
 
 @pytest.fixture
@@ -69,13 +97,7 @@ async def test_postgres_down_writes_503_reads_cached_form_kept_then_recovers(
             assert int(down.headers["retry-after"]) > 0
             assert "error" in down.json()
             form = await client.post("/posts/hello/comments", data=values)
-            assert form.status_code == 503
-            assert int(form.headers["retry-after"]) > 0
-            kept = form_values(parse(form.text))
-            assert kept["text"] == "Typed while down"
-            assert (kept["author"], kept["email"]) == (PERSON["author"], PERSON["email"])
-            assert kept["form_token"] == values["form_token"]
-            assert "not reachable" in form.text
+            kept = refused_form_kept(form, values, "not reachable")
             cached = await client.get("/api/comments", params={"uri": "/posts/hello"})
             assert cached.status_code == 200
             assert cached.json() == before.json()
@@ -84,16 +106,7 @@ async def test_postgres_down_writes_503_reads_cached_form_kept_then_recovers(
             assert health.status_code == 503
 
             postgres.start()
-            started, answer = time.monotonic(), None
-            while time.monotonic() - started < 30:
-                answer = await client.post("/posts/hello/comments", data=kept)
-                if answer.status_code != 503:
-                    break
-                await asyncio.sleep(0.2)
-            assert answer is not None and answer.status_code == 303
-            # Sent again (the form the person still has): the same 303, nothing new.
-            again = await client.post("/posts/hello/comments", data=kept)
-            assert again.headers["location"] == answer.headers["location"]
+            await form_posts_once_when_back(client, kept)
             assert (await client.get("/healthz")).status_code == 200
             thread = (await client.get("/api/comments", params={"uri": "/posts/hello"})).json()
             assert [c["html"] for c in thread["comments"]] == [
@@ -196,13 +209,7 @@ async def test_sqlite_storage_refusing_writes_503_reads_answer_then_recovers(
             assert int(down.headers["retry-after"]) > 0
             assert STORAGE_MESSAGE in down.json()["error"]
             form = await client.post("/posts/hello/comments", data=values)
-            assert form.status_code == 503
-            assert int(form.headers["retry-after"]) > 0
-            kept = form_values(parse(form.text))
-            assert kept["text"] == "Typed while refused"
-            assert (kept["author"], kept["email"]) == (PERSON["author"], PERSON["email"])
-            assert kept["form_token"] == values["form_token"]
-            assert STORAGE_MESSAGE in form.text
+            kept = refused_form_kept(form, values, STORAGE_MESSAGE)
             # Reads come straight from the database, which still reads fine.
             thread = await client.get("/api/comments", params={"uri": "/posts/hello"})
             assert thread.status_code == 200
@@ -214,15 +221,7 @@ async def test_sqlite_storage_refusing_writes_503_reads_answer_then_recovers(
             assert "storage refused" in health.json()["database"]
 
             heal()
-            started, answer = time.monotonic(), None
-            while time.monotonic() - started < 30:
-                answer = await client.post("/posts/hello/comments", data=kept)
-                if answer.status_code != 503:
-                    break
-                await asyncio.sleep(0.1)
-            assert answer is not None and answer.status_code == 303, answer
-            again = await client.post("/posts/hello/comments", data=kept)
-            assert again.headers["location"] == answer.headers["location"]
+            await form_posts_once_when_back(client, kept)
             assert (await client.get("/healthz")).status_code == 200
             thread = await client.get("/api/comments", params={"uri": "/posts/hello"})
             texts = [c["html"] for c in thread.json()["comments"]]
