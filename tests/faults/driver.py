@@ -662,8 +662,8 @@ class Run:
 
     async def run(self) -> Result:
         started = time.monotonic()
-        await self.setup()
         try:
+            await self.setup()  # inside: a half-made setup is torn down too (a loop mount)
             self.start_load()
             await self.faults()
             self.stop_writing.set()
