@@ -63,10 +63,13 @@ fuzz: install-test
 		--examples $(FUZZ_EXAMPLES) --status $$status --seconds $$(( $$(date -u +%s) - started )); \
 	exit $$status
 # The long fault suite (several minutes): its own PostgreSQL and Redis, two kibitz processes,
-# load, and kill -9 / SIGSTOP of each part; results as in docs/reliability.md. CI runs the
-# short version (tests/faults/test_faults.py).
+# load, and kill -9 / SIGSTOP of each part; then the embedded default (SQLite) killed, its disk
+# filled and its data directory made read-only (needs root: a loop mount). Results as in
+# docs/reliability.md. CI runs the short version (tests/faults/test_faults.py).
 faults: install-test
+	mkdir -p build
 	$(BIN)/python -m tests.faults.driver --long --json build/faults.json
+	$(BIN)/python -m tests.faults.driver --long --embedded --json build/faults-embedded.json
 
 # 30 minutes of mixed load on one process, sampling memory, file descriptors and threads each
 # minute; fails on more than 10 % growth after warm-up (docs/reliability.md). Not in CI.

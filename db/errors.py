@@ -19,6 +19,12 @@ class Unavailable(DatabaseError):
     """The database cannot be reached; the operator should check it is running."""
 
 
+class StorageUnavailable(Unavailable):
+    """The database answers but its storage refuses to write: the disk is full, the data
+    directory became read-only, or the disk failed a write. Nothing was stored; writes work
+    again, without a restart, once the storage takes them (docs/reliability.md)."""
+
+
 class InvalidValue(DatabaseError):
     """The driver refused a value it was given (an id past 64 bits, NUL in text, a lone
     surrogate). The boundary in ``server/discussion/values.py`` should have refused it first;

@@ -11,7 +11,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from db.database import Row
-from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
+from db.errors import Conflict, DatabaseError, InvalidValue, StorageUnavailable, Unavailable
 
 log = logging.getLogger("kibitz.db")
 
@@ -34,6 +34,14 @@ _CONNECTION_ERRORS = (
 # itself ("invalid input for query argument", the same class) cannot take.
 _INVALID_VALUES = (asyncpg.exceptions.DataError,)
 
+# PostgreSQL answers but will not write: its disk is full (53100), or it is read-only (a
+# standby, default_transaction_read_only; 25006). Answered like SQLite's full or read-only
+# storage: 503, nothing stored.
+_STORAGE_ERRORS = (
+    asyncpg.exceptions.DiskFullError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
+
 
 def _translate(exc: Exception) -> DatabaseError:
     if isinstance(exc, asyncpg.exceptions.IntegrityConstraintViolationError):
@@ -42,6 +50,8 @@ def _translate(exc: Exception) -> DatabaseError:
         return InvalidValue(str(exc))
     if isinstance(exc, _CONNECTION_ERRORS):
         return Unavailable(f"PostgreSQL did not answer: {exc}")
+    if isinstance(exc, _STORAGE_ERRORS):
+        return StorageUnavailable(f"PostgreSQL refused to write: {exc}")
     return DatabaseError(str(exc))
 
 

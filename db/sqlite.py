@@ -3,6 +3,12 @@
 One connection writes, behind an asyncio lock, with ``BEGIN IMMEDIATE`` so a transaction
 never has to upgrade its lock half-way; a few others read. WAL lets reads run beside the
 writer, and ``synchronous=FULL`` makes a commit durable before we answer 2xx.
+
+When the storage refuses a write (a full disk, a read-only data directory, a failed write)
+the error is :class:`~db.errors.StorageUnavailable` and the writer connection is opened
+anew before the next write, so that kibitz writes again as soon as the storage does,
+without a restart. :meth:`SQLiteDatabase.ping` fails while writes fail, so ``/healthz``
+says 503 then, and 200 as soon as they work.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -21,8 +29,9 @@ from typing import Any
 import aiosqlite
 
 from db.database import Row
-from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
+from db.errors import Conflict, DatabaseError, InvalidValue, StorageUnavailable, Unavailable
 
+log = logging.getLogger("kibitz.db")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -47,6 +56,51 @@ sqlite3.register_adapter(datetime, _adapt_datetime)
 # What sqlite3 raises for an argument it cannot bind: an int past 64 bits, a lone surrogate.
 _INVALID_VALUES = (OverflowError, UnicodeEncodeError)
 
+# Primary result codes (the low byte of the extended ones) that mean the storage refused:
+# SQLITE_FULL (no space), SQLITE_READONLY (a file or directory that cannot be written, a
+# connection opened while it could not), SQLITE_IOERR (a write, fsync or read that failed:
+# EROFS and EPERM from an open file come back as SQLITE_IOERR_WRITE), SQLITE_CANTOPEN (the
+# log or a temporary file could not be created), SQLITE_PERM.
+_STORAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PERM,
+    }
+)
+# A write refused less than this long ago answers /healthz by itself. After it, the check
+# tries a write of its own, so that health comes back with no comment sent. Not at once:
+# on a full disk a one-page write can fit where a comment's pages do not.
+_PROBE_AFTER = 2.0
+
+# Another process holds the lock (after busy_timeout), or the log's locks were in flux
+# (SQLITE_PROTOCOL): a later try can succeed.
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PROTOCOL})
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)  # None when the module raised it itself
+    return None if code is None else code & 0xFF
+
+
+def _translate(exc: Exception, doing: str = "") -> DatabaseError:
+    """The data layer's error for a driver error: the one place SQLite's codes are read."""
+    where = f"SQLite {doing}: " if doing else "SQLite: "
+    if isinstance(exc, sqlite3.IntegrityError):  # a deferred constraint fails at COMMIT
+        return Conflict(f"{where}{exc}")
+    if isinstance(exc, _INVALID_VALUES):
+        return InvalidValue(str(exc))
+    if isinstance(exc, sqlite3.Error):
+        code = _primary_code(exc)
+        if code in _STORAGE_CODES:
+            name = getattr(exc, "sqlite_errorname", "")
+            return StorageUnavailable(f"{where}the storage refused: {exc} ({name})")
+        if code in _BUSY_CODES:
+            return Unavailable(f"{where}{exc}")
+    return DatabaseError(f"{where}{exc}")
+
 
 @functools.lru_cache(maxsize=2048)
 def translate(sql: str) -> str:
@@ -62,12 +116,8 @@ class SQLiteConnection:
         try:
             async with self._conn.execute(translate(sql), args) as cursor:
                 return list(await cursor.fetchall())
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise DatabaseError(str(exc)) from exc
-        except _INVALID_VALUES as exc:
-            raise InvalidValue(str(exc)) from exc
+        except (sqlite3.Error, *_INVALID_VALUES) as exc:
+            raise _translate(exc) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
@@ -83,12 +133,8 @@ class SQLiteConnection:
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         try:
             await self._conn.executemany(translate(sql), args)
-        except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
-        except sqlite3.Error as exc:
-            raise DatabaseError(str(exc)) from exc
-        except _INVALID_VALUES as exc:
-            raise InvalidValue(str(exc)) from exc
+        except (sqlite3.Error, *_INVALID_VALUES) as exc:
+            raise _translate(exc) from exc
 
     async def executescript(self, script: str) -> None:
         await self._conn.executescript(script)
@@ -131,6 +177,10 @@ class SQLiteDatabase:
         for reader in readers:
             self._readers.put_nowait(reader)
         self._all = [writer, *readers]
+        # Why the last write failed, and when, while the storage refuses writes; None once
+        # one works.
+        self._refused: StorageUnavailable | None = None
+        self._refused_at = 0.0
 
     @classmethod
     async def open(cls, path: str, *, readers: int = 4) -> SQLiteDatabase:
@@ -158,14 +208,12 @@ class SQLiteDatabase:
         try:
             rows = self._inline.execute(translate(sql), args).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise DatabaseError(str(exc)) from exc
+            if _primary_code(exc) not in _BUSY_CODES:
+                raise _translate(exc) from exc
             async with self.read() as conn:
                 return await conn.fetch(sql, *args)
-        except sqlite3.Error as exc:
-            raise DatabaseError(str(exc)) from exc
-        except _INVALID_VALUES as exc:
-            raise InvalidValue(str(exc)) from exc
+        except (sqlite3.Error, *_INVALID_VALUES) as exc:
+            raise _translate(exc) from exc
         return rows
 
     @asynccontextmanager
@@ -179,13 +227,8 @@ class SQLiteDatabase:
     async def _control(self, statement: str) -> None:
         try:
             await self._writer.execute(statement)
-        except sqlite3.IntegrityError as exc:  # a deferred constraint fails at COMMIT
-            raise Conflict(f"SQLite {statement}: {exc}") from exc
-        except sqlite3.OperationalError as exc:
-            # "database is locked" after busy_timeout: another process holds the write lock.
-            raise Unavailable(f"SQLite {statement}: {exc}") from exc
         except sqlite3.Error as exc:
-            raise DatabaseError(f"SQLite {statement}: {exc}") from exc
+            raise _translate(exc, statement) from exc
 
     async def _rollback(self) -> None:
         # SQLite rolls some failures back itself; then ROLLBACK would fail, and that is fine.
@@ -193,33 +236,80 @@ class SQLiteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 await self._writer.execute("ROLLBACK")
 
+    async def _renew_writer(self) -> None:
+        """Open the writer again after the storage refused a write (under the write lock).
+
+        The old connection may hold a state no retry gets past: a file opened read-only
+        (SQLITE_READONLY for good), a pager left in its error state, a database file that
+        was replaced. A new one sees the storage as it is now. While the storage still
+        refuses, opening may fail or give a read-only connection; the next write's error
+        says so, and the write after it tries again.
+        """
+        try:
+            fresh = await _open(self.path)
+        except sqlite3.Error as exc:
+            raise _translate(exc, "reopening the writer") from exc
+        old, self._writer = self._writer, fresh
+        self._all = [fresh if conn is old else conn for conn in self._all]
+        with contextlib.suppress(sqlite3.Error):
+            await old.close()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteConnection]:
         async with self._write_lock:
-            await self._control("BEGIN IMMEDIATE")
             try:
-                yield SQLiteConnection(self._writer)
-            except BaseException:
-                await asyncio.shield(self._rollback())
+                if self._refused is not None:
+                    await self._renew_writer()
+                async with self._committed() as conn:
+                    yield conn
+            except StorageUnavailable as exc:
+                if self._refused is None:
+                    log.warning("writes answer 503 until the storage takes them again: %s", exc)
+                self._refused, self._refused_at = exc, time.monotonic()
                 raise
-            try:
-                await self._control("COMMIT")
-            except BaseException:
-                # A failed COMMIT leaves the transaction open; without this every later
-                # BEGIN would fail with "cannot start a transaction within a transaction".
-                await asyncio.shield(self._rollback())
-                raise
+            if self._refused is not None:
+                log.warning("the storage takes writes again")
+                self._refused = None
+
+    @asynccontextmanager
+    async def _committed(self) -> AsyncIterator[SQLiteConnection]:
+        await self._control("BEGIN IMMEDIATE")
+        try:
+            yield SQLiteConnection(self._writer)
+        except BaseException:
+            await asyncio.shield(self._rollback())
+            raise
+        try:
+            await self._control("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open; without this every later
+            # BEGIN would fail with "cannot start a transaction within a transaction".
+            await asyncio.shield(self._rollback())
+            raise
 
     def migration_lock(self) -> AbstractAsyncContextManager[SQLiteConnection]:
         # BEGIN IMMEDIATE already excludes every other writer, in this process and others.
         return self.transaction()
 
     async def ping(self) -> None:
+        """Raise while the database cannot be read, or cannot write since a write failed.
+
+        A full or read-only disk still reads fine. So after a refused write the answer is
+        that refusal for a while, then a write of the check's own: ``user_version`` set to
+        its own value (no table changes, one page to the log).
+        """
         try:
             async with self.read() as conn:
                 await conn.fetchval("SELECT 1")
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
+        if self._refused is None:
+            return
+        if time.monotonic() - self._refused_at < _PROBE_AFTER:
+            raise StorageUnavailable(str(self._refused))
+        async with self.transaction() as conn:
+            version = int(await conn.fetchval("PRAGMA user_version"))
+            await conn.execute(f"PRAGMA user_version = {version}")
 
     async def close(self) -> None:
         self._inline.close()

@@ -11,12 +11,16 @@
     ├── UnsupportedMediaType    415
     ├── Outdated                409  what was acted on changed since the caller saw it
     ├── ValidationFailed        422  carries a message per field
-    └── RateLimited             429  carries Retry-After
+    ├── RateLimited             429  carries Retry-After
+    └── ServiceUnavailable      503  the database is unreachable; carries Retry-After
+        └── StorageRefused      503  the database answers but its storage refuses writes
     ConfigError                      a setting is wrong; printed at start, never served
 
 The domain (``server.discussion``) raises its own errors, which know nothing of HTTP;
 :data:`DOMAIN_ANSWERS` below is the one table that picks the HTTP error answering each.
-Database errors (``db.errors``) are translated here too, so handlers never see driver types.
+Database errors (``db.errors``) are translated here too, so handlers never see driver types:
+:func:`unavailable` picks the 503 for an unreachable database or a storage that refuses
+writes (full disk, read-only data directory), for the API and the form alike.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from db.errors import StorageUnavailable, Unavailable
 from server.discussion.errors import (
     Changed,
     DiscussionError,
@@ -118,17 +123,52 @@ class RateLimited(KibitzError):
         self.retry_after = max(1, int(retry_after))
 
 
+# Seconds a client is asked to wait (Retry-After) while the database is unreachable: a
+# PostgreSQL restart after a crash takes about this long (docs/reliability.md).
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+class ServiceUnavailable(KibitzError):
+    """The database cannot take the request now; nothing was stored. Carries Retry-After."""
+
+    status = 503
+    message = N_(
+        "The database is not reachable right now. Please try again in a moment; "
+        "nothing you typed was saved."
+    )
+    # What the form says above the fields it gives back (everything typed is kept).
+    form_message = N_(
+        "The database is not reachable right now. Everything you typed is still here: send it "
+        "again in a moment (it will not be posted twice)."
+    )
+    retry_after = UNAVAILABLE_RETRY_AFTER
+
+
+class StorageRefused(ServiceUnavailable):
+    """The database answers (reads work) but cannot store anything: full or read-only disk."""
+
+    message = N_(
+        "Comments cannot be saved right now: the server's storage is full or read-only. "
+        "Please try again in a moment; nothing you typed was saved."
+    )
+    form_message = N_(
+        "Comments cannot be saved right now: the server's storage is full or read-only. "
+        "Everything you typed is still here: send it again in a moment (it will not be "
+        "posted twice)."
+    )
+
+
+def unavailable(error: Unavailable) -> ServiceUnavailable:
+    """The 503 answering a database that cannot take a request (the one place that picks)."""
+    return StorageRefused() if isinstance(error, StorageUnavailable) else ServiceUnavailable()
+
+
 class ConfigError(Exception):
     """A setting has a value kibitz cannot use; the message names the variable and the fix."""
 
     def __init__(self, name: str, value: str, expected: str) -> None:
         self.name, self.value, self.expected = name, value, expected
         super().__init__(f"{name}={value!r} is not valid: expected {expected}.")
-
-
-# Seconds a client is asked to wait (Retry-After) while the database is unreachable: a
-# PostgreSQL restart after a crash takes about this long (docs/reliability.md).
-UNAVAILABLE_RETRY_AFTER = 5
 
 
 # -- the one place errors become responses ------------------------------------------------------
@@ -166,13 +206,13 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse
 
-    from db.errors import Conflict, DatabaseError, InvalidValue, Unavailable
+    from db.errors import Conflict, DatabaseError, InvalidValue
 
     def render(
         request: Request, error: KibitzError, headers: dict[str, str] | None = None
     ) -> Response:
         headers = dict(headers or {})
-        if isinstance(error, RateLimited):
+        if isinstance(error, RateLimited | ServiceUnavailable):
             headers["Retry-After"] = str(error.retry_after)
         if _wants_html(request):
             from server.state import state_of
@@ -211,14 +251,7 @@ def handlers() -> dict[type[Exception], ExceptionHandler]:
             logging.getLogger("kibitz").warning("refused a value the database cannot take: %s", exc)
             error = BadRequest()
         elif isinstance(exc, Unavailable):
-            error = KibitzError(
-                N_(
-                    "The database is not reachable right now. Please try again "
-                    "in a moment; nothing you typed was saved."
-                )
-            )
-            error.status = 503
-            return render(request, error, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+            error = unavailable(exc)
         else:
             logging.getLogger("kibitz").exception("database error")
             error = KibitzError()

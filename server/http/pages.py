@@ -32,7 +32,7 @@ from server.discussion.errors import Closed, InvalidInput, Limited
 from server.discussion.paging import SORTS, BadCursor
 from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
-from server.errors import UNAVAILABLE_RETRY_AFTER, BadRequest, Conflicting, KibitzError, NotFound
+from server.errors import BadRequest, Conflicting, KibitzError, NotFound, unavailable
 from server.http import idempotency
 from server.http.bodies import read_form
 from server.http.clients import client_address
@@ -41,10 +41,6 @@ from server.i18n import N_
 from server.state import state_of
 from server.templates import Templates
 
-DATABASE_DOWN = N_(
-    "The database is not reachable right now. Everything you typed is still here: send it "
-    "again in a moment (it will not be posted twice)."
-)
 RESENT_OTHER = N_(
     "This form was already sent with a different comment. Check the thread; to post this "
     "as a new comment, send it again."
@@ -443,16 +439,17 @@ async def submit_comment(request: Request) -> Response:
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
         )
-    except Unavailable:
+    except Unavailable as exc:
         # The same one-use token comes back in the form: if the comment did commit before
         # the database went away, sending it again answers its 303 instead of a second one.
+        down = unavailable(exc)
         return await _render_post(
             request,
             slug,
             values=values,
-            form_error=DATABASE_DOWN,
-            status_code=503,
-            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+            form_error=down.form_message,
+            status_code=down.status,
+            headers={"Retry-After": str(down.retry_after)},
             known=post,
             given_token=form.get("form_token") if key else None,
         )

@@ -8,15 +8,21 @@ reader stays connected to a quiet thread the whole run (the reader issue 13 foun
 starved). Meanwhile it injects the faults, one phase each: kill -9 of an app process,
 kill -9 of Redis, kill -9 of PostgreSQL (every backend), Redis hung by SIGSTOP for 10 s,
 and the connections to PostgreSQL cut mid-query again and again through a TCP proxy that
-also adds latency. The embedded default (``--embedded``: one process on SQLite) gets
-kill -9 in the middle of writes instead. Then it proves, from the database itself:
+also adds latency. The embedded default (``--embedded``: one process on SQLite, its data
+directory on a small file system of the run's own) gets kill -9 in the middle of writes,
+then that file system filled to the last block, then made to refuse writes, each freed again
+under load. Then it proves, from the database itself:
 
 * every comment acknowledged with a 2xx is stored, exactly once (nothing lost, nothing
   doubled by the retries);
 * every reader, busy thread and quiet, holds every event of its thread exactly once, in
   ``seq`` order, with no gap;
 * how long each fault kept writes from succeeding and readers from being complete,
-  without restarting kibitz (a killed app process is started again, as a supervisor would).
+  without restarting kibitz (a killed app process is started again, as a supervisor would);
+* while the storage refused writes: every refused write was a 503 with Retry-After (no
+  500), the form came back with the text kept and a message and, sent again afterwards,
+  posted once; thread reads and the post page answered; /healthz said 503, then 200; and
+  the process was never restarted.
 
 ``make faults`` runs the long version (``python -m tests.faults.driver --long``);
 ``tests/faults/test_faults.py`` runs a short one in CI. Results: docs/reliability.md.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -49,7 +56,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.faults.proxy import Proxy
-from tests.faults.services import PostgresServer, RedisServer, free_port
+from tests.faults.services import PostgresServer, RedisServer, Volume, free_port
+from tests.helpers.view import form_values, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 THREADS = {"busy": "/posts/busy", "quiet": "/posts/quiet"}
@@ -66,10 +74,20 @@ class Config:
     quiet_every: float = 2.0  # one comment on the quiet thread this often
     drop_every: float = 6.0  # busy readers drop and resume about this often
     settle_timeout: float = 30.0  # after the load: readers must be complete within this
+    volume_mb: int = 64  # the embedded run's file system, filled in its disk-full phase
 
 
 SHORT = Config()
-LONG = Config(phase_seconds=30.0, down_seconds=5.0, writers=8, busy_readers=8, drop_every=10.0)
+LONG = Config(
+    phase_seconds=30.0,
+    down_seconds=5.0,
+    writers=8,
+    busy_readers=8,
+    drop_every=10.0,
+    volume_mb=256,
+)
+# What the 503 of a storage that refuses writes says (server/errors.py, StorageRefused).
+STORAGE_MESSAGE = "storage is full or read-only"
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -144,6 +162,8 @@ class Writes:
     retries: int = 0
     given_up: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # 4xx other than the retry cases
+    # Every attempt answered 5xx: (when, status, Retry-After header, the body's start).
+    failed: list[tuple[float, int, str | None, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +189,39 @@ class Phase:
     first_write_after_heal: float | None = None  # seconds after the service was back
     longest_write_gap: float = 0.0  # seconds without any acknowledged comment
     readers_complete_after: float | None = None  # seconds after the phase to all complete
+    storage: Refusal | None = None  # what clients saw, when the storage refused writes
+
+
+@dataclass
+class Refusal:
+    """What clients saw while the storage refused writes, and after (the storage phases)."""
+
+    first_refused_after: float | None = None  # seconds from the fault to the first 503
+    refused: int = 0  # attempts answered 503
+    without_retry_after: int = 0  # of those, answered without Retry-After
+    unclear: int = 0  # of those, without the message that says why
+    server_errors: list[str] = field(default_factory=list)  # 5xx but 503, on any request
+    reads: int = 0  # thread reads (API) and post pages asked for during the phase
+    reads_failed: list[str] = field(default_factory=list)
+    health_down: bool = False  # /healthz said 503 while writes were refused
+    health_up_after: float | None = None  # seconds from the heal to /healthz 200
+    form_kept: bool = False  # the form came back 503 with Retry-After, text and message
+    form_posted_once: bool = False  # sent again after: 303, and again the same 303
+    same_process: bool = False  # kibitz was not restarted
+
+    def ok(self) -> bool:
+        return (
+            self.first_refused_after is not None
+            and self.without_retry_after == 0
+            and self.unclear == 0
+            and not self.server_errors
+            and not self.reads_failed
+            and self.health_down
+            and self.health_up_after is not None
+            and self.form_kept
+            and self.form_posted_once
+            and self.same_process
+        )
 
 
 @dataclass
@@ -183,6 +236,7 @@ class Result:
     retries: int
     given_up: int
     refused: int
+    server_errors: int  # writes answered 5xx other than 503
     readers: dict[str, dict[str, Any]]
     phases: list[dict[str, Any]]
     seconds: float
@@ -191,6 +245,10 @@ class Result:
     def readers_complete(self) -> bool:
         return all(r["complete"] for r in self.readers.values())
 
+    @property
+    def storage_ok(self) -> bool:
+        return all(Refusal(**p["storage"]).ok() for p in self.phases if p["storage"])
+
     def ok(self) -> bool:
         return (
             self.lost == 0
@@ -198,6 +256,7 @@ class Result:
             and self.given_up == 0
             and self.refused == 0
             and self.readers_complete
+            and self.storage_ok
         )
 
     def table(self) -> str:
@@ -205,6 +264,7 @@ class Result:
             f"acknowledged {self.acknowledged}, stored {self.stored}, lost {self.lost}, "
             f"doubled {self.doubled}, retries {self.retries} of {self.attempts} attempts, "
             f"given up {self.given_up}, refused {self.refused}, "
+            f"5xx other than 503 {self.server_errors}, "
             f"stored without an acknowledgement {self.unacknowledged_stored}",
             "",
             "| phase | service down | restart took | first write after it is back "
@@ -221,6 +281,7 @@ class Result:
                 f"| {p['longest_write_gap']:.2f} s "
                 f"| {'never' if done is None else f'{done:.2f} s'} |"
             )
+        lines += self.storage_table()
         lines += [
             "",
             "| reader | thread | events | connections | complete |",
@@ -232,6 +293,32 @@ class Result:
                 f"| {'yes' if r['complete'] else 'NO: ' + r['problem']} |"
             )
         return "\n".join(lines)
+
+    def storage_table(self) -> list[str]:
+        storage = [(p["name"], Refusal(**p["storage"])) for p in self.phases if p["storage"]]
+        if not storage:
+            return []
+        lines = [
+            "",
+            "| phase | first 503 after | writes refused (503) | with Retry-After and message "
+            "| other 5xx | reads answered | /healthz 503, then 200 after | form kept, then once "
+            "| restarted |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |",
+        ]
+        for name, r in storage:
+            first = r.first_refused_after
+            up = r.health_up_after
+            clear = r.refused - max(r.without_retry_after, r.unclear)
+            lines.append(
+                f"| {name} | {'never' if first is None else f'{first:.2f} s'} | {r.refused} "
+                f"| {clear} of {r.refused} | {len(r.server_errors)} "
+                f"| {r.reads - len(r.reads_failed)} of {r.reads} "
+                f"| {'yes' if r.health_down else 'NO'}, "
+                f"{'never' if up is None else f'{up:.2f} s'} "
+                f"| {'yes' if r.form_kept and r.form_posted_once else 'NO'} "
+                f"| {'no' if r.same_process else 'YES'} |"
+            )
+        return lines
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -362,6 +449,15 @@ class Run:
             if answer is not None and 400 <= answer.status_code < 500:
                 self.writes.refused.append(f"{answer.status_code} {answer.text[:200]}")
                 return
+            if answer is not None:
+                self.writes.failed.append(
+                    (
+                        time.monotonic(),
+                        answer.status_code,
+                        answer.headers.get("retry-after"),
+                        answer.text[:300],
+                    )
+                )
             self.writes.retries += 1
             turn += 1  # the other process next time
             await asyncio.sleep(0.2)
@@ -454,6 +550,10 @@ class Run:
         phase.healed_at = time.monotonic()
         phase.restart_seconds = phase.healed_at - healing
         await asyncio.sleep(self.config.phase_seconds)
+        await self.measure(phase)
+
+    async def measure(self, phase: Phase) -> None:
+        """Close a phase that just ended: its write gaps and how soon readers are complete."""
         phase.ended_at = time.monotonic()
         acks = sorted(self.writes.ack_times)
         after = [t for t in acks if t >= phase.healed_at]
@@ -554,6 +654,7 @@ class Run:
             retries=self.writes.retries,
             given_up=len(self.writes.given_up),
             refused=len(self.writes.refused),
+            server_errors=sum(1 for _, status, _, _ in self.writes.failed if status != 503),
             readers=readers,
             phases=[asdict(p) for p in self.phases],
             seconds=seconds,
@@ -561,8 +662,8 @@ class Run:
 
     async def run(self) -> Result:
         started = time.monotonic()
-        await self.setup()
         try:
+            await self.setup()  # inside: a half-made setup is torn down too (a loop mount)
             self.start_load()
             await self.faults()
             self.stop_writing.set()
@@ -583,26 +684,32 @@ class Run:
 
 
 class EmbeddedRun(Run):
-    """The embedded default: one process on SQLite, killed with -9 in the middle of writes.
+    """The embedded default: one process on SQLite, its data directory on a file system of
+    the run's own (:class:`~tests.faults.services.Volume`).
 
-    Writers retry (with their key) until the process is back; readers resume on it.
+    Phases: kill -9 in the middle of writes (twice; writers retry with their key until the
+    process is back, readers resume on it), then the file system filled to the last block,
+    then its files made to refuse writes, each given back after a while, under load and
+    without restarting kibitz.
     """
 
     def __init__(self, config: Config, workdir: Path) -> None:
         super().__init__(config, workdir)
-        self.database = workdir / "kibitz.db"
+        self.volume = Volume(workdir, config.volume_mb)
+        self.database = self.volume.path / "kibitz.db"
 
     async def setup(self) -> None:
+        self.volume.mount()
         env = {
             "KIBITZ_DATABASE_URL": f"sqlite:///{self.database}",
-            "KIBITZ_DATA_DIR": str(self.workdir),
+            "KIBITZ_DATA_DIR": str(self.volume.path),
             "KIBITZ_SECRET_KEY": "fault-suite",
             "KIBITZ_MODERATION": "none",
             "KIBITZ_POST_RATE": "off",
             "KIBITZ_MIN_FILL_SECONDS": "0",
             "KIBITZ_DUPLICATE_WINDOW": "0",
         }
-        self.apps = [App("embedded", env, self.workdir)]
+        self.apps = [App("embedded", env, self.workdir)]  # its log stays off the volume
         for slug in THREADS:
             subprocess.run(
                 [sys.executable, "-m", "server", "post", "add", "--slug", slug, "--title", slug],
@@ -616,9 +723,10 @@ class EmbeddedRun(Run):
     def teardown(self) -> None:
         for app in self.apps:
             app.stop()
+        self.volume.close()
 
     async def query(self, sql: str) -> list[Any]:
-        with sqlite3.connect(self.database, timeout=30) as conn:
+        with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as conn:
             conn.row_factory = sqlite3.Row
             return list(conn.execute(sql).fetchall())
 
@@ -636,6 +744,163 @@ class EmbeddedRun(Run):
                 app.start,
                 self.config.down_seconds,
             )
+        await self.storage_phase("disk full", self.volume.fill, self.volume.free)
+        await self.storage_phase(
+            "read-only data directory", self.volume.refuse_writes, self.volume.take_writes
+        )
+
+    async def storage_phase(
+        self, name: str, inject: Callable[[], object], heal: Callable[[], object]
+    ) -> None:
+        """The storage refuses writes under load, for ``down_seconds`` after the first 503.
+
+        A full disk refuses only once SQLite's log must grow, so the down time counts from
+        the first refused write. Meanwhile a watcher reads the thread, the post page and
+        /healthz, and a reader of the page sends the form, and sends it again after.
+        """
+        app, phase, refusal = self.apps[0], Phase(name), Refusal()
+        phase.storage = refusal
+        pid = app.proc.pid if app.proc is not None else None
+        await asyncio.sleep(self.config.phase_seconds)
+        failed_before = len(self.writes.failed)
+        refusing, healed, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        seen: list[tuple[float, str, int]] = []
+        watcher = asyncio.create_task(self.watch(app, seen, stop))
+        form = asyncio.create_task(self.send_form(app, name, refusal, refusing, healed))
+        phase.fault_at = time.monotonic()
+        await asyncio.to_thread(inject)
+        deadline = phase.fault_at + 60
+        while time.monotonic() < deadline and not any(
+            status == 503 for _, status, _, _ in self.writes.failed[failed_before:]
+        ):
+            await asyncio.sleep(0.02)
+        refused_at = next(
+            (t for t, status, _, _ in self.writes.failed[failed_before:] if status == 503), None
+        )
+        if refused_at is not None:
+            refusal.first_refused_after = refused_at - phase.fault_at
+            refusing.set()
+        await asyncio.sleep(self.config.down_seconds)
+        healing = time.monotonic()
+        await asyncio.to_thread(heal)
+        phase.healed_at = time.monotonic()
+        phase.restart_seconds = phase.healed_at - healing
+        healed.set()
+        await asyncio.sleep(self.config.phase_seconds)
+        stop.set()
+        await asyncio.gather(watcher, form)
+        await self.measure(phase)
+        self.judge(refusal, phase, seen, self.writes.failed[failed_before:])
+        refusal.same_process = app.alive and app.proc is not None and app.proc.pid == pid
+
+    def judge(
+        self,
+        refusal: Refusal,
+        phase: Phase,
+        seen: list[tuple[float, str, int]],
+        failed: list[tuple[float, int, str | None, str]],
+    ) -> None:
+        """What the writers and the watcher saw, against what a storage refusal promises."""
+        for _, status, retry_after, body in failed:
+            if status != 503:
+                refusal.server_errors.append(f"POST {status}: {body[:120]}")
+                continue
+            refusal.refused += 1
+            refusal.without_retry_after += not (retry_after and int(retry_after) > 0)
+            refusal.unclear += STORAGE_MESSAGE not in body
+        for when, what, status in seen:
+            if what == "health":
+                if status == 503 and when < phase.healed_at:
+                    refusal.health_down = True
+                if status == 200 and when >= phase.healed_at and refusal.health_up_after is None:
+                    refusal.health_up_after = when - phase.healed_at
+                if status not in (200, 503):
+                    refusal.server_errors.append(f"/healthz {status}")
+                continue
+            refusal.reads += 1
+            if status != 200:
+                refusal.reads_failed.append(f"{what} {status}")
+
+    async def watch(
+        self, app: App, seen: list[tuple[float, str, int]], stop: asyncio.Event
+    ) -> None:
+        """Read the thread, the post page and /healthz every 0.1 s, noting each status."""
+        paths = {
+            "thread": f"/api/comments?uri={THREADS['busy']}",
+            "page": THREADS["busy"],
+            "health": "/healthz",
+        }
+        async with httpx.AsyncClient(base_url=app.url, timeout=5) as client:
+            while not stop.is_set():
+                for what, path in paths.items():
+                    try:
+                        status = (await client.get(path)).status_code
+                    except httpx.HTTPError:
+                        status = 0
+                    seen.append((time.monotonic(), what, status))
+                await asyncio.sleep(0.1)
+
+    async def send_form(
+        self,
+        app: App,
+        phase: str,
+        refusal: Refusal,
+        refusing: asyncio.Event,
+        healed: asyncio.Event,
+    ) -> None:
+        """A reader sends the post page's form while writes are refused, then again after.
+
+        On a full disk a write can still get through now and then (SQLite's log had room
+        for it): such a form is a comment like any other, and the reader writes another,
+        until one is refused.
+        """
+        path = f"{THREADS['busy']}/comments"
+        async with httpx.AsyncClient(base_url=app.url, timeout=5) as client:
+            await refusing.wait()
+            kept: dict[str, str] = {}
+            for n in itertools.count(1):
+                if healed.is_set():
+                    return
+                text = f"the form during {phase} #{n}"
+                page = await client.get(THREADS["busy"])
+                person = {"author": "Form", "email": "form@example.org", "text": text}
+                values = {**form_values(parse(page.text)), **person}
+                answer = await client.post(path, data=values)
+                if answer.status_code == 303:
+                    self.form_acknowledged(text, answer)
+                    continue
+                if answer.status_code == 503:
+                    kept = form_values(parse(answer.text))
+                refusal.form_kept = (
+                    answer.status_code == 503
+                    and int(answer.headers.get("retry-after", "0")) > 0
+                    and STORAGE_MESSAGE in answer.text
+                    and all(kept.get(name) == value for name, value in person.items())
+                    and kept.get("form_token") == values["form_token"]
+                )
+                break
+            if not refusal.form_kept:
+                return
+            await healed.wait()
+            deadline = time.monotonic() + 30
+            while (sent := await client.post(path, data=kept)).status_code == 503:
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.2)
+            again = await client.post(path, data=kept)
+            refusal.form_posted_once = (
+                sent.status_code == 303
+                and again.status_code == 303
+                and again.headers.get("location") == sent.headers.get("location")
+            )
+            self.form_acknowledged(kept["text"], sent)
+
+    def form_acknowledged(self, text: str, answer: httpx.Response) -> None:
+        """A form's 303 acknowledges its comment, as a 2xx does a POST to the API."""
+        location = answer.headers.get("location", "")
+        if answer.status_code == 303 and "#comment-" in location:
+            self.writes.acknowledged[text] = int(location.rsplit("#comment-", 1)[1])
+            self.writes.ack_times.append(time.monotonic())
 
 
 async def run(config: Config, *, embedded: bool = False) -> Result:
@@ -649,7 +914,9 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="the long run (make faults)")
     parser.add_argument("--json", help="write the result to this file as JSON")
     parser.add_argument(
-        "--embedded", action="store_true", help="one process on SQLite instead (kill -9 only)"
+        "--embedded",
+        action="store_true",
+        help="one process on SQLite instead (kill -9, disk full, read-only data directory)",
     )
     args = parser.parse_args()
     result = asyncio.run(run(LONG if args.long else SHORT, embedded=args.embedded))

@@ -1,4 +1,5 @@
-"""Private Redis and PostgreSQL servers that a fault test may kill, stop and restart.
+"""Private Redis and PostgreSQL servers that a fault test may kill, stop and restart, and a
+private file system that it may fill or make read-only.
 
 Each runs on a free port with its data in a directory of the test's own; the shared services
 on 5432 and 6379 are never touched. PostgreSQL runs with ``fsync=on`` so that a kill -9
@@ -7,6 +8,7 @@ tests what a real crash would keep.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -39,16 +41,22 @@ def _wait_port(port: int, timeout: float, what: str) -> None:
     raise RuntimeError(f"{what} did not start on port {port}")
 
 
+def _require_tool(name: str, package: str, label: str = "") -> str:
+    """The program's path; without it CI fails and a local run skips."""
+    found = shutil.which(name)
+    if found is None:
+        label = label or name
+        if IN_CI:
+            pytest.fail(f"{label} is missing: apt-get install -y {package}")
+        pytest.skip(f"{label} is not installed")
+    return found
+
+
 class RedisServer:
     """redis-server on a free port; ``kill``, ``stop`` (SIGSTOP), ``cont``, ``start`` again."""
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if IN_CI:
-                pytest.fail("redis-server is missing: apt-get install -y redis-server")
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
+        self.binary = _require_tool("redis-server", "redis-server")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -110,12 +118,7 @@ def _pg_binary(name: str) -> str:
     ]:
         if os.path.exists(candidate):
             return candidate
-    found = shutil.which(name)
-    if found is None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL's {name} is missing: apt-get install -y postgresql")
-        pytest.skip(f"PostgreSQL's {name} is not installed")
-    return found
+    return _require_tool(name, "postgresql", f"PostgreSQL's {name}")
 
 
 class PostgresServer:
@@ -207,3 +210,98 @@ class PostgresServer:
                 self.kill()
             self.proc = None
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Volume:
+    """A small ext4 file system of the test's own for a data directory: loop-mounted from an
+    image file, so a test can fill it to the last block and make it refuse writes while
+    kibitz has its database open there, then give the space and the writes back.
+
+    Read-only is the immutable flag (``chattr +i``) on the directory and the database's
+    files: a read-only remount is refused (EBUSY) while a file on it is open for writing,
+    and ext4's own remount after an error lasts until it is unmounted. Like a file system
+    gone read-only, the flag makes every write through an open file fail, root's too;
+    SQLite sees the same SQLITE_IOERR_WRITE (and SQLITE_READONLY on a new connection).
+    The ``-shm`` index stays writable: SQLite maps it into memory, and a write to a mapped
+    page of an immutable file is answered with SIGBUS.
+
+    Needs root (mount, loop devices) and e2fsprogs; CI fails without them, elsewhere the
+    test is skipped.
+    """
+
+    def __init__(self, directory: Path, size_mb: int = 64) -> None:
+        if os.geteuid() != 0:
+            if IN_CI:
+                pytest.fail("the storage faults need root (mount -o loop, chattr)")
+            pytest.skip("the storage faults need root (mount -o loop, chattr)")
+        self.mkfs = _require_tool("mkfs.ext4", "e2fsprogs")
+        self.chattr = _require_tool("chattr", "e2fsprogs")
+        self.image = directory / "volume.img"
+        self.path = directory / "volume"
+        self.size_mb = size_mb
+        self.mounted = False
+        self.frozen: list[Path] = []
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.image, "wb") as image:
+            image.truncate(self.size_mb * 1024 * 1024)
+        # -m 0: no blocks kept for root, so "full" means full for everyone.
+        subprocess.run([self.mkfs, "-q", "-F", "-m", "0", str(self.image)], check=True)
+        done = subprocess.run(
+            ["mount", "-o", "loop", str(self.image), str(self.path)], capture_output=True
+        )
+        if done.returncode != 0:
+            why = f"cannot loop-mount a file system: {done.stderr.decode().strip()}"
+            if IN_CI:
+                pytest.fail(why)
+            pytest.skip(why)
+        self.mounted = True
+
+    @property
+    def fill_file(self) -> Path:
+        return self.path / "filler"
+
+    def fill(self) -> int:
+        """Write zeros until the file system is full, to the last block; the bytes written."""
+        written = 0
+        block = bytes(1024 * 1024)
+        fd = os.open(self.fill_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for size in (len(block), 4096, 512):  # smaller pieces near the end
+                with contextlib.suppress(OSError):  # ENOSPC
+                    while True:
+                        written += os.write(fd, block[:size])
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return written
+
+    def free(self) -> None:
+        """Give the space back; syncs, since ext4 reuses freed blocks only after a commit."""
+        self.fill_file.unlink(missing_ok=True)
+        os.sync()
+
+    def refuse_writes(self) -> None:
+        """Make the directory and every file in it but SQLite's ``-shm`` immutable."""
+        self.frozen = [
+            *(p for p in self.path.iterdir() if p.is_file() and not p.name.endswith("-shm")),
+            self.path,
+        ]
+        subprocess.run([self.chattr, "+i", *map(str, self.frozen)], check=True)
+
+    def take_writes(self) -> None:
+        if self.frozen:
+            subprocess.run([self.chattr, "-i", *map(str, self.frozen)], check=True)
+            self.frozen = []
+
+    def close(self) -> None:
+        self.take_writes()
+        if self.mounted:
+            self.fill_file.unlink(missing_ok=True)
+            unmounted = subprocess.run(["umount", str(self.path)], capture_output=True)
+            if unmounted.returncode != 0:  # still in use: detach now, free when let go
+                subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+            self.mounted = False
+        self.image.unlink(missing_ok=True)

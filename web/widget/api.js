@@ -39,7 +39,8 @@ export function makeApi(base, extraHeaders = {}) {
     voter: () => call("POST", "/api/voters"),
     vote: (id, value, who) => call("POST", "/api/comments/" + id + "/vote", { value, ...who }),
     counts: (uris) => call("GET", "/api/counts?" + uris.map((u) => "uri=" + q(u)).join("&")),
-    post: (comment) => call("POST", "/api/comments", comment),
+    // `key` is the submission's Idempotency-Key: the same key and body answer the first answer.
+    post: (comment, key) => call("POST", "/api/comments", comment, key ? { "Idempotency-Key": key } : {}),
     edit: (id, text, token) => call("PATCH", "/api/comments/" + id, { text }, bearer(token)),
     remove: (id, token) => call("DELETE", "/api/comments/" + id, undefined, bearer(token)),
   };

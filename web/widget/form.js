@@ -2,11 +2,55 @@
 // widget's copy comes from, see buildForm), posted with fetch to the JSON API. Messages go
 // beside their fields; nothing typed is lost: the draft is kept in sessionStorage on every
 // keystroke and only the comment text is cleared, and only once the server has accepted it.
+// Each submission carries an Idempotency-Key; sending the same comment again after no answer
+// (a cut connection, a 5xx) reuses it, so a comment that did arrive is never posted twice.
 import { h } from "./render.js";
 import { STATUS } from "./statuses.js";
 
 const FIELDS = ["author", "email", "website", "text", "parent"];
 const OFFLINE = "The comment could not be sent. Check your connection; everything you typed is still here.";
+
+// 128 random bits as hex: crypto.randomUUID exists only on https pages, getRandomValues everywhere.
+function newKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// A fingerprint of a body (FNV-1a twice, 64 bits): enough to know the same body again, without
+// keeping a second copy of the comment, or the host site's sign-in token, in storage.
+function fingerprint(text) {
+  let a = 0x811c9dc5, b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  return (a >>> 0).toString(16) + "-" + (b >>> 0).toString(16);
+}
+
+// The key of the submission that got no answer, kept with its body's fingerprint (in
+// sessionStorage, so a reload before sending again keeps it too). The same body again reuses
+// the key; another body, or any answer from the server, starts a new submission.
+function submissions(storageKey) {
+  const load = () => {
+    try { return JSON.parse(sessionStorage.getItem(storageKey) || "null"); } catch { return null; }
+  };
+  let unanswered = load();
+  const store = () => {
+    try {
+      if (unanswered) sessionStorage.setItem(storageKey, JSON.stringify(unanswered));
+      else sessionStorage.removeItem(storageKey);
+    } catch { /* storage off: the key lives as long as the page */ }
+  };
+  return {
+    keyFor(body) {
+      const print = fingerprint(body);
+      if (!unanswered || unanswered.print !== print) unanswered = { print, key: newKey() };
+      store();
+      return unanswered.key;
+    },
+    answered() { unanswered = null; store(); },
+  };
+}
 
 // The widget's form, in the markup of web/templates/post.html.
 export function buildForm(t) {
@@ -53,6 +97,7 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted, 
   const heading = section.querySelector(".respond__title");
   const headingText = t("Leave a comment");
   const key = "kibitz:draft:" + uri;
+  const sending = submissions("kibitz:sending:" + uri);
   const signedIn = form.querySelector("[data-signed-in]");
   const identity = form.querySelector(".comment-form__identity");
   let notice = null;
@@ -160,7 +205,8 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted, 
     if (title) payload.title = title;
     form.setAttribute("aria-busy", "true");
     try {
-      const { comment, edit_token: token } = await api.post(payload);
+      const { comment, edit_token: token } = await api.post(payload, sending.keyFor(JSON.stringify(payload)));
+      sending.answered();
       own.remember(comment, token, payload.text);
       els.text.value = "";
       setParent(null);
@@ -174,6 +220,8 @@ export function enhanceForm({ section, api, uri, title, t, view, own, onPosted, 
       }
       if (onPosted) onPosted(comment);
     } catch (err) {
+      // No answer, or the server could not say whether it stored it: keep the key for the retry.
+      if (err.status && err.status < 500) sending.answered();
       if (err.status === 422) {
         say(t("Please correct the marked fields; everything you typed is still here."), "error");
         const first = showErrors(err.fields);
