@@ -184,11 +184,13 @@ class WebhookStore:
                 "COUNT(*) FILTER (WHERE failed IS NOT NULL) AS failed "
                 "FROM webhook_deliveries GROUP BY endpoint_id"
             )
+            # Each endpoint's latest undelivered error, found in one grouped pass: a subquery
+            # per row (correlated on endpoint_id) made this quadratic in the table's rows.
             errors = await conn.fetch(
                 "SELECT d.endpoint_id, d.last_error, COALESCE(d.failed, d.next_attempt) AS at "
-                "FROM webhook_deliveries d WHERE d.id = (SELECT MAX(e.id) FROM "
-                "webhook_deliveries e WHERE e.endpoint_id = d.endpoint_id "
-                "AND e.last_error IS NOT NULL AND e.delivered IS NULL)"
+                "FROM webhook_deliveries d WHERE d.id IN (SELECT MAX(e.id) FROM "
+                "webhook_deliveries e WHERE e.last_error IS NOT NULL AND e.delivered IS NULL "
+                "GROUP BY e.endpoint_id)"
             )
         last = {r["endpoint_id"]: (r["last_error"], maybe_datetime(r["at"])) for r in errors}
         return {

@@ -4,18 +4,14 @@ Requests never send mail: they queue a row (``db.mail``) and wake this task. The
 one due row at a time, hands it to the transport in a thread, and records the outcome. A
 temporary failure reschedules the row with exponential backoff and jitter (so many processes
 do not hammer a recovering server in step) and ends the round; a permanent one (5xx for that
-recipient) marks it failed. The loop itself is supervised: any error, a lost database
-included, is logged and retried after a backoff, and the task never ends on its own.
+recipient) marks it failed. The loop, its wake-up and its supervision are
+:class:`server.queue_worker.QueueWorker`'s, shared with the webhook worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -25,17 +21,11 @@ from typing import Any
 from db.mail import MailStore, QueuedMail
 from db.models import now
 from server.mail.smtp import PermanentFailure, TemporaryFailure
+from server.queue_worker import QueueWorker, backoff
 
 log = logging.getLogger("kibitz.mail")
 
 Send = Callable[[EmailMessage], None]  # blocking; runs in a thread
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds before try ``attempt + 1``: doubling from ``base`` up to ``cap``, jittered
-    down by up to half so that retries of many mails and processes spread out."""
-    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return delay * (0.5 + random.random() / 2)
 
 
 def build_message(mail: QueuedMail, sender: str) -> EmailMessage:
@@ -52,7 +42,7 @@ def build_message(mail: QueuedMail, sender: str) -> EmailMessage:
     return message
 
 
-class MailSender:
+class MailSender(QueueWorker):
     def __init__(
         self,
         store: MailStore,
@@ -64,47 +54,20 @@ class MailSender:
         backoff_cap: float = 3600.0,
         lease: float = 300.0,
     ) -> None:
+        super().__init__(log, "mail sender", poll, lease, backoff_base, backoff_cap)
         self.store = store
         self.send = send
         self.sender = sender
-        self.poll = poll
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.lease = lease
-        self._wake = asyncio.Event()
         self._resume_at: datetime | None = None  # set while the mail server is failing
         # Outcomes the database did not take (it was unreachable): written before anything
         # else, so a sent mail is not sent again and a failed one waits no longer than needed.
         self._unrecorded: list[Callable[[], Awaitable[None]]] = []
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._lost_claims = False  # a round failed: a claim may have committed unseen
 
-    def wake(self) -> None:
-        """Something was queued: look now instead of at the next poll."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Deliver forever; the caller cancels the task at shutdown."""
-        failures = 0
-        woken = False
-        while True:
-            try:
-                if woken or self._resume_at is None or now() >= self._resume_at:
-                    await self.deliver_due()
-                failures = 0
-                wait = await self._until_next_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                wait = backoff(failures, 1.0, 60.0)
-                log.exception("mail sender failed; trying again in %.0f s", wait)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                woken = True
-            except TimeoutError:
-                woken = False
+    async def _round(self, woken: bool) -> None:
+        """While the mail server rests, only a newly queued mail (a wake) tries it early."""
+        if woken or self._resume_at is None or now() >= self._resume_at:
+            await self.deliver_due()
 
     async def _until_next_due(self) -> float:
         due = await self.store.next_due()

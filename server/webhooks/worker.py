@@ -5,8 +5,8 @@ claim`), so a row goes to one process at a time whatever their number, and sends
 row in a task of its own: a slow or dead receiver holds one slot for at most the client's
 deadline and never the queue. A failed attempt is retried with exponential backoff and jitter
 (the first retry within seconds) until the row is :data:`RETRY_FOR` old, then marked failed
-with its last error, which the admin shows. The loop is supervised: any error, a lost
-database included, is logged and retried after a backoff, and the task never ends on its own.
+with its last error, which the admin shows. The loop, its wake-up and its supervision are
+:class:`server.queue_worker.QueueWorker`'s, shared with the mail sender.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import random
-import secrets
-import socket
 from datetime import datetime, timedelta
 
 import httpx
@@ -25,18 +21,12 @@ from standardwebhooks.webhooks import Webhook
 
 from db.models import now
 from db.webhooks import Delivery, WebhookStore
+from server.queue_worker import QueueWorker, backoff
 from server.webhooks.client import WebhookClient
 
 log = logging.getLogger("kibitz.webhooks")
 
 RETRY_FOR = timedelta(hours=24)
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Seconds before try ``attempt + 1``: doubling from ``base`` up to ``cap``, jittered
-    down by up to half so that many endpoints and processes do not retry in step."""
-    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
-    return delay * (0.5 + random.random() / 2)
 
 
 def signed_headers(delivery: Delivery, body: bytes, at: datetime) -> dict[str, str]:
@@ -50,7 +40,7 @@ def signed_headers(delivery: Delivery, body: bytes, at: datetime) -> dict[str, s
     }
 
 
-class WebhookWorker:
+class WebhookWorker(QueueWorker):
     def __init__(
         self,
         store: WebhookStore,
@@ -63,49 +53,25 @@ class WebhookWorker:
         backoff_cap: float = 3600.0,
         retry_for: timedelta = RETRY_FOR,
     ) -> None:
+        super().__init__(log, "webhook worker", poll, lease, backoff_base, backoff_cap)
         self.store = store
         self.client = client
         self.slots = slots
-        self.poll = poll
-        self.lease = lease
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
         self.retry_for = retry_for
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
-
-    def wake(self) -> None:
-        """Something was committed or a slot came free: look now, not at the next poll."""
-        self._wake.set()
 
     async def run(self) -> None:
         """Deliver forever; the caller cancels the task at shutdown."""
-        failures = 0
         try:
-            while True:
-                self._wake.clear()
-                try:
-                    await self._fill()
-                    failures = 0
-                    wait = await self._until_next_due()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    failures += 1
-                    wait = backoff(failures, 1.0, 60.0)
-                    log.exception("webhook worker failed; trying again in %.0f s", wait)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
+            await super().run()
         finally:
             for task in self._sending:
                 task.cancel()  # their leases run out and another round sends them again
             await asyncio.gather(*self._sending, return_exceptions=True)
             await self.client.close()
 
-    async def _fill(self) -> None:
+    async def _round(self, woken: bool) -> None:
+        """Fill the free slots with runs that are due."""
         free = self.slots - len(self._sending)
         if free <= 0:
             return

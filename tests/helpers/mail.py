@@ -1,23 +1,26 @@
-"""Mail for tests: a real SMTP server (aiosmtpd) that keeps what it accepts, and ``until``,
-which polls a condition against a deadline instead of sleeping a fixed time."""
+"""Mail for tests: a real SMTP server (aiosmtpd) that keeps what it accepts, a kibitz that
+mails through it, and ``until``, which polls a condition against a deadline instead of
+sleeping a fixed time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 
-from tests.helpers.servers import make_settings
+from tests.helpers.servers import Server, free_port, make_settings, serve
 
 
 @dataclass
@@ -79,6 +82,20 @@ def mail_settings(
         KIBITZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
         **overrides,
     )
+
+
+@contextlib.asynccontextmanager
+async def serve_with_mail(
+    database_url: str, tmp_path: Path, mailbox: Mailbox, *, smtp_up: bool = True, **overrides: str
+) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
+    """A kibitz that mails through ``mailbox``, and a client of it. The mail server is started
+    first unless ``smtp_up`` is false: then it is down until the test starts it."""
+    if smtp_up:
+        await mailbox.start()
+    port = free_port()
+    settings = mail_settings(database_url, tmp_path, mailbox, port, **overrides)
+    async with serve(settings, port=port) as server, server.client() as client:
+        yield server, client
 
 
 def link_after(message: EmailMessage, label: str) -> str:

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from server.auth.credentials import hash_password
 from server.mail.inbound import take
 from server.mail.replies import ReplyRefused, ReplyTokens, reply_address
-from tests.helpers.mail import Mailbox, mail_settings, until
-from tests.helpers.servers import ROOT, Server, free_port, make_settings, serve
+from tests.helpers.mail import Mailbox, serve_with_mail, until
+from tests.helpers.servers import ROOT, Server, make_settings, serve
 
 FIXTURES = ROOT / "tests" / "fixtures" / "mail"
 BASE = "reply@comments.example.com"
@@ -63,6 +64,23 @@ async def conversation(server: Server) -> tuple[dict[str, Any], dict[str, Any]]:
             },
         )
     return alice.json()["comment"], bob.json()["comment"]
+
+
+async def held_comment_mailed(
+    server: Server, client: httpx.AsyncClient, mailbox: Mailbox
+) -> tuple[dict[str, Any], str]:
+    """Carol's comment, held: its answer (with the edit token) and the Reply-To of the mail
+    the moderator got about it."""
+    await server.state.posts.add(slug="hello", title="Hello", author="A", body_html="<p>x</p>")
+    await server.state.staff.add("mod", "moderator", hash_password("pw"), email="mod@example.org")
+    held = await client.post(
+        "/api/comments",
+        json={"uri": "/posts/hello", "author": "Carol", "email": "c@example.org", "text": "Hm"},
+    )
+    await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
+    reply_to = mailbox.inbox.to("mod@example.org")[0]["Reply-To"]
+    assert reply_to.startswith("reply+") and reply_to.endswith("@comments.example.com")
+    return held.json(), reply_to
 
 
 def message(name: str, to: str) -> bytes:
@@ -170,29 +188,11 @@ async def test_staff_answer_to_held_mail_approves_and_replies(
 ) -> None:
     """The held-comment mail carries a reply address; the moderator's answer approves the
     held comment and publishes the answer beneath it; a reader's address is not accepted."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(
-        database_url,
-        tmp_path,
-        mailbox,
-        port,
-        KIBITZ_MODERATION="all",
-        KIBITZ_MAIL_REPLY_ADDRESS=BASE,
-    )
-    async with serve(settings, port=port) as server, server.client() as client:
-        await server.state.posts.add(slug="hello", title="Hello", author="A", body_html="<p>x</p>")
-        await server.state.staff.add(
-            "mod", "moderator", hash_password("pw"), email="mod@example.org"
-        )
-        held = await client.post(
-            "/api/comments",
-            json={"uri": "/posts/hello", "author": "Carol", "email": "c@example.org", "text": "Hm"},
-        )
-        held_id = held.json()["comment"]["id"]
-        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
-        reply_to = mailbox.inbox.to("mod@example.org")[0]["Reply-To"]
-        assert reply_to.startswith("reply+") and reply_to.endswith("@comments.example.com")
+    async with serve_with_mail(
+        database_url, tmp_path, mailbox, KIBITZ_MODERATION="all", KIBITZ_MAIL_REPLY_ADDRESS=BASE
+    ) as (server, client):
+        held, reply_to = await held_comment_mailed(server, client, mailbox)
+        held_id = held["comment"]["id"]
         answer = message("gmail.eml", reply_to).replace(
             b"=?UTF-8?Q?Alice_M=C3=BCller?= <alice@example.org>", b"Mod <mod@example.org>"
         )
@@ -212,10 +212,10 @@ async def test_reply_notification_carries_a_reply_address_that_works(
 ) -> None:
     """A reply notification's Reply-To is a plus-address whose answer, from the subscriber,
     becomes a reply to the comment the mail was about."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MAIL_REPLY_ADDRESS=BASE)
-    async with serve(settings, port=port) as server:
+    async with serve_with_mail(database_url, tmp_path, mailbox, KIBITZ_MAIL_REPLY_ADDRESS=BASE) as (
+        server,
+        _,
+    ):
         await server.state.posts.add(slug="hello", title="Hello", author="A", body_html="<p>x</p>")
         alice, _ = await conversation(server)  # Bob's reply comes before the subscription
         store = server.state.mail.store
@@ -275,31 +275,14 @@ async def test_staff_answer_approves_only_the_version_the_mail_showed(
 ) -> None:
     """A held comment edited after its mail went out is not approved by an answer to that
     mail: refused with a reason, the comment stays held and no answer is posted."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(
-        database_url,
-        tmp_path,
-        mailbox,
-        port,
-        KIBITZ_MODERATION="all",
-        KIBITZ_MAIL_REPLY_ADDRESS=BASE,
-    )
-    async with serve(settings, port=port) as server, server.client() as client:
-        await server.state.posts.add(slug="hello", title="Hello", author="A", body_html="<p>x</p>")
-        await server.state.staff.add(
-            "mod", "moderator", hash_password("pw"), email="mod@example.org"
-        )
-        held = await client.post(
-            "/api/comments",
-            json={"uri": "/posts/hello", "author": "Carol", "email": "c@example.org", "text": "Hm"},
-        )
-        held_id = held.json()["comment"]["id"]
-        await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 1)
-        reply_to = mailbox.inbox.to("mod@example.org")[0]["Reply-To"]
+    async with serve_with_mail(
+        database_url, tmp_path, mailbox, KIBITZ_MODERATION="all", KIBITZ_MAIL_REPLY_ADDRESS=BASE
+    ) as (server, client):
+        held, reply_to = await held_comment_mailed(server, client, mailbox)
+        held_id = held["comment"]["id"]
         edited = await client.patch(
             f"/api/comments/{held_id}",
-            headers={"Authorization": f"Bearer {held.json()['edit_token']}"},
+            headers={"Authorization": f"Bearer {held['edit_token']}"},
             json={"text": "something else entirely"},
         )
         assert edited.status_code == 200, edited.text

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from db.mail import MailStore
 from server.auth.credentials import hash_password
 from server.discussion.moderation import Action
 from server.discussion.validation import CommentInput
-from tests.helpers.mail import Mailbox, link_after, mail_settings, token_of, until
+from tests.helpers.mail import (
+    Mailbox,
+    link_after,
+    mail_settings,
+    serve_with_mail,
+    token_of,
+    until,
+)
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, free_port, make_settings, serve
 
@@ -23,6 +34,18 @@ async def setup_site(server: Server) -> None:
     await add_post(server, "hello", "Hello", author="Admin", body_html="<p>x</p>")
     await server.state.staff.add("mod", "moderator", hash_password("pw"), email="mod@example.org")
     await server.state.staff.add("quiet", "moderator", hash_password("pw"))  # no e-mail
+
+
+@contextlib.asynccontextmanager
+async def site(
+    database_url: str, tmp_path: Path, mailbox: Mailbox, *, smtp_up: bool = True, **overrides: str
+) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
+    """:func:`serve_with_mail` with the post and the staff of :func:`setup_site`."""
+    async with serve_with_mail(
+        database_url, tmp_path, mailbox, smtp_up=smtp_up, **overrides
+    ) as running:
+        await setup_site(running[0])
+        yield running
 
 
 async def post(client: Any, **fields: Any) -> dict[str, Any]:
@@ -36,11 +59,7 @@ async def test_held_comment_mails_staff_a_one_time_approve_link(
     database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     """Staff get a mail per held comment; its link confirms by POST, works once, expires."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox, KIBITZ_MODERATION="all") as (server, client):
         await server.state.staff.add(
             "second", "admin", hash_password("pw"), email="second@example.org"
         )
@@ -106,12 +125,8 @@ async def test_reply_notifications_need_confirmation_and_stop_on_unsubscribe(
     database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     """Opt-in mails a confirmation; approved replies then mail the commenter; unsubscribe ends."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port)
     inbox = mailbox.inbox
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox) as (server, client):
         store = MailStore(server.state.db)
         first = await post(
             client,
@@ -277,11 +292,7 @@ async def test_form_checkbox_subscribes_and_is_kept_on_errors(
     database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     """The page's notify box subscribes through the form and stays ticked on a 422."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port)
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox) as (_, client):
         page = await client.get("/posts/hello")
         assert 'name="notify"' in page.text
         assert (await client.get("/api/config")).json()["notify"] is True
@@ -309,12 +320,12 @@ async def test_sender_survives_lost_database_connections(
 
     from tests.helpers.servers import PG_URL
 
-    port = free_port()
-    settings = mail_settings(pg_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
+    async with site(pg_url, tmp_path, mailbox, smtp_up=False, KIBITZ_MODERATION="all") as (
+        server,
+        client,
+    ):
         sender = server.state.mail.sender
         sender.backoff_base, sender.poll = 0.1, 0.1
-        await setup_site(server)
         await post(client, text="queued before the connections die")
         name = pg_url.rsplit("/", 1)[1]
         admin = await asyncpg.connect(PG_URL)
@@ -345,11 +356,7 @@ async def test_held_commenter_gets_the_confirmation_only_once_approved(
     database_url: str, tmp_path: Path, mailbox: Mailbox
 ) -> None:
     """Ticking notify on a held comment mails nothing to the commenter until staff approve it."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox, KIBITZ_MODERATION="all") as (server, client):
         held = await post(client, author="Hal", email="hal@example.org", notify=True)
         spam = await post(client, author="Sam", email="victim@example.org", notify=True)
         await until(lambda: len(mailbox.inbox.to("mod@example.org")) == 2)
@@ -374,11 +381,7 @@ async def test_disabled_staff_get_no_held_mail_and_their_links_stop_working(
 ) -> None:
     """Once an account is disabled its approve link from an earlier mail is refused, and the
     next held comment mails only the active staff."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox, KIBITZ_MODERATION="all") as (server, client):
         gone = await server.state.staff.add(
             "gone", "moderator", hash_password("pw"), email="gone@example.org"
         )
@@ -401,11 +404,7 @@ async def test_a_mail_link_approves_only_the_version_the_mail_showed(
 ) -> None:
     """A held comment edited after its mail went out: the mail's approve link answers 409
     (confirmation page and button alike) and the comment stays held."""
-    await mailbox.start()
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
-        await setup_site(server)
+    async with site(database_url, tmp_path, mailbox, KIBITZ_MODERATION="all") as (server, client):
         answer = await client.post(
             "/api/comments",
             json={"uri": "/posts/hello", "author": "W", "email": WRITER, "text": "mild"},
@@ -431,12 +430,12 @@ async def test_held_mail_still_queued_for_a_member_is_dropped_when_disabled(
 ) -> None:
     """Mail queued for a member while SMTP is down is not sent once the member is disabled;
     the other staff member's mail still goes out when SMTP is back."""
-    port = free_port()
-    settings = mail_settings(database_url, tmp_path, mailbox, port, KIBITZ_MODERATION="all")
-    async with serve(settings, port=port) as server, server.client() as client:
+    async with site(database_url, tmp_path, mailbox, smtp_up=False, KIBITZ_MODERATION="all") as (
+        server,
+        client,
+    ):
         sender = server.state.mail.sender
         sender.backoff_base = 30.0  # after its first failure the sender rests until woken
-        await setup_site(server)
         gone = await server.state.staff.add(
             "gone", "moderator", hash_password("pw"), email="gone@example.org"
         )

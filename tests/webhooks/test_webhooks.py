@@ -4,13 +4,16 @@ signatures with the same library, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from db.models import now
 from server.auth.credentials import hash_password, new_api_token
 from tests.helpers.servers import Server, make_settings, serve
 from tests.helpers.webhooks import Receiver, wait_for
@@ -282,6 +285,45 @@ async def test_redirect_is_not_followed_and_the_error_is_shown(hooked: Server) -
         error = await last_error()
         assert error is not None and "302" in error and "not followed" in error
         assert receiver.received == []
+
+
+async def test_the_list_stays_quick_over_a_long_delivery_history(server: Server) -> None:
+    """With 18,000 delivered messages kept, GET /api/webhooks answers within seconds (it took
+    tens of seconds when each endpoint's last error was looked up once per row, a healthy
+    endpoint's rows costing a scan of the whole table each) and still shows each endpoint's
+    own latest undelivered error, and none for the healthy one."""
+    async with await staff_client(server) as client:
+        ids = [
+            (await add_endpoint(client, f"https://example.com/{name}", ["comment.created"]))["id"]
+            for name in ("failing", "given-up", "healthy")
+        ]
+        failing, given_up, healthy = ids
+        at = now()
+        later = at + timedelta(days=1)  # never due while the test runs: nothing is sent
+        kept = [(e, f"m{n}", at, at, at, None, None) for n in range(6_000) for e in ids]
+        errors = [
+            (failing, "e1", at, later, None, None, "HTTP 500: older"),
+            (failing, "e2", at, later, None, None, "HTTP 503: newest"),
+            (given_up, "e3", at, later, None, at, "HTTP 404: given up"),
+        ]
+        async with server.state.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO webhook_deliveries (endpoint_id, thread_id, message_id, type, "
+                "body, created, next_attempt, delivered, failed, last_error) "
+                "VALUES ($1, NULL, $2, 'comment.created', '{}', $3, $4, $5, $6, $7)",
+                [*errors, *kept],  # the errors oldest: no early stop scanning back by id
+            )
+        started = time.monotonic()
+        listed = await client.get("/api/webhooks")
+        took = time.monotonic() - started
+    assert listed.status_code == 200
+    assert took < 5, f"GET /api/webhooks took {took:.1f} s"
+    shown = {w["id"]: w for w in listed.json()["webhooks"]}
+    counts = {i: (w["delivered"], w["waiting"], w["failed"]) for i, w in shown.items()}
+    assert counts == {failing: (6_000, 2, 0), given_up: (6_000, 0, 1), healthy: (6_000, 0, 0)}
+    assert shown[failing]["last_error"] == "HTTP 503: newest"
+    assert shown[given_up]["last_error"] == "HTTP 404: given up"
+    assert shown[healthy]["last_error"] is None
 
 
 async def test_private_addresses_are_refused_at_connect_time(server: Server) -> None:
