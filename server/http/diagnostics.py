@@ -4,14 +4,16 @@ A slow leak (tasks left behind by a reader that went away, sockets never closed,
 only grows) shows long before it hurts, if someone can see it from outside. The process's
 own figures are here: asyncio tasks (which ``/proc`` cannot tell), threads, open file
 descriptors, resident memory, and the live channel's rooms and readers. They are facts about
-this one process (its ``pid`` says which one, when ``--workers`` runs several), and they are
-not for readers: they say how busy the site is, so anonymous callers get ``401``.
+this one process (``host`` and ``pid`` say which: behind nginx each request reaches one
+replica, and ``--workers`` runs several processes in each), and they are not for readers:
+they say how busy the site is, so anonymous callers get ``401``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -21,11 +23,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.auth.identity import require_staff
+from server.http.api import STAFF
 from server.http.models import Diagnostics, Error
 from server.http.openapi import Operation, documented
 from server.state import state_of
 
-STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 STARTED = time.monotonic()  # when this process imported the app: close enough to its start
 PROC = Path("/proc/self")
 
@@ -49,12 +51,13 @@ def _open_fds() -> int | None:
         return None
 
 
-def process_figures() -> dict[str, int | float | None]:
+def process_figures() -> dict[str, str | int | float | None]:
     """Tasks, threads, descriptors and memory of this process, as it is right now."""
     status = _proc_status()
     rss = status.get("VmRSS", "").split()
     threads = status.get("Threads")
     return {
+        "host": socket.gethostname(),  # in a container: its id, which tells replicas apart
         "pid": os.getpid(),
         "uptime_seconds": round(time.monotonic() - STARTED, 1),
         "tasks": len(asyncio.all_tasks()),

@@ -329,6 +329,7 @@ class Health(Struct):
 class Diagnostics(Shape):
     """``/api/diagnostics``: one process's figures, for staff watching for leaks."""
 
+    host: Annotated[str, Meta(description="the host (a container's id) that answered")]
     pid: int
     uptime_seconds: float
     tasks: Annotated[int, Meta(description="asyncio tasks alive in this process")]

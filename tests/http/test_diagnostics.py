@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -87,9 +88,7 @@ async def test_anonymous_callers_get_no_figures(process: tuple[Process, str]) ->
     running, token = process
     async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
         anonymous = await client.get("/api/diagnostics")
-        forged = await client.get(
-            "/api/diagnostics", headers={"Authorization": f"Bearer {token}x"}
-        )
+        forged = await client.get("/api/diagnostics", headers={"Authorization": f"Bearer {token}x"})
         health = await client.get("/healthz")
     for answer in (anonymous, forged):
         assert answer.status_code == 401
@@ -107,7 +106,7 @@ async def test_staff_see_the_process_tasks_rise_and_fall_with_readers(
     base = running.url.replace("http://", "ws://")
     async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
         idle = await _figures(client, token)
-        assert idle["pid"] == running.proc.pid
+        assert idle["pid"] == running.proc.pid and idle["host"] == socket.gethostname()
         assert idle["tasks"] >= 1 and idle["threads"] >= 1
         assert idle["open_fds"] > 0 and idle["rss_kib"] > 0
         assert (idle["live_rooms"], idle["live_readers"]) == (0, 0)
