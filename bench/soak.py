@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/soak.py [--minutes 30] [--json build/soak.json]
 
-One process on SQLite (or ``KIBITZ_DATABASE_URL``), moderation ``all``. Writers post with
+One process on SQLite (or ``KIBITZ_DATABASE_URL``), moderation ``all``. Twenty threads take
+comments at a time; every two minutes (``--rotate-minutes``) twenty new ones open and the old
+ones go quiet, so what a thread costs stays level and growth means a leak. Writers post with
 an ``Idempotency-Key``; a moderator approves (and now and then deletes or marks as spam)
 through the API; readers join threads, stay a while and drop, some resuming with ``since``.
 Anonymous voters get a voter id, read a thread best first, vote on its comments, change some
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.faults.driver import ROOT, App
 
-THREADS = [f"/posts/soak-{n}" for n in range(20)]
+HOT_THREADS = 20  # threads taking comments at any one time
 MEASURES = ("rss_kib", "fds", "threads", "tasks")  # the verdict: each grows < 10 % after warm-up
 EXAMPLES = 20  # errors kept word for word; the rest are only counted (the harness must not leak)
 
@@ -52,6 +54,7 @@ class Sample:
     threads: int
     tasks: int
     live_readers: int
+    live_rooms: int
     posted: int
     approved: int
     votes: int
@@ -61,6 +64,8 @@ class Sample:
 @dataclass
 class Soak:
     minutes: float
+    rotate_minutes: float = 2.0  # 0: the same 20 threads all along
+    started: float = field(default_factory=time.monotonic)
     samples: list[Sample] = field(default_factory=list)
     posted: int = 0
     approved: int = 0
@@ -71,6 +76,20 @@ class Soak:
     )  # requests that did what they asked, by kind
     errors: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+
+    def thread(self) -> str:
+        """A thread taking comments now: one of the current 20.
+
+        Every ``rotate_minutes`` twenty new threads open and the old ones go quiet, as on a
+        site where comments gather under the newest posts. That holds what a thread costs
+        to read steady, so memory that still grows is a leak, not a bigger working set;
+        with 0 the same 20 threads grow all along (1,300 comments each in 30 minutes), and
+        the working memory that grows with them shows up as growth.
+        """
+        window = 0
+        if self.rotate_minutes > 0:
+            window = int((time.monotonic() - self.started) // (self.rotate_minutes * 60))
+        return f"/soak/{window}/t{random.randrange(HOT_THREADS)}"
 
     def error(self, kind: str, what: object) -> None:
         self.errors[kind] += 1
@@ -86,6 +105,7 @@ class Soak:
         # Not asdict(): it rebuilds a Counter from its items, counting the pairs.
         return {
             "minutes": self.minutes,
+            "rotate_minutes": self.rotate_minutes,
             "samples": [asdict(s) for s in self.samples],
             "done": dict(self.done),
             "errors": dict(self.errors),
@@ -131,11 +151,13 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 
 
 async def writer(app: App, soak: Soak, stop: asyncio.Event, n: int) -> None:
-    async with httpx.AsyncClient(base_url=app.url, timeout=10) as client:
+    # The site's own origin: a new thread opens with its first comment (CONTRACT.md).
+    headers = {"Origin": app.url}
+    async with httpx.AsyncClient(base_url=app.url, timeout=10, headers=headers) as client:
         i = 0
         while not stop.is_set():
             i += 1
-            uri = random.choice(THREADS)
+            uri = soak.thread()
             body = {"uri": uri, "author": f"soak{n}", "email": f"s{n}@example.org"}
             body["text"] = f"soak {n} #{i} " + "words " * random.randint(1, 40)
             try:
@@ -178,7 +200,7 @@ async def moderator(app: App, token: str, soak: Soak, stop: asyncio.Event) -> No
 async def reader(app: App, soak: Soak, stop: asyncio.Event) -> None:
     last: dict[str, int] = {}
     while not stop.is_set():
-        uri = random.choice(THREADS)
+        uri = soak.thread()
         since = last.get(uri) if random.random() < 0.5 else None
         url = f"ws://127.0.0.1:{app.live_port}/ws?uri={uri}"
         if since is not None:
@@ -225,7 +247,7 @@ async def one_voter(client: httpx.AsyncClient, soak: Soak, stop: asyncio.Event) 
     for _ in range(random.randint(3, 15)):
         if stop.is_set():
             return
-        params = {"uri": random.choice(THREADS), "sort": "best", "limit": "20"}
+        params = {"uri": soak.thread(), "sort": "best", "limit": "20"}
         page = await client.get("/api/comments", params=params)
         if page.status_code != 200:
             soak.error("read", f"read {page.status_code}")
@@ -288,6 +310,7 @@ async def take_sample(app: App, client: httpx.AsyncClient, soak: Soak, elapsed: 
             threads,
             inside["tasks"],
             inside["live_readers"],
+            inside["live_rooms"],
             soak.posted,
             soak.approved,
             soak.votes,
@@ -297,8 +320,10 @@ async def take_sample(app: App, client: httpx.AsyncClient, soak: Soak, elapsed: 
     print(asdict(soak.samples[-1]), flush=True)
 
 
-async def soak(minutes: float, readers: int = 60, writers: int = 4, voters: int = 4) -> Soak:
-    result = Soak(minutes)
+async def soak(
+    minutes: float, readers: int = 60, writers: int = 4, voters: int = 4, rotate: float = 2.0
+) -> Soak:
+    result = Soak(minutes, rotate)
     with tempfile.TemporaryDirectory(prefix="kibitz-soak-") as tmp:
         env = {
             "KIBITZ_DATABASE_URL": os.environ.get("KIBITZ_DATABASE_URL")
@@ -315,9 +340,6 @@ async def soak(minutes: float, readers: int = 60, writers: int = 4, voters: int 
             "KIBITZ_LIVE_PER_ADDRESS": str(readers + 10),
         }
         cli(env, "migrate")
-        for uri in THREADS:
-            slug = uri.rsplit("/", 1)[1]
-            cli(env, "post", "add", "--slug", slug, "--title", slug)
         cli(env, "user", "add", "soak-mod", "--password-stdin", stdin="soak-password\n")
         token = cli(env, "token", "add", "soak-mod").split()[-1]
         app = App("soak", env, Path(tmp))
@@ -331,7 +353,7 @@ async def soak(minutes: float, readers: int = 60, writers: int = 4, voters: int 
         staff = httpx.AsyncClient(
             base_url=app.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
         )
-        started = time.monotonic()
+        started = result.started = time.monotonic()
         try:
             while (elapsed := time.monotonic() - started) < minutes * 60:
                 await take_sample(app, staff, result, elapsed)
@@ -350,9 +372,17 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--readers", type=int, default=60)
     parser.add_argument("--voters", type=int, default=4)
+    parser.add_argument(
+        "--rotate-minutes",
+        type=float,
+        default=2.0,
+        help="open 20 new threads this often (0: the same 20 threads all along)",
+    )
     parser.add_argument("--json", help="write samples and the verdict here")
     args = parser.parse_args()
-    result = asyncio.run(soak(args.minutes, readers=args.readers, voters=args.voters))
+    result = asyncio.run(
+        soak(args.minutes, readers=args.readers, voters=args.voters, rotate=args.rotate_minutes)
+    )
     growth = result.growth()
     print("done: " + ", ".join(f"{kind} {n}" for kind, n in sorted(result.done.items())))
     print(f"errors: {sum(result.errors.values())} {dict(result.errors)}")

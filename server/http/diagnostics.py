@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from server.auth.identity import require_staff
 from server.http.api import STAFF
-from server.http.models import Diagnostics, Error
-from server.http.openapi import Operation, documented
+from server.http.models import Diagnostics
+from server.http.openapi import STAFF_REFUSALS, Operation, documented
 from server.state import state_of
 
 STARTED = time.monotonic()  # when this process imported the app: close enough to its start
@@ -75,7 +75,7 @@ def process_figures() -> dict[str, str | int | float | None]:
         description=STAFF,
         staff=True,
         tags=("meta",),
-        responses={200: Diagnostics, 401: Error, 403: Error, 503: Error},
+        responses={200: Diagnostics, **STAFF_REFUSALS},
     )
 )
 async def diagnostics(request: Request) -> JSONResponse:
