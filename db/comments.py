@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from db.database import Connection, Database, Row
+from db.database import Connection, Database, Row, in_list
 from db.errors import DatabaseError, Unavailable
 from db.groupcommit import GroupCommit
 from db.models import Comment, Event, Status, Thread, now
@@ -440,12 +440,12 @@ class CommentStore:
         """
         if not uris:
             return {}
-        marks = ", ".join(f"${i + 1}" for i in range(len(uris)))
+        marks, padded = in_list(uris)
         rows = await self.db.lookup_all(
             f"SELECT uri, id, last_seq FROM threads WHERE uri IN ({marks}) "
             "UNION ALL SELECT a.uri, t.id, t.last_seq FROM thread_aliases a "
             f"JOIN threads t ON t.id = a.thread_id WHERE a.uri IN ({marks})",
-            *uris,
+            *padded,
         )
         return {r["uri"]: (int(r["id"]), int(r["last_seq"])) for r in rows}
 
@@ -454,13 +454,13 @@ class CommentStore:
         wanted = sorted(set(thread_ids))
         if not wanted:
             return {}
-        marks = ", ".join(f"${i + 1}" for i in range(len(wanted)))
+        marks, padded = in_list(wanted)
         async with self.db.read() as conn:
             rows = await conn.fetch(
                 "SELECT t.id, t.last_seq, (SELECT COUNT(*) FROM comments c "
                 "WHERE c.thread_id = t.id AND c.status = 'approved') AS n "
                 f"FROM threads t WHERE t.id IN ({marks})",
-                *wanted,
+                *padded,
             )
         return {int(r["id"]): (int(r["last_seq"]), int(r["n"])) for r in rows}
 
@@ -836,13 +836,13 @@ class CommentStore:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        marks = ", ".join(f"${i + 1}" for i in range(len(wanted)))
+        marks, padded = in_list(wanted)
         sql = f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})"
         if len(wanted) <= INLINE_IDS:  # the live path after each commit: a few primary keys
-            rows = await self.db.lookup_all(sql, *wanted)
+            rows = await self.db.lookup_all(sql, *padded)
         else:  # a replay's batch goes to a reader
             async with self.db.read() as conn:
-                rows = await conn.fetch(sql, *wanted)
+                rows = await conn.fetch(sql, *padded)
         return {r["id"]: Comment.from_row(r) for r in rows}
 
     # -- housekeeping --------------------------------------------------------------------

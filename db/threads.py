@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from db.comments import COLUMNS, FROM, UnknownComment, lock_thread, record_events
-from db.database import Connection, Database
+from db.database import Connection, Database, in_list
 from db.models import Comment, Event, as_datetime, now
 
 # Thread events name no comment; the events table keeps comment_id NOT NULL, so they carry 0.
@@ -121,8 +121,8 @@ class ThreadStore:
         async with self.db.read() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
-                rows = await conn.fetch(f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})", *chunk)
+                marks, padded = in_list(chunk)
+                rows = await conn.fetch(f"SELECT {COLUMNS} {FROM} WHERE c.id IN ({marks})", *padded)
                 found.update((r["id"], Comment.from_row(r)) for r in rows)
         return found
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from db.database import Connection, Database
+from db.database import Connection, Database, in_list
 from db.errors import DatabaseError
 from db.groupcommit import GroupCommit
 from db.models import now
@@ -119,10 +119,10 @@ class VoteStore:
         """Tell cached reads of these threads that vote counts changed (one statement)."""
         if not thread_ids:
             return
-        marks = ", ".join(f"${i + 1}" for i in range(len(thread_ids)))
+        marks, padded = in_list(thread_ids)
         async with self.db.transaction() as conn:
             await conn.execute(
-                f"UPDATE threads SET votes_seq = votes_seq + 1 WHERE id IN ({marks})", *thread_ids
+                f"UPDATE threads SET votes_seq = votes_seq + 1 WHERE id IN ({marks})", *padded
             )
 
     async def mine(self, voter: str, comment_ids: list[int]) -> dict[int, int]:
@@ -131,12 +131,12 @@ class VoteStore:
         async with self.db.read() as conn:
             for start in range(0, len(comment_ids), 500):
                 chunk = comment_ids[start : start + 500]
-                marks = ", ".join(f"${i + 2}" for i in range(len(chunk)))
+                marks, padded = in_list(chunk, first=2)
                 rows = await conn.fetch(
                     f"SELECT comment_id, value FROM votes WHERE voter = $1 "
                     f"AND comment_id IN ({marks})",
                     voter,
-                    *chunk,
+                    *padded,
                 )
                 found.update((r["comment_id"], r["value"]) for r in rows)
         return found

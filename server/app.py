@@ -47,7 +47,7 @@ from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
 from server.discussion.votes import Votes
-from server.http import api, feeds, health, openapi, pages, threads, webhooks, widget
+from server.http import api, diagnostics, feeds, health, openapi, pages, threads, webhooks, widget
 from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.http.headers import SecurityHeaders
@@ -233,6 +233,7 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
         *ban_routes.routes,
         *openapi.routes,
         *health.routes,
+        *diagnostics.routes,
         *feeds.routes,
         *mail_pages.routes,
         *privacy_pages.routes,

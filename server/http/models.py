@@ -326,6 +326,20 @@ class Health(Struct):
     database: str
 
 
+class Diagnostics(Shape):
+    """``/api/diagnostics``: one process's figures, for staff watching for leaks."""
+
+    host: Annotated[str, Meta(description="the host (a container's id) that answered")]
+    pid: int
+    uptime_seconds: float
+    tasks: Annotated[int, Meta(description="asyncio tasks alive in this process")]
+    threads: int
+    open_fds: Annotated[int | None, Meta(description="null where the OS does not say")]
+    rss_kib: Annotated[int | None, Meta(description="resident memory; null likewise")]
+    live_rooms: Annotated[int, Meta(description="threads with a live reader here")]
+    live_readers: Annotated[int, Meta(description="live-channel readers connected here")]
+
+
 Counts = Annotated[
     dict[str, int],
     Meta(title="Counts", description="Approved comments per asked uri, as asked."),

@@ -42,6 +42,10 @@ MEANING = {
     503: "The database is not reachable right now",
 }
 
+# What a staff-only route answers anyone else: no or a bad credential, a role that may not,
+# or no database to check the credential against.
+STAFF_REFUSALS: Mapping[int, Any] = {401: models.Error, 403: models.Error, 503: models.Error}
+
 
 @dataclass(frozen=True)
 class Param:

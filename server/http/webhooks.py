@@ -15,7 +15,7 @@ from starlette.routing import Route
 from server.auth.identity import require_staff
 from server.http.bodies import read_json
 from server.http.models import Error, NewWebhook, Webhook, Webhooks
-from server.http.openapi import Operation, documented
+from server.http.openapi import STAFF_REFUSALS, Operation, documented
 from server.state import state_of
 from server.webhooks.service import endpoint_json
 
@@ -29,7 +29,6 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
-ANYONE_ELSE = {401: Error, 403: Error, 503: Error}
 
 
 @documented(
@@ -39,7 +38,7 @@ ANYONE_ELSE = {401: Error, 403: Error, 503: Error}
         staff=True,
         tags=("webhooks",),
         body=NewWebhook,
-        responses={201: Webhook, 400: Error, 413: Error, 415: Error, 422: Error, **ANYONE_ELSE},
+        responses={201: Webhook, 400: Error, 413: Error, 415: Error, 422: Error, **STAFF_REFUSALS},
     )
 )
 async def create_webhook(request: Request) -> Response:
@@ -58,7 +57,7 @@ async def create_webhook(request: Request) -> Response:
         description=STAFF,
         staff=True,
         tags=("webhooks",),
-        responses={200: Webhooks, **ANYONE_ELSE},
+        responses={200: Webhooks, **STAFF_REFUSALS},
     )
 )
 async def list_webhooks(request: Request) -> Response:
@@ -86,7 +85,7 @@ async def list_webhooks(request: Request) -> Response:
         description=STAFF,
         staff=True,
         tags=("webhooks",),
-        responses={204: None, 404: Error, **ANYONE_ELSE},
+        responses={204: None, 404: Error, **STAFF_REFUSALS},
     )
 )
 async def delete_webhook(request: Request) -> Response:
@@ -104,7 +103,7 @@ async def delete_webhook(request: Request) -> Response:
         description=STAFF,
         staff=True,
         tags=("webhooks",),
-        responses={202: None, 404: Error, **ANYONE_ELSE},
+        responses={202: None, 404: Error, **STAFF_REFUSALS},
     )
 )
 async def test_webhook(request: Request) -> Response:

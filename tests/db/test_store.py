@@ -20,7 +20,7 @@ from db.comments import (
     record_events,
     visible_states,
 )
-from db.database import Database, connect
+from db.database import Database, connect, in_list
 from db.errors import Conflict
 from db.migrate import migrate
 from db.models import Comment, now
@@ -283,6 +283,28 @@ async def test_prune_keeps_each_threads_newest_event(store: CommentStore, db: Da
 
 
 # -- threads, counts, e-mail -------------------------------------------------------------------
+
+
+def test_in_lists_of_any_length_share_a_few_statements() -> None:
+    """Lengths 1 to 512 give ten placeholder lists, each numbered from ``first``, and the
+    padded values are the same set (the last value repeated)."""
+    shapes = set()
+    for length in range(1, 513):
+        values = list(range(100, 100 + length))
+        marks, padded = in_list(values, first=2)
+        shapes.add(marks)
+        assert marks.split(", ")[0] == "$2" and len(marks.split(", ")) == len(padded)
+        assert padded[:length] == values and set(padded) == set(values)
+    assert len(shapes) == 10
+    assert in_list([]) == ("", [])
+
+
+async def test_padded_in_lists_find_exactly_the_asked_comments(store: CommentStore) -> None:
+    """Every length of an id list (padded under the hood) answers those comments, no more."""
+    ids = [(await add(store)).id for _ in range(9)]
+    for length in range(1, 10):
+        wanted = random.sample(ids, length)
+        assert sorted(await store.by_ids(wanted)) == sorted(wanted)
 
 
 async def test_counts_resolve_aliases_and_unknown_uris(store: CommentStore, db: Database) -> None:
