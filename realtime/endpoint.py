@@ -113,12 +113,16 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
 
 
 class Connection(Subscriber):
+    __slots__ = ("rechecking",)
+
     def __init__(self) -> None:
         super().__init__()
-        self.rechecking = asyncio.Event()
+        # Moderation connections only (``_serve`` makes it): readers are the thousands.
+        self.rechecking: asyncio.Event | None = None
 
     def recheck(self) -> None:
-        self.rechecking.set()
+        if self.rechecking is not None:
+            self.rechecking.set()
 
     async def run(self) -> None:
         """The send side once the reader is live; returns when the connection must close."""
@@ -140,7 +144,7 @@ async def _guard(hub: Hub, conn: Connection, ask: Ask) -> None:
     A database error is logged and the check tried again: while the database is down no
     held comment can reach the connection anyway.
     """
-    assert ask.still_staff is not None
+    assert ask.still_staff is not None and conn.rechecking is not None
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(conn.rechecking.wait(), STAFF_RECHECK)
@@ -188,6 +192,8 @@ async def _serve(
         await asyncio.gather(producer, return_exceptions=True)
         await conn.revoke()  # the receive side ends with the close handshake
 
+    if ask.still_staff is not None:
+        conn.rechecking = asyncio.Event()
     producer = asyncio.create_task(produce())
     guarding = asyncio.create_task(guard()) if ask.still_staff is not None else None
     try:
@@ -204,29 +210,45 @@ async def _serve(
 
 
 class QueuedConnection(Connection):
+    """Frames wait in a plain list for the send task: an ``asyncio.Queue`` costs each reader
+    three deques and an event (about 3 KiB) for what a list and one future do."""
+
+    __slots__ = ("frames", "limit", "waiter", "websocket")
+
     def __init__(self, websocket: WebSocket, limit: int = QUEUE_LIMIT) -> None:
         super().__init__()
         self.websocket = websocket
-        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(limit)
+        self.limit = limit
+        self.frames: list[Frame | None] = []  # None: close with RESUME
+        self.waiter: asyncio.Future[None] | None = None  # the send task, waiting for frames
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     def push(self, frame: Frame) -> bool:
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self.frames) >= self.limit:
             return False
+        self.frames.append(frame)
+        self._wake()
         return True
 
     async def send(self, frame: Frame) -> None:
         await self.websocket.send_text(frame.text)
 
     def cut_off(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.frames = [None]
+        self._wake()
 
     async def run(self) -> None:
         while True:
-            frame = await self.queue.get()
+            while not self.frames:
+                self.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            frame = self.frames.pop(0)
             if frame is None:
                 await self.websocket.close(protocol.RESUME, "resume")
                 return
@@ -293,6 +315,8 @@ routes = [
 
 class DirectConnection(Connection):
     """Frames are written straight to the transport; its buffer is the bounded queue."""
+
+    __slots__ = ("closing", "limit", "ws")
 
     def __init__(self, ws: ServerConnection, limit: int, closing: set[asyncio.Task[None]]) -> None:
         super().__init__()
