@@ -1,7 +1,8 @@
 """``/ws`` and ``/ws/moderation`` on both transports kibitz offers.
 
-* The site's own port: Starlette ``WebSocketRoute``s under uvicorn (ASGI). Each reader has a
-  bounded ``asyncio.Queue`` drained by its send task.
+* The site's own port: Starlette ``WebSocket``s under uvicorn (ASGI), handed over by the app
+  before its middleware and router (``server.app.KibitzApp``). Each reader has a bounded list
+  of frames drained by its send task.
 * A port of its own (``kibitz serve --live-port``): the websockets library's server, in the
   same process and event loop. The hub writes each event's pre-built frame straight to the
   socket's transport, whose buffer is the bounded queue: no task wakes up per reader per
@@ -304,10 +305,8 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
         live.admission.release(address)
 
 
-routes = [
-    WebSocketRoute("/ws", asgi_endpoint),
-    WebSocketRoute("/ws/moderation", asgi_endpoint),
-]
+PATHS = ("/ws", "/ws/moderation")
+routes = [WebSocketRoute(path, asgi_endpoint) for path in PATHS]
 
 
 # -- the websockets library's own server: a port of its own -----------------------------------
@@ -436,7 +435,7 @@ class LiveServer:
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
-        if path not in ("/ws", "/ws/moderation"):
+        if path not in PATHS:
             return _refusal(ws, HTTPStatus.NOT_FOUND, "Not Found\n")
         conn = HTTPConnection(_scope(self.app, ws, request))
         try:
