@@ -123,12 +123,16 @@ class RawReader(asyncio.Protocol):
             payload = buffer[start : start + length]
             buffer = buffer[start + length :]
             if opcode == 0x1:
-                found = SEQ.match(payload)
-                if found:
-                    self.tally.received(int(found.group(1)), now)
+                self.text(payload, now)
             elif opcode == 0x9 and self.transport is not None:  # ping → masked pong
                 self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
         self.buffer = buffer
+
+    def text(self, payload: bytes, now: float) -> None:
+        """A text message arrived: note when each event's seq did."""
+        found = SEQ.match(payload)
+        if found:
+            self.tally.received(int(found.group(1)), now)
 
 
 @dataclass
@@ -354,9 +358,10 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 @contextlib.contextmanager
 def kibitz_processes(
-    database_url: str, redis_url: str, count: int = 1
+    database_url: str, redis_url: str, count: int = 1, extra: dict[str, str] | None = None
 ) -> Iterator[list[tuple[subprocess.Popen[bytes], int, int]]]:
-    """``count`` independent ``kibitz serve`` processes on one database and Redis prefix."""
+    """``count`` independent ``kibitz serve`` processes on one database and Redis prefix;
+    ``extra`` settings on top of the bench's (``KIBITZ_…``)."""
     data = Path(f"/tmp/kibitz-bench-{uuid.uuid4().hex[:8]}")
     env = {
         **os.environ,
@@ -369,6 +374,7 @@ def kibitz_processes(
         "KIBITZ_MODERATION": "none",
         "KIBITZ_POST_RATE": "off",
         "KIBITZ_LIVE_PER_ADDRESS": "1000000",  # every bench reader is 127.0.0.1
+        **(extra or {}),
     }
     started = []
     try:

@@ -381,7 +381,10 @@ class RedisBroker:
     async def publish_votes(self, uri: str, comment_ids: list[int]) -> None:
         if not self._connected:
             raise ConnectionError(self.last_error or "Redis is not connected")
-        await self.redis.publish(self.thread_channel(uri), protocol.votes_notice(comment_ids))
+        await asyncio.wait_for(
+            self.redis.publish(self.thread_channel(uri), protocol.votes_notice(comment_ids)),
+            COMMAND_TIMEOUT,
+        )
 
     async def follow(self, uri: str) -> None:
         channel = self.thread_channel(uri)

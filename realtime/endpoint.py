@@ -1,7 +1,8 @@
 """``/ws`` and ``/ws/moderation`` on both transports kibitz offers.
 
-* The site's own port: Starlette ``WebSocketRoute``s under uvicorn (ASGI). Each reader has a
-  bounded ``asyncio.Queue`` drained by its send task.
+* The site's own port: Starlette ``WebSocket``s under uvicorn (ASGI), handed over by the app
+  before its middleware and router (``server.app.KibitzApp``). Each reader has a bounded list
+  of frames drained by its send task.
 * A port of its own (``kibitz serve --live-port``): the websockets library's server, in the
   same process and event loop. The hub writes each event's pre-built frame straight to the
   socket's transport, whose buffer is the bounded queue: no task wakes up per reader per
@@ -113,12 +114,16 @@ async def authorise(conn: HTTPConnection, settings: Settings, *, apart: bool) ->
 
 
 class Connection(Subscriber):
+    __slots__ = ("rechecking",)
+
     def __init__(self) -> None:
         super().__init__()
-        self.rechecking = asyncio.Event()
+        # Moderation connections only (``_serve`` makes it): readers are the thousands.
+        self.rechecking: asyncio.Event | None = None
 
     def recheck(self) -> None:
-        self.rechecking.set()
+        if self.rechecking is not None:
+            self.rechecking.set()
 
     async def run(self) -> None:
         """The send side once the reader is live; returns when the connection must close."""
@@ -140,7 +145,7 @@ async def _guard(hub: Hub, conn: Connection, ask: Ask) -> None:
     A database error is logged and the check tried again: while the database is down no
     held comment can reach the connection anyway.
     """
-    assert ask.still_staff is not None
+    assert ask.still_staff is not None and conn.rechecking is not None
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(conn.rechecking.wait(), STAFF_RECHECK)
@@ -188,6 +193,8 @@ async def _serve(
         await asyncio.gather(producer, return_exceptions=True)
         await conn.revoke()  # the receive side ends with the close handshake
 
+    if ask.still_staff is not None:
+        conn.rechecking = asyncio.Event()
     producer = asyncio.create_task(produce())
     guarding = asyncio.create_task(guard()) if ask.still_staff is not None else None
     try:
@@ -204,29 +211,45 @@ async def _serve(
 
 
 class QueuedConnection(Connection):
+    """Frames wait in a plain list for the send task: an ``asyncio.Queue`` costs each reader
+    three deques and an event (about 3 KiB) for what a list and one future do."""
+
+    __slots__ = ("frames", "limit", "waiter", "websocket")
+
     def __init__(self, websocket: WebSocket, limit: int = QUEUE_LIMIT) -> None:
         super().__init__()
         self.websocket = websocket
-        self.queue: asyncio.Queue[Frame | None] = asyncio.Queue(limit)
+        self.limit = limit
+        self.frames: list[Frame | None] = []  # None: close with RESUME
+        self.waiter: asyncio.Future[None] | None = None  # the send task, waiting for frames
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
 
     def push(self, frame: Frame) -> bool:
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self.frames) >= self.limit:
             return False
+        self.frames.append(frame)
+        self._wake()
         return True
 
     async def send(self, frame: Frame) -> None:
         await self.websocket.send_text(frame.text)
 
     def cut_off(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
+        self.frames = [None]
+        self._wake()
 
     async def run(self) -> None:
         while True:
-            frame = await self.queue.get()
+            while not self.frames:
+                self.waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
+            frame = self.frames.pop(0)
             if frame is None:
                 await self.websocket.close(protocol.RESUME, "resume")
                 return
@@ -282,10 +305,8 @@ async def asgi_endpoint(websocket: WebSocket) -> None:
         live.admission.release(address)
 
 
-routes = [
-    WebSocketRoute("/ws", asgi_endpoint),
-    WebSocketRoute("/ws/moderation", asgi_endpoint),
-]
+PATHS = ("/ws", "/ws/moderation")
+routes = [WebSocketRoute(path, asgi_endpoint) for path in PATHS]
 
 
 # -- the websockets library's own server: a port of its own -----------------------------------
@@ -293,6 +314,8 @@ routes = [
 
 class DirectConnection(Connection):
     """Frames are written straight to the transport; its buffer is the bounded queue."""
+
+    __slots__ = ("closing", "limit", "ws")
 
     def __init__(self, ws: ServerConnection, limit: int, closing: set[asyncio.Task[None]]) -> None:
         super().__init__()
@@ -412,7 +435,7 @@ class LiveServer:
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
-        if path not in ("/ws", "/ws/moderation"):
+        if path not in PATHS:
             return _refusal(ws, HTTPStatus.NOT_FOUND, "Not Found\n")
         conn = HTTPConnection(_scope(self.app, ws, request))
         try:

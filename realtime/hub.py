@@ -47,7 +47,10 @@ class Subscriber:
 
     ``push`` must never block: it queues the frame and says ``False`` when the connection's
     queue is full. ``send`` may wait (it is used only before the reader goes live).
+    Slots, here and in the transports: thousands stay open, each without a ``__dict__``.
     """
+
+    __slots__ = ("held", "live", "room", "seq", "staff_id")
 
     def __init__(self) -> None:
         self.seq = 0

@@ -83,6 +83,8 @@ class Live:
         self._outbox: asyncio.Queue[tuple[str, Frame]] = asyncio.Queue()
         self._publisher: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._voted: dict[str, set[int]] = {}  # votes notices not yet handed to the broker
+        self._voting: asyncio.Task[None] | None = None
 
     def health_checks(self) -> dict[str, Callable[[], Awaitable[object]]]:
         if isinstance(self.broker, RedisBroker):
@@ -137,6 +139,9 @@ class Live:
             await self._drain_outbox()
             self._publisher.cancel()
             await asyncio.gather(self._publisher, return_exceptions=True)
+        if self._voting is not None:  # counts are not events: readers get them with pages
+            self._voting.cancel()
+            await asyncio.gather(self._voting, return_exceptions=True)
         if self.server is not None:
             await self.server.stop()
         await self.hub.close()
@@ -174,11 +179,25 @@ class Live:
             self.hub.receive(uri, frame.seq, frame.payload)
 
     async def on_votes(self, uri: str, comment_ids: list[int]) -> None:
-        try:
-            await self.broker.publish_votes(uri, comment_ids)
-        except Exception as exc:
-            log.warning("votes on %s not published (%s); local readers get them", uri, exc)
-            self.hub.receive_votes(uri, comment_ids)
+        """Note the comments; one task hands the broker what gathered meanwhile.
+
+        Readers hear of votes at most once a second per thread anyway (the hub coalesces),
+        so a busy thread's hundreds of votes a second cost one broker message per round trip
+        instead of one each, and no vote's answer waits for the broker.
+        """
+        self._voted.setdefault(uri, set()).update(comment_ids)
+        if self._voting is None or self._voting.done():
+            self._voting = asyncio.get_running_loop().create_task(self._publish_votes())
+
+    async def _publish_votes(self) -> None:
+        while self._voted:
+            voted, self._voted = self._voted, {}
+            for uri, ids in voted.items():
+                try:
+                    await self.broker.publish_votes(uri, sorted(ids))
+                except Exception as exc:
+                    log.warning("votes on %s not published (%s); local readers get them", uri, exc)
+                    self.hub.receive_votes(uri, sorted(ids))
 
     async def on_held(self, comment: Comment) -> None:
         uri = await self.comments.uri_of(comment.thread_id)

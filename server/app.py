@@ -14,7 +14,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from db.audit import AuditLog
 from db.bans import BanStore
@@ -258,11 +259,23 @@ def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
 
 
 class KibitzApp(Starlette):
-    """Starlette with :class:`SecurityHeaders` outside everything, even the 500 handler."""
+    """Starlette with :class:`SecurityHeaders` outside everything, even the 500 handler.
+
+    The live channel's websockets go straight to their endpoint: the middleware and the
+    router would only pass them through, yet each of their frames would stay alive for as
+    long as the reader stays, about 5 KiB per reader (docs/performance.md).
+    """
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         self.settings = settings
         super().__init__(**kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] in live_endpoint.PATHS:
+            scope["app"] = self
+            await live_endpoint.asgi_endpoint(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack(), self.settings)
