@@ -63,7 +63,7 @@ class CoalescingTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
             self._loop.call_soon(self._flush)
-        self._pending.append(bytes(data))
+        self._pending.append(data if isinstance(data, bytes) else bytes(data))
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -71,10 +71,11 @@ class CoalescingTransport:
 
     def _flush(self) -> None:
         if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
+            pieces = self._pending
+            self._pending = []
             if not self._transport.is_closing():
-                self._transport.write(data)
+                # One vectored write (uvloop: writev): the pieces are not copied together.
+                self._transport.writelines(pieces)
 
     def close(self) -> None:
         self._flush()
