@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bigthreads.py [--comments 5000] [--database-url postgresql://…]
         [--redis-url redis://…] [--votes-seconds 6] [--voters 1000] [--readers 1000]
-        [--transport direct|asgi]
+        [--connections 64] [--transport direct|asgi]
 
 Fills one post's thread with N comments (two thirds top-level, ~300 characters each; a third
 replies to earlier top-level ones), then serves it with a real ``kibitz serve`` process (its
@@ -10,10 +10,11 @@ live port on, as in production) and measures:
 
 * the post page (HTML) and ``GET /api/comments?limit=50`` (JSON): bytes and median time of
   several reads (the first read warms the caches and is reported apart);
-* votes: ``wrk -t1 -c64`` (bench/wrk/vote.lua) casts votes from ``--voters`` voter ids on the
-  thread's first 200 top-level comments for ``--votes-seconds`` while ``--readers`` live
-  readers (raw websocket clients in a process of their own, on the live port or with
-  ``--transport asgi`` on the site's own ``/ws``) count the ``votes`` messages they get.
+* votes: ``wrk -t1 -c64`` (bench/wrk/vote.lua; ``--connections``) casts votes from
+  ``--voters`` voter ids on the thread's first 200 top-level comments for ``--votes-seconds``
+  while ``--readers`` live readers (raw websocket clients in a process of their own, on the
+  live port or with ``--transport asgi`` on the site's own ``/ws``) count the ``votes``
+  messages they get.
   Printed: votes/s, the server's CPU per vote (and, on PostgreSQL, the database backends'),
   the server's resident memory per reader, and how often readers heard.
 
