@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bigthreads.py [--comments 5000] [--database-url postgresql://…]
         [--redis-url redis://…] [--votes-seconds 6] [--voters 1000] [--readers 1000]
-        [--transport direct|asgi]
+        [--connections 64] [--transport direct|asgi]
 
 Fills one post's thread with N comments (two thirds top-level, ~300 characters each; a third
 replies to earlier top-level ones), then serves it with a real ``kibitz serve`` process (its
@@ -10,10 +10,11 @@ live port on, as in production) and measures:
 
 * the post page (HTML) and ``GET /api/comments?limit=50`` (JSON): bytes and median time of
   several reads (the first read warms the caches and is reported apart);
-* votes: ``wrk -t1 -c64`` (bench/wrk/vote.lua) casts votes from ``--voters`` voter ids on the
-  thread's first 200 top-level comments for ``--votes-seconds`` while ``--readers`` live
-  readers (raw websocket clients in a process of their own, on the live port or with
-  ``--transport asgi`` on the site's own ``/ws``) count the ``votes`` messages they get.
+* votes: ``wrk -t1 -c64`` (bench/wrk/vote.lua; ``--connections``) casts votes from
+  ``--voters`` voter ids on the thread's first 200 top-level comments for ``--votes-seconds``
+  while ``--readers`` live readers (raw websocket clients in a process of their own, on the
+  live port or with ``--transport asgi`` on the site's own ``/ws``) count the ``votes``
+  messages they get.
   Printed: votes/s, the server's CPU per vote (and, on PostgreSQL, the database backends'),
   the server's resident memory per reader, and how often readers heard.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import multiprocessing
@@ -54,11 +56,12 @@ from bench.fanout import (
     Tally,
     fresh_database,
     kibitz_processes,
+    open_reader,
     raise_fd_limit,
     rss_kib,
 )
 from db.comments import NewComment
-from db.database import connect
+from db.database import Database, connect
 from db.models import now
 from server.discussion.markup import render_comment
 from server.discussion.votes import Voters
@@ -172,24 +175,15 @@ def readers_process(conn: Any, port: int, path: str, count: int) -> None:
     raise_fd_limit()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
         tally = Tally(count, conn)
         gate = asyncio.Semaphore(64)
         readers: list[VotesReader] = []
 
         async def open_one(k: int) -> None:
             async with gate:
-                transport, reader = await loop.create_connection(
-                    lambda: VotesReader(path, f"127.0.0.1:{port}", tally, k < PARSED),
-                    "127.0.0.1",
-                    port,
-                )
-                try:
-                    await asyncio.wait_for(reader.ready, 120)
-                except BaseException:
-                    transport.close()
-                    raise
-                readers.append(reader)
+                host = "127.0.0.1"
+                make = functools.partial(VotesReader, path, f"{host}:{port}", tally, k < PARSED)
+                readers.append(await open_reader(make, host, port, 120))
 
         await asyncio.gather(*(open_one(k) for k in range(count)))
         conn.send(("ready", len(readers)))
@@ -230,39 +224,33 @@ async def answer(conn: Any, process: multiprocessing.process.BaseProcess) -> Any
 # -- what the database holds -------------------------------------------------------------------
 
 
-async def backend_pids(url: str) -> set[int]:
+async def backend_pids(db: Database) -> set[int]:
     """PostgreSQL's server processes for this database (kibitz's pool), for their CPU time."""
-    if not url.startswith("postgres"):
+    if db.dialect != "postgres":
         return set()
-    db = await connect(url)
-    try:
-        async with db.read() as conn:
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-    finally:
-        await db.close()
+    async with db.read() as conn:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
     return {r["pid"] for r in rows}
 
 
-async def stored_counts(url: str) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
+async def stored_counts(
+    db: Database,
+) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
     """Per comment of the thread: the counts on its row, and the counts of its vote rows."""
-    db = await connect(url)
-    try:
-        async with db.read() as conn:
-            kept = await conn.fetch(
-                "SELECT c.id, c.up, c.down FROM comments c JOIN threads t ON t.id = c.thread_id "
-                "WHERE t.uri = $1",
-                URI,
-            )
-            cast = await conn.fetch(
-                "SELECT comment_id, SUM(CASE WHEN value = 1 THEN 1 ELSE 0 END) AS up, "
-                "SUM(CASE WHEN value = -1 THEN 1 ELSE 0 END) AS down, COUNT(*) AS n, "
-                "COUNT(DISTINCT voter) AS voters FROM votes GROUP BY comment_id"
-            )
-    finally:
-        await db.close()
+    async with db.read() as conn:
+        kept = await conn.fetch(
+            "SELECT c.id, c.up, c.down FROM comments c JOIN threads t ON t.id = c.thread_id "
+            "WHERE t.uri = $1",
+            URI,
+        )
+        cast = await conn.fetch(
+            "SELECT comment_id, SUM(CASE WHEN value = 1 THEN 1 ELSE 0 END) AS up, "
+            "SUM(CASE WHEN value = -1 THEN 1 ELSE 0 END) AS down, COUNT(*) AS n, "
+            "COUNT(DISTINCT voter) AS voters FROM votes GROUP BY comment_id"
+        )
     assert all(r["n"] == r["voters"] for r in cast), "a voter has two votes on one comment"
     return (
         {r["id"]: (r["up"], r["down"]) for r in kept},
@@ -270,9 +258,11 @@ async def stored_counts(url: str) -> tuple[dict[int, tuple[int, int]], dict[int,
     )
 
 
-async def check(url: str, base: str, heard: list[dict[str, list[int]]], foreign: list[str]) -> int:
+async def check(
+    db: Database, base: str, heard: list[dict[str, list[int]]], foreign: list[str]
+) -> int:
     """Counts exact everywhere a reader can see them; returns how many comments have votes."""
-    kept, cast = await stored_counts(url)
+    kept, cast = await stored_counts(db)
     for comment_id, counts in kept.items():
         assert counts == cast.get(comment_id, (0, 0)), (comment_id, counts, cast.get(comment_id))
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -306,7 +296,7 @@ async def pages(base: str, runs: int) -> None:
 
 
 async def votes(
-    args: argparse.Namespace, url: str, server: Any, port: int, live: int, roots: list[int]
+    args: argparse.Namespace, db: Database, server: Any, port: int, live: int, roots: list[int]
 ) -> None:
     reader_port = live if args.transport == "direct" else port
     base = f"http://127.0.0.1:{port}"
@@ -329,7 +319,7 @@ async def votes(
         + "\n"
         + "".join(signer.issue() + "\n" for _ in range(args.voters))
     )
-    pids = await backend_pids(url)
+    pids = await backend_pids(db)
     database_before = {pid: wrk.cpu_seconds(pid) for pid in pids}
     server_before = wrk.cpu_seconds(server.pid)
     command = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.votes_seconds:g}s"]
@@ -338,7 +328,7 @@ async def votes(
         subprocess.run, [*command, str(random.randrange(1 << 30))], capture_output=True, text=True
     )
     server_cpu = wrk.cpu_seconds(server.pid) - server_before
-    pids |= await backend_pids(url)
+    pids |= await backend_pids(db)
     database_cpu = sum(wrk.cpu_seconds(pid) - database_before.get(pid, 0.0) for pid in pids)
     if done.returncode != 0 or not done.stdout.strip():
         raise SystemExit(f"wrk failed:\n{done.stdout}{done.stderr}")
@@ -349,7 +339,7 @@ async def votes(
     readers.join(30)
 
     assert run["failed"] == 0, f"{run['failed']} votes were not answered 200"
-    voted = await check(url, base, counts, foreign)
+    voted = await check(db, base, counts, foreign)
     per = [len(t) for t in heard]
     gaps = [b - a for t in heard for a, b in itertools.pairwise(t)]
     cast = run["requests"]
@@ -406,7 +396,11 @@ async def main() -> None:
             with kibitz_processes(url, args.redis_url, 1, extra) as [(server, port, live)]:
                 await pages(f"http://127.0.0.1:{port}", args.runs)
                 if args.votes_seconds > 0:
-                    await votes(args, url, server, port, live, roots)
+                    db = await connect(url)
+                    try:
+                        await votes(args, db, server, port, live, roots)
+                    finally:
+                        await db.close()
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 

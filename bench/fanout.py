@@ -31,10 +31,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -135,6 +135,9 @@ class RawReader(asyncio.Protocol):
             self.tally.received(int(found.group(1)), now)
 
 
+ReaderT = TypeVar("ReaderT", bound=RawReader)
+
+
 @dataclass
 class Tally:
     readers: int
@@ -151,11 +154,21 @@ class Tally:
             del self.seen[seq]
 
 
+async def open_reader(make: Callable[[], ReaderT], host: str, port: int, timeout: float) -> ReaderT:
+    """Connect one reader and wait for its handshake; closed again if that fails."""
+    transport, reader = await asyncio.get_running_loop().create_connection(make, host, port)
+    try:
+        await asyncio.wait_for(reader.ready, timeout)
+    except BaseException:
+        transport.close()
+        raise
+    return reader
+
+
 def client_process(conn: Any, host: str, port: int, path: str, count: int) -> None:
     raise_fd_limit()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
         tally = Tally(count, conn)
         gate = asyncio.Semaphore(64)
         readers: list[RawReader] = []
@@ -164,15 +177,11 @@ def client_process(conn: Any, host: str, port: int, path: str, count: int) -> No
             async with gate:
                 for attempt in range(20):
                     try:
-                        transport, proto = await loop.create_connection(
-                            lambda: RawReader(path, f"{host}:{port}", tally), host, port
+                        readers.append(
+                            await open_reader(
+                                lambda: RawReader(path, f"{host}:{port}", tally), host, port, 300
+                            )
                         )
-                        try:
-                            await asyncio.wait_for(proto.ready, 300)
-                        except BaseException:
-                            transport.close()
-                            raise
-                        readers.append(proto)
                         return
                     except (OSError, ConnectionError, TimeoutError):
                         await asyncio.sleep(0.2 * (attempt + 1))

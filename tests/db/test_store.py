@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -20,22 +19,11 @@ from db.comments import (
     record_events,
     visible_states,
 )
-from db.database import Database, connect, in_list
+from db.database import Database, in_list
 from db.errors import Conflict
-from db.migrate import migrate
 from db.models import Comment, now
 from db.moderation import recent_duplicate
 from db.posts import PostStore
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await connect(database_url)
-    await migrate(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

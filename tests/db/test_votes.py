@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,16 +16,6 @@ from db.votes import NotVotable, Tally, VoteStore
 
 def comment(status: str = "approved") -> NewComment:
     return NewComment("Ada", "ada@example.org", None, "Hello", "<p>Hello</p>", status)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await connect(database_url)
-    await migrate(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def stored(db: Database) -> dict[int, tuple[int, int, int, int]]:
