@@ -349,10 +349,17 @@ def _large_wxr(path: Path, posts: int = 200, per_post: int = 50) -> None:
     )
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a terminal's Ctrl-C delivers it. A test run started in the background by a
+    non-interactive shell (``pytest &``) has SIGINT ignored, and a child inherits that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def _start_import(url: str, tmp_path: Path, path: Path) -> subprocess.Popen[str]:
     """A real `kibitz import` in small batches; returns once it has committed some."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "import", "wordpress", str(path), "--batch-size", "50"],
+        preexec_fn=_as_in_a_terminal,
         cwd=ROOT,
         text=True,
         stdout=subprocess.PIPE,
