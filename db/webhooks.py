@@ -138,10 +138,12 @@ async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> None:
         )
 
 
-async def _record(conn: Connection, outcomes: Sequence[Outcome], at: datetime) -> None:
+async def _record(conn: Connection, outcomes: Sequence[Outcome], at: datetime, owner: str) -> None:
     """What became of any number of sent runs, in the caller's transaction: one statement
-    for every row delivered, one for every row handed back, one per failed row. Each
-    only touches rows still open, so a row written twice is not counted twice."""
+    for every row delivered, one for every row handed back, one per failed row. Each only
+    touches rows still open, so a row written twice is not counted twice; a row handed back
+    or failed only while ``owner`` still holds its lease (written late, after the lease ran
+    out and another process took the line, it would make the line due twice at once)."""
     delivered = [i for o in outcomes for i in o.delivered]
     released = [i for o in outcomes for i in o.released]
     if delivered:
@@ -155,8 +157,9 @@ async def _record(conn: Connection, outcomes: Sequence[Outcome], at: datetime) -
     if released:
         await conn.execute(
             "UPDATE webhook_deliveries SET next_attempt = $1, lease_owner = NULL "
-            f"WHERE id IN ({_marks(released)}) AND {OPEN}",
+            f"WHERE id IN ({_marks(released, 3)}) AND {OPEN} AND lease_owner = $2",
             at,
+            owner,
             *released,
         )
     for o in outcomes:
@@ -166,10 +169,12 @@ async def _record(conn: Connection, outcomes: Sequence[Outcome], at: datetime) -
         column = "next_attempt" if o.retry_at is not None else "failed"
         await conn.execute(
             f"UPDATE webhook_deliveries SET {column} = $2, attempts = attempts + 1, "
-            f"lease_owner = NULL, last_error = $3 WHERE id = $1 AND {OPEN}",
+            f"lease_owner = NULL, last_error = $3 WHERE id = $1 AND {OPEN} "
+            "AND lease_owner = $4",
             o.failed,
             o.retry_at or at,
             (o.error or "")[:1000],
+            owner,
         )
 
 
@@ -304,7 +309,7 @@ class WebhookStore:
         expire, and the rows go out again (at least once).
         """
         async with self.db.transaction() as conn:
-            await _record(conn, finished, at)
+            await _record(conn, finished, at, owner)
             heads = await conn.fetch(CLAIMABLE[self.db.dialect], at, limit) if limit else []
             ids: list[int] = []
             for head in heads:
@@ -373,11 +378,11 @@ class WebhookStore:
             for line_rows in leased.values()
         ]
 
-    async def record(self, outcomes: Sequence[Outcome], at: datetime) -> None:
+    async def record(self, outcomes: Sequence[Outcome], at: datetime, owner: str) -> None:
         """Write what became of sent runs (at shutdown; a running worker does it in
         :meth:`claim`)."""
         async with self.db.transaction() as conn:
-            await _record(conn, outcomes, at)
+            await _record(conn, outcomes, at, owner)
 
     async def next_due(self) -> datetime | None:
         """When the earliest open row is due: a one-row read of the due index, on SQLite

@@ -1,12 +1,16 @@
 """The background task that empties the webhook queue: signs, sends, records the outcome.
 
 Every process runs one. Each claims due rows with a lease (:meth:`db.webhooks.WebhookStore.
-claim`), so a row goes to one process at a time whatever their number, and sends each claimed
-row in a task of its own: a slow or dead receiver holds one slot for at most the client's
-deadline and never the queue. A failed attempt is retried with exponential backoff and jitter
-(the first retry within seconds) until the row is :data:`RETRY_FOR` old, then marked failed
-with its last error, which the admin shows. The loop, its wake-up and its supervision are
-:class:`server.queue_worker.QueueWorker`'s, shared with the mail sender.
+claim`), so a row goes to one process at a time whatever their number: a claim takes *runs*,
+the head of an (endpoint, thread) line and the due rows behind it, and each run is sent in
+order in a task of its own, up to ``slots`` at once, so a slow or dead receiver holds one
+slot for at most the client's deadline and never the queue, and different threads go in
+parallel. What became of the runs that finished is written by the next round, in the same
+transaction as its claim: one write per round, not per message. A failed attempt is retried
+with exponential backoff and jitter (the first retry within seconds) until the row is
+:data:`RETRY_FOR` old, then marked failed with its last error, which the admin shows. The
+loop, its wake-up and its supervision are :class:`server.queue_worker.QueueWorker`'s, shared
+with the mail sender.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class WebhookWorker(QueueWorker):
             await asyncio.gather(*self._sending, return_exceptions=True)
             if self._finished:
                 with contextlib.suppress(Exception):  # else their leases run out: sent again
-                    await self.store.record(self._finished, now())
+                    await self.store.record(self._finished, now(), self.owner)
             await self.client.close()
 
     async def _round(self, woken: bool) -> None:
@@ -149,7 +153,7 @@ class WebhookWorker(QueueWorker):
                 # Shutting down: record what was sent and hand the rest back now rather
                 # than when the lease runs out, so the next process sends them at once.
                 with contextlib.suppress(Exception):
-                    await self.store.record([Outcome(delivered, rest)], now())
+                    await self.store.record([Outcome(delivered, rest)], now(), self.owner)
                 raise
             if error is None:
                 delivered.append(delivery.id)
