@@ -11,10 +11,10 @@ nothing. ``KIBITZ_WEBHOOK_ALLOW_PRIVATE=true`` lifts the address rule, for recei
 same host or network (and the tests).
 
 Connections are kept alive and reused per endpoint (aiohttp's pool): a message costs one
-request, not a resolve, a TCP handshake and a check. A kept-alive connection that the
-receiver closed just as a message went out is retried once at once on a new connection
-(checked like any other), so the receiver's idle timeout costs neither the message nor a
-backoff.
+request, not a resolve, a TCP handshake and a check. A message sent on a kept-alive
+connection that the receiver closed just then is sent once more at once on another
+connection (a new one is checked like any other), so the receiver's idle timeout costs
+neither the message nor a backoff.
 
 Redirects are not followed, proxies from the environment are ignored, answers are not
 inflated, every phase has a timeout and the whole request a deadline, and at most
@@ -177,8 +177,9 @@ class WebhookClient:
                 if isinstance(exc, aiohttp.ClientConnectorError):
                     raise  # not a kept-alive connection: nothing to try again on
                 # Most likely a kept-alive connection the receiver closed as we sent: once
-                # more, on a new connection (the receiver may get the message twice, which
-                # at-least-once allows and the webhook-id lets it tell).
+                # more, on another connection (the closed one has left the pool; a new one
+                # is checked like any). The receiver may get the message twice, which
+                # at-least-once allows and the webhook-id lets it tell.
                 return await self._post(url, headers, body)
 
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Answer:

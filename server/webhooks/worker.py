@@ -92,13 +92,13 @@ class WebhookWorker(QueueWorker):
         are due, in one transaction."""
         free = self.slots - len(self._sending)
         finished, self._finished = self._finished, []
-        started = now()
         if not finished:
             if free <= 0:
                 return
             due = await self.store.next_due()  # a read: no write transaction when idle
-            if due is None or due > started:
+            if due is None or due > now():
                 return
+        started = now()
         try:
             runs = await self.store.claim(
                 started,
