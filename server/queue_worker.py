@@ -65,13 +65,17 @@ class QueueWorker(ABC):
             try:
                 await self._round(woken)
                 failures = 0
-                wait = await self._until_next_due()
+                # Woken during the round: the next starts at once, no need to ask when.
+                wait = 0.0 if self._wake.is_set() else await self._until_next_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 failures += 1
                 wait = backoff(failures, 1.0, 60.0)
                 self.log.exception("%s failed; trying again in %.0f s", self.name, wait)
+            if self._wake.is_set():
+                woken = True
+                continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 woken = True

@@ -1,32 +1,42 @@
 """The background task that empties the webhook queue: signs, sends, records the outcome.
 
 Every process runs one. Each claims due rows with a lease (:meth:`db.webhooks.WebhookStore.
-claim`), so a row goes to one process at a time whatever their number, and sends each claimed
-row in a task of its own: a slow or dead receiver holds one slot for at most the client's
-deadline and never the queue. A failed attempt is retried with exponential backoff and jitter
-(the first retry within seconds) until the row is :data:`RETRY_FOR` old, then marked failed
-with its last error, which the admin shows. The loop, its wake-up and its supervision are
-:class:`server.queue_worker.QueueWorker`'s, shared with the mail sender.
+claim`), so a row goes to one process at a time whatever their number: a claim takes *runs*,
+the head of an (endpoint, thread) line and the due rows behind it, and each run is sent in
+order in a task of its own, up to ``slots`` at once, so a slow or dead receiver holds one
+slot for at most the client's deadline and never the queue, and different threads go in
+parallel. What became of the runs that finished is written by the next round, in the same
+transaction as its claim: one write per round, not per message. A failed attempt is retried
+with exponential backoff and jitter (the first retry within seconds) until the row is
+:data:`RETRY_FOR` old, then marked failed with its last error, which the admin shows. The
+loop, its wake-up and its supervision are :class:`server.queue_worker.QueueWorker`'s, shared
+with the mail sender.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime, timedelta
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from db.models import now
-from db.webhooks import Delivery, WebhookStore
+from db.webhooks import Delivery, Outcome, WebhookStore
 from server.queue_worker import QueueWorker, backoff
-from server.webhooks.client import WebhookClient
+from server.webhooks.client import SendError, WebhookClient
 
 log = logging.getLogger("kibitz.webhooks")
 
 RETRY_FOR = timedelta(hours=24)
+
+
+@functools.lru_cache(maxsize=256)
+def signer(secret: str) -> Webhook:
+    """An endpoint's signer, made once: it decodes the secret's base64 on creation."""
+    return Webhook(secret)
 
 
 def signed_headers(delivery: Delivery, body: bytes, at: datetime) -> dict[str, str]:
@@ -36,7 +46,7 @@ def signed_headers(delivery: Delivery, body: bytes, at: datetime) -> dict[str, s
         "content-type": "application/json",
         "webhook-id": delivery.message_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(delivery.secret).sign(delivery.message_id, at, body),
+        "webhook-signature": signer(delivery.secret).sign(delivery.message_id, at, body),
     }
 
 
@@ -59,6 +69,10 @@ class WebhookWorker(QueueWorker):
         self.slots = slots
         self.retry_for = retry_for
         self._sending: set[asyncio.Task[None]] = set()
+        # What became of the runs sent since the last round, written by the next round in
+        # the transaction that claims more: one transaction (on SQLite one disk flush) per
+        # round, not one per message, which capped delivery at the disk's flushes a second.
+        self._finished: list[Outcome] = []
 
     async def run(self) -> None:
         """Deliver forever; the caller cancels the task at shutdown."""
@@ -68,20 +82,35 @@ class WebhookWorker(QueueWorker):
             for task in self._sending:
                 task.cancel()  # their leases run out and another round sends them again
             await asyncio.gather(*self._sending, return_exceptions=True)
+            if self._finished:
+                with contextlib.suppress(Exception):  # else their leases run out: sent again
+                    await self.store.record(self._finished, now(), self.owner)
             await self.client.close()
 
     async def _round(self, woken: bool) -> None:
-        """Fill the free slots with runs that are due."""
+        """Record the runs sent since the last round and fill the free slots with runs that
+        are due, in one transaction."""
         free = self.slots - len(self._sending)
-        if free <= 0:
-            return
-        due = await self.store.next_due()  # a read: no write transaction when idle
+        finished, self._finished = self._finished, []
+        if not finished:
+            if free <= 0:
+                return
+            due = await self.store.next_due()  # a read: no write transaction when idle
+            if due is None or due > now():
+                return
         started = now()
-        if due is None or due > started:
-            return
-        for run in await self.store.claim(
-            started, started + timedelta(seconds=self.lease), self.owner, free
-        ):
+        try:
+            runs = await self.store.claim(
+                started,
+                started + timedelta(seconds=self.lease),
+                self.owner,
+                max(0, free),
+                finished=finished,
+            )
+        except BaseException:
+            self._finished[:0] = finished  # written by the next round
+            raise
+        for run in runs:
             task = asyncio.create_task(self._send_run(run), name=f"webhook-{run[0].id}")
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -101,53 +130,50 @@ class WebhookWorker(QueueWorker):
         return self.poll if wait <= 0 else max(0.05, min(self.poll, wait))
 
     async def _send_run(self, run: list[Delivery]) -> None:
-        """Send one line's leased rows in order; stop at the first failure (the rest wait
-        behind it) or when the lease is half spent (another process may claim them then)."""
-        claimed = asyncio.get_running_loop().time()
-        for index, delivery in enumerate(run):
-            late = asyncio.get_running_loop().time() - claimed > self.lease / 2
-            try:
-                sent = not late and await self._send(delivery)
-            except asyncio.CancelledError:
-                # Shutting down: hand the rest back now rather than when the lease runs
-                # out, so the next process to start sends them at once.
-                with contextlib.suppress(Exception):
-                    await self.store.release([d.id for d in run[index:]], now())
-                raise
-            if not sent:
-                try:
-                    await self.store.release(
-                        [d.id for d in run[index + (0 if late else 1) :]], now()
-                    )
-                except Exception:
-                    log.exception("could not release webhook rows; their lease will run out")
-                return
+        """Send one line's leased rows in order; the next round records what became of
+        them (:meth:`_sent` wakes it)."""
+        outcome = await self._deliver(run)
+        # Not ``self._finished.append(await ...)``: that binds the list before the await,
+        # and a round may swap it for a fresh one meanwhile, losing the outcome.
+        self._finished.append(outcome)
 
-    async def _send(self, delivery: Delivery) -> bool:
-        """Send one row and record the outcome; True when the receiver took it."""
-        error = await self.attempt(delivery)
-        try:
+    async def _deliver(self, run: list[Delivery]) -> Outcome:
+        """Send until the first failure (the rest wait behind it) or until the lease is half
+        spent (another process may claim them then)."""
+        loop = asyncio.get_running_loop()
+        claimed = loop.time()
+        delivered: list[int] = []
+        for index, delivery in enumerate(run):
+            rest = [d.id for d in run[index:]]
+            if loop.time() - claimed > self.lease / 2:
+                return Outcome(delivered, rest)
+            try:
+                error = await self.attempt(delivery)
+            except asyncio.CancelledError:
+                # Shutting down: record what was sent and hand the rest back now rather
+                # than when the lease runs out, so the next process sends them at once.
+                with contextlib.suppress(Exception):
+                    await self.store.record([Outcome(delivered, rest)], now(), self.owner)
+                raise
             if error is None:
-                await self.store.mark_delivered(delivery.id)
-                return True
+                delivered.append(delivery.id)
+                continue
             if now() - delivery.created >= self.retry_for:
                 log.warning("webhook %d given up after %s: %s", delivery.id, self.retry_for, error)
-                await self.store.mark_failed(delivery.id, error)
-            else:
-                delay = backoff(delivery.attempts + 1, self.backoff_base, self.backoff_cap)
-                log.info(
-                    "webhook %d to %s failed (attempt %d), retrying in %.0f s: %s",
-                    delivery.id,
-                    delivery.url,
-                    delivery.attempts + 1,
-                    delay,
-                    error,
-                )
-                await self.store.retry_later(delivery.id, now() + timedelta(seconds=delay), error)
-        except Exception:
-            # The lease runs out and the row is sent again: at least once, never lost.
-            log.exception("could not record the outcome of webhook %d", delivery.id)
-        return False
+                return Outcome(delivered, rest[1:], delivery.id, error)
+            delay = backoff(delivery.attempts + 1, self.backoff_base, self.backoff_cap)
+            log.info(
+                "webhook %d to %s failed (attempt %d), retrying in %.0f s: %s",
+                delivery.id,
+                delivery.url,
+                delivery.attempts + 1,
+                delay,
+                error,
+            )
+            return Outcome(
+                delivered, rest[1:], delivery.id, error, now() + timedelta(seconds=delay)
+            )
+        return Outcome(delivered, [])
 
     async def attempt(self, delivery: Delivery) -> str | None:
         """Send once; None when the receiver took it (2xx), else what went wrong."""
@@ -158,8 +184,11 @@ class WebhookWorker(QueueWorker):
             )
         except TimeoutError:
             return "no answer within the deadline"
-        except (httpx.HTTPError, OSError) as exc:
+        except SendError as exc:
             return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:  # a surprise from the client: retried, not leased for nothing
+            log.exception("webhook %d: unexpected error sending", delivery.id)
+            return f"{type(exc).__name__}: {exc}"
         if 200 <= answer.status < 300:
             return None
         if 300 <= answer.status < 400:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -116,6 +118,55 @@ class Receiver:
             server.should_exit = True
             server.force_exit = True
             await asyncio.wait_for(task, 10)
+
+
+@dataclass
+class ClosingReceiver:
+    """A receiver that closes kept-alive connections under the sender: it answers the first
+    request on a connection (200, kept alive), and on that connection's next request reads
+    it whole and closes without answering, as a receiver's idle timeout firing just as a
+    message goes out does. Plain sockets, so the closing is exact."""
+
+    port: int = field(default_factory=free_port)
+    answered: list[bytes] = field(default_factory=list)  # bodies answered 200, in order
+    dropped: int = 0  # requests read and left unanswered (their connection closed)
+    connections: int = 0
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._open.add(writer)
+        try:
+            for n in itertools.count():
+                head = await reader.readuntil(b"\r\n\r\n")
+                found = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+                body = await reader.readexactly(int(found.group(1)) if found else 0)
+                if n:
+                    self.dropped += 1
+                    return
+                self.answered.append(body)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            self._open.discard(writer)
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ClosingReceiver]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        try:
+            yield self
+        finally:
+            server.close()
+            for writer in list(self._open):  # the sender's pooled connections
+                writer.close()
+            await server.wait_closed()
 
 
 async def wait_for(condition: Any, timeout: float = 15.0) -> None:
