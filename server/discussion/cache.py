@@ -137,20 +137,14 @@ class CountQuestions:
     """Questions by their raw query string, so a repeated one is not parsed again."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[bytes, CountQuestion] = OrderedDict()
+        self._items: FragmentCache[CountQuestion] = FragmentCache(capacity)
 
     def get(self, query: bytes) -> CountQuestion | None:
-        found = self._items.get(query)
-        if found is not None:
-            self._items.move_to_end(query)
-        return found
+        return self._items.get(query)
 
     def put(self, query: bytes, asked: dict[str, str]) -> CountQuestion:
         question = CountQuestion(tuple(asked.items()), tuple(sorted(set(asked.values()))))
-        self._items[query] = question
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self._items.put(query, question)
         return question
 
 
