@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -26,7 +25,7 @@ from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text, validate_title
 from server.errors import BadRequest, Forbidden, KibitzError, NotFound, ValidationFailed
 from server.http import idempotency, origins, threads
-from server.http.bodies import read_json
+from server.http.bodies import encode_json, json_response, read_json
 from server.http.clients import client_address
 from server.http.models import (
     Config,
@@ -40,7 +39,7 @@ from server.http.models import (
     Queue,
     Thread,
 )
-from server.http.openapi import Operation, Param, documented
+from server.http.openapi import STAFF_ONLY, Operation, Param, documented
 from server.http.params import query_uri, required_uri
 from server.state import state_of
 
@@ -52,16 +51,6 @@ VERSION = Param(
     {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
     "The comment version the moderator saw (a stale one is a 409); omit to act on the current.",
 )
-STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 async def _audit(
@@ -120,7 +109,7 @@ async def _read_comments(request: Request, uri: str) -> Response:
     state = state_of(request)
     thread, cursor = await state.comments.cursor(uri)
     if thread is None:
-        return _json(
+        return json_response(
             {
                 "uri": uri,
                 "count": 0,
@@ -149,7 +138,7 @@ async def _read_comments(request: Request, uri: str) -> Response:
             "closed": thread.closed,
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
-        cached = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        cached = encode_json(body)
         if snapshot == cursor:
             state.cache.put(thread.id, version, cached)
     state.cache.remember(uri, cursor, cached)
@@ -265,7 +254,7 @@ async def post_comment(request: Request) -> Response:
     await _audit(request, staff, "post", f"comment {comment.id}", uri)
     if data.get("notify") is True and state.mail is not None:
         await state.mail.subscribe(comment)  # reply mail, after a confirmation mail
-    return _json(
+    return json_response(
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=201,
     )
@@ -277,7 +266,7 @@ async def _answer_again(request: Request, found: Submitted) -> Response:
     comment = await state.comments.get(found.comment_id) if found.comment_id else None
     if comment is None:
         raise KibitzError()
-    return _json(
+    return json_response(
         {"comment": own_comment(comment), "edit_token": state.edit_tokens.issue(comment.id)},
         status=found.status,
         headers={"Idempotency-Replayed": "true"},
@@ -340,7 +329,7 @@ async def edit_comment(request: Request) -> Response:
     text = validate_text(await read_json(request))
     updated = await state.discussion.edit(comment.id, text, by=staff)
     await _audit(request, staff, "edit", f"comment {comment.id}")
-    return _json({"comment": own_comment(updated)})
+    return json_response({"comment": own_comment(updated)})
 
 
 @documented(
@@ -367,7 +356,7 @@ async def delete_comment(request: Request) -> Response:
 @documented(
     Operation(
         summary="Approve, mark as spam or delete a comment",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("moderation",),
         params=(
@@ -394,7 +383,7 @@ async def moderate(request: Request) -> Response:
     comment = await state.discussion.moderate(
         request.path_params["id"], action, staff, version=await _seen_version(request)
     )
-    return _json({"comment": staff_comment(comment)})
+    return json_response({"comment": staff_comment(comment)})
 
 
 async def _seen_version(request: Request) -> int | None:
@@ -419,7 +408,7 @@ async def _seen_version(request: Request) -> int | None:
 @documented(
     Operation(
         summary="Comments by status (pending by default), newest first, at most 200",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("moderation",),
         params=(
@@ -443,7 +432,9 @@ async def moderation_queue(request: Request) -> Response:
         )
     # One query: each comment comes with its thread's uri (no lookup per thread).
     found = await ModerationStore(state.db).search(status, limit=200)
-    return _json({"status": status, "comments": [staff_comment(c, uri) for c, uri in found]})
+    return json_response(
+        {"status": status, "comments": [staff_comment(c, uri) for c, uri in found]}
+    )
 
 
 @documented(
@@ -486,7 +477,7 @@ async def counts(request: Request) -> Response:
 async def config(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
-    return _json(
+    return json_response(
         {
             "notify": state.mail is not None,  # offer "notify me of replies" (mail is on)
             "live_url": state.live_url,

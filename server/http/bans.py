@@ -6,9 +6,6 @@ on every process from the moment the answer is sent.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -16,27 +13,16 @@ from starlette.routing import Route
 from server.auth.identity import require_staff
 from server.discussion.bans import ban_shape, parse_ban
 from server.errors import NotFound
-from server.http.bodies import read_json
+from server.http.bodies import json_response, read_json
 from server.http.models import Ban, Bans, Error, NewBan
-from server.http.openapi import Operation, documented
+from server.http.openapi import STAFF_ONLY, Operation, documented
 from server.state import state_of
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 
 
 @documented(
     Operation(
         summary="Ban a commenter by e-mail, address or network, SSO user id or name",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("bans",),
         body=NewBan,
@@ -58,13 +44,13 @@ async def create_ban(request: Request) -> Response:
     new = parse_ban(await read_json(request))
     ban = await state.bans.add(new, staff.id, staff.name)
     await state.audit.record(staff.id, staff.name, "ban", f"ban {ban.id}", ban.reason or None)
-    return _json(ban_shape(ban), status=201)
+    return json_response(ban_shape(ban), status=201)
 
 
 @documented(
     Operation(
         summary="Every ban, lifted and expired ones included",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("bans",),
         responses={200: Bans, 401: Error, 403: Error, 503: Error},
@@ -73,13 +59,13 @@ async def create_ban(request: Request) -> Response:
 async def list_bans(request: Request) -> Response:
     await require_staff(request)
     bans = await state_of(request).bans.all()
-    return _json({"bans": [ban_shape(b) for b in bans]})
+    return json_response({"bans": [ban_shape(b) for b in bans]})
 
 
 @documented(
     Operation(
         summary="Lift a ban",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("bans",),
         responses={204: None, 401: Error, 403: Error, 404: Error, 503: Error},

@@ -1,4 +1,5 @@
-"""Reading request bodies with a hard size cap, before anything parses them."""
+"""JSON in and out: request bodies read with a hard size cap before anything parses them,
+and the compact UTF-8 JSON every API answer is."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from server.i18n import N_
@@ -15,6 +17,21 @@ MAX_BODY = 64 * 1024
 # No request kibitz understands nests more than a few levels; 32 leaves room, and refusing
 # deeper bodies keeps every later walk over the value far from Python's recursion limit.
 MAX_DEPTH = 32
+
+
+def encode_json(body: Any) -> bytes:
+    """Compact JSON, non-ASCII kept as UTF-8: every API answer, cached ones included."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An API answer (:func:`encode_json`)."""
+    return Response(
+        encode_json(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 async def read_capped(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -23,9 +23,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.auth.identity import require_staff
-from server.http.api import STAFF
 from server.http.models import Diagnostics
-from server.http.openapi import STAFF_REFUSALS, Operation, documented
+from server.http.openapi import STAFF_ONLY, STAFF_REFUSALS, Operation, documented
 from server.state import state_of
 
 STARTED = time.monotonic()  # when this process imported the app: close enough to its start
@@ -72,7 +71,7 @@ def process_figures() -> dict[str, str | int | float | None]:
 @documented(
     Operation(
         summary="This process's tasks, threads, open files, memory and live readers",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("meta",),
         responses={200: Diagnostics, **STAFF_REFUSALS},

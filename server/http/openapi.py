@@ -44,6 +44,7 @@ MEANING = {
 
 # What a staff-only route answers anyone else: no or a bad credential, a role that may not,
 # or no database to check the credential against.
+STAFF_ONLY = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 STAFF_REFUSALS: Mapping[int, Any] = {401: models.Error, 403: models.Error, 503: models.Error}
 
 

@@ -6,9 +6,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,10 +15,10 @@ from server.auth.identity import require_staff
 from server.discussion.paging import SORTS, BadCursor, parse_limit
 from server.discussion.shapes import public_comment, staff_comment
 from server.errors import BadRequest, NotFound
-from server.http.bodies import read_json
+from server.http.bodies import encode_json, json_response, read_json
 from server.http.clients import client_address
 from server.http.models import Error, Moderated, NewVote, Tally, ThreadState, Voter
-from server.http.openapi import Operation, Param, documented
+from server.http.openapi import STAFF_ONLY, Operation, Param, documented
 from server.http.params import required_uri
 from server.i18n import N_
 from server.state import state_of
@@ -37,14 +34,6 @@ def _comment_id(request: Request) -> int:
     if comment_id > MAX_ID:
         raise NotFound(f"There is no comment {comment_id}.")
     return comment_id
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type="application/json",
-    )
 
 
 def page_params(request: Request) -> tuple[str, int | None, str | None]:
@@ -86,7 +75,7 @@ async def read_page(request: Request, uri: str) -> Response:
     if thread is None:
         if after is not None:  # no thread issued this cursor
             raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR})
-        return _json(empty)
+        return json_response(empty)
     # As the post page's comment list (server/http/pages.py): one body per visible state of
     # the thread and page, so the first page of a busy thread costs one indexed read. A cursor
     # is only ever cached after it was read and found valid for this thread and order.
@@ -100,9 +89,9 @@ async def read_page(request: Request, uri: str) -> Response:
     except BadCursor:
         raise BadRequest(BAD_CURSOR, fields={"after": BAD_CURSOR}) from None
     if found is None:
-        return _json(empty)
+        return json_response(empty)
     index, page, comments = found
-    body = json.dumps(
+    body = encode_json(
         {
             "uri": thread.uri,
             "count": page.count,
@@ -112,10 +101,8 @@ async def read_page(request: Request, uri: str) -> Response:
             "closed": index.closed,
             "sort": sort,
             "comments": [public_comment(c, page.states[c.id]) for c in comments],
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
     if index.version == thread.version and index.closed == thread.closed:
         state.page_bodies.put(key, body)  # read at the state the key names: exact
     return Response(body, media_type="application/json")
@@ -136,14 +123,13 @@ async def _audit(staff: StaffMember, request: Request, action: str, target: str)
     await state_of(request).audit.record(staff.id, staff.name, action, target, None)
 
 
-STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 STAFF_ANSWERS = {401: Error, 403: Error, 404: Error, 503: Error}
 
 
 @documented(
     Operation(
         summary="Close a thread to new comments (/close) or open it again (/open)",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("threads",),
         params=(
@@ -163,7 +149,7 @@ async def close_thread(request: Request) -> Response:
     closed = request.url.path.endswith("/close")
     await state_of(request).threads.set_closed(thread, closed)
     await _audit(staff, request, "close" if closed else "open", f"thread {thread.uri}")
-    return _json({"uri": thread.uri, "closed": closed})
+    return json_response({"uri": thread.uri, "closed": closed})
 
 
 # -- pins -------------------------------------------------------------------------------------
@@ -172,7 +158,7 @@ async def close_thread(request: Request) -> Response:
 @documented(
     Operation(
         summary="Pin an approved top-level comment first in every order (/pin), or unpin it",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("threads",),
         responses={200: Moderated, 422: Error, **STAFF_ANSWERS},
@@ -183,7 +169,7 @@ async def pin_comment(request: Request) -> Response:
     pinned = request.url.path.endswith("/pin")
     comment = await state_of(request).threads.set_pinned(_comment_id(request), pinned)
     await _audit(staff, request, "pin" if pinned else "unpin", f"comment {comment.id}")
-    return _json({"comment": staff_comment(comment)})
+    return json_response({"comment": staff_comment(comment)})
 
 
 # -- votes ------------------------------------------------------------------------------------
@@ -201,7 +187,7 @@ async def pin_comment(request: Request) -> Response:
 async def new_voter(request: Request) -> Response:
     state = state_of(request)
     address = client_address(request, state.settings.trusted_proxies)
-    return _json({"voter": await state.votes.new_voter(address)}, status=201)
+    return json_response({"voter": await state.votes.new_voter(address)}, status=201)
 
 
 @documented(
@@ -232,7 +218,9 @@ async def vote(request: Request) -> Response:
     data = await read_json(request)
     address = client_address(request, state.settings.trusted_proxies)
     tally = await state.votes.vote(_comment_id(request), data, address)
-    return _json({"id": tally.comment_id, "up": tally.up, "down": tally.down, "mine": tally.mine})
+    return json_response(
+        {"id": tally.comment_id, "up": tally.up, "down": tally.down, "mine": tally.mine}
+    )
 
 
 routes = [

@@ -5,36 +5,22 @@ The secret is in the answer that created the endpoint and nowhere else, ever.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.auth.identity import require_staff
-from server.http.bodies import read_json
+from server.http.bodies import json_response, read_json
 from server.http.models import Error, NewWebhook, Webhook, Webhooks
-from server.http.openapi import STAFF_REFUSALS, Operation, documented
+from server.http.openapi import STAFF_ONLY, STAFF_REFUSALS, Operation, documented
 from server.state import state_of
 from server.webhooks.service import endpoint_json
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-STAFF = "Staff only: an API token (Authorization: Bearer …) or a staff session."
 
 
 @documented(
     Operation(
         summary="Add a webhook endpoint; the answer carries its signing secret, this once",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("webhooks",),
         body=NewWebhook,
@@ -48,13 +34,13 @@ async def create_webhook(request: Request) -> Response:
     await state.audit.record(
         staff.id, staff.name, "create webhook", f"webhook {endpoint.id}", endpoint.url
     )
-    return _json(endpoint_json(endpoint, secret), 201)
+    return json_response(endpoint_json(endpoint, secret), 201)
 
 
 @documented(
     Operation(
         summary="Every webhook endpoint with its delivery counts (never the secret)",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("webhooks",),
         responses={200: Webhooks, **STAFF_REFUSALS},
@@ -76,13 +62,13 @@ async def list_webhooks(request: Request) -> Response:
                 "last_error": status.last_error if status else None,
             }
         )
-    return _json({"webhooks": shaped})
+    return json_response({"webhooks": shaped})
 
 
 @documented(
     Operation(
         summary="Remove a webhook endpoint and its queued deliveries",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("webhooks",),
         responses={204: None, 404: Error, **STAFF_REFUSALS},
@@ -100,7 +86,7 @@ async def delete_webhook(request: Request) -> Response:
 @documented(
     Operation(
         summary="Queue a webhook.test message for one endpoint",
-        description=STAFF,
+        description=STAFF_ONLY,
         staff=True,
         tags=("webhooks",),
         responses={202: None, 404: Error, **STAFF_REFUSALS},
