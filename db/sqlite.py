@@ -140,13 +140,42 @@ class SQLiteConnection:
         await self._conn.executescript(script)
 
 
+# How long opening waits for other processes that hold the database's locks.
+_OPEN_PATIENCE = 30.0
+
+
 async def _open(path: str) -> aiosqlite.Connection:
-    conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
-    conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=FULL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=30000")
+    """A connection in WAL mode, tried again while other processes hold the locks.
+
+    Processes that start together (``kibitz migrate`` in each replica) can meet in a lock
+    cycle when one turns the file to WAL while another reads it: SQLite then answers
+    SQLITE_BUSY at once instead of calling the busy handler, so the wait is ours.
+    """
+    deadline = time.monotonic() + _OPEN_PATIENCE
+    pause = 0.01
+    while True:
+        try:
+            return await _open_once(path)
+        except sqlite3.OperationalError as exc:
+            if _primary_code(exc) not in _BUSY_CODES or time.monotonic() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+async def _open_once(path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=_OPEN_PATIENCE)
+    try:
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=30000")
+    except BaseException:
+        # aiosqlite's thread is not a daemon: a connection left open keeps the process
+        # from exiting after the error is reported.
+        await conn.close()
+        raise
     return conn
 
 
@@ -186,13 +215,22 @@ class SQLiteDatabase:
     async def open(cls, path: str, *, readers: int = 4) -> SQLiteDatabase:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        opened: list[aiosqlite.Connection] = []
         try:
-            writer = await _open(path)
-            pool = [await _open(path) for _ in range(max(1, readers))]
+            for _ in range(1 + max(1, readers)):
+                opened.append(await _open(path))
             inline = _open_inline(path)
-        except sqlite3.Error as exc:
-            raise Unavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
-        return cls(path, writer, pool, inline)
+        except BaseException as exc:
+            for conn in opened:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise Unavailable(
+                    f"cannot open SQLite database {path!r}: {exc} (check KIBITZ_DATABASE_URL, "
+                    "the file's permissions, and that no other program holds it locked)"
+                ) from exc
+            raise
+        return cls(path, opened[0], opened[1:], inline)
 
     async def lookup(self, sql: str, *args: Any) -> Row | None:
         rows = await self.lookup_all(sql, *args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -94,7 +95,16 @@ async def test_processes_starting_at_once_migrate_once(
         )
         for _ in range(4)
     ]
-    outputs = [(await p.communicate())[0].decode() for p in procs]
+    try:
+        outputs = [(await asyncio.wait_for(p.communicate(), timeout=90))[0].decode() for p in procs]
+    except TimeoutError:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+        raise AssertionError(
+            "a `kibitz migrate` did not exit within 90 s: "
+            + " | ".join((await p.communicate())[0].decode() for p in procs)
+        ) from None
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert sum(o.startswith("applied") for o in outputs) == 1, outputs
     assert sum("up to date" in o for o in outputs) == 3, outputs
@@ -150,3 +160,31 @@ async def test_threads_decided_before_closed_at_take_their_latest_decision_event
         await db.close()
     found = {r["uri"]: maybe_datetime(r["closed_at"]) for r in rows}
     assert found == {"/closed": at[2], "/reopened": at[1], "/open": None, "/old": None}
+
+
+def test_a_database_that_cannot_be_opened_ends_the_command_with_its_error(tmp_path: Path) -> None:
+    """A file SQLite cannot open as a database ends `kibitz migrate` at once with the reason.
+
+    Before, the connection opened before the error was never closed, and aiosqlite's thread
+    (not a daemon) kept the process alive after printing it: replicas starting together hung
+    the same way when one met the others' locks.
+    """
+    bad = tmp_path / "not-a-database.db"
+    bad.write_bytes(bytes(range(256)) * 32)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KIBITZ_DATABASE_URL": f"sqlite:///{bad}",
+        "KIBITZ_DATA_DIR": str(tmp_path),
+        "KIBITZ_SECRET_KEY": "x" * 32,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "file is not a database" in done.stderr
