@@ -101,10 +101,8 @@ async def test_processes_starting_at_once_migrate_once(
         for p in procs:
             if p.returncode is None:
                 p.kill()
-        raise AssertionError(
-            "a `kibitz migrate` did not exit within 90 s: "
-            + " | ".join((await p.communicate())[0].decode() for p in procs)
-        ) from None
+        said = [(await p.communicate())[0].decode() for p in procs]
+        raise AssertionError(f"a `kibitz migrate` did not exit within 90 s: {said}") from None
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
     assert sum(o.startswith("applied") for o in outputs) == 1, outputs
     assert sum("up to date" in o for o in outputs) == 3, outputs
