@@ -7,7 +7,7 @@ its ``?n``. Rows are read by column name; the stores turn them into frozen datac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar, overload
 
@@ -75,6 +75,13 @@ class Database(Protocol):
 
     async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
         """A few rows by indexed keys (the threads a counts request names), as :meth:`lookup`."""
+
+    def change_mark(self) -> Hashable | None:
+        """A value that moves whenever anything is committed, if the backend has a cheap one.
+
+        Answers kept while it stands need no check (``server/http/replay.py``). SQLite: its
+        writer's commits and ``data_version``. PostgreSQL has none without a round trip: None.
+        """
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A write transaction: committed when the block ends, rolled back on an exception."""

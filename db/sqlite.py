@@ -20,7 +20,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +74,10 @@ _STORAGE_CODES = frozenset(
 # tries a write of its own, so that health comes back with no comment sent. Not at once:
 # on a full disk a one-page write can fit where a comment's pages do not.
 _PROBE_AFTER = 2.0
+
+# How often change_mark() looks for commits by other processes (kibitz commands run beside
+# the server): answers given again may miss such a commit for this long (docs/performance.md).
+_OTHERS_EVERY = 0.05
 
 # Another process holds the lock (after busy_timeout), or the log's locks were in flux
 # (SQLITE_PROTOCOL): a later try can succeed.
@@ -210,6 +214,10 @@ class SQLiteDatabase:
         # one works.
         self._refused: StorageUnavailable | None = None
         self._refused_at = 0.0
+        # What change_mark() is made of: commits here, and data_version when last read.
+        self._commits = 0
+        self._others = 0
+        self._others_read_at = -_OTHERS_EVERY
 
     @classmethod
     async def open(cls, path: str, *, readers: int = 4) -> SQLiteDatabase:
@@ -253,6 +261,23 @@ class SQLiteDatabase:
         except (sqlite3.Error, *_INVALID_VALUES) as exc:
             raise _translate(exc) from exc
         return rows
+
+    def change_mark(self) -> Hashable | None:
+        """This process's commits, and ``PRAGMA data_version`` for everyone else's.
+
+        The count moves with every commit of the writer at once. Another process on the
+        same file (a ``kibitz`` command run beside the server: an import, an erasure) shows
+        in ``data_version`` of the inline reader, which never writes; reading it costs a
+        statement, so it is read at most every :data:`_OTHERS_EVERY` seconds.
+        """
+        now = time.monotonic()
+        if now - self._others_read_at >= _OTHERS_EVERY:
+            try:
+                row = self._inline.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error:
+                return None
+            self._others, self._others_read_at = int(row[0]), now
+        return (self._commits, self._others)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SQLiteConnection]:
@@ -305,6 +330,7 @@ class SQLiteDatabase:
                     log.warning("writes answer 503 until the storage takes them again: %s", exc)
                 self._refused, self._refused_at = exc, time.monotonic()
                 raise
+            self._commits += 1
             if self._refused is not None:
                 log.warning("the storage takes writes again")
                 self._refused = None

@@ -48,7 +48,18 @@ from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
 from server.discussion.votes import Votes
-from server.http import api, diagnostics, feeds, health, openapi, pages, threads, webhooks, widget
+from server.http import (
+    api,
+    diagnostics,
+    feeds,
+    health,
+    openapi,
+    pages,
+    replay,
+    threads,
+    webhooks,
+    widget,
+)
 from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.http.headers import SecurityHeaders
@@ -211,13 +222,14 @@ async def close_state(state: State) -> None:
 
 def create_app(settings: Settings, *, tune_gc: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         state = await open_state(app, settings, tune_gc=tune_gc)
         app.state.kibitz = state
         if tune_gc:  # a `kibitz serve` process, not a server inside a test
             close_readers_on_stop_signals(state)
         try:
-            yield
+            # The lifespan state reaches the HTTP protocol (server/http/protocol.py) too.
+            yield {replay.STATE_KEY: state.replays}
         finally:
             # uvicorn has stopped listening and let in-flight requests finish (at most
             # SHUTDOWN_GRACE seconds); closing must not take forever either.

@@ -90,8 +90,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         KIBITZ_WORKERS=str(args.workers),
     )
 
-    from server.http.protocol import IDLE_TIMEOUT, LimitedHttpToolsProtocol
-
     _run(_migrate(settings))
     uvicorn.run(
         "server.app:from_environment",
@@ -99,22 +97,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # httptools with a header size limit and a header timeout (docs/security.md).
-        http=LimitedHttpToolsProtocol,
-        timeout_keep_alive=IDLE_TIMEOUT,
-        proxy_headers=False,
-        server_header=False,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=65536,
         log_level="info",
-        # One log line per request costs more than a cached thread read; the reverse proxy
-        # in front of a real site keeps the access log.
-        access_log=False,
         # SIGTERM: stop listening, close readers with 1012, let requests finish, then exit.
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        **uvicorn_options(),
     )
     return 0
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How kibitz is served, for ``kibitz serve`` and the servers of the tests alike."""
+    from server.http.protocol import IDLE_TIMEOUT, LimitedHttpToolsProtocol
+
+    return {
+        # httptools with a header size limit, a header timeout (docs/security.md) and
+        # answers given again (server/http/replay.py).
+        "http": LimitedHttpToolsProtocol,
+        "timeout_keep_alive": IDLE_TIMEOUT,
+        # kibitz alone decides whom to believe (KIBITZ_TRUSTED_PROXIES); uvicorn would
+        # trust 127.0.0.1's X-Forwarded-For by default.
+        "proxy_headers": False,
+        "server_header": False,
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "ws_max_size": 65536,
+        # One log line per request costs more than a cached thread read; the reverse proxy
+        # in front of a real site keeps the access log.
+        "access_log": False,
+    }
 
 
 def _read_body(path: str | None) -> str:

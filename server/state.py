@@ -10,11 +10,13 @@ and creates no import cycle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from starlette.requests import HTTPConnection
+
+from server.http.replay import Replays
 
 if TYPE_CHECKING:
     from db.audit import AuditLog
@@ -82,8 +84,16 @@ class State:
     threads: Threads
     votes: Votes
     pager: Pager
+    # Answers the HTTP protocol may give again (server/http/replay.py).
+    replays: Replays = field(default_factory=Replays)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     health: dict[str, HealthCheck] = field(default_factory=dict)
+
+    def change_mark(self) -> Hashable | None:
+        """Moves with every commit and every vote this process holds back; None where the
+        storage has no cheap mark (kept answers are then checked each time)."""
+        mark = self.db.change_mark()
+        return None if mark is None else (mark, self.votes.changes)
 
     @property
     def live_url(self) -> str:

@@ -103,14 +103,18 @@ class CountCache:
                 self._items.popitem(last=False)
         return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
 
+    @staticmethod
+    async def version(store: CommentStore, question: CountQuestion) -> Hashable:
+        """The state of the question's threads: one indexed read (unknown uris are absent)."""
+        return tuple(sorted((await store.thread_versions(question.threads)).values()))
+
     async def answer(self, store: CommentStore, question: CountQuestion) -> bytes:
         """The encoded answer to ``question``; re-encoded only when one of its threads moved.
 
         Index pages ask the same question again and again: the same uris in the same order.
         The versions read are the whole key, so an answer given again is never stale.
         """
-        versions = await store.thread_versions(question.threads)
-        key = tuple(sorted(versions.values()))
+        key = await self.version(store, question)
         if question.answered is not None and question.answered[0] == key:
             return question.answered[1]
         found = await self.counts(store, question.threads)

@@ -69,6 +69,7 @@ class Votes:
         self._dirty: set[int] = set()  # threads whose votes_seq is due for a bump
         self._bumper: asyncio.Task[None] | None = None
         self._local: dict[int, int] = {}  # votes taken by this process, per thread
+        self.changes = 0  # votes taken by this process, all threads
 
     def local_version(self, thread_id: int) -> int:
         """Votes this process took on the thread: with ``votes_seq`` it keys cached reads,
@@ -78,6 +79,7 @@ class Votes:
 
     def _changed(self, thread_id: int) -> None:
         self._local[thread_id] = self._local.get(thread_id, 0) + 1
+        self.changes += 1
         self._dirty.add(thread_id)
         if self._bumper is None or self._bumper.done():
             self._bumper = asyncio.get_running_loop().create_task(self._bump_soon())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from starlette.routing import Route
 from db.comments import Submission, Submitted, visible_states
 from db.errors import Unavailable
 from db.models import Comment, StaffMember, Status
+from db.models import Thread as StoredThread
 from db.moderation import ModerationStore
 from server.auth import sso
 from server.auth.identity import authorise_edit, current_staff, require_staff
@@ -24,7 +26,7 @@ from server.discussion.shapes import APPROVED, own_comment, public_comment, staf
 from server.discussion.uris import normalise_uri
 from server.discussion.validation import validate_comment, validate_text, validate_title
 from server.errors import BadRequest, Forbidden, KibitzError, NotFound, ValidationFailed
-from server.http import idempotency, origins, threads
+from server.http import idempotency, origins, replay, threads
 from server.http.bodies import encode_json, json_response, read_json
 from server.http.clients import client_address
 from server.http.models import (
@@ -41,7 +43,7 @@ from server.http.models import (
 )
 from server.http.openapi import STAFF_ONLY, Operation, Param, documented
 from server.http.params import query_uri, required_uri
-from server.state import state_of
+from server.state import State, state_of
 
 MAX_COUNT_URIS = 100
 URI = Param("uri", {"type": "string", "minLength": 1}, "The page's path or URL.", required=True)
@@ -105,10 +107,28 @@ async def read_comments(request: Request) -> Response:
         )
 
 
+def _read_version(state: State, thread: StoredThread | None) -> Hashable:
+    """All a whole-thread read depends on (the thread's visible state, votes, closing)."""
+    if thread is None:
+        return None
+    return (
+        thread.id,
+        thread.last_seq,
+        thread.votes_seq,
+        thread.closed,
+        state.votes.local_version(thread.id),
+    )
+
+
 async def _read_comments(request: Request, uri: str) -> Response:
     state = state_of(request)
     thread, cursor = await state.comments.cursor(uri)
+
+    async def version_now() -> Hashable:
+        return _read_version(state, await state.comments.thread(uri))
+
     if thread is None:
+        replay.allow(request, None, version_now, mark=state.change_mark)
         return json_response(
             {
                 "uri": uri,
@@ -123,6 +143,7 @@ async def _read_comments(request: Request, uri: str) -> Response:
     # Vote counts are part of what readers see, so the cache key is the thread's version.
     version = (cursor, thread.votes_seq, state.votes.local_version(thread.id))
     cached = state.cache.get(thread.id, version)
+    exact = cached is not None  # the body shows exactly the version looked up
     if cached is None:
         # The comments and their cursor come from one snapshot. The body is cached only when
         # that snapshot is the version looked up above: ``closed`` comes from that lookup,
@@ -139,8 +160,11 @@ async def _read_comments(request: Request, uri: str) -> Response:
             "comments": [public_comment(c, states[c.id]) for c in comments],
         }
         cached = encode_json(body)
-        if snapshot == cursor:
+        exact = snapshot == cursor
+        if exact:
             state.cache.put(thread.id, version, cached)
+    if exact:
+        replay.allow(request, _read_version(state, thread), version_now, mark=state.change_mark)
     state.cache.remember(uri, cursor, cached)
     return Response(cached, media_type="application/json")
 
@@ -464,6 +488,14 @@ async def counts(request: Request) -> Response:
             raise BadRequest(f"Ask for at most {MAX_COUNT_URIS} uris at once.")
         question = state.count_questions.put(query, {u: query_uri(u) for u in raw})
     body = await state.counts.answer(state.comments, question)
+    if question.answered is not None and question.answered[1] is body:
+        answered = question.answered[0]
+        replay.allow(
+            request,
+            answered,
+            lambda: state.counts.version(state.comments, question),
+            mark=state.change_mark,
+        )
     return Response(body, media_type="application/json")
 
 

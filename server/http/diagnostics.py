@@ -79,9 +79,16 @@ def process_figures() -> dict[str, str | int | float | None]:
 )
 async def diagnostics(request: Request) -> JSONResponse:
     await require_staff(request)
-    counts = state_of(request).live.hub.local_counts()
+    state = state_of(request)
+    counts = state.live.hub.local_counts()
     return JSONResponse(
-        {**process_figures(), "live_rooms": len(counts), "live_readers": sum(counts.values())}
+        {
+            **process_figures(),
+            "live_rooms": len(counts),
+            "live_readers": sum(counts.values()),
+            "answers_kept": len(state.replays),
+            "answers_given_again": state.replays.given,
+        }
     )
 
 

@@ -338,6 +338,10 @@ class Diagnostics(Shape):
     rss_kib: Annotated[int | None, Meta(description="resident memory; null likewise")]
     live_rooms: Annotated[int, Meta(description="threads with a live reader here")]
     live_readers: Annotated[int, Meta(description="live-channel readers connected here")]
+    answers_kept: Annotated[int, Meta(description="answers kept to be given again")]
+    answers_given_again: Annotated[
+        int, Meta(description="requests answered with a kept answer since the start")
+    ]
 
 
 Counts = Annotated[

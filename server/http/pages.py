@@ -33,7 +33,7 @@ from server.discussion.paging import SORTS, BadCursor
 from server.discussion.shapes import APPROVED
 from server.discussion.validation import validate_comment
 from server.errors import BadRequest, Conflicting, KibitzError, NotFound, unavailable
-from server.http import idempotency
+from server.http import idempotency, replay
 from server.http.bodies import read_form
 from server.http.clients import client_address
 from server.http.params import integer
@@ -65,8 +65,12 @@ def form_token(request: Request, post_id: int) -> str:
     form's one-use submission token too (:mod:`server.http.idempotency`): a form sent twice
     carries the same one, a fresh rendering a new one.
     """
+    return _signed_form_token(_form_signer(request), post_id)
+
+
+def _signed_form_token(signer: TimestampSigner, post_id: int) -> str:
     nonce = secrets.token_urlsafe(9)
-    return _form_signer(request).sign(f"{post_id}|{time.time():.3f}|{nonce}").decode()
+    return signer.sign(f"{post_id}|{time.time():.3f}|{nonce}").decode()
 
 
 def form_check(request: Request, form: dict[str, str], post_id: int) -> str | None:
@@ -355,6 +359,7 @@ async def post_page(request: Request) -> Response:
     version = (*thread_version, state.votes.local_version(thread_id))
     view = ("page", sort, after, settings.language, settings.max_depth, settings.page_size)
     page = state.pages.get((stored, version, *view))
+    exact = page is not None  # the parts show exactly ``version`` of the thread
     if page is None:
         post = await state.posts.by_slug(slug)
         if post is None:
@@ -371,8 +376,29 @@ async def post_page(request: Request) -> Response:
         page = RenderedPage(rendered.cursor, parts)
         if rendered.version is not None:  # the fragment shows exactly that version
             state.pages.put((stored, rendered.version, *view), page)
-    token = form_token(request, int(stored[0])).encode()
-    return Response(page.parts[0] + token + page.parts[1], media_type="text/html")
+            exact = rendered.version == version
+    post_id = int(stored[0])
+    token = form_token(request, post_id)
+    if exact:
+        _allow_again(request, slug, (stored, version), post_id, token)
+    return Response(page.parts[0] + token.encode() + page.parts[1], media_type="text/html")
+
+
+def _allow_again(request: Request, slug: str, version: Hashable, post_id: int, token: str) -> None:
+    """Let the protocol give this page again while the post and its thread stand, with a
+    fresh form token each time (``server/http/replay.py``)."""
+    state = state_of(request)
+
+    async def version_now() -> Hashable:
+        found = await state.posts.page_version(slug)
+        if found is None:
+            return None
+        stored, thread_id, thread_version = found
+        return (stored, (*thread_version, state.votes.local_version(thread_id)))
+
+    signer = _form_signer(request)
+    hole = replay.Hole(token, lambda: _signed_form_token(signer, post_id))
+    replay.allow(request, version, version_now, mark=state.change_mark, hole=hole)
 
 
 async def submit_comment(request: Request) -> Response:

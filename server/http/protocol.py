@@ -15,6 +15,10 @@ response's head and its body separately, and on loopback or a fast LAN each writ
 syscall and a TCP segment whose cost the sender pays, a third of the CPU of a small cached
 answer such as ``/api/counts``.
 
+And it gives answers again that a route allowed it to (``server/http/replay.py``): a thread
+read or a counts question asked again costs its version check and a write, not a pass through
+the application.
+
 ``kibitz serve`` uses it with ``timeout_keep_alive=IDLE_TIMEOUT``. deploy/nginx.conf keeps
 its own limits in step (``client_header_timeout``, ``large_client_header_buffers``,
 ``keepalive_timeout``); docs/security.md lists them.
@@ -23,9 +27,14 @@ its own limits in step (``client_header_timeout``, ``large_client_header_buffers
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Hashable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from server.http import replay
 
 HEADER_TIMEOUT = 10.0  # seconds to send a request's head
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together
@@ -158,6 +167,65 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._disarm()
         super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        replays = self.app_state.get(replay.STATE_KEY)
+        if not isinstance(replays, replay.Replays) or cycle.scope["method"] != "GET":
+            super()._start_asgi_task(cycle, app)
+            return
+        # The key is taken before the application runs: middleware may change the scope.
+        key = replay.request_key(cycle.scope) if cycle.scope["raw_path"] in replays.paths else None
+        answer = self._answer(cycle, app, replays, key)
+        if self.config.reset_contextvars:  # as uvicorn's own _start_asgi_task
+            task = self.loop.create_task(answer, context=contextvars.Context())
+        else:
+            task = self.loop.create_task(answer)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer(
+        self,
+        cycle: RequestResponseCycle,
+        app: ASGI3Application,
+        replays: replay.Replays,
+        key: Hashable | None,
+    ) -> None:
+        """Give a kept answer again if its version stands; else ask the application."""
+        if key is not None:
+            kept = replays.get(key)
+            if kept is not None:
+                body = await self._given_again(kept)
+                if body is not None:
+                    replays.given += 1
+                    await cycle.send(kept.start)  # type: ignore[arg-type]
+                    for message in body:
+                        await cycle.send(message)  # type: ignore[arg-type]
+                    return
+                replays.drop(key)
+        recorder = replay.Recorder(cycle.send)
+        cycle.send = recorder  # type: ignore[method-assign]
+        await cycle.run_asgi(app)
+        kept = recorder.kept(cycle.scope)
+        if kept is None:
+            return
+        if key is None:
+            replays.paths.add(cycle.scope["raw_path"])  # the next such request is keyed
+        else:
+            replays.put(key, kept)
+
+    @staticmethod
+    async def _given_again(kept: replay.Kept) -> list[dict[str, Any]] | None:
+        """The body to give again if the kept answer's version stands, else None."""
+        allowed = kept.allowed
+        mark = allowed.mark() if allowed.mark is not None else None
+        if mark is None or mark != kept.marked:
+            try:
+                if await allowed.check() != allowed.version:
+                    return None
+            except Exception:  # the application will say what is wrong
+                return None
+            kept.marked = mark  # read before the check: a commit since moves it
+        return kept.body_messages()
 
     def _arm(self) -> None:
         if self._head_timer is None:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,13 +17,14 @@ from server.auth.identity import require_staff
 from server.discussion.paging import SORTS, BadCursor, parse_limit
 from server.discussion.shapes import public_comment, staff_comment
 from server.errors import BadRequest, NotFound
+from server.http import replay
 from server.http.bodies import encode_json, json_response, read_json
 from server.http.clients import client_address
 from server.http.models import Error, Moderated, NewVote, Tally, ThreadState, Voter
 from server.http.openapi import STAFF_ONLY, Operation, Param, documented
 from server.http.params import required_uri
 from server.i18n import N_
-from server.state import state_of
+from server.state import State, state_of
 
 BAD_CURSOR = N_("This page cursor was not issued for this thread and order; start from page 1.")
 
@@ -79,10 +82,15 @@ async def read_page(request: Request, uri: str) -> Response:
     # As the post page's comment list (server/http/pages.py): one body per visible state of
     # the thread and page, so the first page of a busy thread costs one indexed read. A cursor
     # is only ever cached after it was read and found valid for this thread and order.
-    version = (thread.last_seq, thread.votes_seq, thread.closed_flag)
-    key = (thread.id, version, state.votes.local_version(thread.id), sort, limit, after)
+    key = (*_page_version(state, thread), sort, limit, after)
+
+    async def version_now() -> Hashable:
+        now = await state.comments.thread(uri)
+        return None if now is None else _page_version(state, now)
+
     cached = state.page_bodies.get(key)
     if cached is not None:
+        replay.allow(request, key[:3], version_now, mark=state.change_mark)
         return Response(cached, media_type="application/json")
     try:
         found = await state.pager.page(thread, sort, limit, after)
@@ -105,7 +113,14 @@ async def read_page(request: Request, uri: str) -> Response:
     )
     if index.version == thread.version and index.closed == thread.closed:
         state.page_bodies.put(key, body)  # read at the state the key names: exact
+        replay.allow(request, key[:3], version_now, mark=state.change_mark)
     return Response(body, media_type="application/json")
+
+
+def _page_version(state: State, thread: Thread) -> tuple[int, Hashable, int]:
+    """What a page of ``thread`` shows beyond its parameters: its visible state and votes."""
+    version = (thread.last_seq, thread.votes_seq, thread.closed_flag)
+    return (thread.id, version, state.votes.local_version(thread.id))
 
 
 # -- closing -------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import pytest
 import uvicorn
 
 from server.app import create_app
+from server.cli import uvicorn_options
 from server.settings import Settings, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,18 +154,9 @@ class Server:
 async def serve(settings: Settings, port: int | None = None) -> AsyncIterator[Server]:
     app = create_app(settings)
     port = port or free_port()
+    # Served as `kibitz serve` serves: its protocol (limits, answers given again) and options.
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        # As `kibitz serve` does: kibitz alone decides whom to believe
-        # (KIBITZ_TRUSTED_PROXIES); uvicorn would trust 127.0.0.1's
-        # X-Forwarded-For by default.
-        proxy_headers=False,
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **uvicorn_options()
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

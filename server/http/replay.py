@@ -1,0 +1,214 @@
+"""Answers given again, as they were sent, while what they were made from stands.
+
+A thread read or a counts question costs one indexed read of versions, and around it the
+whole ASGI stack: five middleware layers, the router, a ``Request``, a ``Response``, header
+lists, about two thirds of the CPU of such an answer. A route whose answer depends only on
+the request's target, its headers and a version it can read again says so with
+:func:`allow`: the version its body was made at, and a coroutine that reads the version now.
+
+The HTTP protocol (``server/http/protocol.py``) then keeps that ``200`` answer, as the ASGI
+messages the application sent (every middleware's headers included), under the request's
+method, target and headers. The next request asking the same runs only the check; when the
+version is still the same, the kept messages go out through uvicorn's own response cycle
+(a fresh ``Date``, keep-alive, flow control). Anything else (another version, a check that
+raises because the database is down) goes through the application as usual.
+
+Nothing is trusted that was not read: the check is the same indexed read the route itself
+makes first, so an answer given again is exactly as fresh as one made anew. Two refinements:
+
+* a *mark*, where the storage has a cheap one (SQLite's ``data_version``, which moves with
+  every commit of any connection, with this process's vote count beside it): while it has
+  not moved since the last check, nothing the check reads can have changed, and the check
+  is skipped;
+* a *hole*, for an answer with one per-request value (the post page's one-use form token):
+  the kept body is cut at that value and each answer joins the parts around a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+SCOPE_KEY = "kibitz.replay"
+STATE_KEY = "kibitz.replays"
+
+# Request headers that cannot change such an answer; every other header is part of the key,
+# so a request that differs in any of them is answered by the application.
+IGNORED_HEADERS = frozenset(
+    {
+        b"user-agent",
+        b"accept",
+        b"accept-language",  # answers in a language are errors, never kept
+        b"referer",
+        b"connection",
+        b"cache-control",
+        b"pragma",
+        b"dnt",
+        b"priority",
+        b"x-forwarded-for",  # reads use no client address
+        b"x-real-ip",
+        b"sec-fetch-site",
+        b"sec-fetch-mode",
+        b"sec-fetch-dest",
+        b"sec-ch-ua",
+        b"sec-ch-ua-mobile",
+        b"sec-ch-ua-platform",
+    }
+)
+
+Check = Callable[[], Awaitable[Hashable]]
+Mark = Callable[[], Hashable]
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A per-request value in an answer: ``value`` as this answer has it, ``fresh`` makes
+    another of the same length."""
+
+    value: str
+    fresh: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Replayable:
+    """What a route said about its answer: made at ``version``; ``check`` reads it anew."""
+
+    version: Hashable
+    check: Check
+    mark: Mark | None = None
+    hole: Hole | None = None
+
+
+@dataclass(slots=True)
+class Kept:
+    """A kept answer: the ASGI messages as the application sent them, and their version.
+
+    ``marked`` is the storage's mark read before the last check that found ``version``
+    standing; while the mark is the same, nothing has been committed since.
+    """
+
+    start: dict[str, Any]
+    body: dict[str, Any]
+    allowed: Replayable
+    parts: tuple[bytes, bytes] | None = None  # the body cut at the hole
+    marked: Hashable | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body.get("body", b""))
+
+    def body_messages(self) -> list[dict[str, Any]] | None:
+        """The body to send now: as kept, or in three pieces around a fresh value (not
+        copied together: they leave in one vectored write). None if the length moved."""
+        if self.parts is None or self.allowed.hole is None:
+            return [self.body]
+        fresh = self.allowed.hole.fresh().encode()
+        if len(fresh) != self.size - len(self.parts[0]) - len(self.parts[1]):
+            return None  # the Content-Length sent would be wrong
+        return [
+            {"type": "http.response.body", "body": self.parts[0], "more_body": True},
+            {"type": "http.response.body", "body": fresh, "more_body": True},
+            {"type": "http.response.body", "body": self.parts[1]},
+        ]
+
+
+def allow(
+    request: Request,
+    version: Hashable,
+    check: Check,
+    *,
+    mark: Mark | None = None,
+    hole: Hole | None = None,
+) -> None:
+    """Let the protocol give this answer again while ``await check()`` equals ``version``.
+
+    Only for answers that depend on nothing else of the request than its target and the
+    headers :data:`IGNORED_HEADERS` does not name (no client address), and, with ``hole``,
+    one value that ``hole.fresh`` makes anew. ``mark``, where given, must move whenever
+    anything ``check`` reads may have changed.
+    """
+    request.scope[SCOPE_KEY] = Replayable(version, check, mark, hole)
+
+
+def request_key(scope: Mapping[str, Any]) -> Hashable:
+    """Everything of a GET request its answer may depend on."""
+    headers = tuple(
+        (name, value) for name, value in scope["headers"] if name not in IGNORED_HEADERS
+    )
+    return (scope["raw_path"], scope["query_string"], scope["scheme"], headers)
+
+
+class Replays:
+    """Kept answers, least recently used first out, bounded in count and in bytes."""
+
+    def __init__(self, capacity: int = 2048, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.largest = max_bytes // 64  # a bigger answer is not kept
+        self.paths: set[bytes] = set()  # paths that have asked for replay at least once
+        self._items: OrderedDict[Hashable, Kept] = OrderedDict()
+        self._bytes = 0
+        self.given = 0  # answers given again, for /api/diagnostics
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> Kept | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, kept: Kept) -> None:
+        size = kept.size
+        if size > self.largest:
+            return
+        self.drop(key)
+        self._items[key] = kept
+        self._bytes += size
+        while len(self._items) > self.capacity or self._bytes > self.max_bytes:
+            _, oldest = self._items.popitem(last=False)
+            self._bytes -= oldest.size
+
+    def drop(self, key: Hashable) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= old.size
+
+
+class Recorder:
+    """Stands in for a response cycle's ``send`` and keeps a copy of what passes through."""
+
+    def __init__(self, send: Callable[[Any], Awaitable[None]]) -> None:
+        self._send = send
+        self.messages: list[dict[str, Any]] = []
+
+    async def __call__(self, message: Any) -> None:
+        self.messages.append(message)
+        await self._send(message)
+
+    def kept(self, scope: Mapping[str, Any]) -> Kept | None:
+        """The answer to keep: a ``200`` in one body message that its route allowed."""
+        allowed = scope.get(SCOPE_KEY)
+        if not isinstance(allowed, Replayable) or len(self.messages) != 2:
+            return None
+        start, body = self.messages
+        if (
+            start.get("type") != "http.response.start"
+            or start.get("status") != 200
+            or body.get("type") != "http.response.body"
+            or body.get("more_body", False)
+        ):
+            return None
+        kept = Kept(start, body, allowed)
+        if allowed.hole is not None:
+            value = allowed.hole.value.encode()
+            parts = body.get("body", b"").split(value)
+            if len(parts) != 2 or any(value in v for _, v in start.get("headers", [])):
+                return None  # not exactly once, in the body: never give it again
+            kept.parts = (parts[0], parts[1])
+        return kept

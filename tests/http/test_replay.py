@@ -1,0 +1,184 @@
+"""Answers given again (server/http/replay.py), through a real server on both backends.
+
+A kept answer must be the application's answer byte for byte, headers included, and never
+outlive the state it was made at: a new comment, a deletion, a vote or closing the thread
+shows in the very next read, as does another origin's CORS answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.helpers.live import post, staff_token
+from tests.helpers.posts import add_post
+from tests.helpers.servers import Server
+from tests.helpers.view import comment_tree, form_values, parse
+
+PERSON = {"author": "Ada", "email": "ada@example.org"}
+
+ORIGIN = "https://blog.example.org"
+
+
+def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "date")
+    return response.status_code, headers, response.content
+
+
+async def _read(client: httpx.AsyncClient, uri: str, **headers: str) -> httpx.Response:
+    answer = await client.get("/api/comments", params={"uri": uri}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _given(server: Server) -> int:
+    return server.state.replays.given
+
+
+async def test_a_read_asked_again_is_given_again_byte_for_byte(server: Server) -> None:
+    """The third identical read is a kept answer, identical to what the application said."""
+    uri = (await add_post(server, "again")).uri
+    await post(server, uri, text="First")
+    async with server.client() as client:
+        made = await _read(client, uri)  # teaches the protocol that this path may be kept
+        kept = await _read(client, uri)  # kept now
+        before = _given(server)
+        given = await _read(client, uri)
+    assert _given(server) == before + 1, "the read was not given again"
+    assert _comparable(made) == _comparable(kept) == _comparable(given)
+    assert "content-security-policy" in given.headers  # the middleware's headers are kept
+    assert given.headers["date"]
+
+
+async def test_every_change_readers_see_shows_in_the_next_read(server: Server) -> None:
+    """New, deleted and spam comments, votes and closing each end the kept answer."""
+    uri = (await add_post(server, "changes")).uri
+    first = await post(server, uri, text="First")
+    token = await staff_token(server)
+    staff = {"Authorization": f"Bearer {token}"}
+
+    async with server.client() as client:
+
+        async def texts() -> list[str]:
+            for _ in range(3):  # kept after the second read; asked again on the third
+                body: dict[str, Any] = (await _read(client, uri)).json()
+            return [c["html"] for c in body["comments"] if c.get("html")]
+
+        assert await texts() == ["<p>First</p>"]
+        second = await post(server, uri, text="Second")
+        assert await texts() == ["<p>First</p>", "<p>Second</p>"]
+        spam = await client.post(f"/api/comments/{second['id']}/spam", headers=staff)
+        assert spam.status_code == 200, spam.text
+        assert await texts() == ["<p>First</p>"]
+
+        voter = (await client.post("/api/voters")).json()["voter"]
+        voted = await client.post(
+            f"/api/comments/{first['id']}/vote", json={"value": 1, "voter": voter}
+        )
+        assert voted.status_code == 200, voted.text
+        for _ in range(3):
+            thread = (await _read(client, uri)).json()
+        assert thread["comments"][0]["up"] == 1
+
+        closed = await client.post("/api/threads/close", params={"uri": uri}, headers=staff)
+        assert closed.status_code == 200, closed.text
+        for _ in range(3):
+            thread = (await _read(client, uri)).json()
+        assert thread["closed"] is True
+
+        deleted = await client.post(f"/api/comments/{first['id']}/delete", headers=staff)
+        assert deleted.status_code == 200, deleted.text
+        assert await texts() == []
+
+
+async def test_counts_asked_again_follow_new_comments(server: Server) -> None:
+    """A counts question kept for an index page counts the comment posted after it."""
+    uri = (await add_post(server, "counted")).uri
+    params = [("uri", uri), ("uri", "/nowhere")]
+    async with server.client() as client:
+        for _ in range(3):
+            asked = await client.get("/api/counts", params=params)
+        before = _given(server)
+        again = await client.get("/api/counts", params=params)
+        assert _given(server) == before + 1
+        assert again.json() == asked.json() == {uri: 0, "/nowhere": 0}
+        await post(server, uri, text="Counted")
+        after = await client.get("/api/counts", params=params)
+    assert after.json() == {uri: 1, "/nowhere": 0}
+
+
+async def test_a_kept_answer_is_only_given_to_the_same_headers(server: Server) -> None:
+    """Another Origin gets its own CORS answer, never the one kept for a different origin."""
+    uri = (await add_post(server, "origins")).uri
+    await post(server, uri, text="First")
+    async with server.client() as client:
+        for _ in range(3):
+            own = await _read(client, uri, origin=server.url)
+        foreign = await _read(client, uri, origin=ORIGIN)
+        plain = await _read(client, uri)
+    assert own.headers["access-control-allow-origin"] == server.url
+    assert "access-control-allow-origin" not in foreign.headers
+    assert "access-control-allow-origin" not in plain.headers
+    assert own.content == foreign.content == plain.content
+
+
+async def test_unknown_threads_and_errors_are_answered_by_the_application(
+    server: Server,
+) -> None:
+    """An unknown uri's empty answer follows the thread's creation; a 400 is never kept."""
+    uri = "/posts/later"
+    async with server.client() as client:
+        for _ in range(3):
+            empty = (await _read(client, uri)).json()
+        assert empty["comments"] == []
+        bad = [await client.get("/api/comments", params={"uri": ""}) for _ in range(3)]
+    assert {b.status_code for b in bad} == {400}
+    assert (await add_post(server, "later")).uri == uri
+    await post(server, uri, text="Now")
+    async with server.client() as client:
+        later = (await _read(client, uri)).json()
+    assert [c["html"] for c in later["comments"]] == ["<p>Now</p>"]
+
+
+async def test_a_post_page_given_again_has_a_fresh_form_token_that_works(
+    server: Server,
+) -> None:
+    """The kept page is cut at its form token: each reader gets a new one, which posts."""
+    await add_post(server)
+    await post(server, "/posts/hello", text="First")
+    async with server.client() as client:
+        pages = [await client.get("/posts/hello") for _ in range(3)]
+        before = _given(server)
+        await asyncio.sleep(0.01)  # form tokens carry the time to the millisecond
+        given = await client.get("/posts/hello")
+        assert _given(server) == before + 1
+        tokens = [form_values(parse(p.text))["form_token"] for p in [*pages, given]]
+        assert len(set(tokens)) == 4 and all("slot" not in t for t in tokens)
+        assert [a for _, _, a in comment_tree(parse(given.text))] == ["Ada"]
+        assert _comparable(given)[:2] == _comparable(pages[2])[:2]
+        assert given.text.replace(tokens[3], "") == pages[2].text.replace(tokens[2], "")
+        values = {**form_values(parse(given.text)), **PERSON, "author": "Bo", "text": "Two"}
+        sent = await client.post("/posts/hello/comments", data=values)
+        assert sent.status_code == 303, sent.text
+        assert "#comment-" in sent.headers["location"]  # published, not held: the token held
+        after = await client.get("/posts/hello")
+    assert [a for _, _, a in comment_tree(parse(after.text))] == ["Ada", "Bo"]
+
+
+async def test_a_page_of_a_big_thread_given_again_follows_new_comments(server: Server) -> None:
+    """``?limit=`` pages are kept too, and a new comment ends them."""
+    uri = (await add_post(server, "paged")).uri
+    await post(server, uri, text="First")
+    params = {"uri": uri, "limit": "2", "sort": "newest"}
+    async with server.client() as client:
+        for _ in range(3):
+            page = await client.get("/api/comments", params=params)
+        before = _given(server)
+        again = await client.get("/api/comments", params=params)
+        assert _given(server) == before + 1
+        assert again.content == page.content
+        await post(server, uri, text="Second")
+        newest = (await client.get("/api/comments", params=params)).json()
+    assert [c["html"] for c in newest["comments"]] == ["<p>Second</p>", "<p>First</p>"]
