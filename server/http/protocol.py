@@ -194,14 +194,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if key is not None:
             kept = replays.get(key)
             if kept is not None:
-                body = await self._given_again(kept)
+                body = kept.body_messages() if await replays.stands(kept) else None
                 if body is not None:
                     replays.given += 1
                     await cycle.send(kept.start)  # type: ignore[arg-type]
                     for message in body:
                         await cycle.send(message)  # type: ignore[arg-type]
                     return
-                replays.drop(key)
+                replays.drop(key, kept)
         recorder = replay.Recorder(cycle.send)
         cycle.send = recorder  # type: ignore[method-assign]
         await cycle.run_asgi(app)
@@ -212,20 +212,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             replays.paths.add(cycle.scope["raw_path"])  # the next such request is keyed
         else:
             replays.put(key, kept)
-
-    @staticmethod
-    async def _given_again(kept: replay.Kept) -> list[dict[str, Any]] | None:
-        """The body to give again if the kept answer's version stands, else None."""
-        allowed = kept.allowed
-        mark = allowed.mark() if allowed.mark is not None else None
-        if mark is None or mark != kept.marked:
-            try:
-                if await allowed.check() != allowed.version:
-                    return None
-            except Exception:  # the application will say what is wrong
-                return None
-            kept.marked = mark  # read before the check: a commit since moves it
-        return kept.body_messages()
 
     def _arm(self) -> None:
         if self._head_timer is None:

@@ -26,6 +26,7 @@ makes first, so an answer given again is exactly as fresh as one made anew. Two 
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ class Kept:
     allowed: Replayable
     parts: tuple[bytes, bytes] | None = None  # the body cut at the hole
     marked: Hashable | None = None
+    # The check that requests arriving now wait for; it has not begun (see Replays.stands).
+    next_check: asyncio.Future[bool] | None = None
 
     @property
     def size(self) -> int:
@@ -153,6 +156,7 @@ class Replays:
         self._items: OrderedDict[Hashable, Kept] = OrderedDict()
         self._bytes = 0
         self.given = 0  # answers given again, for /api/diagnostics
+        self._checks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -174,10 +178,47 @@ class Replays:
             _, oldest = self._items.popitem(last=False)
             self._bytes -= oldest.size
 
-    def drop(self, key: Hashable) -> None:
-        old = self._items.pop(key, None)
-        if old is not None:
+    def drop(self, key: Hashable, kept: Kept | None = None) -> None:
+        """Forget ``key``'s answer (only if it is still ``kept``, when given)."""
+        old = self._items.get(key)
+        if old is not None and (kept is None or old is kept):
+            del self._items[key]
             self._bytes -= old.size
+
+    async def stands(self, kept: Kept) -> bool:
+        """Whether ``kept``'s version still stands, checked after this request arrived.
+
+        While the storage's mark has not moved since a check found the version standing,
+        nothing was committed since: no check. Else requests asking at once share one
+        check, as a group commit shares a flush: each joins the next check that has not
+        begun, so every answer is checked by a read that started after its request came.
+        """
+        allowed = kept.allowed
+        mark = allowed.mark() if allowed.mark is not None else None
+        if mark is not None and mark == kept.marked:
+            return True
+        waiting = kept.next_check
+        if waiting is None:
+            loop = asyncio.get_running_loop()
+            waiting = kept.next_check = loop.create_future()
+            task = loop.create_task(_check(kept, waiting))
+            self._checks.add(task)  # a task nobody holds may be collected mid-way
+            task.add_done_callback(self._checks.discard)
+        if not await asyncio.shield(waiting):
+            return False
+        kept.marked = mark  # read before the check began: a commit since moves it
+        return True
+
+
+async def _check(kept: Kept, done: asyncio.Future[bool]) -> None:
+    if kept.next_check is done:
+        kept.next_check = None  # requests arriving from now on wait for the next check
+    try:
+        same = await kept.allowed.check() == kept.allowed.version
+    except Exception:  # the application will say what is wrong
+        same = False
+    if not done.done():
+        done.set_result(same)
 
 
 class Recorder:

@@ -182,3 +182,29 @@ async def test_a_page_of_a_big_thread_given_again_follows_new_comments(server: S
         await post(server, uri, text="Second")
         newest = (await client.get("/api/comments", params=params)).json()
     assert [c["html"] for c in newest["comments"]] == ["<p>Second</p>", "<p>First</p>"]
+
+
+async def test_every_read_after_a_commit_sees_it_while_many_read_at_once(server: Server) -> None:
+    """Reads asking together share one check, but never one begun before they arrived:
+    every read sent after a 201 shows that comment, while others keep checks in flight."""
+    uri = (await add_post(server, "busy")).uri
+    await post(server, uri, text="First")
+    stop = asyncio.Event()
+    async with server.client() as client:
+
+        async def keep_reading() -> None:
+            while not stop.is_set():
+                await _read(client, uri)
+
+        readers = [asyncio.create_task(keep_reading()) for _ in range(8)]
+        try:
+            for i in range(5):
+                await post(server, uri, text=f"Number {i}")
+                answers = await asyncio.gather(*(_read(client, uri) for _ in range(16)))
+                for answer in answers:
+                    shown = [c["html"] for c in answer.json()["comments"]]
+                    assert f"<p>Number {i}</p>" in shown, shown
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+    assert _given(server) > 0
