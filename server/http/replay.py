@@ -243,6 +243,8 @@ class Recorder:
             or start.get("status") != 200
             or body.get("type") != "http.response.body"
             or body.get("more_body", False)
+            # A cookie is one reader's: never hand it to the next.
+            or any(name.lower() == b"set-cookie" for name, _ in start.get("headers", []))
         ):
             return None
         kept = Kept(start, body, allowed)

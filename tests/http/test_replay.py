@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from server.http import replay
 from tests.helpers.live import post, staff_token
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server
@@ -208,3 +209,23 @@ async def test_every_read_after_a_commit_sees_it_while_many_read_at_once(server:
             stop.set()
             await asyncio.gather(*readers)
     assert _given(server) > 0
+
+
+async def test_an_answer_that_sets_a_cookie_is_never_kept() -> None:
+    """A cookie belongs to one reader: an answer carrying one is not kept, even if allowed."""
+
+    async def sent(message: Any) -> None:
+        return None
+
+    async def version() -> int:
+        return 1
+
+    async def answered(headers: list[tuple[bytes, bytes]]) -> replay.Kept | None:
+        recorder = replay.Recorder(sent)
+        await recorder({"type": "http.response.start", "status": 200, "headers": headers})
+        await recorder({"type": "http.response.body", "body": b"{}"})
+        return recorder.kept({replay.SCOPE_KEY: replay.Replayable(1, version)})
+
+    plain = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    assert await answered(plain) is not None
+    assert await answered([*plain, (b"Set-Cookie", b"kibitz_voter=abc")]) is None
