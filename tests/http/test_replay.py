@@ -187,28 +187,24 @@ async def test_a_page_of_a_big_thread_given_again_follows_new_comments(server: S
 
 async def test_every_read_after_a_commit_sees_it_while_many_read_at_once(server: Server) -> None:
     """Reads asking together share one check, but never one begun before they arrived:
-    every read sent after a 201 shows that comment, while others keep checks in flight."""
+    reads sent while a comment commits may show it or not; every read sent after its 201
+    shows it."""
     uri = (await add_post(server, "busy")).uri
     await post(server, uri, text="First")
-    stop = asyncio.Event()
-    async with server.client() as client:
-
-        async def keep_reading() -> None:
-            while not stop.is_set():
-                await _read(client, uri)
-
-        readers = [asyncio.create_task(keep_reading()) for _ in range(8)]
-        try:
-            for i in range(5):
-                await post(server, uri, text=f"Number {i}")
-                answers = await asyncio.gather(*(_read(client, uri) for _ in range(16)))
-                for answer in answers:
-                    shown = [c["html"] for c in answer.json()["comments"]]
-                    assert f"<p>Number {i}</p>" in shown, shown
-        finally:
-            stop.set()
-            await asyncio.gather(*readers)
-    assert _given(server) > 0
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with server.client(limits=limits) as client:
+        for _ in range(3):  # kept, then given again
+            await _read(client, uri)
+        before = _given(server)
+        for i in range(5):
+            during = [asyncio.create_task(_read(client, uri)) for _ in range(6)]
+            await post(server, uri, text=f"Number {i}")
+            after = await asyncio.gather(*(_read(client, uri) for _ in range(10)))
+            await asyncio.gather(*during)
+            for answer in after:
+                shown = [c["html"] for c in answer.json()["comments"]]
+                assert f"<p>Number {i}</p>" in shown, shown
+    assert _given(server) > before
 
 
 async def test_an_answer_that_sets_a_cookie_is_never_kept() -> None:
