@@ -12,6 +12,13 @@ from datetime import datetime
 from db.database import Database, Row
 from db.models import as_datetime, maybe_datetime, now
 
+# A ban live at {at} that names the (normalised) e-mail address, sub or name skeleton, or
+# covers the address key (32 hex digits, see ``net_low``). A POST asks it with its other
+# questions in one read (:mod:`db.screening`).
+LIVE_MATCH = (
+    "(expires IS NULL OR expires > {at}) AND (email = {email} OR sub = {sub} "
+    "OR name_key = {name_key} OR (net_low <= {address} AND net_high >= {address}))"
+)
 COLUMNS = "id, email, address, sub, name, name_key, reason, expires, created, staff_name"
 
 
@@ -98,11 +105,10 @@ class BanStore:
     ) -> Ban | None:
         """A live ban naming this (normalised) e-mail address, sub or name skeleton, or
         covering this address (``address_key``: 32 hex digits, see ``net_low``)."""
+        where = LIVE_MATCH.format(at="$1", email="$2", sub="$3", name_key="$4", address="$5")
         async with self.db.read() as conn:
             row = await conn.fetchrow(
-                f"SELECT {COLUMNS} FROM bans WHERE (expires IS NULL OR expires > $1) AND "
-                "(email = $2 OR sub = $3 OR name_key = $4 "
-                "OR (net_low <= $5 AND net_high >= $5)) ORDER BY id LIMIT 1",
+                f"SELECT {COLUMNS} FROM bans WHERE {where} ORDER BY id LIMIT 1",
                 now(),
                 email,
                 sub,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -44,6 +45,14 @@ FIELDS = (
 INLINE_IDS = 32  # by_ids reads this many primary keys by the backend's cheapest path
 COLUMNS = ", ".join(f"c.{name}" for name in FIELDS) + ", s.name AS staff_name"
 FROM = "FROM comments c LEFT JOIN staff s ON s.id = c.staff_id"
+
+# Whether a commenter had a comment approved before (first-time moderation), by e-mail
+# address or by single sign-on user id; a POST asks with its other questions in one read
+# (:mod:`db.screening`).
+KNOWN_BY_EMAIL = (
+    "SELECT 1 FROM comments WHERE lower(email) = lower({email}) AND status = 'approved' LIMIT 1"
+)
+KNOWN_BY_SUB = "SELECT 1 FROM comments WHERE sso_sub = {sub} AND status = 'approved' LIMIT 1"
 
 # Plain strings for per-comment checks: a Status member lookup costs ~0.2 µs on Python 3.11.
 APPROVED = Status.APPROVED.value
@@ -118,8 +127,21 @@ class Change:
 
 
 # Runs inside the writing transaction, after the thread's row lock is taken, so whatever it
-# writes commits (or not) with the change, in the thread's commit order.
-OutboxWriter = Callable[[Connection, list[Change]], Awaitable[None]]
+# writes commits (or not) with the change, in the thread's commit order; returns how many rows
+# it queued.
+OutboxWriter = Callable[[Connection, list[Change]], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """An integration's outbox (webhooks): ``write`` queues its rows for changes in their
+    transaction; ``wanted`` is SQL, true when ``write`` would queue a row for a change of the
+    type given as ``{type}``, so that a comment no integration listens for can be stored in
+    one statement (:meth:`CommentStore._insert_alone`)."""
+
+    write: OutboxWriter
+    wanted: str
+
 
 # A commenter's edit that would be held is held again (approved -> pending): integrations
 # get comment.pending, as for a new held comment, and comment.approved once staff approve it.
@@ -153,6 +175,22 @@ class NewComment:
     created: datetime | None = None
     source: str | None = None
     sso_sub: str | None = None
+
+
+def _written(new: NewComment) -> tuple[Any, ...]:
+    """The columns every insert of a comment writes as given, in this order: author, email,
+    website, text, html, status, reason, address, staff_id."""
+    return (
+        new.author,
+        new.email,
+        new.website,
+        new.text,
+        new.html,
+        new.status,
+        new.reason,
+        new.address,
+        new.staff_id,
+    )
 
 
 def text_key(text: str) -> str:
@@ -357,6 +395,67 @@ async def claim_submission(conn: Connection, submission: Submission) -> bool:
 
 Added = tuple[Comment, list[Event]]
 
+# After a lone comment found an integration listening, comments take the transaction (which
+# writes the outbox) for this many seconds before trying the one statement again.
+OUTBOX_WANTED_PAUSE = 30.0
+
+# PostgreSQL: a lone comment in one statement (CommentStore._insert_alone). Parameters: $1 uri,
+# $2 parent, $3-$14 the comment's columns, $15-$17 the submission (key NULL: none), $18 when a
+# key expires, $19 the outbox's change type. Every write depends on the thread's lock (lk) and
+# the checks (ok); the claim and the comment depend on each other; the seq and the event on
+# an approved comment. The one row returned always says whether an outbox wanted the change;
+# its comment columns are NULL when nothing was stored.
+INSERT_ALONE = """
+WITH t AS (
+    SELECT id, last_seq FROM threads WHERE uri = $1
+    UNION ALL SELECT th.id, th.last_seq FROM thread_aliases a
+    JOIN threads th ON th.id = a.thread_id WHERE a.uri = $1
+    LIMIT 1
+),
+hooks AS (SELECT ({wanted}) AS outbox_wanted, $19::text AS change_type),
+lk AS (
+    SELECT th.id, th.uri, th.last_seq FROM threads th, t, hooks
+    WHERE th.id = t.id AND th.closed IS DISTINCT FROM 1 AND NOT hooks.outbox_wanted
+    FOR UPDATE OF th
+),
+ok AS (
+    SELECT lk.id, lk.uri FROM lk, t
+    WHERE $2::bigint IS NULL OR (lk.last_seq = t.last_seq AND EXISTS (
+        SELECT 1 FROM comments p WHERE p.id = $2 AND p.thread_id = lk.id
+        AND p.status = 'approved'))
+),
+ids AS (SELECT nextval(pg_get_serial_sequence('comments', 'id')) AS id FROM ok),
+claim AS (
+    INSERT INTO submissions (key, body_hash, status, comment_id, created)
+    SELECT $15, $16, $17, ids.id, $12 FROM ids WHERE $15::text IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash,
+    status = excluded.status, comment_id = excluded.comment_id, created = excluded.created
+    WHERE submissions.created < $18
+    RETURNING key
+),
+c AS (
+    INSERT INTO comments (id, thread_id, parent_id, author, email, website, text, html,
+        status, reason, address, staff_id, created, text_key, sso_sub)
+    SELECT ids.id, ok.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+    FROM ok, ids WHERE $15::text IS NULL OR EXISTS (SELECT 1 FROM claim)
+    RETURNING {fields}
+),
+bump AS (
+    UPDATE threads SET last_seq = threads.last_seq + 1 FROM c
+    WHERE threads.id = c.thread_id AND c.status = 'approved'
+    RETURNING threads.last_seq
+),
+e AS (
+    INSERT INTO events (thread_id, seq, type, comment_id, created)
+    SELECT c.thread_id, bump.last_seq, 'comment.created', c.id, $12 FROM c, bump
+    RETURNING seq
+)
+SELECT hooks.outbox_wanted, stored.* FROM hooks LEFT JOIN (
+    SELECT c.*, s.name AS staff_name, ok.uri, (SELECT seq FROM e) AS seq
+    FROM c CROSS JOIN ok LEFT JOIN staff s ON s.id = c.staff_id
+) stored ON true
+"""
+
 
 class CommentStore:
     """Reads and writes of comments, each write with its events in one transaction."""
@@ -368,11 +467,23 @@ class CommentStore:
         # thread share one queue, so comments spread over threads also share a commit (and
         # its disk flush). PostgreSQL writes threads in parallel: one queue per thread there.
         self._one_queue = db.dialect == "sqlite"
-        self.outbox: list[OutboxWriter] = []
+        # PostgreSQL stores a lone comment in one statement when it can (_insert_alone).
+        self._alone = db.dialect == "postgres"
+        self._outbox_wanted_until = 0.0  # until then, comments skip that statement
+        self.outbox: list[Outbox] = []
+        # Called after a commit that queued outbox rows (the webhook worker's wake).
+        self.outbox_committed: list[Callable[[], None]] = []
 
-    async def _write_outbox(self, conn: Connection, changes: list[Change]) -> None:
-        for write in self.outbox:
-            await write(conn, changes)
+    async def _write_outbox(self, conn: Connection, changes: list[Change]) -> int:
+        queued = 0
+        for outbox in self.outbox:
+            queued += await outbox.write(conn, changes)
+        return queued
+
+    def _outbox_written(self, queued: int) -> None:
+        if queued:
+            for wake in self.outbox_committed:
+                wake()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -466,20 +577,10 @@ class CommentStore:
 
     async def has_approved_sub(self, sub: str) -> bool:
         """Whether a comment by this signed-in (SSO) user was approved before."""
-        async with self.db.read() as conn:
-            found = await conn.fetchval(
-                "SELECT 1 FROM comments WHERE sso_sub = $1 AND status = 'approved' LIMIT 1", sub
-            )
-        return found is not None
+        return await self.db.lookup(KNOWN_BY_SUB.format(sub="$1"), sub) is not None
 
     async def has_approved_email(self, email: str) -> bool:
-        async with self.db.read() as conn:
-            found = await conn.fetchval(
-                "SELECT 1 FROM comments WHERE lower(email) = lower($1) AND status = 'approved' "
-                "LIMIT 1",
-                email,
-            )
-        return found is not None
+        return await self.db.lookup(KNOWN_BY_EMAIL.format(email="$1"), email) is not None
 
     async def events_since(self, thread_id: int, since: int, limit: int = 1000) -> list[Event]:
         async with self.db.read() as conn:
@@ -583,6 +684,10 @@ class CommentStore:
 
     async def _add_batch(self, key: str, batch: list[_Pending]) -> list[Added | Exception]:
         try:
+            if len(batch) == 1 and self._alone and time.monotonic() >= self._outbox_wanted_until:
+                alone = await self._insert_alone(batch[0])
+                if alone is not None:
+                    return [alone]
             return await self._insert(batch)
         except Unavailable:
             # The connection broke: the commit may have happened. Trying each comment again
@@ -601,22 +706,85 @@ class CommentStore:
                 results.append(exc)
         return results
 
+    async def _insert_alone(self, pending: _Pending) -> Added | None:
+        """PostgreSQL: one comment stored by one statement, its own transaction, or ``None``
+        when it needs :meth:`_insert`'s transaction; then this wrote nothing.
+
+        A POST to an existing thread is the common case, and as a transaction it was seven
+        round trips (begin, thread, insert, seq, event, outbox, commit). The statement takes
+        the thread's row lock first (``FOR UPDATE``, which re-reads a row changed meanwhile,
+        so a thread closed while it waited is seen closed), then claims the submission key,
+        inserts the comment and, if it is approved, bumps the thread's seq and writes its
+        event, exactly what :meth:`_insert_thread` writes, in the same order of locks.
+
+        It stores nothing, and the transaction does it all, when: the thread does not exist
+        or is closed; an integration's outbox wants the change (its body needs the comment's
+        id); the submission key is taken; the parent is not an approved comment of the
+        thread; or, for a reply, the thread changed between the statement's snapshot and
+        its lock (the parent's status read from that snapshot could be stale: every visible
+        change bumps ``last_seq``, so an unchanged ``last_seq`` proves it is not).
+        """
+        new = pending.new
+        if new.created is not None or new.source is not None:
+            return None  # imports and benches keep their own path
+        change_type = (
+            "comment.created"
+            if new.status == APPROVED
+            else STATUS_EVENTS.get(new.status, "comment.pending")
+        )
+        wanted = " OR ".join(f"({o.wanted.format(type='$19')})" for o in self.outbox) or "false"
+        submission = pending.submission
+        at = now()
+        row = await self.db.lookup(
+            INSERT_ALONE.format(wanted=wanted, fields=", ".join(FIELDS)),
+            pending.uri,
+            new.parent_id,
+            *_written(new),
+            at,
+            text_key(new.text),
+            new.sso_sub,
+            submission.key if submission else None,
+            submission.body_hash if submission else None,
+            submission.status if submission else None,
+            at - SUBMISSION_TTL,
+            change_type,
+        )
+        assert row is not None
+        if row["outbox_wanted"]:
+            # An integration listens: comments take the transaction for a while.
+            self._outbox_wanted_until = time.monotonic() + OUTBOX_WANTED_PAUSE
+        if row["id"] is None:
+            return None
+        comment = Comment.from_row(row)
+        if row["seq"] is None:
+            return comment, []
+        seq = int(row["seq"])
+        return comment, [
+            Event(comment.thread_id, seq, "comment.created", comment.id, row["uri"], comment)
+        ]
+
     async def _insert(self, batch: list[_Pending]) -> list[Added | Exception]:
         """One transaction for the batch: each thread's comments in order, then its events."""
         by_uri: dict[str, list[int]] = {}
         for i, pending in enumerate(batch):
             by_uri.setdefault(pending.uri, []).append(i)
         results: list[Added | Exception | None] = [None] * len(batch)
+        queued = 0
         async with self.db.transaction() as conn:
             for uri, positions in by_uri.items():
-                added = await self._insert_thread(conn, uri, [batch[i] for i in positions])
+                added, queued_here = await self._insert_thread(
+                    conn, uri, [batch[i] for i in positions]
+                )
+                queued += queued_here
                 for i, outcome in zip(positions, added, strict=True):
                     results[i] = outcome
+        self._outbox_written(queued)
         return [r for r in results if r is not None]
 
     async def _insert_thread(
         self, conn: Connection, uri: str, batch: list[_Pending]
-    ) -> list[Added | Exception]:
+    ) -> tuple[list[Added | Exception], int]:
+        """The batch's comments for one thread, and how many outbox rows they queued."""
         thread = await find_thread(conn, uri)
         creator = next((p for p in batch if p.create_thread), None)
         # A title sent with a held comment stays unshown until that comment is approved.
@@ -665,12 +833,13 @@ class CommentStore:
         # Last, so the thread's row lock (which orders seqs) is held only from here to
         # the commit: concurrent comments on one busy thread queue for as short as can be.
         events = await record_events(conn, thread, approved) if thread is not None else []
+        queued = 0
         if self.outbox and thread is not None:
             added = [Comment.from_row(o) for o in outcomes if not isinstance(o, Exception)]
             if added:
                 if not events:  # nothing took the thread's lock yet; order needs it
                     await lock_thread(conn, thread.id)
-                await self._write_outbox(
+                queued = await self._write_outbox(
                     conn,
                     [
                         Change(
@@ -685,12 +854,15 @@ class CommentStore:
                     ],
                 )
         by_comment = {e.comment_id: e for e in events}
-        return [
-            o
-            if isinstance(o, Exception)
-            else (Comment.from_row(o), [by_comment[o["id"]]] if o["id"] in by_comment else [])
-            for o in outcomes
-        ]
+        results: list[Added | Exception] = []
+        for o in outcomes:
+            if isinstance(o, Exception):
+                results.append(o)
+                continue
+            comment = Comment.from_row(o)
+            event = by_comment.get(comment.id)
+            results.append((comment, [] if event is None else [replace(event, comment=comment)]))
+        return results, queued
 
     @staticmethod
     async def _insert_one(
@@ -717,15 +889,7 @@ class CommentStore:
             f"RETURNING {', '.join(FIELDS)}",
             thread.id,
             new.parent_id,
-            new.author,
-            new.email,
-            new.website,
-            new.text,
-            new.html,
-            new.status,
-            new.reason,
-            new.address,
-            new.staff_id,
+            *_written(new),
             new.created or now(),
             new.source,
             text_key(new.text),
@@ -784,6 +948,7 @@ class CommentStore:
         else :class:`StaleVersion` and nothing changes. Approving the comment that proposed
         its thread's title shows that title.
         """
+        queued = 0
         async with self.db.transaction() as conn:
             thread_id = await conn.fetchval(
                 "SELECT thread_id FROM comments WHERE id = $1", comment_id
@@ -829,7 +994,8 @@ class CommentStore:
             kind = change_of(old, new, edited=text is not None)
             if self.outbox and kind is not None:
                 uri = await conn.fetchval("SELECT uri FROM threads WHERE id = $1", old.thread_id)
-                await self._write_outbox(conn, [Change(kind, new, uri)])
+                queued = await self._write_outbox(conn, [Change(kind, new, uri)])
+        self._outbox_written(queued)
         return old, new, events
 
     async def by_ids(self, ids: Iterable[int]) -> dict[int, Comment]:

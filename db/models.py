@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -183,13 +183,18 @@ class Comment:
 
 @dataclass(frozen=True)
 class Event:
-    """One change readers must see; ``comment`` is its state when the event is delivered."""
+    """One change readers must see, named by its thread's ``seq``.
+
+    ``comment``: the comment as the event's own transaction committed it, when the writer
+    has it at hand (a new comment), so the live path need not read it again; else None.
+    """
 
     thread_id: int
     seq: int
     type: str
     comment_id: int
     uri: str = ""
+    comment: Comment | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -51,19 +51,22 @@ class ModerationStore:
         return {s.value: found.get(s, 0) for s in Status}
 
 
+# The same trimmed text (by its digest) posted on a thread, or one of its aliases, since then:
+# one indexed probe however many comments the thread has.
+DUPLICATE = (
+    "SELECT 1 FROM comments c WHERE c.thread_id IN ("
+    " SELECT id FROM threads WHERE uri = {uri}"
+    " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = {uri}) "
+    "AND c.text_key = {key} AND c.created >= {since} LIMIT 1"
+)
+
+
 async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -> bool:
     """True when the same text (ignoring surrounding space) was posted on ``uri`` since then.
 
-    One indexed probe by the text's digest, however many comments the thread has, by the
-    backend's cheapest path (inline on SQLite): it runs on every POST.
+    A POST asks this with its other questions in one read (:mod:`db.screening`).
     """
     found = await db.lookup(
-        "SELECT 1 FROM comments c WHERE c.thread_id IN ("
-        " SELECT id FROM threads WHERE uri = $1"
-        " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = $1) "
-        "AND c.text_key = $2 AND c.created >= $3 LIMIT 1",
-        uri,
-        text_key(text),
-        since,
+        DUPLICATE.format(uri="$1", key="$2", since="$3"), uri, text_key(text), since
     )
     return found is not None

@@ -80,6 +80,13 @@ class ThreadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.closed_outbox: list[ClosedWriter] = []
+        # Called after a commit that wrote the closed outbox (the webhook worker's wake).
+        self.outbox_committed: list[Callable[[], None]] = []
+
+    def _outbox_written(self) -> None:
+        if self.closed_outbox:
+            for wake in self.outbox_committed:
+                wake()
 
     async def index(self, thread_id: int) -> ThreadIndex | None:
         """The thread's index and version from one statement (one snapshot on both engines)."""
@@ -144,7 +151,9 @@ class ThreadStore:
             events = await record_events(conn, thread_id, [(kind, NO_COMMENT)])
             if closed:
                 await self._closed(conn, thread_id)
-            return events
+        if closed:
+            self._outbox_written()
+        return events
 
     async def _closed(self, conn: Connection, thread_id: int) -> None:
         if self.closed_outbox:
@@ -179,6 +188,8 @@ class ThreadStore:
                 if changed is not None:
                     events += await record_events(conn, row["id"], [("thread.closed", NO_COMMENT)])
                     await self._closed(conn, row["id"])
+            if changed is not None:
+                self._outbox_written()
         return events
 
     async def set_pinned(self, comment_id: int, pinned: bool) -> tuple[Comment, list[Event]]:

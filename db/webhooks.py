@@ -118,16 +118,27 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> None:
+# True when a live endpoint lists the event type given as {type}: the condition under which
+# enqueue queues a row (a comment nobody listens for is stored in one statement).
+WANTED = (
+    "EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted IS NULL "
+    "AND events LIKE '%,' || {type} || ',%')"
+)
+
+
+async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> int:
     """Queue each event for every live endpoint that lists its type, in the caller's
-    transaction. One statement per event whatever the number of endpoints."""
+    transaction; how many rows were queued. One statement per event whatever the number of
+    endpoints."""
     when = now()
+    queued = 0
     for event in events:
-        await conn.execute(
+        rows = await conn.fetch(
             "INSERT INTO webhook_deliveries (endpoint_id, thread_id, message_id, type, body, "
             "created, next_attempt) "
             "SELECT id, $1, $2, $3, CASE WHEN private = 1 THEN $5 ELSE $4 END, $6, $6 "
-            "FROM webhook_endpoints WHERE deleted IS NULL AND events LIKE $7 ORDER BY id",
+            "FROM webhook_endpoints WHERE deleted IS NULL AND events LIKE $7 ORDER BY id "
+            "RETURNING id",
             event.thread_id,
             event.message_id,
             event.type,
@@ -136,6 +147,8 @@ async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> None:
             when,
             f"%,{event.type},%",
         )
+        queued += len(rows)
+    return queued
 
 
 async def _record(conn: Connection, outcomes: Sequence[Outcome], at: datetime, owner: str) -> None:

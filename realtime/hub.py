@@ -141,17 +141,22 @@ class Hub:
     # -- shaping events ------------------------------------------------------------------
 
     async def frames_for(self, events: Iterable[Event]) -> list[Frame]:
-        """Shape stored events as readers see them, each comment in its current state.
+        """Shape stored events as readers see them: a new comment as its transaction
+        committed it (its event carries it), any other in its current state.
 
-        One read of the events' comments, whatever the thread's size. An approved comment is
-        shown in full; any other is either a placeholder or gone, and the event shape sends
-        both as a placeholder (a later ``comment.deleted`` event removes one that has gone),
-        so the thread's other rows never need reading here.
+        At most one read of the events' comments, whatever the thread's size. An approved
+        comment is shown in full; any other is either a placeholder or gone, and the event
+        shape sends both as a placeholder (a later ``comment.deleted`` event removes one that
+        has gone), so the thread's other rows never need reading here.
         """
         events = list(events)
         if not events:
             return []
-        comments = await self.comments.by_ids(e.comment_id for e in events)
+        # A new comment's event carries the comment as its transaction committed it.
+        comments = {e.comment_id: e.comment for e in events if e.comment is not None}
+        missing = [e.comment_id for e in events if e.comment_id not in comments]
+        if missing:
+            comments.update(await self.comments.by_ids(missing))
         return [Frame(protocol.comment_event(e, comments.get(e.comment_id)), e.seq) for e in events]
 
     # -- readers ---------------------------------------------------------------------------

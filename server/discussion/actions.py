@@ -27,10 +27,9 @@ from db.comments import (
     UnknownThread,
 )
 from db.models import Comment, Event, StaffMember, Status, now
-from db.moderation import recent_duplicate
 from db.privacy import Erasure, PrivacyStore
-from db.staff import StaffStore
-from server.discussion.bans import BANNED, find_ban
+from db.screening import Question, Screening, screen
+from server.discussion.bans import BANNED, ban_keys
 from server.discussion.errors import (
     Changed,
     Closed,
@@ -66,6 +65,18 @@ HELD_NO_FORM_TOKEN = N_("form sent without the page's form token")
 HELD_FORM_EXPIRED = N_("form sent from a page rendered more than a day ago")
 HELD_FORM_FOR_ANOTHER_POST = N_("form token of another post")
 HELD_DUPLICATE = N_("same text posted on this thread moments ago")
+
+
+def renders_quickly(text: str) -> bool:
+    """Whether rendering ``text`` costs less than handing it to a thread and back.
+
+    A short comment renders in about 50 µs; the cost grows with length and with nesting
+    (quotes and tags), and crafted texts of 2,000 characters take milliseconds, which must
+    not stall every other request. At most 600 characters with at most 16 angle brackets
+    stay under 0.3 ms in the worst shape measured (bare links).
+    """
+    return len(text) <= 600 and text.count("<") + text.count(">") <= 16
+
 
 # What an erased commenter's comments keep as their name (only staff ever see it).
 ERASED_NAME = "[erased]"
@@ -103,14 +114,12 @@ class Discussion:
         self,
         settings: Settings,
         comments: CommentStore,
-        staff: StaffStore,
         limiter: PostLimiter,
         bans: BanStore | None = None,
     ) -> None:
         self.settings = settings
-        self.bans = bans
+        self.bans = bans  # None: no ban check (the check itself is one of the screening's)
         self.comments = comments
-        self.staff = staff
         self.limiter = limiter
         self.listeners = Listeners()
 
@@ -125,19 +134,39 @@ class Discussion:
             # The limit store (Redis) is down: accepting comments must not depend on it.
             log.warning("rate limit store unavailable; comment from %s not limited", address)
 
-    async def _decide(
-        self,
-        data: CommentInput,
-        html: str,
-        staff: StaffMember | None,
-        held: str | None,
-        sso_sub: str | None = None,
+    async def _screen(
+        self, uri: str, data: CommentInput, address: str | None, sso_sub: str | None
+    ) -> Screening:
+        """Everything the policy asks of the database about an anonymous comment, in one read."""
+        window = timedelta(seconds=self.settings.duplicate_window)
+        first_time = self.settings.moderation == "first-time"
+        at = now()
+        question = Question(
+            uri=uri,
+            text=data.text,
+            duplicate_since=at - window if window else None,
+            ban=(
+                ban_keys(author=data.author, email=data.email, address=address, sub=sso_sub)
+                if self.bans is not None
+                else None
+            ),
+            known_email=data.email if first_time and sso_sub is None else None,
+            known_sub=sso_sub if first_time else None,
+        )
+        return await screen(self.comments.db, question, at)
+
+    def _decide(
+        self, data: CommentInput, html: str, screening: Screening, held: str | None
     ) -> tuple[Status, str | None]:
-        if staff is not None:
-            return Status.APPROVED, None
+        """The status of an anonymous comment and why it is held, if it is."""
+        if screening.banned:
+            # Kept, as spam, for staff to see; the commenter is told it awaits moderation.
+            return Status.SPAM, BANNED
         if held:
             return Status.PENDING, held
-        if impersonates(data.author, data.email, await self.staff.identities()):
+        if screening.duplicate:
+            return Status.PENDING, HELD_DUPLICATE
+        if impersonates(data.author, data.email, screening.staff):
             return Status.PENDING, HELD_IMPERSONATION
         policy = self.settings.moderation
         if policy == "none":
@@ -147,12 +176,7 @@ class Discussion:
         if count_links(html) >= self.settings.max_links:
             return Status.PENDING, HELD_LINKS
         # A signed-in (SSO) reader is known by the site's user id, not by an e-mail address.
-        known = (
-            await self.comments.has_approved_sub(sso_sub)
-            if sso_sub is not None
-            else await self.comments.has_approved_email(data.email)
-        )
-        if not known:
+        if not screening.known:
             return Status.PENDING, HELD_FIRST_TIME
         return Status.APPROVED, None
 
@@ -177,31 +201,22 @@ class Discussion:
         With a ``submission`` the comment is stored only if no earlier submission holds its
         key (else :class:`AlreadySubmitted`).
         """
+        screening = None
         if staff is None:
             await self._limit(address)
-            window = timedelta(seconds=self.settings.duplicate_window)
-            if (
-                held is None
-                and window
-                and await recent_duplicate(self.comments.db, uri, data.text, now() - window)
-            ):
-                held = HELD_DUPLICATE
-        # Sanitising is CPU work that grows with nesting; keep it off the event loop.
-        html = await asyncio.to_thread(render_comment, data.text)
-        ban = (
-            await find_ban(
-                self.bans, author=data.author, email=data.email, address=address, sub=sso_sub
-            )
-            if staff is None and self.bans is not None
-            else None
-        )
+            screening = await self._screen(uri, data, address, sso_sub)
+        # Sanitising is CPU work that grows with length and nesting: off the event loop
+        # unless the text is short and plain.
+        if renders_quickly(data.text):
+            html = render_comment(data.text)
+        else:
+            html = await asyncio.to_thread(render_comment, data.text)
         status: Status
         reason: str | None
-        if ban is not None:
-            # Kept, as spam, for staff to see; the commenter is told it awaits moderation.
-            status, reason = Status.SPAM, BANNED
+        if screening is None:
+            status, reason = Status.APPROVED, None  # staff publish at once
         else:
-            status, reason = await self._decide(data, html, staff, held, sso_sub)
+            status, reason = self._decide(data, html, screening, held)
         new = NewComment(
             author=staff.name if staff else data.author,
             email=(staff.email or data.email) if staff else data.email,
@@ -282,7 +297,16 @@ class Discussion:
                 text=text,
                 parent=current.parent_id,
             )
-            decided, why = await self._decide(data, html, None, None)
+            # As for a new comment, but a ban or a duplicate does not hold an edit.
+            question = Question(
+                uri="",
+                text=text,
+                duplicate_since=None,
+                ban=None,
+                known_email=data.email if self.settings.moderation == "first-time" else None,
+            )
+            screening = await screen(self.comments.db, question, now())
+            decided, why = self._decide(data, html, screening, None)
             if decided == Status.PENDING:
                 status, reason = Status.PENDING, why
         try:

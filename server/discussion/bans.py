@@ -115,16 +115,26 @@ def _range(network: str) -> tuple[str, str]:
     return address_key(parsed[0]), address_key(parsed[-1])
 
 
-async def find_ban(
-    store: BanStore, *, author: str, email: str, address: str | None, sub: str | None
-) -> Ban | None:
-    """The live ban this commenter falls under (any one of its fields is enough), read fresh
-    from the database in one indexed query."""
+BanKeys = tuple[str, str | None, str, str | None]  # mailbox, sub, name skeleton, address key
+
+
+def ban_keys(*, author: str, email: str, address: str | None, sub: str | None) -> BanKeys:
+    """What a ban is matched against: the normalised e-mail address, the sub, the name's
+    look-alike skeleton and the client address's key."""
     try:
         key = address_key(ipaddress.ip_address(address)) if address else None
     except ValueError:
         key = None
-    return await store.matching(mailbox(email) if email else "", sub, skeleton(author), key)
+    return (mailbox(email) if email else "", sub, skeleton(author), key)
+
+
+async def find_ban(
+    store: BanStore, *, author: str, email: str, address: str | None, sub: str | None
+) -> Ban | None:
+    """The live ban this commenter falls under (any one of its fields is enough), read fresh
+    from the database in one indexed query. A POST asks with its other questions in one
+    read instead (:mod:`db.screening`)."""
+    return await store.matching(*ban_keys(author=author, email=email, address=address, sub=sub))
 
 
 def ban_shape(ban: Ban) -> dict[str, Any]:

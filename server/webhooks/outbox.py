@@ -51,6 +51,6 @@ async def write_closed(conn: Connection, thread_id: int, uri: str) -> None:
     await enqueue(conn, [QueuedEvent("thread.closed", thread_id, message_id(), message, message)])
 
 
-async def write(conn: Connection, changes: list[Change]) -> None:
-    """The comment store's outbox writer for webhooks."""
-    await enqueue(conn, [queued(c) for c in changes])
+async def write(conn: Connection, changes: list[Change]) -> int:
+    """The comment store's outbox writer for webhooks: how many deliveries it queued."""
+    return await enqueue(conn, [queued(c) for c in changes])

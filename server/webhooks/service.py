@@ -17,9 +17,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from db.comments import Outbox
 from db.database import Database
-from db.models import Comment, Event, now
-from db.webhooks import Endpoint, WebhookStore
+from db.models import now
+from db.webhooks import WANTED, Endpoint, WebhookStore
 from server.errors import NotFound, ValidationFailed
 from server.i18n import N_
 from server.settings import Settings
@@ -137,19 +138,10 @@ class Webhooks:
     def start(self, state: State, *, background: bool = True) -> None:
         """Write the outbox in every comment transaction, wake the worker after each commit,
         start the worker and the daily pruning."""
-        state.comments.outbox.append(outbox.write)
+        state.comments.outbox.append(Outbox(outbox.write, WANTED))
+        state.comments.outbox_committed.append(self.worker.wake)
         state.threads.store.closed_outbox.append(outbox.write_closed)
-        listeners = state.discussion.listeners
-
-        async def wake_on_events(events: list[Event]) -> None:
-            self.worker.wake()
-
-        async def wake_on_comment(*args: Comment | str) -> None:
-            self.worker.wake()
-
-        listeners.events.append(wake_on_events)
-        listeners.held.append(wake_on_comment)
-        listeners.moderated.append(wake_on_comment)
+        state.threads.store.outbox_committed.append(self.worker.wake)
         if not background:
             return
         state.background.append(
