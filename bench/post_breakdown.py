@@ -104,7 +104,7 @@ def count(calls: dict[str, int], label: str, module: Any, dotted: str) -> None:
 async def measure(source: Path, posts: int, warm: int, postgres: bool) -> None:
     import importlib
 
-    from bench.servers import POSTGRES, REDIS, pg_admin, seed_with, with_database
+    from bench.servers import POSTGRES, REDIS, pg_run, seed_with, with_database
     from tests.helpers.servers import make_settings
 
     spent: dict[str, float] = defaultdict(float)
@@ -121,7 +121,7 @@ async def measure(source: Path, posts: int, warm: int, postgres: bool) -> None:
     database = ""
     if postgres:
         database = f"kibitz_breakdown_{uuid.uuid4().hex[:8]}"
-        pg_admin(f'CREATE DATABASE "{database}"')
+        await pg_run(POSTGRES, f'CREATE DATABASE "{database}"')
         url = with_database(POSTGRES, database)
         env = {"KIBITZ_REDIS_URL": REDIS, "KIBITZ_REDIS_PREFIX": database}
     else:
@@ -140,7 +140,7 @@ async def measure(source: Path, posts: int, warm: int, postgres: bool) -> None:
         await posting(settings, posts, warm, spent, stages, calls)
     finally:
         if database:
-            pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await pg_run(POSTGRES, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 async def posting(

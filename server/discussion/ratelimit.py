@@ -127,7 +127,8 @@ class PostLimiter:
         if time.monotonic() < self._paused_until:
             raise TimeoutError("the rate limit store failed moments ago")
         try:
-            await asyncio.wait_for(self._hit_redis(key, scope), TIMEOUT)
+            async with asyncio.timeout(TIMEOUT):  # no task of its own, unlike wait_for
+                await self._hit_redis(key, scope)
         except Limited:
             raise
         except Exception:
