@@ -343,7 +343,8 @@ class RedisBroker:
             self.unsent.append((channel, data))
             raise ConnectionError(self.last_error or "Redis is not connected")
         try:
-            await asyncio.wait_for(self.redis.publish(channel, data), COMMAND_TIMEOUT)
+            async with asyncio.timeout(COMMAND_TIMEOUT):  # no task per event, unlike wait_for
+                await self.redis.publish(channel, data)
         except Exception as exc:
             self.unsent.append((channel, data))
             if isinstance(exc, TimeoutError | ConnectionError | OSError):

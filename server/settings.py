@@ -8,6 +8,7 @@ the docs tables, so names, defaults, checks and docs cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -532,6 +533,7 @@ class Settings:
         return self.public_url.startswith("https://")
 
 
+@functools.lru_cache(maxsize=1024)  # every POST and live connection asks for a few origins
 def origin_of(url: str) -> str:
     """Return ``scheme://host[:port]`` with default ports dropped, as browsers send ``Origin``."""
     parts = urlsplit(url.strip())

@@ -14,7 +14,7 @@ def own_origins(settings: Settings, conn: HTTPConnection) -> set[str]:
     origins = {settings.public_origin}
     host = conn.headers.get("host")
     if host:
-        scheme = "https" if conn.url.scheme in ("https", "wss") else "http"
+        scheme = "https" if conn.scope.get("scheme") in ("https", "wss") else "http"
         try:
             origins.add(origin_of(f"{scheme}://{host}"))
         except ValueError:
