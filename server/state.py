@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from db.bans import BanStore
     from db.comments import CommentStore
     from db.database import Database
+    from db.models import Thread
     from db.moderation import ModerationStore
     from db.posts import PostStore
     from db.staff import StaffStore
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
     from server.webhooks.service import Webhooks
 
 HealthCheck = Callable[[], Awaitable[object]]
+
+
+# (thread id, last_seq, votes_seq, closed flag, this process's unflushed votes)
+ThreadVersion = tuple[int, int, int, "bool | None", int]
 
 
 @dataclass
@@ -94,6 +99,20 @@ class State:
         storage has no cheap mark (kept answers are then checked each time)."""
         mark = self.db.change_mark()
         return None if mark is None else (mark, self.votes.changes)
+
+    def thread_version(self, thread: Thread) -> ThreadVersion:
+        """Everything a reader's view of ``thread`` depends on besides what was asked: the
+        thread, its visible state (``last_seq``: comments, pins, closing), its votes
+        (``votes_seq`` and the votes this process holds back) and the staff's closing
+        decision. Cached pages and answers given again are keyed by it."""
+        return self.stored_version(
+            thread.id, (thread.last_seq, thread.votes_seq, thread.closed_flag)
+        )
+
+    def stored_version(self, thread_id: int, stored: tuple[int, int, bool | None]) -> ThreadVersion:
+        """:meth:`thread_version` from the thread's ``(last_seq, votes_seq, closed flag)`` as
+        read with something else (a post page reads them with its post)."""
+        return (thread_id, *stored, self.votes.local_version(thread_id))
 
     @property
     def live_url(self) -> str:

@@ -108,16 +108,8 @@ async def read_comments(request: Request) -> Response:
 
 
 def _read_version(state: State, thread: StoredThread | None) -> Hashable:
-    """All a whole-thread read depends on (the thread's visible state, votes, closing)."""
-    if thread is None:
-        return None
-    return (
-        thread.id,
-        thread.last_seq,
-        thread.votes_seq,
-        thread.closed,
-        state.votes.local_version(thread.id),
-    )
+    """All a whole-thread read depends on: nothing while there is no thread."""
+    return None if thread is None else state.thread_version(thread)
 
 
 async def _read_comments(request: Request, uri: str) -> Response:

@@ -160,10 +160,9 @@ async def _comment_list(
     thread = await state.comments.thread(post.uri)
     if thread is None:
         return _empty(sort, after)
-    local = state.votes.local_version(thread.id)
-    version: Hashable = (thread.last_seq, thread.votes_seq, thread.closed_flag, local)
+    version = state.thread_version(thread)
     view = (sort, after, post.uri, settings.language, settings.max_depth, settings.page_size)
-    key = (thread.id, version, *view)
+    key = (version, *view)
     rendered = None if staff_csrf else state.fragments.get(key)
     if rendered is not None:
         return rendered
@@ -356,7 +355,7 @@ async def post_page(request: Request) -> Response:
         raise NotFound()
     stored, thread_id, thread_version = found
     settings = state.settings
-    version = (*thread_version, state.votes.local_version(thread_id))
+    version = state.stored_version(thread_id, thread_version)
     view = ("page", sort, after, settings.language, settings.max_depth, settings.page_size)
     page = state.pages.get((stored, version, *view))
     exact = page is not None  # the parts show exactly ``version`` of the thread
@@ -394,7 +393,7 @@ def _allow_again(request: Request, slug: str, version: Hashable, post_id: int, t
         if found is None:
             return None
         stored, thread_id, thread_version = found
-        return (stored, (*thread_version, state.votes.local_version(thread_id)))
+        return (stored, state.stored_version(thread_id, thread_version))
 
     signer = _form_signer(request)
     hole = replay.Hole(token, lambda: _signed_form_token(signer, post_id))

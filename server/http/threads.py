@@ -24,7 +24,7 @@ from server.http.models import Error, Moderated, NewVote, Tally, ThreadState, Vo
 from server.http.openapi import STAFF_ONLY, Operation, Param, documented
 from server.http.params import required_uri
 from server.i18n import N_
-from server.state import State, state_of
+from server.state import state_of
 
 BAD_CURSOR = N_("This page cursor was not issued for this thread and order; start from page 1.")
 
@@ -82,15 +82,16 @@ async def read_page(request: Request, uri: str) -> Response:
     # As the post page's comment list (server/http/pages.py): one body per visible state of
     # the thread and page, so the first page of a busy thread costs one indexed read. A cursor
     # is only ever cached after it was read and found valid for this thread and order.
-    key = (*_page_version(state, thread), sort, limit, after)
+    version = state.thread_version(thread)
+    key = (version, sort, limit, after)
 
     async def version_now() -> Hashable:
         now = await state.comments.thread(uri)
-        return None if now is None else _page_version(state, now)
+        return None if now is None else state.thread_version(now)
 
     cached = state.page_bodies.get(key)
     if cached is not None:
-        replay.allow(request, key[:3], version_now, mark=state.change_mark)
+        replay.allow(request, version, version_now, mark=state.change_mark)
         return Response(cached, media_type="application/json")
     try:
         found = await state.pager.page(thread, sort, limit, after)
@@ -113,14 +114,8 @@ async def read_page(request: Request, uri: str) -> Response:
     )
     if index.version == thread.version and index.closed == thread.closed:
         state.page_bodies.put(key, body)  # read at the state the key names: exact
-        replay.allow(request, key[:3], version_now, mark=state.change_mark)
+        replay.allow(request, version, version_now, mark=state.change_mark)
     return Response(body, media_type="application/json")
-
-
-def _page_version(state: State, thread: Thread) -> tuple[int, Hashable, int]:
-    """What a page of ``thread`` shows beyond its parameters: its visible state and votes."""
-    version = (thread.last_seq, thread.votes_seq, thread.closed_flag)
-    return (thread.id, version, state.votes.local_version(thread.id))
 
 
 # -- closing -------------------------------------------------------------------------------------
