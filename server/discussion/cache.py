@@ -108,15 +108,18 @@ class CountCache:
         """The state of the question's threads: one indexed read (unknown uris are absent)."""
         return tuple(sorted((await store.thread_versions(question.threads)).values()))
 
-    async def answer(self, store: CommentStore, question: CountQuestion) -> bytes:
-        """The encoded answer to ``question``; re-encoded only when one of its threads moved.
+    async def answer(self, store: CommentStore, question: CountQuestion) -> tuple[Hashable, bytes]:
+        """The threads' versions and the encoded answer to ``question``, re-encoded only when
+        one of its threads moved.
 
         Index pages ask the same question again and again: the same uris in the same order.
-        The versions read are the whole key, so an answer given again is never stale.
+        The versions read are the whole key, so an answer given again is never stale. A body
+        counted after a commit that followed the versions' read shows more than they say;
+        kept under them, it is never given again (the next read of the versions differs).
         """
         key = await self.version(store, question)
         if question.answered is not None and question.answered[0] == key:
-            return question.answered[1]
+            return question.answered
         found = await self.counts(store, question.threads)
         body = json.dumps(
             {asked: found.get(uri, 0) for asked, uri in question.asked},
@@ -124,7 +127,7 @@ class CountCache:
             separators=(",", ":"),
         ).encode()
         question.answered = (key, body)
-        return body
+        return key, body
 
 
 @dataclass
