@@ -62,8 +62,9 @@ async def other(pg_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def waiting_for_a_lock(conn: asyncpg.Connection, task: asyncio.Task[object]) -> None:
-    """Until some other backend waits for a lock (the comment's statement behind ours)."""
-    for _ in range(500):
+    """Until some other backend waits for a lock (the comment's statement behind ours); a
+    loaded machine may take seconds to get the comment that far."""
+    for _ in range(3000):
         assert not task.done(), "the comment did not wait for the thread's lock"
         waiting = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
