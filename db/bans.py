@@ -14,7 +14,8 @@ from db.models import as_datetime, maybe_datetime, now
 
 # A ban live at {at} that names the (normalised) e-mail address, sub or name skeleton, or
 # covers the address key (32 hex digits, see ``net_low``). A POST asks it with its other
-# questions in one read (:mod:`db.screening`).
+# questions in one read (:mod:`db.screening`); matching keys come from
+# ``server.discussion.bans.ban_keys``.
 LIVE_MATCH = (
     "(expires IS NULL OR expires > {at}) AND (email = {email} OR sub = {sub} "
     "OR name_key = {name_key} OR (net_low <= {address} AND net_high >= {address}))"
@@ -99,23 +100,6 @@ class BanStore:
         async with self.db.read() as conn:
             rows = await conn.fetch(f"SELECT {COLUMNS} FROM bans ORDER BY id DESC")
         return [Ban.from_row(r) for r in rows]
-
-    async def matching(
-        self, email: str, sub: str | None, name_key: str, address_key: str | None
-    ) -> Ban | None:
-        """A live ban naming this (normalised) e-mail address, sub or name skeleton, or
-        covering this address (``address_key``: 32 hex digits, see ``net_low``)."""
-        where = LIVE_MATCH.format(at="$1", email="$2", sub="$3", name_key="$4", address="$5")
-        async with self.db.read() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {COLUMNS} FROM bans WHERE {where} ORDER BY id LIMIT 1",
-                now(),
-                email,
-                sub,
-                name_key,
-                address_key,
-            )
-        return Ban.from_row(row) if row else None
 
     async def remove(self, ban_id: int) -> Ban | None:
         async with self.db.transaction() as conn:

@@ -153,6 +153,12 @@ STATUS_EVENTS: dict[str, str] = {
 }
 
 
+def created_type(status: str) -> str:
+    """The integration event of a new comment: ``comment.created`` when it is published at
+    once, else its status's (held: ``comment.pending``; banned: stored as spam)."""
+    return "comment.created" if status == APPROVED else STATUS_EVENTS.get(status, "comment.pending")
+
+
 def change_of(old: Comment, new: Comment, edited: bool) -> str | None:
     """The integration event a change from ``old`` to ``new`` is, if any."""
     if old.status != new.status:
@@ -727,11 +733,7 @@ class CommentStore:
         new = pending.new
         if new.created is not None or new.source is not None:
             return None  # imports and benches keep their own path
-        change_type = (
-            "comment.created"
-            if new.status == APPROVED
-            else STATUS_EVENTS.get(new.status, "comment.pending")
-        )
+        change_type = created_type(new.status)
         wanted = " OR ".join(f"({o.wanted.format(type='$19')})" for o in self.outbox) or "false"
         submission = pending.submission
         at = now()
@@ -843,10 +845,7 @@ class CommentStore:
                     conn,
                     [
                         Change(
-                            # held: pending; banned: stored as spam
-                            "comment.created"
-                            if c.status == APPROVED
-                            else STATUS_EVENTS.get(c.status, "comment.pending"),
+                            created_type(c.status),
                             c,
                             thread.uri,
                         )

@@ -118,12 +118,11 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-# True when a live endpoint lists the event type given as {type}: the condition under which
-# enqueue queues a row (a comment nobody listens for is stored in one statement).
-WANTED = (
-    "EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted IS NULL "
-    "AND events LIKE '%,' || {type} || ',%')"
-)
+# An endpoint that is live and lists the event type given as {type}: enqueue queues a row for
+# each; WANTED asks whether there is any (a comment nobody listens for is stored in one
+# statement).
+LISTENING = "deleted IS NULL AND events LIKE '%,' || {type} || ',%'"
+WANTED = f"EXISTS (SELECT 1 FROM webhook_endpoints WHERE {LISTENING})"
 
 
 async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> int:
@@ -137,7 +136,7 @@ async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> int:
             "INSERT INTO webhook_deliveries (endpoint_id, thread_id, message_id, type, body, "
             "created, next_attempt) "
             "SELECT id, $1, $2, $3, CASE WHEN private = 1 THEN $5 ELSE $4 END, $6, $6 "
-            "FROM webhook_endpoints WHERE deleted IS NULL AND events LIKE $7 ORDER BY id "
+            f"FROM webhook_endpoints WHERE {LISTENING.format(type='$3')} ORDER BY id "
             "RETURNING id",
             event.thread_id,
             event.message_id,
@@ -145,7 +144,6 @@ async def enqueue(conn: Connection, events: Sequence[QueuedEvent]) -> int:
             event.public_body,
             event.private_body,
             when,
-            f"%,{event.type},%",
         )
         queued += len(rows)
     return queued

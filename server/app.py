@@ -131,7 +131,7 @@ async def open_state(
         return PostLimiter(rate, settings.redis_url, settings.redis_prefix)
 
     bans = BanStore(db)
-    discussion = Discussion(settings, comments, limiter(settings.post_rate), bans)
+    discussion = Discussion(settings, comments, limiter(settings.post_rate))
     templates = Templates(settings)
     state = State(
         settings=settings,

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from db import comments as store
-from db.bans import BanStore
 from db.comments import (
     CommentStore,
     DuplicateSubmission,
@@ -115,10 +114,8 @@ class Discussion:
         settings: Settings,
         comments: CommentStore,
         limiter: PostLimiter,
-        bans: BanStore | None = None,
     ) -> None:
         self.settings = settings
-        self.bans = bans  # None: no ban check (the check itself is one of the screening's)
         self.comments = comments
         self.limiter = limiter
         self.listeners = Listeners()
@@ -135,19 +132,27 @@ class Discussion:
             log.warning("rate limit store unavailable; comment from %s not limited", address)
 
     async def _screen(
-        self, uri: str, data: CommentInput, address: str | None, sso_sub: str | None
+        self,
+        data: CommentInput,
+        *,
+        uri: str | None = None,
+        address: str | None = None,
+        sso_sub: str | None = None,
+        bans: bool = True,
     ) -> Screening:
-        """Everything the policy asks of the database about an anonymous comment, in one read."""
+        """Everything the policy asks of the database about an anonymous comment, in one read:
+        a duplicate on ``uri`` (when given), a ban (when ``bans``), the staff's names and, under
+        first-time moderation, an earlier approved comment."""
         window = timedelta(seconds=self.settings.duplicate_window)
         first_time = self.settings.moderation == "first-time"
         at = now()
         question = Question(
-            uri=uri,
+            uri=uri or "",
             text=data.text,
-            duplicate_since=at - window if window else None,
+            duplicate_since=at - window if uri is not None and window else None,
             ban=(
                 ban_keys(author=data.author, email=data.email, address=address, sub=sso_sub)
-                if self.bans is not None
+                if bans
                 else None
             ),
             known_email=data.email if first_time and sso_sub is None else None,
@@ -204,7 +209,7 @@ class Discussion:
         screening = None
         if staff is None:
             await self._limit(address)
-            screening = await self._screen(uri, data, address, sso_sub)
+            screening = await self._screen(data, uri=uri, address=address, sso_sub=sso_sub)
         # Sanitising is CPU work that grows with length and nesting: off the event loop
         # unless the text is short and plain.
         if renders_quickly(data.text):
@@ -298,14 +303,7 @@ class Discussion:
                 parent=current.parent_id,
             )
             # As for a new comment, but a ban or a duplicate does not hold an edit.
-            question = Question(
-                uri="",
-                text=text,
-                duplicate_since=None,
-                ban=None,
-                known_email=data.email if self.settings.moderation == "first-time" else None,
-            )
-            screening = await screen(self.comments.db, question, now())
+            screening = await self._screen(data, bans=False)
             decided, why = self._decide(data, html, screening, None)
             if decided == Status.PENDING:
                 status, reason = Status.PENDING, why

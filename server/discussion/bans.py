@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from db.bans import Ban, BanStore, NewBan
+from db.bans import Ban, NewBan
 from db.models import now
 from server.discussion import values as boundary
 from server.discussion.errors import InvalidInput
@@ -126,15 +126,6 @@ def ban_keys(*, author: str, email: str, address: str | None, sub: str | None) -
     except ValueError:
         key = None
     return (mailbox(email) if email else "", sub, skeleton(author), key)
-
-
-async def find_ban(
-    store: BanStore, *, author: str, email: str, address: str | None, sub: str | None
-) -> Ban | None:
-    """The live ban this commenter falls under (any one of its fields is enough), read fresh
-    from the database in one indexed query. A POST asks with its other questions in one
-    read instead (:mod:`db.screening`)."""
-    return await store.matching(*ban_keys(author=author, email=email, address=address, sub=sub))
 
 
 def ban_shape(ban: Ban) -> dict[str, Any]:
