@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -104,6 +105,7 @@ class Run:
     p50: float  # ms
     p99: float
     cpu: float  # server CPU seconds during the run
+    load_cpu: float = 0.0  # wrk's own CPU seconds: what the servers did not get of the cores
 
     @property
     def rate(self) -> float:
@@ -113,6 +115,16 @@ class Run:
     def cpu_ms(self) -> float:
         good = self.requests - self.bad
         return self.cpu * 1000 / good if good > 0 else float("nan")
+
+    @property
+    def load_cpu_ms(self) -> float:
+        good = self.requests - self.bad
+        return self.load_cpu * 1000 / good if good > 0 else float("nan")
+
+    @property
+    def load_cores(self) -> float:
+        """The share of the machine wrk itself took (1.0 = one core, all the time)."""
+        return self.load_cpu / self.seconds if self.seconds else float("nan")
 
 
 @dataclass
@@ -158,10 +170,13 @@ def wrk(server: Server, path: str, seconds: float, script: list[str] | None = No
     if script:
         command += ["--", *script[1:]]
     before = cpu_seconds(server.proc.pid)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only one waited for
     started = time.monotonic()
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(server.proc.pid) - before
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     if total is None:
         raise SystemExit(f"wrk said:\n{out}")
@@ -179,6 +194,7 @@ def wrk(server: Server, path: str, seconds: float, script: list[str] | None = No
         _ms(p50.group(1)) if p50 else float("nan"),
         _ms(p99.group(1)) if p99 else float("nan"),
         cpu,
+        load_cpu,
     )
 
 
@@ -447,8 +463,8 @@ def report(
     print(
         f"\nwrk -t1 -c16 -d{args.duration:g}s, {args.rounds} rounds alternated, medians; "
         f"kibitz moderation {args.moderation}\n"
-        "\n| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req |"
-        "\n| --- | --- | ---: | ---: | ---: | ---: |"
+        "\n| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | wrk cores |"
+        "\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
     )
     for scenario in SCENARIOS + GROWN:
         for name in names:
@@ -456,9 +472,13 @@ def report(
             if f is not None:
                 print(
                     f"| {scenario.label} | {name} | {f.rate:,.0f} | {f.median('p50'):.2f} | "
-                    f"{f.median('p99'):.2f} | {f.median('cpu_ms'):.2f} |"
+                    f"{f.median('p99'):.2f} | {f.median('cpu_ms'):.2f} | "
+                    f"{f.median('load_cores'):.2f} |"
                 )
-    print("\nGoals (ratios of req/s within this run; CPU per request beside them):")
+    print(
+        "\nGoals (ratios of req/s within this run; beside them the servers' CPU per request"
+        " and the cores wrk itself took)"
+    )
     for g in GOALS:
         mine, theirs = figures.get((g.label, g.server)), figures.get((g.base_label, g.base_server))
         if not (mine and theirs and theirs.rate):
@@ -470,7 +490,8 @@ def report(
         print(
             f"  {g.server:<14} {g.label:<20} {ratio:7.2f}x {base:<22} (goal ≥ {g.goal:g}) "
             f"{'met' if ratio >= g.goal else 'MISSED'}   CPU "
-            f"{mine.median('cpu_ms'):.3f} vs {theirs.median('cpu_ms'):.3f} ms/req"
+            f"{mine.median('cpu_ms'):.3f} vs {theirs.median('cpu_ms'):.3f} ms/req, wrk "
+            f"{mine.median('load_cores'):.2f} vs {theirs.median('load_cores'):.2f} cores"
         )
     before = [n for n in names if "@" in n]
     if before and "kibitz-sqlite" in names:

@@ -737,7 +737,7 @@ class CommentStore:
         wanted = " OR ".join(f"({o.wanted.format(type='$19')})" for o in self.outbox) or "false"
         submission = pending.submission
         at = now()
-        row = await self.db.lookup(
+        row = await self.db.write_one(
             INSERT_ALONE.format(wanted=wanted, fields=", ".join(FIELDS)),
             pending.uri,
             new.parent_id,

@@ -76,11 +76,16 @@ class Database(Protocol):
     async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
         """A few rows by indexed keys (the threads a counts request names), as :meth:`lookup`."""
 
+    async def write_one(self, sql: str, *args: Any) -> Row | None:
+        """One statement that writes, committed on its own; its first row, if any."""
+
     def change_mark(self) -> Hashable | None:
         """A value that moves whenever anything is committed, if the backend has a cheap one.
 
         Answers kept while it stands need no check (``server/http/replay.py``). SQLite: its
-        writer's commits and ``data_version``. PostgreSQL has none without a round trip: None.
+        writer's commits and ``data_version``. PostgreSQL: this process's own work and the
+        change notices of every process's commits, once a server listens (db/notices.py);
+        None while it does not.
         """
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:

@@ -12,6 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from db.database import Row
 from db.errors import Conflict, DatabaseError, InvalidValue, StorageUnavailable, Unavailable
+from db.notices import ChangeNotices
 
 log = logging.getLogger("kibitz.db")
 
@@ -108,8 +109,14 @@ class PostgresConnection:
 class PostgresDatabase:
     dialect = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str = "") -> None:
         self._pool = pool
+        self._url = url
+        # What change_mark() is made of: this process's writes, counted as each ends (reads
+        # through read() write nothing: no store writes there), and the
+        # notices every process's commits send (db/notices.py), once a server listens.
+        self._writes = 0
+        self._notices: ChangeNotices | None = None
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresDatabase:
@@ -122,7 +129,7 @@ class PostgresDatabase:
                 f"cannot connect to PostgreSQL: {exc}. Check KIBITZ_DATABASE_URL "
                 "and that the server is running."
             ) from exc
-        return cls(pool)
+        return cls(pool, url)
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[PoolConnectionProxy]:
@@ -144,10 +151,19 @@ class PostgresDatabase:
         rows = await self.lookup_all(sql, *args)
         return rows[0] if rows else None
 
+    async def write_one(self, sql: str, *args: Any) -> Row | None:
+        """One statement that writes (committed on its own), by :meth:`lookup`'s path."""
+        try:
+            rows = await self.lookup_all(sql, *args)
+        finally:
+            self._writes += 1  # ended, committed or not: change_mark() moves
+        return rows[0] if rows else None
+
     async def lookup_all(self, sql: str, *args: Any) -> list[Row]:
         """A few-row read, as :meth:`read` would run it but without its layers: every cached
         thread read and counts request takes this path, and two context managers and a
-        wrapper per call cost a tenth of such a request's CPU."""
+        wrapper per call cost a tenth of such a request's CPU. Never for a write: those go
+        through :meth:`write_one`, which moves :meth:`change_mark`."""
         pool = self._pool
         try:
             conn = await pool.acquire()
@@ -176,6 +192,10 @@ class PostgresDatabase:
                     yield PostgresConnection(conn)
             except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
                 raise _translate(exc) from exc
+            finally:
+                # Ended, committed or not: change_mark() moves before anyone checks again,
+                # so this process's own readers never wait for the notice of its commit.
+                self._writes += 1
 
     @asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[PostgresConnection]:
@@ -184,11 +204,24 @@ class PostgresDatabase:
             yield conn
 
     def change_mark(self) -> Hashable | None:
-        return None  # no cheap one: every kept answer is checked with its own read
+        """This process's ended writes, and the change notices every process's
+        commits send; None until :meth:`listen_for_changes` listens, and whenever it is not
+        listening (every kept answer is then checked with a read of its own)."""
+        heard = self._notices.mark() if self._notices is not None else None
+        return None if heard is None else (self._writes, heard)
+
+    def listen_for_changes(self) -> ChangeNotices:
+        """Start listening for change notices (a serving process; commands need none)."""
+        if self._notices is None:
+            self._notices = ChangeNotices(self._url)
+            self._notices.start()
+        return self._notices
 
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.fetchval("SELECT 1")
 
     async def close(self) -> None:
+        if self._notices is not None:
+            await self._notices.stop()
         await self._pool.close()

@@ -262,6 +262,10 @@ class SQLiteDatabase:
             raise _translate(exc) from exc
         return rows
 
+    async def write_one(self, sql: str, *args: Any) -> Row | None:
+        async with self.transaction() as conn:
+            return await conn.fetchrow(sql, *args)
+
     def change_mark(self) -> Hashable | None:
         """This process's commits, and ``PRAGMA data_version`` for everyone else's.
 

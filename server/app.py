@@ -24,6 +24,7 @@ from db.database import connect
 from db.migrate import migrate
 from db.models import now
 from db.moderation import ModerationStore
+from db.postgres import PostgresDatabase
 from db.posts import PostStore
 from db.sessions import SessionStore
 from db.staff import StaffStore
@@ -177,6 +178,10 @@ async def open_state(
         state.mail.start(state, background=background)
     state.webhooks.start(state, background=background)
     if background:
+        if isinstance(db, PostgresDatabase):
+            # Answers given again skip their check while no commit was heard of.
+            notices = db.listen_for_changes()
+            state.health["change_notices"] = notices.health
         state.background.append(asyncio.create_task(_housekeeping(state)))
         if settings.close_after_days:
             state.background.append(asyncio.create_task(state.threads.run_auto_close()))

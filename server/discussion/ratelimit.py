@@ -1,8 +1,13 @@
 """Posting limits per client address: moving windows, such as ``5/minute;30/hour``.
 
-In memory for one process (:class:`MemoryWindows`); in Redis through the ``limits`` library
-(redis-py, sharing the app's connection pool) when ``KIBITZ_REDIS_URL`` is set, so a limit
-holds across every process and host. The limits are parsed by ``limits`` in both cases.
+In memory for one process (:class:`MemoryWindows`); in Redis (:class:`RedisWindows`) when
+``KIBITZ_REDIS_URL`` is set, so a limit holds across every process and host. The limits are
+parsed by the ``limits`` library in both cases.
+
+Both keep one list of recent hit times per key and ask every window of it at once: a hit is
+recorded only when no window refuses it, and a refusal names the longest wait among them.
+``limits``' own strategies ask one window per call: two round trips per comment for
+``5/minute;30/hour``, and an attempt the hour refuses has already been counted by the minute.
 """
 
 from __future__ import annotations
@@ -14,9 +19,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 
 from server.discussion.errors import Limited
 
@@ -54,9 +57,13 @@ class MemoryWindows:
         now = self.clock()
         hits = self.hits.setdefault(key, [])
         del hits[: bisect_right(hits, now - self.longest)]
+        wait = 0.0
         for amount, window in self.limits:
             if len(hits) - bisect_right(hits, now - window) >= amount:
-                return max(1, math.ceil(hits[len(hits) - amount] + window - now))
+                oldest = hits[len(hits) - amount] if amount > 0 else now
+                wait = max(wait, oldest + window - now)
+        if wait > 0:
+            return max(1, math.ceil(wait))
         hits.append(now)
         self.until_sweep -= 1
         if self.until_sweep <= 0:
@@ -65,6 +72,53 @@ class MemoryWindows:
             for idle in [k for k, times in self.hits.items() if not times or times[-1] <= cutoff]:
                 del self.hits[idle]
         return None
+
+
+# KEYS[1]: the key's hit times, newest first. ARGV: the largest amount, the longest window in
+# whole seconds, then each window's amount and seconds. Returns nil (recorded) or the wait.
+# Redis's own clock, so that hosts whose clocks differ count one window.
+_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait = 0
+for i = 3, #ARGV, 2 do
+  local amount, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local oldest = now
+  if amount > 0 then oldest = tonumber(redis.call('LINDEX', KEYS[1], amount - 1) or '0') end
+  if oldest > now - window and oldest + window - now > wait then
+    wait = oldest + window - now
+  end
+end
+if wait > 0 then return tostring(wait) end
+redis.call('LPUSH', KEYS[1], string.format('%.6f', now))
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return false
+"""
+
+
+class RedisWindows:
+    """:class:`MemoryWindows` in Redis: the same list of hit times per key, asked and
+    appended to by one script, so a hit costs one round trip and is atomic across hosts."""
+
+    def __init__(self, items: list[RateLimitItem], client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._script = client.register_script(_HIT)  # EVALSHA; loads itself after a restart
+        limits = [(item.amount, item.get_expiry()) for item in items]
+        self._args = [
+            max((amount for amount, _ in limits), default=0),
+            max((window for _, window in limits), default=0),
+            *(value for pair in limits for value in pair),
+        ]
+
+    async def hit(self, key: str) -> int | None:
+        """Record a hit and return None, or refuse it (not recorded): seconds to wait."""
+        wait = await self._script(keys=[f"{self.prefix}:{key}"], args=self._args)
+        return None if wait is None else max(1, math.ceil(float(wait)))
+
+    async def clear(self, key: str) -> None:
+        await self.client.delete(f"{self.prefix}:{key}")
 
 
 class PostLimiter:
@@ -77,10 +131,9 @@ class PostLimiter:
     ) -> None:
         self.items = parse_many(rate) if rate else []
         self.memory: MemoryWindows | None = None
-        self.limiter: MovingWindowRateLimiter | None = None
+        self.redis: RedisWindows | None = None
         self._pool: ConnectionPool | None = None
         self._paused_until = 0.0
-        self.storage: RedisStorage | None = None
         if redis_url:
             if connection_pool is None:
                 # A pool of our own, with timeouts, that :meth:`close` can close (a check cut
@@ -89,16 +142,9 @@ class PostLimiter:
                     redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
                 )
                 connection_pool = self._pool
-            options = {"connection_pool": connection_pool}
-            # limits documents ``connection_pool`` but types ``**options`` as scalars.
-            storage = RedisStorage(
-                redis_url,
-                implementation="redispy",
-                key_prefix=f"{prefix}:limits",
-                **options,  # type: ignore[arg-type]
+            self.redis = RedisWindows(
+                self.items, Redis(connection_pool=connection_pool), f"{prefix}:limits"
             )
-            self.storage = storage
-            self.limiter = MovingWindowRateLimiter(storage)
         else:
             self.memory = MemoryWindows(self.items)
 
@@ -107,9 +153,8 @@ class PostLimiter:
         if self.memory is not None:
             self.memory.hits.pop(f"{scope}:{key}", None)
             return
-        assert self.limiter is not None
-        for item in self.items:
-            await self.limiter.clear(item, scope, key)
+        assert self.redis is not None
+        await self.redis.clear(f"{scope}:{key}")
 
     async def hit(self, key: str, scope: str = "post") -> None:
         """Count one attempt; raise :class:`Limited` with Retry-After when over a limit.
@@ -128,25 +173,17 @@ class PostLimiter:
             raise TimeoutError("the rate limit store failed moments ago")
         try:
             async with asyncio.timeout(TIMEOUT):  # no task of its own, unlike wait_for
-                await self._hit_redis(key, scope)
-        except Limited:
-            raise
+                assert self.redis is not None
+                wait = await self.redis.hit(f"{scope}:{key}")
         except Exception:
             self._paused_until = time.monotonic() + PAUSE
             raise
+        if wait is not None:
+            raise Limited(wait)
 
     async def close(self) -> None:
         """Close the Redis connections the limit store opened (nothing to do in memory)."""
-        bridge = getattr(self.storage, "bridge", None)
-        client = getattr(bridge, "storage", None)
-        if client is not None and hasattr(client, "aclose"):
-            await client.aclose()
+        if self.redis is not None:
+            await self.redis.client.aclose()
         if self._pool is not None:
             await self._pool.disconnect()
-
-    async def _hit_redis(self, key: str, scope: str) -> None:
-        assert self.limiter is not None
-        for item in self.items:
-            if not await self.limiter.hit(item, scope, key):
-                stats = await self.limiter.get_window_stats(item, scope, key)
-                raise Limited(math.ceil(stats.reset_time - time.time()))

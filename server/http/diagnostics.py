@@ -88,6 +88,7 @@ async def diagnostics(request: Request) -> JSONResponse:
             "live_readers": sum(counts.values()),
             "answers_kept": len(state.replays),
             "answers_given_again": state.replays.given,
+            "answers_checked": state.replays.checked,
         }
     )
 

@@ -342,6 +342,13 @@ class Diagnostics(Shape):
     answers_given_again: Annotated[
         int, Meta(description="requests answered with a kept answer since the start")
     ]
+    answers_checked: Annotated[
+        int,
+        Meta(
+            description="reads made to check that a kept answer still stands (none while "
+            "the storage's change mark shows nothing was committed)"
+        ),
+    ]
 
 
 Counts = Annotated[

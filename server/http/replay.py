@@ -17,7 +17,8 @@ Nothing is trusted that was not read: the check is the same indexed read the rou
 makes first, so an answer given again is exactly as fresh as one made anew. Two refinements:
 
 * a *mark*, where the storage has a cheap one (SQLite's ``data_version``, which moves with
-  every commit of any connection, with this process's vote count beside it): while it has
+  every commit of any connection; on PostgreSQL the change notices of every process's
+  commits, ``db/notices.py``; with this process's vote count beside either): while it has
   not moved since the last check, nothing the check reads can have changed, and the check
   is skipped;
 * a *hole*, for an answer with one per-request value (the post page's one-use form token):
@@ -156,6 +157,7 @@ class Replays:
         self._items: OrderedDict[Hashable, Kept] = OrderedDict()
         self._bytes = 0
         self.given = 0  # answers given again, for /api/diagnostics
+        self.checked = 0  # reads made to check a kept answer, likewise
         self._checks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -201,6 +203,7 @@ class Replays:
         if waiting is None:
             loop = asyncio.get_running_loop()
             waiting = kept.next_check = loop.create_future()
+            self.checked += 1
             task = loop.create_task(_check(kept, waiting))
             self._checks.add(task)  # a task nobody holds may be collected mid-way
             task.add_done_callback(self._checks.discard)

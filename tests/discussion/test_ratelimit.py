@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
+import pytest
 from limits import parse_many
 
 from server.discussion import ratelimit
-from server.discussion.ratelimit import MemoryWindows
+from server.discussion.errors import Limited
+from server.discussion.ratelimit import MemoryWindows, PostLimiter
 
 
 class Clock:
@@ -41,3 +46,31 @@ def test_idle_keys_are_swept() -> None:
     clock.now += 61
     assert windows.hit("new") is None  # the sweeping hit
     assert list(windows.hits) == ["new"]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_refused_attempt_counts_in_no_window(store: str, redis_url: str) -> None:
+    """Every window is asked before any records the hit: an attempt the second refuses has
+    not used up the first (limits' own strategies, one window per call, count it there).
+
+    On a real clock: Redis's, in the Redis case, so hosts whose clocks differ agree.
+    """
+    prefix = f"kibitz-test-{uuid.uuid4().hex}"
+    limiter = PostLimiter("2/hour;1/second", redis_url if store == "redis" else None, prefix)
+    try:
+        await limiter.hit("198.51.100.7")
+        with pytest.raises(Limited) as second:  # one a second
+            await limiter.hit("198.51.100.7")
+        assert second.value.retry_after == 1
+        await asyncio.sleep(1.1)
+        await limiter.hit("198.51.100.7")  # the refused one did not count in the hour
+        await asyncio.sleep(1.1)
+        with pytest.raises(Limited) as full:
+            await limiter.hit("198.51.100.7")
+        assert 3590 <= full.value.retry_after <= 3600  # the longest wait is the one named
+        await limiter.hit("198.51.100.8")  # another address is not affected
+        await limiter.clear("198.51.100.7")
+        await limiter.hit("198.51.100.7")  # cleared: counted afresh
+    finally:
+        await limiter.close()
