@@ -581,13 +581,6 @@ class CommentStore:
             )
         return {int(r["id"]): (int(r["last_seq"]), int(r["n"])) for r in rows}
 
-    async def has_approved_sub(self, sub: str) -> bool:
-        """Whether a comment by this signed-in (SSO) user was approved before."""
-        return await self.db.lookup(KNOWN_BY_SUB.format(sub="$1"), sub) is not None
-
-    async def has_approved_email(self, email: str) -> bool:
-        return await self.db.lookup(KNOWN_BY_EMAIL.format(email="$1"), email) is not None
-
     async def events_since(self, thread_id: int, since: int, limit: int = 1000) -> list[Event]:
         async with self.db.read() as conn:
             rows = await conn.fetch(

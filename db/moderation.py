@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from db.comments import COLUMNS, FROM, text_key
+from db.comments import COLUMNS, FROM
 from db.database import Database
 from db.models import Comment, Status
 
@@ -59,14 +57,3 @@ DUPLICATE = (
     " UNION ALL SELECT thread_id FROM thread_aliases WHERE uri = {uri}) "
     "AND c.text_key = {key} AND c.created >= {since} LIMIT 1"
 )
-
-
-async def recent_duplicate(db: Database, uri: str, text: str, since: datetime) -> bool:
-    """True when the same text (ignoring surrounding space) was posted on ``uri`` since then.
-
-    A POST asks this with its other questions in one read (:mod:`db.screening`).
-    """
-    found = await db.lookup(
-        DUPLICATE.format(uri="$1", key="$2", since="$3"), uri, text_key(text), since
-    )
-    return found is not None

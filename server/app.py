@@ -44,7 +44,7 @@ from server.admin import webhooks as admin_webhooks
 from server.auth.credentials import EditTokens
 from server.auth.sessions import Sessions
 from server.discussion.actions import Discussion
-from server.discussion.cache import CountCache, CountQuestions, FragmentCache, ThreadCache
+from server.discussion.cache import CountCache, CountQuestions, ThreadCache
 from server.discussion.paging import Pager
 from server.discussion.ratelimit import PostLimiter
 from server.discussion.threads import Threads
@@ -64,6 +64,7 @@ from server.http import (
 from server.http import bans as ban_routes
 from server.http.cors import CORS
 from server.http.headers import SecurityHeaders
+from server.lru import LRU
 from server.mail import pages as mail_pages
 from server.mail.notifications import Mail
 from server.privacy import pages as privacy_pages
@@ -154,9 +155,9 @@ async def open_state(
         cache=ThreadCache(),
         counts=CountCache(),
         count_questions=CountQuestions(),
-        fragments=FragmentCache(),
-        pages=FragmentCache(capacity=64),
-        page_bodies=FragmentCache(),
+        fragments=LRU(256),
+        pages=LRU(64),
+        page_bodies=LRU(256),
         live=Live(app, settings, comments),
         bundle=widget.Bundle(),
         mail=Mail.from_settings(settings, db),

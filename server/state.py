@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 from starlette.requests import HTTPConnection
 
 from server.http.replay import Replays
+from server.lru import LRU
 
 if TYPE_CHECKING:
     from db.audit import AuditLog
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from server.discussion.cache import (
         CountCache,
         CountQuestions,
-        FragmentCache,
         RenderedPage,
         RenderedThread,
         ThreadCache,
@@ -79,9 +79,13 @@ class State:
     cache: ThreadCache
     counts: CountCache
     count_questions: CountQuestions
-    fragments: FragmentCache[RenderedThread]
-    pages: FragmentCache[RenderedPage]
-    page_bodies: FragmentCache[bytes]  # JSON pages of big threads (``?limit=…``)
+    # Rendered comment lists, keyed by everything the HTML depends on: a visible state of the
+    # thread (its version), the post's uri in the reply links, language, depth limit and the
+    # view. Nothing per request or per reader is in one: form tokens, CSRF and staff
+    # controls are rendered around it, every time.
+    fragments: LRU[Hashable, RenderedThread]
+    pages: LRU[Hashable, RenderedPage]  # whole post pages without a session, likewise keyed
+    page_bodies: LRU[Hashable, bytes]  # JSON pages of big threads (``?limit=…``)
     live: Live
     bundle: Bundle
     mail: Mail | None

@@ -8,10 +8,11 @@ cached body is never stale, and no invalidation message is needed between hosts.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
+
+from server.lru import LRU
 
 if TYPE_CHECKING:
     from db.comments import CommentStore
@@ -29,46 +30,32 @@ class ThreadCache:
     """
 
     def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple[int, Hashable], bytes] = OrderedDict()
-        self._last: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
-        self._posts: OrderedDict[str, Post] = OrderedDict()
+        self._bodies: LRU[tuple[int, Hashable], bytes] = LRU(capacity)
+        self._last: LRU[str, tuple[int, bytes]] = LRU(capacity)
+        self._posts: LRU[str, Post] = LRU(capacity)
 
     def remember_post(self, post: Post) -> None:
         """Keep a post seen lately, so its form can be shown again while the database is down."""
-        self._posts[post.slug] = post
-        self._posts.move_to_end(post.slug)
-        while len(self._posts) > self.capacity:
-            self._posts.popitem(last=False)
+        self._posts.put(post.slug, post)
 
     def post(self, slug: str) -> Post | None:
-        return self._posts.get(slug)
+        return self._posts.peek(slug)
 
     def remember(self, uri: str, seq: int, body: bytes) -> None:
         """Keep ``body`` as the newest known state of ``uri`` (unless a newer one is kept)."""
         known = self._last.get(uri)
         if known is None or known[0] <= seq:
-            self._last[uri] = (seq, body)
-        self._last.move_to_end(uri)
-        while len(self._last) > self.capacity:
-            self._last.popitem(last=False)
+            self._last.put(uri, (seq, body))
 
     def last(self, uri: str) -> bytes | None:
-        known = self._last.get(uri)
+        known = self._last.peek(uri)
         return known[1] if known else None
 
     def get(self, thread_id: int, version: Hashable) -> bytes | None:
-        key = (thread_id, version)
-        body = self._items.get(key)
-        if body is not None:
-            self._items.move_to_end(key)
-        return body
+        return self._bodies.get((thread_id, version))
 
     def put(self, thread_id: int, version: Hashable, body: bytes) -> None:
-        self._items[(thread_id, version)] = body
-        self._items.move_to_end((thread_id, version))
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self._bodies.put((thread_id, version), body)
 
 
 class CountCache:
@@ -80,15 +67,14 @@ class CountCache:
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self._counted: LRU[int, tuple[int, int]] = LRU(capacity)
 
     async def counts(self, store: CommentStore, uris: Sequence[str]) -> dict[str, int]:
         versions = await store.thread_versions(uris)
         known: dict[int, int] = {}
         stale: set[int] = set()
         for thread_id, seq in versions.values():
-            item = self._items.get(thread_id)
+            item = self._counted.get(thread_id)
             if item is not None and item[0] == seq:
                 known[thread_id] = item[1]
             else:
@@ -97,10 +83,7 @@ class CountCache:
             for thread_id, (seq, n) in (await store.approved_counts(stale)).items():
                 # Counted at ``seq`` or later than the version read above: never older.
                 known[thread_id] = n
-                self._items[thread_id] = (seq, n)
-                self._items.move_to_end(thread_id)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+                self._counted.put(thread_id, (seq, n))
         return {uri: known.get(versions[uri][0], 0) if uri in versions else 0 for uri in uris}
 
     @staticmethod
@@ -144,14 +127,14 @@ class CountQuestions:
     """Questions by their raw query string, so a repeated one is not parsed again."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._items: FragmentCache[CountQuestion] = FragmentCache(capacity)
+        self._questions: LRU[bytes, CountQuestion] = LRU(capacity)
 
     def get(self, query: bytes) -> CountQuestion | None:
-        return self._items.get(query)
+        return self._questions.get(query)
 
     def put(self, query: bytes, asked: dict[str, str]) -> CountQuestion:
         question = CountQuestion(tuple(asked.items()), tuple(sorted(set(asked.values()))))
-        self._items.put(query, question)
+        self._questions.put(query, question)
         return question
 
 
@@ -177,32 +160,3 @@ class RenderedPage:
 
     cursor: int
     parts: tuple[bytes, bytes]  # before and after the form token
-
-
-V = TypeVar("V")
-
-
-class FragmentCache(Generic[V]):
-    """Rendered comment lists, keyed by everything the HTML depends on.
-
-    The key starts with ``(thread id, last_seq)``, one visible state of the thread, and adds
-    whatever else shapes the markup (the post's uri in the reply links, language, depth
-    limit, and any view parameter a caller adds). Nothing per request or per reader goes
-    in: form tokens, CSRF and staff controls are rendered around the fragment, every time.
-    """
-
-    def __init__(self, capacity: int = 256) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[Hashable, V] = OrderedDict()
-
-    def get(self, key: Hashable) -> V | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: Hashable, rendered: V) -> None:
-        self._items[key] = rendered
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)

@@ -20,7 +20,6 @@ thread or order, is refused rather than paging somewhere else.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +28,7 @@ from itsdangerous import BadData, URLSafeSerializer
 from db.comments import FULL, visible_states
 from db.models import Comment, Thread
 from db.threads import IndexEntry, ThreadIndex, ThreadStore
+from server.lru import LRU
 
 SORTS = ("oldest", "newest", "best")
 MAX_LIMIT = 200
@@ -220,22 +220,17 @@ class Pager:
     def __init__(self, store: ThreadStore, secret: str, capacity: int = 16) -> None:
         self.store = store
         self.cursors = Cursors(secret)
-        self.capacity = capacity
-        self._layouts: OrderedDict[int, tuple[tuple[int, int], ThreadIndex, Layout]] = OrderedDict()
+        self._layouts: LRU[int, tuple[tuple[int, int], ThreadIndex, Layout]] = LRU(capacity)
 
     async def layout(self, thread: Thread) -> tuple[ThreadIndex, Layout] | None:
         cached = self._layouts.get(thread.id)
         if cached is not None and cached[0] == thread.version:
-            self._layouts.move_to_end(thread.id)
             return cached[1], cached[2]
         index = await self.store.index(thread.id)
         if index is None:
             return None
         layout = Layout.of(index)
-        self._layouts[thread.id] = (index.version, index, layout)
-        self._layouts.move_to_end(thread.id)
-        while len(self._layouts) > self.capacity:
-            self._layouts.popitem(last=False)
+        self._layouts.put(thread.id, (index.version, index, layout))
         return index, layout
 
     async def page(

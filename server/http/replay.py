@@ -28,12 +28,13 @@ makes first, so an answer given again is exactly as fresh as one made anew. Two 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+
+from server.lru import LRU
 
 SCOPE_KEY = "kibitz.replay"
 STATE_KEY = "kibitz.replays"
@@ -150,42 +151,28 @@ class Replays:
     """Kept answers, least recently used first out, bounded in count and in bytes."""
 
     def __init__(self, capacity: int = 2048, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self.capacity = capacity
-        self.max_bytes = max_bytes
         self.largest = max_bytes // 64  # a bigger answer is not kept
         self.paths: set[bytes] = set()  # paths that have asked for replay at least once
-        self._items: OrderedDict[Hashable, Kept] = OrderedDict()
-        self._bytes = 0
+        self._kept: LRU[Hashable, Kept] = LRU(capacity, max_bytes=max_bytes, size=_size)
         self.given = 0  # answers given again, for /api/diagnostics
         self.checked = 0  # reads made to check a kept answer, likewise
         self._checks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._kept)
 
     def get(self, key: Hashable) -> Kept | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
+        return self._kept.get(key)
 
     def put(self, key: Hashable, kept: Kept) -> None:
-        size = kept.size
-        if size > self.largest:
-            return
-        self.drop(key)
-        self._items[key] = kept
-        self._bytes += size
-        while len(self._items) > self.capacity or self._bytes > self.max_bytes:
-            _, oldest = self._items.popitem(last=False)
-            self._bytes -= oldest.size
+        if kept.size <= self.largest:
+            self._kept.put(key, kept)
 
     def drop(self, key: Hashable, kept: Kept | None = None) -> None:
         """Forget ``key``'s answer (only if it is still ``kept``, when given)."""
-        old = self._items.get(key)
+        old = self._kept.peek(key)
         if old is not None and (kept is None or old is kept):
-            del self._items[key]
-            self._bytes -= old.size
+            self._kept.pop(key)
 
     async def stands(self, kept: Kept) -> bool:
         """Whether ``kept``'s version still stands, checked after this request arrived.
@@ -211,6 +198,10 @@ class Replays:
             return False
         kept.marked = mark  # read before the check began: a commit since moves it
         return True
+
+
+def _size(kept: Kept) -> int:
+    return kept.size
 
 
 async def _check(kept: Kept, done: asyncio.Future[bool]) -> None:

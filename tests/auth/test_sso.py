@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from db.comments import CommentStore
+from db.models import now
+from db.screening import Question, screen
 from server.discussion.shapes import staff_comment
 from server.errors import ConfigError
 from server.portability.export import write_export
@@ -207,7 +209,8 @@ async def test_export_and_import_keep_the_signed_in_user(database_url: str, tmp_
     db = await open_db(target)
     try:
         store = CommentStore(db)
-        assert await store.has_approved_sub("user-42")
+        asked = Question("/posts/p", "", None, None, known_sub="user-42")
+        assert (await screen(db, asked, now())).known
         thread = await store.thread("/posts/p")
         assert thread is not None
         _, [again] = await store.visible_with_cursor(thread.id)

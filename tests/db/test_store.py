@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -22,8 +22,8 @@ from db.comments import (
 from db.database import Database, in_list
 from db.errors import Conflict
 from db.models import Comment, now
-from db.moderation import recent_duplicate
 from db.posts import PostStore
+from db.screening import Question, screen
 
 
 @pytest.fixture
@@ -340,11 +340,15 @@ async def test_has_approved_email_is_case_insensitive(store: CommentStore) -> No
     await add(store, email="Ada.Lovelace@Example.ORG")
     await add(store, email="held@example.org", status="pending")
     await add(store, email="spam@example.org", status="spam")
-    assert await store.has_approved_email("ada.lovelace@example.org")
-    assert await store.has_approved_email("ADA.LOVELACE@EXAMPLE.ORG")
-    assert not await store.has_approved_email("held@example.org")
-    assert not await store.has_approved_email("spam@example.org")
-    assert not await store.has_approved_email("ada@example.org")
+    for email, known in (
+        ("ada.lovelace@example.org", True),
+        ("ADA.LOVELACE@EXAMPLE.ORG", True),
+        ("held@example.org", False),
+        ("spam@example.org", False),
+        ("ada@example.org", False),
+    ):
+        asked = Question("/t", "", None, None, known_email=email)
+        assert (await screen(store.db, asked, now())).known is known, email
 
 
 async def test_duplicate_slug_is_a_conflict(db: Database) -> None:
@@ -477,12 +481,16 @@ async def test_duplicate_probe_matches_trimmed_text_and_follows_edits(
     """The duplicate check finds the same trimmed text on the thread, as edited, and no other."""
     comment = await add(store, text="same words")
     since = now() - timedelta(minutes=10)
-    assert await recent_duplicate(db, "/t", "  same words\n", since)
-    assert not await recent_duplicate(db, "/other", "same words", since)
-    assert not await recent_duplicate(db, "/t", "same words", now() + timedelta(minutes=1))
+
+    async def duplicate(uri: str, text: str, since: datetime) -> bool:
+        return (await screen(db, Question(uri, text, since, None), now())).duplicate
+
+    assert await duplicate("/t", "  same words\n", since)
+    assert not await duplicate("/other", "same words", since)
+    assert not await duplicate("/t", "same words", now() + timedelta(minutes=1))
     await store.change(comment.id, text="new words", html="<p>new words</p>", edited=now())
-    assert not await recent_duplicate(db, "/t", "same words", since)
-    assert await recent_duplicate(db, "/t", "new words", since)
+    assert not await duplicate("/t", "same words", since)
+    assert await duplicate("/t", "new words", since)
 
 
 async def test_comments_for_many_threads_arriving_together_keep_each_threads_order(
