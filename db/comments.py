@@ -789,9 +789,13 @@ class CommentStore:
             thread = await ensure_thread(conn, uri, shown)
             if creator.title and shown is None:
                 proposed = creator
-        if thread is not None and any(p.new.parent_id is not None for p in batch):
+        if thread is not None and any(
+            p.new.parent_id is not None or p.submission is not None for p in batch
+        ):
             # Lock before checking parents, so a concurrent deletion of a parent either
-            # commits first (and the reply is refused) or waits for the reply.
+            # commits first (and the reply is refused) or waits for the reply; and before
+            # claiming a submission key, the order the one-statement path takes them in
+            # (INSERT_ALONE): in the other order, two servers given one key deadlock.
             await lock_thread(conn, thread.id)
         outcomes: list[Row | Exception] = []
         for pending in batch:

@@ -21,6 +21,7 @@ from db.comments import (
     Outbox,
     Submission,
     ThreadClosed,
+    _Pending,
 )
 from db.database import Database, connect
 from db.migrate import migrate
@@ -172,3 +173,33 @@ async def test_a_comment_an_outbox_wants_is_written_with_its_outbox_row(db: Data
     await store.add("/t", new("heard"), create_thread=True)
     assert written == ["nobody listens", "heard"]
     assert len(woken) == 2
+
+
+async def test_the_transaction_takes_the_thread_lock_before_the_submission_key(
+    db: Database, other: asyncpg.Connection, pg_url: str
+) -> None:
+    """Both paths take the thread's lock first, then the key. In the other order, one key
+    sent to two servers at once deadlocked: the transaction held the key and waited for the
+    lock that the one-statement path held while it waited for the key (a 500).
+
+    The transaction waits for the lock here; meanwhile the key must still be free.
+    """
+    store = CommentStore(db)
+    first, _ = await store.add("/t", new("first"), create_thread=True)
+    keyed = _Pending("/t", new("keyed"), True, None, Submission("split-key", "hash", 201))
+    async with other.transaction():
+        await other.execute("SELECT 1 FROM threads WHERE id = $1 FOR UPDATE", first.thread_id)
+        batch = asyncio.create_task(store._insert([keyed]))
+        await waiting_for_a_lock(other, batch)
+        third = await asyncpg.connect(pg_url)
+        try:
+            await third.execute("SET lock_timeout = '5s'")  # a held key: LockNotAvailable
+            claimed = await third.fetchval(
+                "INSERT INTO submissions (key, body_hash, status, created) "
+                "VALUES ('split-key', 'other', 201, now()) ON CONFLICT DO NOTHING RETURNING key"
+            )
+        finally:
+            await third.close()
+        assert claimed == "split-key"
+    [outcome] = await batch
+    assert isinstance(outcome, DuplicateSubmission)  # the key was taken meanwhile
