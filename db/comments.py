@@ -411,6 +411,11 @@ OUTBOX_WANTED_PAUSE = 30.0
 # the checks (ok); the claim and the comment depend on each other; the seq and the event on
 # an approved comment. The one row returned always says whether an outbox wanted the change;
 # its comment columns are NULL when nothing was stored.
+# A transaction that only adds comments says so: it sends no change notice (migration 130),
+# so new comments, most commits, do not serialise on PostgreSQL's notify queue. Kept answers
+# show another process's new comment within db/notices.py's TRUST_FOR instead.
+ADDING = "SELECT set_config('kibitz.adding', 'on', true)"
+
 INSERT_ALONE = """
 WITH t AS (
     SELECT id, last_seq FROM threads WHERE uri = $1
@@ -455,8 +460,10 @@ e AS (
     INSERT INTO events (thread_id, seq, type, comment_id, created)
     SELECT c.thread_id, bump.last_seq, 'comment.created', c.id, $12 FROM c, bump
     RETURNING seq
-)
-SELECT hooks.outbox_wanted, stored.* FROM hooks LEFT JOIN (
+),
+-- Only adds a comment: no change notice (migration 130; db/notices.py).
+adding AS (SELECT set_config('kibitz.adding', 'on', true) AS adding)
+SELECT hooks.outbox_wanted, stored.* FROM hooks CROSS JOIN adding LEFT JOIN (
     SELECT c.*, s.name AS staff_name, ok.uri, (SELECT seq FROM e) AS seq
     FROM c CROSS JOIN ok LEFT JOIN staff s ON s.id = c.staff_id
 ) stored ON true
@@ -766,6 +773,8 @@ class CommentStore:
         results: list[Added | Exception | None] = [None] * len(batch)
         queued = 0
         async with self.db.transaction() as conn:
+            if self.db.dialect == "postgres":
+                await conn.execute(ADDING)
             for uri, positions in by_uri.items():
                 added, queued_here = await self._insert_thread(
                     conn, uri, [batch[i] for i in positions]

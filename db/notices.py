@@ -14,6 +14,10 @@ What this trusts, and its bounds (docs/performance.md, "Answers given again"):
   for that long, another process's commit may not yet show in answers given again. This
   process's own commits move the mark when they end (:mod:`db.postgres`), so a reader never
   misses what it just posted through the same process.
+* A transaction that only adds comments sends no notice (``db.comments.ADDING``): notices
+  serialise the commits that send them, and new comments are most commits. Another
+  process's new comment shows within :data:`TRUST_FOR` instead; a removal, an edit, a
+  moderation decision, votes, closing, a post or an alias ends kept answers at once.
 * While the connection is not listening (not yet made, lost, being re-made), there is no
   mark: every kept answer is checked by a read, as before. Each new connection is a new
   epoch, so nothing checked before a gap is trusted after it.
@@ -21,9 +25,9 @@ What this trusts, and its bounds (docs/performance.md, "Answers given again"):
   :data:`IDLE_AFTER` seconds in which none was: a process that only takes comments (a
   benchmark, a site nobody reads for a while) spends nothing on hearing every commit.
 * A connection that hangs without failing is found by a ``SELECT 1`` every
-  :data:`KEEPALIVE` seconds that must answer within :data:`KEEPALIVE`; and the mark moves
-  every :data:`TRUST_FOR` seconds whatever arrives, so even a notice that never comes
-  leaves a kept answer unchecked for at most that long.
+  :data:`KEEPALIVE` seconds that must answer within :data:`KEEPALIVE`, and the mark moves
+  every :data:`TRUST_FOR` seconds whatever arrives: a notice that never comes leaves a kept
+  answer unchecked for at most that long (at most twenty checks a second per answer).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ log = logging.getLogger("kibitz.db.notices")
 CHANNEL = "kibitz_changes"
 APPLICATION_NAME = "kibitz change notices"  # how the connection shows in pg_stat_activity
 KEEPALIVE = 1.0  # seconds between liveness checks of the listening connection, and their limit
-TRUST_FOR = 1.0  # seconds a kept answer may go unchecked however quiet the notices are
+# Seconds a kept answer may go unchecked however quiet the notices are: the bound on how long
+# another process's new comment may not show (adding sends no notice, migration 130).
+TRUST_FOR = 0.05
 IDLE_AFTER = 60.0  # seconds without a kept answer asked for, after which nothing listens
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 

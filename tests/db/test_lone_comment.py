@@ -25,6 +25,7 @@ from db.comments import (
 )
 from db.database import Database, connect
 from db.migrate import migrate
+from db.notices import CHANNEL
 from db.webhooks import WANTED
 
 pytestmark = pytest.mark.postgres
@@ -203,3 +204,27 @@ async def test_the_transaction_takes_the_thread_lock_before_the_submission_key(
         assert claimed == "split-key"
     [outcome] = await batch
     assert isinstance(outcome, DuplicateSubmission)  # the key was taken meanwhile
+
+
+async def test_adding_comments_sends_no_change_notice_and_changing_one_does(
+    db: Database, other: asyncpg.Connection
+) -> None:
+    """A comment stored by the one statement or by the transaction commits without a notice
+    (notices serialise commits; db/notices.py bounds what this leaves); marking one as spam
+    sends one, as every other change of a thread does."""
+    heard: list[str] = []
+    await other.add_listener(CHANNEL, lambda *args: heard.append(args[2]))
+    store = CommentStore(db)
+    first, _ = await store.add("/t", new("first"), create_thread=True)  # a new thread: added
+    await store.add("/t", new("alone"), create_thread=True)  # the one statement
+    keyed = _Pending("/t", new("batched"), True, None, Submission("a-key", "hash", 201))
+    [batched] = await store._insert([keyed])  # the transaction
+    assert not isinstance(batched, Exception)
+    await other.execute("SELECT 1")  # every notice sent before this is delivered by now
+    assert heard == []
+    await store.change(first.id, status="spam")
+    for _ in range(500):
+        if heard:
+            break
+        await asyncio.sleep(0.01)
+    assert heard == [CHANNEL]
