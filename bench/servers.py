@@ -142,6 +142,15 @@ reply-to-self = true
 listen = http://127.0.0.1:{port}/
 """)
     log = work / "isso.log"
+    # Isso makes its schema when its app is built, and two workers building it at once on a
+    # new file can both insert its preferences and one dies (UNIQUE constraint): build it once.
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import isso.run"],
+        env={**os.environ, "ISSO_SETTINGS": str(config)},
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
     proc = subprocess.Popen(
         [
             str(venv / "bin" / "gunicorn"),

@@ -518,3 +518,18 @@ async def test_cached_comment_list_follows_every_change_and_tokens_stay_per_requ
         assert "First" not in page.text
     assert form_values(parse(staff_page.text))["csrf_token"]
     assert "csrf_token" not in form_values(parse(anonymous_page.text))
+
+
+def test_the_form_signer_signs_as_itsdangerous_does() -> None:
+    """Tokens signed with the key set up once are itsdangerous' own: a process of an
+    earlier release (a rolling restart) accepts them, and they accept its tokens."""
+    from itsdangerous import TimestampSigner
+
+    from server.http.pages import FormSigner
+
+    ours, theirs = FormSigner("k" * 40), TimestampSigner("k" * 40, salt="kibitz.form")
+    for value in ("12|1765000000.123|nonce", "7|1.000|é"):
+        assert ours.get_signature(value) == theirs.get_signature(value)
+        assert theirs.unsign(ours.sign(value)) == value.encode()
+        assert ours.unsign(theirs.sign(value)) == value.encode()
+    assert FormSigner("other" * 8).get_signature("x") != ours.get_signature("x")
