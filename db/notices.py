@@ -63,7 +63,6 @@ class ChangeNotices:
         self.asked_at = 0.0  # when a mark was last asked for (a kept answer given again)
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
-        self._ready = asyncio.Event()
 
     def mark(self) -> Hashable | None:
         """Moves with every notice, every new connection and every :data:`TRUST_FOR`
@@ -88,15 +87,6 @@ class ChangeNotices:
             self._run(), name="kibitz-change-notices"
         )
 
-    async def wait_listening(self, timeout: float) -> bool:
-        """Whether a connection listens within ``timeout`` seconds (for startup and tests)."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._ready.wait()
-        except TimeoutError:
-            return False
-        return True
-
     async def stop(self) -> None:
         self._stopped = True
         task, self._task = self._task, None
@@ -116,7 +106,7 @@ class ChangeNotices:
         while not self._idle():
             try:
                 await self._listen()
-                backoff = BACKOFF_FIRST  # it listened, then failed: try again soon
+                backoff = BACKOFF_FIRST  # it listened until lost or idle: again soon, if asked
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -135,7 +125,6 @@ class ChangeNotices:
             self.epoch += 1
             self.heard = 0
             self.listening = True
-            self._ready.set()
             while not lost.is_set():
                 try:
                     async with asyncio.timeout(KEEPALIVE):
@@ -148,5 +137,4 @@ class ChangeNotices:
             log.warning("the PostgreSQL connection for change notices closed")
         finally:
             self.listening = False
-            self._ready.clear()
             conn.terminate()
