@@ -414,7 +414,7 @@ OUTBOX_WANTED_PAUSE = 30.0
 # A transaction that only adds comments says so: it sends no change notice (migration 130),
 # so new comments, most commits, do not serialise on PostgreSQL's notify queue. Kept answers
 # show another process's new comment within db/notices.py's TRUST_FOR instead.
-ADDING = "SELECT set_config('kibitz.adding', 'on', true)"
+ADDING = "SELECT set_config('kibitz.adding', 'on', true) AS adding"
 
 INSERT_ALONE = """
 WITH t AS (
@@ -462,7 +462,7 @@ e AS (
     RETURNING seq
 ),
 -- Only adds a comment: no change notice (migration 130; db/notices.py).
-adding AS (SELECT set_config('kibitz.adding', 'on', true) AS adding)
+adding AS ({adding})
 SELECT hooks.outbox_wanted, stored.* FROM hooks CROSS JOIN adding LEFT JOIN (
     SELECT c.*, s.name AS staff_name, ok.uri, (SELECT seq FROM e) AS seq
     FROM c CROSS JOIN ok LEFT JOIN staff s ON s.id = c.staff_id
@@ -738,7 +738,7 @@ class CommentStore:
         submission = pending.submission
         at = now()
         row = await self.db.write_one(
-            INSERT_ALONE.format(wanted=wanted, fields=", ".join(FIELDS)),
+            INSERT_ALONE.format(wanted=wanted, fields=", ".join(FIELDS), adding=ADDING),
             pending.uri,
             new.parent_id,
             *_written(new),

@@ -109,12 +109,12 @@ class PostgresConnection:
 class PostgresDatabase:
     dialect = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool, url: str = "") -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
-        self._url = url
-        # What change_mark() is made of: this process's writes, counted as each ends (reads
-        # through read() write nothing: no store writes there), and the
-        # notices every process's commits send (db/notices.py), once a server listens.
+        self._url = url  # for the connection that listens for change notices
+        # What change_mark() is made of: this process's writes, counted as each ends (no
+        # store writes through read()), and the notices every process's commits send
+        # (db/notices.py), once a server listens.
         self._writes = 0
         self._notices: ChangeNotices | None = None
 

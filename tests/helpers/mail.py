@@ -55,8 +55,13 @@ class Mailbox:
             self.controller = None
 
 
-async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Poll ``predicate`` (plain or async) until it holds; fail after ``timeout`` seconds.
+async def until(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 20.0,
+    message: str = "timed out waiting",
+) -> None:
+    """Poll ``predicate`` (plain or async) until it holds; fail after ``timeout`` seconds,
+    saying ``message``.
 
     Tests wait for a condition this way instead of sleeping a guessed time."""
     deadline = time.monotonic() + timeout
@@ -67,7 +72,7 @@ async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float 
         if outcome:
             return
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
+            raise AssertionError(message)
         await asyncio.sleep(0.02)
 
 

@@ -7,9 +7,8 @@ bound (``TRUST_FOR``) is raised to an hour here, so only a notice can end a kept
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import pytest
 
 from db import notices
 from tests.helpers.live import post, staff_token
+from tests.helpers.mail import until
 from tests.helpers.posts import add_post
 from tests.helpers.servers import Server, _admin, make_settings, serve
 
@@ -36,7 +36,7 @@ async def two_servers(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server
     async with serve(make_settings(pg_url, tmp_path / "a")) as a:
         async with serve(make_settings(pg_url, tmp_path / "b")) as b:
             for server in (a, b):
-                await until(lambda s=server: _listening(s), "the server never listened")
+                await until(lambda s=server: _listening(s), message="the server never listened")
             yield a, b
 
 
@@ -44,15 +44,6 @@ async def _listening(server: Server) -> bool:
     async with server.client() as client:
         health = (await client.get("/healthz")).json()
     return bool(health["change_notices"] == "listening")
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool]], message: str, timeout: float = 10
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, message
-        await asyncio.sleep(0.02)
 
 
 async def _texts(client: httpx.AsyncClient, uri: str) -> list[str]:
@@ -86,7 +77,7 @@ async def test_another_process_change_ends_answers_given_without_a_check(
             assert spam.status_code == 200, spam.text
             await until(
                 lambda: _equals(_texts(client, uri), ["<p>First</p>"]),
-                "the comment marked as spam through the other server was still shown",
+                message="the comment marked as spam through the other server was still shown",
             )
 
             async def title() -> str:
@@ -97,7 +88,7 @@ async def test_another_process_change_ends_answers_given_without_a_check(
             for _ in range(3):
                 assert "Before" in await title()
             await _sql(pg_url, "UPDATE posts SET title = 'After' WHERE slug = 'notices'")
-            await until(lambda: _contains(title(), "After"), "the new title never showed")
+            await until(lambda: _contains(title(), "After"), message="the new title never showed")
 
             async def count_of_alias() -> int:
                 answer = await client.get("/api/counts", params={"uri": "/old/notices"})
@@ -110,7 +101,7 @@ async def test_another_process_change_ends_answers_given_without_a_check(
                 "INSERT INTO thread_aliases (uri, thread_id) "
                 f"SELECT '/old/notices', id FROM threads WHERE uri = '{uri}'",
             )
-            await until(lambda: _equals(count_of_alias(), 1), "the new alias never counted")
+            await until(lambda: _equals(count_of_alias(), 1), message="the new alias never counted")
 
 
 async def test_another_process_new_comment_shows_within_the_trust_bound(
@@ -129,7 +120,7 @@ async def test_another_process_new_comment_shows_within_the_trust_bound(
             posted = time.monotonic()
             await until(
                 lambda: _equals(_texts(client, uri), ["<p>First</p>", "<p>Second</p>"]),
-                "the other server's comment never showed",
+                message="the other server's comment never showed",
             )
             assert time.monotonic() - posted < 2  # 50 ms, and a loaded machine's slack
 
@@ -155,7 +146,9 @@ async def test_without_notices_every_kept_answer_is_checked(pg_url: str, tmp_pat
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     f"WHERE application_name = '{notices.APPLICATION_NAME}' AND datname = '{name}'"
                 )
-                await until(lambda: _not(_listening(a)), "the cut connection still listens", 5)
+                await until(
+                    lambda: _not(_listening(a)), 5, message="the cut connection still listens"
+                )
                 for _ in range(2):  # given again since the last move of this process's mark
                     await _texts(client, uri)
                 await post(b, uri, text="Second")
@@ -164,7 +157,7 @@ async def test_without_notices_every_kept_answer_is_checked(pg_url: str, tmp_pat
                 assert a.state.replays.checked > checked
             finally:
                 await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await until(lambda: _listening(a), "it never listened again")
+            await until(lambda: _listening(a), message="it never listened again")
             assert listener.epoch > epoch
             for _ in range(3):
                 await _texts(client, uri)
@@ -225,17 +218,17 @@ async def test_nothing_listens_while_no_kept_answer_is_asked_for(
     async with two_servers(pg_url, tmp_path) as (a, b):
         uri = (await add_post(a, "idle")).uri
         await post(b, uri, text="First")
-        await until(lambda: _equals(listeners(), 0), "a listening connection stayed open")
+        await until(lambda: _equals(listeners(), 0), message="a listening connection stayed open")
         assert not await _listening(a)
         async with a.client() as client:
             for _ in range(3):  # the third is given again, checked: it starts the listening
                 assert await _texts(client, uri) == ["<p>First</p>"]
-            await until(lambda: _listening(a), "a kept answer asked for did not start it")
+            await until(lambda: _listening(a), message="a kept answer asked for did not start it")
             assert await listeners() == 1
             for _ in range(3):  # kept, then given again while it listens
                 assert "Renamed" not in await _page(client, "/posts/idle")
             await _sql(pg_url, "UPDATE posts SET title = 'Renamed' WHERE slug = 'idle'")
             await until(
                 lambda: _contains(_page(client, "/posts/idle"), "Renamed"),
-                "the new title never showed",
+                message="the new title never showed",
             )
