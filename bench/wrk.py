@@ -208,20 +208,25 @@ def kind(server: Server) -> str:
     return server.name.split("-")[0].split("@")[0]
 
 
-def _request(server: Server, seconds: float, method: str, path: str, body: str = "") -> Run:
-    return wrk(server, "/", seconds, ["request.lua", method, path, body])
+BROWSER_ENCODINGS = "gzip, deflate, br, zstd"  # Chromium's Accept-Encoding
 
 
-def read(uri: str, limit: int | None = None) -> Job:
+def _request(
+    server: Server, seconds: float, method: str, path: str, body: str = "", encodings: str = ""
+) -> Run:
+    return wrk(server, "/", seconds, ["request.lua", method, path, body, "4096", encodings])
+
+
+def read(uri: str, limit: int | None = None, encodings: str = "") -> Job:
     def job(server: Server, seconds: float, n: int) -> Run:
         if kind(server) == "isso":
-            return _request(server, seconds, "GET", f"/?uri={quote(uri)}")
+            return _request(server, seconds, "GET", f"/?uri={quote(uri)}", "", encodings)
         if kind(server) == "remark42":
-            return _request(
-                server, seconds, "GET", f"/api/v1/find?site={SITE}&url={quote(uri)}&format=tree"
-            )
+            found = f"/api/v1/find?site={SITE}&url={quote(uri)}&format=tree"
+            return _request(server, seconds, "GET", found, "", encodings)
         page = f"&limit={limit}" if limit else ""
-        return _request(server, seconds, "GET", f"/api/comments?uri={quote(uri)}{page}")
+        path = f"/api/comments?uri={quote(uri)}{page}"
+        return _request(server, seconds, "GET", path, "", encodings)
 
     return job
 
@@ -248,9 +253,9 @@ def post(uri: str, threads: int = 0) -> Job:
     return job
 
 
-def page(slug: str) -> Job:
+def page(slug: str, encodings: str = "") -> Job:
     def job(server: Server, seconds: float, n: int) -> Run:
-        return _request(server, seconds, "GET", f"/posts/{slug}")
+        return _request(server, seconds, "GET", f"/posts/{slug}", "", encodings)
 
     return job
 
@@ -273,6 +278,22 @@ SCENARIOS = [
     Scenario("page 100 JSON", read(f"/posts/{PAGES[0].slug}"), frozenset(), True),
     Scenario("page 5000 HTML", page(PAGES[1].slug), frozenset(), True),
     Scenario("page 5000 JSON", read(f"/posts/{PAGES[1].slug}", limit=50), frozenset(), True),
+    # The same as a browser asks for them, accepting gzip (wrk does not decode bodies).
+    Scenario("read 100, gzip", read("/bench/t100", encodings=BROWSER_ENCODINGS), BOTH, True),
+    Scenario("page 100 HTML, gzip", page(PAGES[0].slug, BROWSER_ENCODINGS), frozenset(), True),
+    Scenario(
+        "page 100 JSON, gzip",
+        read(f"/posts/{PAGES[0].slug}", encodings=BROWSER_ENCODINGS),
+        frozenset(),
+        True,
+    ),
+    Scenario("page 5000 HTML, gzip", page(PAGES[1].slug, BROWSER_ENCODINGS), frozenset(), True),
+    Scenario(
+        "page 5000 JSON, gzip",
+        read(f"/posts/{PAGES[1].slug}", limit=50, encodings=BROWSER_ENCODINGS),
+        frozenset(),
+        True,
+    ),
     Scenario("post 100 threads", post("/bench/p", 100), BOTH, False),
     Scenario("post 5000-thread", post("/bench/t5000"), frozenset(), False),
     Scenario("post new thread", post("/bench/new-{n}"), frozenset(), False),
@@ -306,10 +327,14 @@ def _goals() -> list[Goal]:
             Goal("post 5000-thread", k, "post new thread", k, 0.9),
             Goal("page 100 HTML", k, "page 100 JSON", k, 0.5),
             Goal("page 5000 HTML", k, "page 5000 JSON", k, 0.5),
+            Goal("page 100 HTML, gzip", k, "page 100 JSON, gzip", k, 0.5),
+            Goal("page 5000 HTML, gzip", k, "page 5000 JSON, gzip", k, 0.5),
             Goal("counts 10 uris, +20k", k, "counts 10 uris", k, 0.9),
         ]
     for label in ("read 10", "read 100", "page 100 HTML", "page 5000 HTML"):
         goals.append(Goal(label, "kibitz-pg", label, "kibitz-pg-1w", 1.5))
+        if label != "read 10":  # as browsers ask: gzip
+            goals.append(Goal(f"{label}, gzip", "kibitz-pg", f"{label}, gzip", "kibitz-pg-1w", 1.5))
     return goals
 
 

@@ -89,6 +89,7 @@ async def diagnostics(request: Request) -> JSONResponse:
             "answers_kept": len(state.replays),
             "answers_given_again": state.replays.given,
             "answers_checked": state.replays.checked,
+            "answers_gzipped": state.replays.gzipped,
         }
     )
 

@@ -349,6 +349,10 @@ class Diagnostics(Shape):
             "the storage's change mark shows nothing was committed)"
         ),
     ]
+    answers_gzipped: Annotated[
+        int,
+        Meta(description="kept answers compressed for requests that accept gzip, once each"),
+    ]
 
 
 Counts = Annotated[

@@ -194,18 +194,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if key is not None:
             kept = replays.get(key)
             if kept is not None:
-                body = kept.body_messages() if await replays.stands(kept) else None
-                if body is not None:
+                messages = None
+                if await replays.stands(kept):
+                    gzip = kept.compressible and replay.accepts_gzip(cycle.scope)
+                    if gzip:
+                        replays.gzip(key, kept)
+                    messages = kept.messages(gzip)
+                if messages is not None:
                     replays.given += 1
-                    await cycle.send(kept.start)  # type: ignore[arg-type]
-                    for message in body:
+                    for message in messages:
                         await cycle.send(message)  # type: ignore[arg-type]
                     return
                 replays.drop(key, kept)
-        recorder = replay.Recorder(cycle.send)
+        recorder = replay.Recorder(cycle.send, cycle.scope)
         cycle.send = recorder  # type: ignore[method-assign]
         await cycle.run_asgi(app)
-        kept = recorder.kept(cycle.scope)
+        kept = recorder.kept()
         if kept is None:
             return
         if key is None:

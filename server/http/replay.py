@@ -23,17 +23,23 @@ makes first, so an answer given again is exactly as fresh as one made anew. Two 
   is skipped;
 * a *hole*, for an answer with one per-request value (the post page's one-use form token):
   the kept body is cut at that value and each answer joins the parts around a fresh one.
+
+A kept answer is also given gzipped to a request that accepts gzip (every browser does),
+compressed the first time one asks and kept beside it (``server/http/gzipped.py``); such
+answers, as the application first makes them too, say ``Vary: Accept-Encoding``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from server.http import gzipped
 from server.lru import LRU
 
 SCOPE_KEY = "kibitz.replay"
@@ -45,6 +51,7 @@ IGNORED_HEADERS = frozenset(
     {
         b"user-agent",
         b"accept",
+        b"accept-encoding",  # asked per request: see accepts_gzip
         b"accept-language",  # answers in a language are errors, never kept
         b"referer",
         b"connection",
@@ -86,6 +93,19 @@ class Replayable:
     hole: Hole | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Gzipped:
+    """A kept answer's gzipped form: its start message, and its body whole or around a hole."""
+
+    start: dict[str, Any]
+    body: bytes = b""
+    around: gzipped.Around | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + (len(self.around.head) if self.around is not None else 0)
+
+
 @dataclass(slots=True)
 class Kept:
     """A kept answer: the ASGI messages as the application sent them, and their version.
@@ -101,24 +121,112 @@ class Kept:
     marked: Hashable | None = None
     # The check that requests arriving now wait for; it has not begun (see Replays.stands).
     next_check: asyncio.Future[bool] | None = None
+    compressible: bool = False
+    gzipped: Gzipped | None = None  # made when a request first accepts gzip
 
     @property
     def size(self) -> int:
-        return len(self.body.get("body", b""))
+        zipped = self.gzipped.size if self.gzipped is not None else 0
+        return len(self.body.get("body", b"")) + zipped
 
-    def body_messages(self) -> list[dict[str, Any]] | None:
-        """The body to send now: as kept, or in three pieces around a fresh value (not
-        copied together: they leave in one vectored write). None if the length moved."""
-        if self.parts is None or self.allowed.hole is None:
-            return [self.body]
-        fresh = self.allowed.hole.fresh().encode()
-        if len(fresh) != self.size - len(self.parts[0]) - len(self.parts[1]):
+    def messages(self, gzip: bool = False) -> list[dict[str, Any]] | None:
+        """The answer to send now, gzipped if asked and made (:meth:`Replays.gzip`): as
+        kept, or around a fresh value; uncompressed, in three body pieces that are not copied
+        together (they leave in one vectored write). None if the fresh value's length moved."""
+        zipped = self.gzipped if gzip else None
+        hole = self.allowed.hole
+        if self.parts is None or hole is None:
+            if zipped is not None:
+                return [zipped.start, {"type": "http.response.body", "body": zipped.body}]
+            return [self.start, self.body]
+        fresh = hole.fresh().encode()
+        before, after = self.parts
+        if len(fresh) != len(self.body.get("body", b"")) - len(before) - len(after):
             return None  # the Content-Length sent would be wrong
+        if zipped is not None and zipped.around is not None:  # small: one piece
+            body = b"".join(zipped.around.around(fresh))
+            return [zipped.start, {"type": "http.response.body", "body": body}]
         return [
-            {"type": "http.response.body", "body": self.parts[0], "more_body": True},
+            self.start,
+            {"type": "http.response.body", "body": before, "more_body": True},
             {"type": "http.response.body", "body": fresh, "more_body": True},
-            {"type": "http.response.body", "body": self.parts[1]},
+            {"type": "http.response.body", "body": after},
         ]
+
+    def gzip(self) -> Gzipped:
+        """This answer gzipped (compressing it: a millisecond or so for a large page)."""
+        if self.parts is not None:
+            before, after = self.parts
+            hole = len(self.body.get("body", b"")) - len(before) - len(after)
+            around = gzipped.Around.of(before, after, hole)
+            return Gzipped(_gzip_start(self.start, around.size), around=around)
+        body = gzipped.compress(self.body.get("body", b""))
+        return Gzipped(_gzip_start(self.start, len(body)), body=body)
+
+
+def _gzip_start(start: dict[str, Any], length: int) -> dict[str, Any]:
+    headers = [
+        (name, value)
+        for name, value in start.get("headers", [])
+        if name.lower() not in (b"content-length", b"content-encoding")
+    ]
+    headers += [(b"content-encoding", b"gzip"), (b"content-length", str(length).encode())]
+    return {**start, "headers": headers}
+
+
+def _content_type(start: Mapping[str, Any]) -> bytes:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value)
+    return b""
+
+
+def _length(start: Mapping[str, Any]) -> int:
+    for name, value in start.get("headers", []):
+        if name.lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def _with_vary(start: dict[str, Any]) -> dict[str, Any]:
+    """``start`` saying that its answer depends on Accept-Encoding."""
+    headers = list(start.get("headers", []))
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            if b"accept-encoding" not in value.lower():
+                headers[i] = (name, value + b", Accept-Encoding")
+            break
+    else:
+        headers.append((b"vary", b"Accept-Encoding"))
+    return {**start, "headers": headers}
+
+
+def accepts_gzip(scope: Mapping[str, Any]) -> bool:
+    """Whether the request's Accept-Encoding takes gzip (RFC 9110 section 12.5.3)."""
+    for name, value in scope["headers"]:
+        if name == b"accept-encoding":
+            return _takes_gzip(value)
+    return False
+
+
+@functools.lru_cache(maxsize=256)  # browsers send a handful of distinct values
+def _takes_gzip(value: bytes) -> bool:
+    weights: dict[str, float] = {}
+    for item in value.decode("latin-1").lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key == "q":
+                try:
+                    weight = float(number)
+                except ValueError:
+                    weight = 0.0
+        weights[coding.strip()] = weight
+    for coding in ("gzip", "x-gzip"):
+        if coding in weights:
+            return weights[coding] > 0
+    return weights.get("*", 0.0) > 0
 
 
 def allow(
@@ -156,6 +264,7 @@ class Replays:
         self._kept: LRU[Hashable, Kept] = LRU(capacity, max_bytes=max_bytes, size=_size)
         self.given = 0  # answers given again, for /api/diagnostics
         self.checked = 0  # reads made to check a kept answer, likewise
+        self.gzipped = 0  # kept answers compressed, likewise
         self._checks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -167,6 +276,18 @@ class Replays:
     def put(self, key: Hashable, kept: Kept) -> None:
         if kept.size <= self.largest:
             self._kept.put(key, kept)
+
+    def gzip(self, key: Hashable, kept: Kept) -> None:
+        """Make ``kept``'s gzipped form and keep it, counted in the bound on bytes."""
+        if kept.gzipped is not None or not kept.compressible:
+            return
+        held = self._kept.peek(key) is kept
+        if held:
+            self._kept.pop(key)  # its size changes: out, then in again
+        kept.gzipped = kept.gzip()
+        self.gzipped += 1
+        if held:
+            self.put(key, kept)
 
     def drop(self, key: Hashable, kept: Kept | None = None) -> None:
         """Forget ``key``'s answer (only if it is still ``kept``, when given)."""
@@ -216,19 +337,31 @@ async def _check(kept: Kept, done: asyncio.Future[bool]) -> None:
 
 
 class Recorder:
-    """Stands in for a response cycle's ``send`` and keeps a copy of what passes through."""
+    """Stands in for a response cycle's ``send`` and keeps a copy of what passes through.
 
-    def __init__(self, send: Callable[[Any], Awaitable[None]]) -> None:
+    An answer its route allows to be given again, of a type worth compressing, leaves saying
+    ``Vary: Accept-Encoding``: the same answer may later be given gzipped.
+    """
+
+    def __init__(self, send: Callable[[Any], Awaitable[None]], scope: Mapping[str, Any]) -> None:
         self._send = send
+        self._scope = scope
         self.messages: list[dict[str, Any]] = []
 
     async def __call__(self, message: Any) -> None:
+        if (
+            message.get("type") == "http.response.start"
+            and message.get("status") == 200
+            and isinstance(self._scope.get(SCOPE_KEY), Replayable)
+            and gzipped.compressible(_content_type(message), _length(message))
+        ):
+            message = _with_vary(message)
         self.messages.append(message)
         await self._send(message)
 
-    def kept(self, scope: Mapping[str, Any]) -> Kept | None:
+    def kept(self) -> Kept | None:
         """The answer to keep: a ``200`` in one body message that its route allowed."""
-        allowed = scope.get(SCOPE_KEY)
+        allowed = self._scope.get(SCOPE_KEY)
         if not isinstance(allowed, Replayable) or len(self.messages) != 2:
             return None
         start, body = self.messages
@@ -242,6 +375,10 @@ class Recorder:
         ):
             return None
         kept = Kept(start, body, allowed)
+        kept.compressible = any(
+            name.lower() == b"vary" and b"accept-encoding" in value.lower()
+            for name, value in start.get("headers", [])
+        )
         if allowed.hole is not None:
             value = allowed.hole.value.encode()
             parts = body.get("body", b"").split(value)

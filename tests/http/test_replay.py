@@ -8,6 +8,8 @@ shows in the very next read, as does another origin's CORS answer.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 from typing import Any
 
 import httpx
@@ -217,11 +219,85 @@ async def test_an_answer_that_sets_a_cookie_is_never_kept() -> None:
         return 1
 
     async def answered(headers: list[tuple[bytes, bytes]]) -> replay.Kept | None:
-        recorder = replay.Recorder(sent)
+        recorder = replay.Recorder(sent, {replay.SCOPE_KEY: replay.Replayable(1, version)})
         await recorder({"type": "http.response.start", "status": 200, "headers": headers})
         await recorder({"type": "http.response.body", "body": b"{}"})
-        return recorder.kept({replay.SCOPE_KEY: replay.Replayable(1, version)})
+        return recorder.kept()
 
     plain = [(b"content-type", b"application/json"), (b"content-length", b"2")]
     assert await answered(plain) is not None
     assert await answered([*plain, (b"Set-Cookie", b"kibitz_voter=abc")]) is None
+
+
+GZIP = {"Accept-Encoding": "gzip, deflate, br, zstd"}  # as Chromium asks
+LONG = "A comment long enough that the thread's answer is worth compressing. " * 4
+
+
+async def _raw(client: httpx.AsyncClient, path: str, **params: str) -> tuple[httpx.Response, bytes]:
+    """An answer and its body as sent, not decoded."""
+    request = client.build_request("GET", path, params=params, headers=GZIP)
+    answer = await client.send(request, stream=True)
+    body = b"".join([chunk async for chunk in answer.aiter_raw()])
+    await answer.aclose()
+    assert answer.status_code == 200
+    return answer, body
+
+
+async def test_a_kept_read_is_given_gzipped_to_readers_who_accept_gzip(server: Server) -> None:
+    """Compressed once, given to every reader who accepts gzip, never to one who does not;
+    the answer is the same JSON either way and says it varies by Accept-Encoding."""
+    uri = (await add_post(server, "zipped")).uri
+    for i in range(3):
+        await post(server, uri, text=f"{i}: {LONG}")
+    async with server.client() as client:
+        plain = await _read(client, uri, **{"accept-encoding": "identity"})
+        zipped = [await _raw(client, "/api/comments", uri=uri) for _ in range(4)]
+        refused = await _read(client, uri, **{"accept-encoding": "br, gzip;q=0"})
+        bare = await client.get(
+            "/api/comments", params={"uri": uri}, headers={"accept-encoding": ""}
+        )
+    assert plain.headers["vary"] == "Accept-Encoding"
+    assert "content-encoding" not in plain.headers
+    first, later = zipped[0], zipped[1:]
+    assert "content-encoding" not in first[0].headers  # made by the application: not kept yet
+    for answer, body in later:
+        assert answer.headers["content-encoding"] == "gzip"
+        assert answer.headers["vary"] == "Accept-Encoding"
+        assert int(answer.headers["content-length"]) == len(body) < len(plain.content) / 2
+        assert gzip.decompress(body) == plain.content
+    assert server.state.replays.gzipped == 1  # once, for all of them
+    for answer in (refused, bare):
+        assert "content-encoding" not in answer.headers
+        assert answer.content == plain.content
+
+    await post(server, uri, text=f"3: {LONG}")  # a new state: compressed anew
+    async with server.client() as client:
+        for _ in range(3):
+            answer, body = await _raw(client, "/api/comments", uri=uri)
+    assert answer.headers["content-encoding"] == "gzip"
+    assert len(json.loads(gzip.decompress(body))["comments"]) == 4
+
+
+async def test_a_gzipped_post_page_has_a_fresh_form_token_that_works(server: Server) -> None:
+    """The page kept gzipped around its hole: each answer inflates (CRC checked) to the page
+    with a token of its own, and that token posts."""
+    await add_post(server)
+    await post(server, "/posts/hello", text=LONG)
+    async with server.client() as client:
+        pages = []
+        for _ in range(4):
+            answer, body = await _raw(client, "/posts/hello")
+            encoded = answer.headers.get("content-encoding") == "gzip"
+            pages.append((encoded, gzip.decompress(body) if encoded else body))
+        assert [encoded for encoded, _ in pages] == [False, False, True, True]
+        html = [page.decode() for _, page in pages]
+        tokens = [form_values(parse(h))["form_token"] for h in html]
+        assert len(set(tokens)) == 4
+        assert html[3].replace(tokens[3], "") == html[1].replace(tokens[1], "")
+        values = {**form_values(parse(html[3])), **PERSON, "author": "Bo", "text": "Zipped"}
+        await asyncio.sleep(0.01)
+        sent = await client.post("/posts/hello/comments", data=values)
+        assert sent.status_code == 303, sent.text
+        assert "#comment-" in sent.headers["location"]  # published, not held
+        after = await client.get("/posts/hello", headers=GZIP)
+    assert [a for _, _, a in comment_tree(parse(after.text))] == ["Ada", "Bo"]
