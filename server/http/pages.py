@@ -39,7 +39,6 @@ from server.errors import BadRequest, Conflicting, KibitzError, NotFound, unavai
 from server.http import idempotency, replay
 from server.http.bodies import read_form
 from server.http.clients import client_address
-from server.http.nonces import Nonces
 from server.http.params import integer
 from server.i18n import N_
 from server.state import state_of
@@ -95,11 +94,9 @@ def form_token(request: Request, post_id: int) -> str:
     return _signed_form_token(_form_signer(request), post_id)
 
 
-_nonce = Nonces(9)  # as secrets.token_urlsafe(9), without a system call per token
-
-
 def _signed_form_token(signer: TimestampSigner, post_id: int) -> str:
-    return signer.sign(f"{post_id}|{time.time():.3f}|{_nonce()}").decode()
+    nonce = secrets.token_urlsafe(9)
+    return signer.sign(f"{post_id}|{time.time():.3f}|{nonce}").decode()
 
 
 def form_check(request: Request, form: dict[str, str], post_id: int) -> str | None:
