@@ -94,3 +94,32 @@ def test_accept_encoding_is_read_as_rfc_9110_says(header: bytes, takes: bool) ->
 
 def test_without_accept_encoding_nothing_is_gzipped() -> None:
     assert replay.accepts_gzip({"headers": [(b"accept", b"*/*")]}) is False
+
+
+async def test_an_answer_near_the_size_limit_stays_kept_once_gzipped() -> None:
+    """The largest answer kept is still kept with its gzipped form beside it (which adds to
+    the bytes held), not dropped and made again on every other request."""
+    replays = replay.Replays(capacity=8, max_bytes=64 * 4096)
+    body = b"[" + b'"a comment", ' * 314 + b"0]"
+    assert len(body) <= replays.largest < len(body) + len(gzipped.compress(body))
+
+    async def version() -> int:
+        return 1
+
+    recorder = replay.Recorder(_discard, {replay.SCOPE_KEY: replay.Replayable(1, version)})
+    length = str(len(body)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", length)]
+    await recorder({"type": "http.response.start", "status": 200, "headers": headers})
+    await recorder({"type": "http.response.body", "body": body})
+    kept = recorder.kept()
+    assert kept is not None and kept.compressible
+    replays.put("key", kept)
+    replays.gzip("key", kept)
+    assert replays.get("key") is kept and kept.gzipped is not None
+    messages = kept.messages(gzip=True)
+    assert messages is not None
+    assert gzip.decompress(messages[1]["body"]) == body
+
+
+async def _discard(message: object) -> None:
+    return None
