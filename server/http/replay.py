@@ -205,11 +205,11 @@ def accepts_gzip(scope: Mapping[str, Any]) -> bool:
     """Whether the request's Accept-Encoding takes gzip (RFC 9110 section 12.5.3)."""
     for name, value in scope["headers"]:
         if name == b"accept-encoding":
-            return _takes_gzip(value)
+            # Browsers send a handful of short values; a long one is read but not remembered.
+            return _takes_gzip_cached(value) if len(value) <= 128 else _takes_gzip(value)
     return False
 
 
-@functools.lru_cache(maxsize=256)  # browsers send a handful of distinct values
 def _takes_gzip(value: bytes) -> bool:
     weights: dict[str, float] = {}
     for item in value.decode("latin-1").lower().split(","):
@@ -227,6 +227,9 @@ def _takes_gzip(value: bytes) -> bool:
         if coding in weights:
             return weights[coding] > 0
     return weights.get("*", 0.0) > 0
+
+
+_takes_gzip_cached = functools.lru_cache(maxsize=256)(_takes_gzip)
 
 
 def allow(

@@ -123,3 +123,13 @@ async def test_an_answer_near_the_size_limit_stays_kept_once_gzipped() -> None:
 
 async def _discard(message: object) -> None:
     return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(header=st.binary(max_size=400))
+def test_any_accept_encoding_gets_an_answer(header: bytes) -> None:
+    """Whatever a client sends as Accept-Encoding, the question is answered, never raised."""
+    takes = replay.accepts_gzip({"headers": [(b"accept-encoding", header)]})
+    assert isinstance(takes, bool)
+    if b"gzip" not in header.lower() and b"*" not in header:
+        assert takes is False
