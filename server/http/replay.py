@@ -121,7 +121,7 @@ class Kept:
     marked: Hashable | None = None
     # The check that requests arriving now wait for; it has not begun (see Replays.stands).
     next_check: asyncio.Future[bool] | None = None
-    compressible: bool = False
+    compressible: bool = False  # worth gzipping (its Vary says so since its first answer)
     gzipped: Gzipped | None = None  # made when a request first accepts gzip
 
     @property
@@ -350,6 +350,7 @@ class Recorder:
     def __init__(self, send: Callable[[Any], Awaitable[None]], scope: Mapping[str, Any]) -> None:
         self._send = send
         self._scope = scope
+        self._compressible = False
         self.messages: list[dict[str, Any]] = []
 
     async def __call__(self, message: Any) -> None:
@@ -360,6 +361,7 @@ class Recorder:
             and gzipped.compressible(_content_type(message), _length(message))
         ):
             message = _with_vary(message)
+            self._compressible = True
         self.messages.append(message)
         await self._send(message)
 
@@ -378,11 +380,7 @@ class Recorder:
             or any(name.lower() == b"set-cookie" for name, _ in start.get("headers", []))
         ):
             return None
-        kept = Kept(start, body, allowed)
-        kept.compressible = any(
-            name.lower() == b"vary" and b"accept-encoding" in value.lower()
-            for name, value in start.get("headers", [])
-        )
+        kept = Kept(start, body, allowed, compressible=self._compressible)
         if allowed.hole is not None:
             value = allowed.hole.value.encode()
             parts = body.get("body", b"").split(value)
