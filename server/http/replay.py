@@ -32,7 +32,6 @@ answers, as the application first makes them too, say ``Vary: Accept-Encoding``.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +128,13 @@ class Kept:
         zipped = self.gzipped.size if self.gzipped is not None else 0
         return len(self.body.get("body", b"")) + zipped
 
+    @property
+    def hole_size(self) -> int:
+        """The length of the value between the parts (0 without a hole)."""
+        if self.parts is None:
+            return 0
+        return len(self.body.get("body", b"")) - len(self.parts[0]) - len(self.parts[1])
+
     def messages(self, gzip: bool = False) -> list[dict[str, Any]] | None:
         """The answer to send now, gzipped if asked and made (:meth:`Replays.gzip`): as
         kept, or around a fresh value; uncompressed, in three body pieces that are not copied
@@ -140,9 +146,9 @@ class Kept:
                 return [zipped.start, {"type": "http.response.body", "body": zipped.body}]
             return [self.start, self.body]
         fresh = hole.fresh().encode()
-        before, after = self.parts
-        if len(fresh) != len(self.body.get("body", b"")) - len(before) - len(after):
+        if len(fresh) != self.hole_size:
             return None  # the Content-Length sent would be wrong
+        before, after = self.parts
         if zipped is not None and zipped.around is not None:  # small: one piece
             body = b"".join(zipped.around.around(fresh))
             return [zipped.start, {"type": "http.response.body", "body": body}]
@@ -156,9 +162,7 @@ class Kept:
     def gzip(self) -> Gzipped:
         """This answer gzipped (compressing it: a millisecond or so for a large page)."""
         if self.parts is not None:
-            before, after = self.parts
-            hole = len(self.body.get("body", b"")) - len(before) - len(after)
-            around = gzipped.Around.of(before, after, hole)
+            around = gzipped.Around.of(*self.parts, self.hole_size)
             return Gzipped(_gzip_start(self.start, around.size), around=around)
         body = gzipped.compress(self.body.get("body", b""))
         return Gzipped(_gzip_start(self.start, len(body)), body=body)
@@ -202,34 +206,11 @@ def _with_vary(start: dict[str, Any]) -> dict[str, Any]:
 
 
 def accepts_gzip(scope: Mapping[str, Any]) -> bool:
-    """Whether the request's Accept-Encoding takes gzip (RFC 9110 section 12.5.3)."""
+    """Whether the request's Accept-Encoding takes gzip (:func:`gzipped.takes_gzip`)."""
     for name, value in scope["headers"]:
         if name == b"accept-encoding":
-            # Browsers send a handful of short values; a long one is read but not remembered.
-            return _takes_gzip_cached(value) if len(value) <= 128 else _takes_gzip(value)
+            return gzipped.takes_gzip(value)
     return False
-
-
-def _takes_gzip(value: bytes) -> bool:
-    weights: dict[str, float] = {}
-    for item in value.decode("latin-1").lower().split(","):
-        coding, _, params = item.strip().partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            key, _, number = param.strip().partition("=")
-            if key == "q":
-                try:
-                    weight = float(number)
-                except ValueError:
-                    weight = 0.0
-        weights[coding.strip()] = weight
-    for coding in ("gzip", "x-gzip"):
-        if coding in weights:
-            return weights[coding] > 0
-    return weights.get("*", 0.0) > 0
-
-
-_takes_gzip_cached = functools.lru_cache(maxsize=256)(_takes_gzip)
 
 
 def allow(

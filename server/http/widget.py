@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from db.models import Status
 from server.errors import NotFound
+from server.http import gzipped
 from server.i18n import catalogue
 from server.state import state_of
 
@@ -168,7 +169,7 @@ def _serve(request: Request, asset: Asset, cache: str) -> Response:
     }
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if gzipped.takes_gzip(request.headers.get("accept-encoding", "").encode("latin-1")):
         headers["Content-Encoding"] = "gzip"
         return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
