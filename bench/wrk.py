@@ -106,6 +106,7 @@ class Run:
     p99: float
     cpu: float  # server CPU seconds during the run
     load_cpu: float = 0.0  # wrk's own CPU seconds: what the servers did not get of the cores
+    busy: float = float("nan")  # the machine's share of CPU time not idle (1.0 = every core)
 
     @property
     def rate(self) -> float:
@@ -137,6 +138,12 @@ class Figure:
     @property
     def rate(self) -> float:
         return self.median("rate")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """All CPU time of the machine so far, and the idle part of it (ticks of /proc/stat)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks[:8]), ticks[3] + ticks[4]  # user … steal; idle + iowait
 
 
 def cpu_seconds(pid: int) -> float:
@@ -171,9 +178,12 @@ def wrk(server: Server, path: str, seconds: float, script: list[str] | None = No
         command += ["--", *script[1:]]
     before = cpu_seconds(server.proc.pid)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only one waited for
+    ticks, idle = machine_ticks()
     started = time.monotonic()
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     elapsed = time.monotonic() - started
+    ticks_after, idle_after = machine_ticks()
+    busy = 1 - (idle_after - idle) / (ticks_after - ticks) if ticks_after > ticks else float("nan")
     cpu = cpu_seconds(server.proc.pid) - before
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
@@ -195,6 +205,7 @@ def wrk(server: Server, path: str, seconds: float, script: list[str] | None = No
         _ms(p99.group(1)) if p99 else float("nan"),
         cpu,
         load_cpu,
+        busy,
     )
 
 
@@ -493,8 +504,8 @@ def report(
     print(
         f"\nwrk -t1 -c16 -d{args.duration:g}s, {args.rounds} rounds alternated, medians; "
         f"kibitz moderation {args.moderation}\n"
-        "\n| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | wrk cores |"
-        "\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        "\n| scenario | server | req/s | p50 ms | p99 ms | CPU ms/req | wrk cores | machine busy |"
+        "\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     for scenario in SCENARIOS + GROWN:
         for name in names:
@@ -503,11 +514,12 @@ def report(
                 print(
                     f"| {scenario.label} | {name} | {f.rate:,.0f} | {f.median('p50'):.2f} | "
                     f"{f.median('p99'):.2f} | {f.median('cpu_ms'):.2f} | "
-                    f"{f.median('load_cores'):.2f} |"
+                    f"{f.median('load_cores'):.2f} | {f.median('busy'):.0%} |"
                 )
     print(
-        "\nGoals (ratios of req/s within this run; beside them the servers' CPU per request"
-        " and the cores wrk itself took)"
+        "\nGoals (ratios of req/s within this run; beside them the servers' CPU per request,"
+        " the cores wrk itself took, and how busy the whole machine was: at 100 % no core had"
+        " time left)"
     )
     for g in GOALS:
         mine, theirs = figures.get((g.label, g.server)), figures.get((g.base_label, g.base_server))
@@ -521,7 +533,8 @@ def report(
             f"  {g.server:<14} {g.label:<20} {ratio:7.2f}x {base:<22} (goal ≥ {g.goal:g}) "
             f"{'met' if ratio >= g.goal else 'MISSED'}   CPU "
             f"{mine.median('cpu_ms'):.3f} vs {theirs.median('cpu_ms'):.3f} ms/req, wrk "
-            f"{mine.median('load_cores'):.2f} vs {theirs.median('load_cores'):.2f} cores"
+            f"{mine.median('load_cores'):.2f} vs {theirs.median('load_cores'):.2f} cores, "
+            f"machine {mine.median('busy'):.0%} vs {theirs.median('busy'):.0%} busy"
         )
     before = [n for n in names if "@" in n]
     if before and "kibitz-sqlite" in names:

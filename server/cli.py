@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -23,6 +24,8 @@ from server.errors import ConfigError
 from server.settings import Settings, load
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from db.models import Post, StaffMember
     from db.staff import ApiToken
     from server.portability.importers.report import Report
@@ -91,18 +94,44 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     _run(_migrate(settings))
-    uvicorn.run(
-        "server.app:from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_level": "info",
         # SIGTERM: stop listening, close readers with 1012, let requests finish, then exit.
-        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE,
         **uvicorn_options(),
-    )
+    }
+    if args.workers == 1:
+        uvicorn.run("server.app:from_environment", **options)
+        return 0
+    _serve_workers(uvicorn.Config("server.app:from_environment", **options))
     return 0
+
+
+def _serve_workers(config: uvicorn.Config) -> None:
+    """uvicorn's supervisor and workers, each worker with a listening socket of its own
+    (server/http/listener.py): the kernel, not the first worker to wake, spreads connections."""
+    from uvicorn.supervisors import Multiprocess
+
+    from server.http.listener import reserve
+
+    try:
+        port = reserve(config.host, config.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror}. Choose another "
+            "--port or --host, or stop what is listening there."
+        ) from None
+    with port:
+        host, number = port.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        logging.getLogger("uvicorn.error").info(
+            "kibitz listening on http://%s:%d with %d workers", shown, number, config.workers
+        )
+        Multiprocess(config, sockets=[port]).run()
 
 
 def uvicorn_options() -> dict[str, Any]:
