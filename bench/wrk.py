@@ -498,6 +498,15 @@ def measure(
         )
 
 
+def full_machine(mine: Figure, theirs: Figure) -> float:
+    """``mine``'s rate had its runs kept every core busy, against ``theirs``: its rate over
+    the share of the machine that was busy. Two workers against one is bounded by this: a
+    request costs the workers, wrk and the kernel what it cost in those runs, and what is
+    missing below it is idle time; what is missing above it is cores."""
+    busy = mine.median("busy")
+    return mine.rate / busy / theirs.rate if busy and theirs.rate else float("nan")
+
+
 def report(
     figures: dict[tuple[str, str], Figure], names: list[str], args: argparse.Namespace
 ) -> None:
@@ -535,6 +544,11 @@ def report(
             f"{mine.median('cpu_ms'):.3f} vs {theirs.median('cpu_ms'):.3f} ms/req, wrk "
             f"{mine.median('load_cores'):.2f} vs {theirs.median('load_cores'):.2f} cores, "
             f"machine {mine.median('busy'):.0%} vs {theirs.median('busy'):.0%} busy"
+            + (
+                f"; {full_machine(mine, theirs):.2f}x at a full machine"
+                if g.base_server == "kibitz-pg-1w"
+                else ""
+            )
         )
     before = [n for n in names if "@" in n]
     if before and "kibitz-sqlite" in names:

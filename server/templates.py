@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from jinja2.ext import Extension
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
@@ -75,32 +74,13 @@ def excerpt(html: str, limit: int = 240) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
-# Templates whose lines are sent once per comment: see Dedent.
-DEDENTED = frozenset({"_comment.html"})
-_INDENT = re.compile(r"\n[ \t]+")
-
-
-class Dedent(Extension):
-    """Drops the indentation of every line of :data:`DEDENTED`'s templates as they load.
-
-    A post page repeats the comment macro's lines once per comment, and their indentation
-    was 72 bytes a comment, 4 % of a page sent to every client that does not take gzip. A
-    browser reads a newline as it reads the spaces after it; these templates hold no
-    ``<pre>`` or ``<textarea>``, where it would not. Comment text never passes through here:
-    only the template's own source does.
-    """
-
-    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        return _INDENT.sub("\n", source) if name in DEDENTED else source
-
-
 class Templates:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(default=True, default_for_string=True),
-            extensions=["jinja2.ext.i18n", Dedent],
+            extensions=["jinja2.ext.i18n"],
             trim_blocks=True,
             lstrip_blocks=True,
         )
