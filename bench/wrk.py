@@ -546,7 +546,7 @@ def report(
             f"machine {mine.median('busy'):.0%} vs {theirs.median('busy'):.0%} busy"
             + (
                 f"; {full_machine(mine, theirs):.2f}x at a full machine"
-                if g.base_server == "kibitz-pg-1w"
+                if (g.server, g.base_server) == ("kibitz-pg", "kibitz-pg-1w")
                 else ""
             )
         )
