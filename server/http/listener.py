@@ -5,8 +5,9 @@ With ``--workers``, uvicorn binds one socket in its supervisor and hands that sa
 every worker. A worker whose event loop wakes for a new connection accepts every connection
 waiting, so a burst of keep-alive connections (a reverse proxy's upstream pool, a load test's
 16) can all land on one worker while the others idle for as long as those connections live.
-Measured with wrk's 16 connections on two workers: in one run of three every connection was
-on one worker, and two workers served no more than one (docs/performance.md).
+Measured with wrk's 16 connections on two workers: of six runs, one put all 16 on one
+worker, which then served no more than one worker alone, and another put 15 there
+(docs/performance.md, "What changed").
 
 With ``SO_REUSEPORT`` every worker listens on a socket of its own, bound to the same address,
 and the kernel hashes each new connection to one of them. uvicorn's supervisor is kept as it
