@@ -19,7 +19,7 @@ hands over), it becomes that worker's own socket, bound to the same address; the
 event loop listens on it. The live channel's port does the same (``realtime/endpoint.py``).
 
 What it costs: a worker's queue of connections not yet accepted is its own, so connections
-waiting in it when that worker stops are refused instead of going to another worker.
+waiting in it when that worker stops are reset instead of going to another worker.
 """
 
 from __future__ import annotations
@@ -51,8 +51,18 @@ def _bound(sock: socket.socket, host: str, port: int) -> None:
 
 def reserve(host: str, port: int) -> SharedPort:
     """The supervisor's :class:`SharedPort` on ``host:port`` (port 0: one chosen now, which
-    every worker then binds). Raises ``OSError`` if the address is in use."""
+    every worker then binds). Raises ``OSError`` if the address is in use.
+
+    In use means by anything: the address is first bound without ``SO_REUSEPORT``, which
+    fails where any socket listens, one with ``SO_REUSEPORT`` included. Without that probe a
+    second ``kibitz serve`` started on the same port by the same user would join the first
+    one's sockets and take a share of its connections, silently.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
     sock = SharedPort(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         _bound(sock, host, port)

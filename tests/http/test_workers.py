@@ -4,6 +4,7 @@ spreads connections over them (server/http/listener.py)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -112,22 +113,32 @@ def _established_to(port: int, client_ports: set[int]) -> list[int]:
     return inodes
 
 
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "SO_REUSEPORT"])
 def test_workers_on_a_port_in_use_exit_at_once_and_say_so(
-    pg_url: str, redis_url: str, tmp_path: Path
+    pg_url: str, redis_url: str, tmp_path: Path, reuse_port: bool
 ) -> None:
-    """Before any worker starts: exit status 2 and one line naming the address and what to do."""
+    """Before any worker starts: exit status 2 and one line naming the address and what to do.
+    A port another kibitz holds (its workers listen with SO_REUSEPORT, as the taker here
+    does) is in use too: joining its sockets would take a share of its connections."""
     env = env_for(pg_url, redis_url, tmp_path, f"kibitz-inuse-{uuid.uuid4().hex[:8]}")
-    with socket.create_server(("127.0.0.1", 0)) as taken:
+    with socket.create_server(("127.0.0.1", 0), reuse_port=reuse_port) as taken:
         port = taken.getsockname()[1]
-        result = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "server", "serve", "--workers", "2", "--port", str(port)],
             cwd=ROOT,
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=60,
+            start_new_session=True,  # its workers too are stopped if it serves after all
         )
-    assert result.returncode == 2, result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
-    assert "--port" in result.stderr
-    assert "Started parent process" not in result.stdout + result.stderr
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"kibitz serve started on port {port}, which was in use")
+    assert proc.returncode == 2, stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "--port" in stderr
+    assert "Started parent process" not in stdout + stderr
