@@ -104,10 +104,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "timeout_graceful_shutdown": SHUTDOWN_GRACE,
         **uvicorn_options(),
     }
-    if args.workers == 1:
+    if args.workers > 1:
+        _serve_workers(uvicorn.Config("server.app:from_environment", **options))
+    else:
         uvicorn.run("server.app:from_environment", **options)
-        return 0
-    _serve_workers(uvicorn.Config("server.app:from_environment", **options))
     return 0
 
 
@@ -411,11 +411,11 @@ def parser() -> Parser:
 
     serve = sub.add_parser("serve", help="serve the site, API and live channel")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_port_argument, default=8000)
+    serve.add_argument("--workers", type=_workers_argument, default=1)
     serve.add_argument(
         "--live-port",
-        type=int,
+        type=_port_argument,
         default=None,
         help="port of the live channel's own server (default: --port + 1; "
         "0: only the site's own /ws)",
@@ -502,6 +502,20 @@ def _id_argument(value: str) -> int:
     if found is None:
         raise argparse.ArgumentTypeError(f"{value[:30]!r} is not an id (a number 1 … 2^63-1)")
     return found
+
+
+def _port_argument(value: str) -> int:
+    """A TCP port (0 … 65535); argparse says so and exits 2 otherwise."""
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"{value[:30]!r} is not a port (a number 0 … 65535)")
+    return int(value)
+
+
+def _workers_argument(value: str) -> int:
+    """How many worker processes (1 or more); argparse says so and exits 2 otherwise."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value[:30]!r} is not a number of workers (1 or more)")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

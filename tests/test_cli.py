@@ -246,6 +246,30 @@ def test_serve_refuses_several_workers_without_postgres_and_redis(
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--port", "70000"),
+        ("--port", "-1"),
+        ("--live-port", "65536"),
+        ("--workers", "0"),
+        ("--workers", "-2"),
+        ("--workers", "two"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_range(
+    tmp_path: Path, args: tuple[str, str]
+) -> None:
+    """A port past 65535 or fewer than one worker: exit 2 and a line naming the argument,
+    before anything is bound or started (a port out of range once reached bind() as a
+    traceback, and a negative worker count a supervisor with no workers)."""
+    env = cli_env(f"sqlite:///{tmp_path / 'cli.db'}", tmp_path)
+    result = kibitz(env, "serve", *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert args[0] in result.stderr and repr(args[1]) in result.stderr
+
+
 def test_served_form_works_without_javascript(tmp_path: Path) -> None:
     """`kibitz serve` as a subprocess: a plain form post, the 303 followed, shows the comment."""
     env = cli_env(

@@ -21,14 +21,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 LISTEN, ESTABLISHED = "0A", "01"  # states in /proc/net/tcp
 
 
-def _sockets_on(port: int) -> dict[int, str]:
-    """The inodes of this machine's TCP sockets whose local port is ``port``, with their state."""
-    found: dict[int, str] = {}
+def _tcp_sockets() -> list[tuple[int, int, str, int]]:
+    """This machine's TCP sockets: local port, remote port, state and inode of each."""
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found[int(fields[9])] = fields[3]
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            found.append((local, remote, fields[3], int(fields[9])))
     return found
 
 
@@ -57,9 +58,12 @@ def _listeners(process: Process, count: int) -> dict[int, int]:
     """Listening socket inode → the process that holds it, once ``count`` are listening."""
     deadline = time.monotonic() + 30
     while True:
-        states = _sockets_on(process.port)
         held = _holders(_processes(process))
-        listening = {inode: held[inode] for inode, st in states.items() if st == LISTEN}
+        listening = {
+            inode: held[inode]
+            for local, _, state, inode in _tcp_sockets()
+            if local == process.port and state == LISTEN
+        }
         if len(listening) >= count or time.monotonic() > deadline:
             return listening
         time.sleep(0.1)
@@ -87,7 +91,11 @@ def test_each_worker_listens_and_a_burst_of_connections_reaches_every_worker(
             for conn in connections:  # every one answered: accepted and served
                 assert conn.recv(65536).startswith(b"HTTP/1.1 200")
             ours = {conn.getsockname()[1] for conn in connections}
-            served = _established_to(process.port, ours)
+            served = [  # the server's side of our connections
+                inode
+                for local, remote, state, inode in _tcp_sockets()
+                if local == process.port and remote in ours and state == ESTABLISHED
+            ]
             held = _holders(_processes(process))
             per_worker = {pid: sum(held.get(inode) == pid for inode in served) for pid in workers}
             assert sum(per_worker.values()) == 16
@@ -97,20 +105,6 @@ def test_each_worker_listens_and_a_burst_of_connections_reaches_every_worker(
                 conn.close()
     finally:
         stop_process(process)
-
-
-def _established_to(port: int, client_ports: set[int]) -> list[int]:
-    """The inodes of the server's side of our connections (local ``port``, remote one of
-    ``client_ports``)."""
-    inodes = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local = int(fields[1].rsplit(":", 1)[1], 16)
-            remote = int(fields[2].rsplit(":", 1)[1], 16)
-            if local == port and remote in client_ports and fields[3] == ESTABLISHED:
-                inodes.append(int(fields[9]))
-    return inodes
 
 
 @pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "SO_REUSEPORT"])

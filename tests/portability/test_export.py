@@ -142,12 +142,12 @@ def _shown(read: dict[str, Any]) -> list[tuple[str, bool, int, int]]:
     return [(c["html"], c["pinned"], c["up"], c["down"]) for c in read["comments"]]
 
 
-def _standing(page: str) -> list[tuple[str, bool, str, str]]:
+def _standing(page: str) -> list[tuple[str, str, str, str]]:
     """The post page's comments: text, pinned flag, like and dislike counts, in page order."""
     return [
         (
             text_of(by_class(li, "comment__body")[0]),
-            li.get("data-pinned") == "1",
+            li.get("data-pinned") or "",
             by_class(li, "comment__votes")[0].get("data-up") or "",
             by_class(li, "comment__votes")[0].get("data-down") or "",
         )
@@ -225,7 +225,7 @@ async def test_pins_votes_and_closing_reach_readers_after_a_move(
     assert _shown(after)[0] == ("<p>top 2</p>", True, 0, 0)  # pinned first, in every order
     assert ("<p>top 0</p>", False, 2, 1) in _shown(after)
     assert _standing(page) == _standing(before_page)
-    assert ("top 2", True, "0", "0") in _standing(page) and ("top 0", False, "2", "1") in _standing(
+    assert ("top 2", "1", "0", "0") in _standing(page) and ("top 0", "0", "2", "1") in _standing(
         page
     )
     root = parse(page)
